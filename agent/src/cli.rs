@@ -1,0 +1,182 @@
+//! Command-line interface of `k8s-agent`: the clap types (one [`Command`] variant per subcommand, one `run()` per
+//! command) and the exit codes. What a command prints goes to stdout; errors are returned to `main`, which
+//! renders them as `error: …` / `caused by: …` / `hint: …` on stderr.
+//!
+//! Adding a subcommand: a variant in [`Command`], an args struct with `fn run(&self) -> Result<Outcome,
+//! CommandError>`, and an arm in [`Command::run`]. New exit codes are added to [`EXIT_CODES_HELP`] and
+//! [`Outcome`], never renumbered.
+
+use clap::{Args, Parser, Subcommand};
+use k8s_agent::checks;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes, as shown at the end of `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success (check: every check passed; warnings allowed)
+  1  check: at least one check failed
+  2  usage error, or the command could not run (e.g. --root does not exist)";
+
+/// Exit code for a usage error or a command that could not run (clap uses it for usage errors too).
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "k8s-agent",
+    version,
+    about = "On-host agent of the Kubernetes node image: checks the host and brings the node up",
+    after_help = EXIT_CODES_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a node image tree (a staged image, or / on a node) against the image's rules.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Check(CheckArgs),
+}
+
+impl Command {
+    pub fn run(&self) -> Result<Outcome, CommandError> {
+        match self {
+            Command::Check(args) => args.run(),
+        }
+    }
+}
+
+/// How a command that ran to the end came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: `check` found at least one failure.
+    ChecksFailed,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::ChecksFailed => ExitCode::from(1),
+        }
+    }
+}
+
+/// A command could not run (exit 2): what went wrong, and what the user can do about it.
+#[derive(Debug)]
+pub struct CommandError {
+    pub error: anyhow::Error,
+    pub hint: Option<String>,
+}
+
+impl CommandError {
+    fn new(error: impl Into<anyhow::Error>, hint: impl Into<Option<String>>) -> Self {
+        CommandError {
+            error: error.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// `error: …`, one `caused by: …` per source, then `hint: …`.
+    pub fn render(&self) -> String {
+        let mut out = format!("error: {}\n", self.error);
+        for cause in self.error.chain().skip(1) {
+            out.push_str(&format!("  caused by: {cause}\n"));
+        }
+        if let Some(hint) = &self.hint {
+            out.push_str(&format!("hint: {hint}\n"));
+        }
+        out
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Root of the tree to check: a staged image tree, or / on a node.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Print the report as JSON (see the `checks` module docs for its fields) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CheckArgs {
+    pub fn run(&self) -> Result<Outcome, CommandError> {
+        match std::fs::metadata(&self.root) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(CommandError::new(
+                    anyhow::anyhow!("--root {} is not a directory", self.root.display()),
+                    "pass the directory the image was staged in, or / on a node".to_owned(),
+                ));
+            }
+            Err(err) => {
+                return Err(CommandError::new(
+                    anyhow::Error::new(err).context(format!("cannot use --root {}", self.root.display())),
+                    "pass the directory the image was staged in, or leave --root out to check this node (/)"
+                        .to_owned(),
+                ));
+            }
+        }
+        let report = checks::check_tree(&self.root);
+        let text = if self.json {
+            let mut json = serde_json::to_string_pretty(&report)
+                .map_err(|err| CommandError::new(anyhow::Error::new(err).context("cannot render JSON"), None))?;
+            json.push('\n');
+            json
+        } else {
+            report.render_human()
+        };
+        print_stdout(&text)?;
+        Ok(if report.passed() {
+            Outcome::Success
+        } else {
+            Outcome::ChecksFailed
+        })
+    }
+}
+
+/// Writes to stdout without panicking when it is closed (e.g. piped into `head`).
+fn print_stdout(text: &str) -> Result<(), CommandError> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|err| CommandError::new(anyhow::Error::new(err).context("cannot write to stdout"), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn check_defaults_to_root_and_text() -> Result<(), clap::Error> {
+        let cli = Cli::try_parse_from(["k8s-agent", "check"])?;
+        let Command::Check(args) = cli.command;
+        assert_eq!(args.root, PathBuf::from("/"));
+        assert!(!args.json);
+        Ok(())
+    }
+
+    #[test]
+    fn errors_render_with_causes_and_hint() {
+        let err = CommandError::new(
+            anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound)).context("cannot use --root /x"),
+            "pass a directory".to_owned(),
+        );
+        let text = err.render();
+        assert!(text.starts_with("error: cannot use --root /x\n  caused by: "), "{text}");
+        assert!(text.ends_with("hint: pass a directory\n"), "{text}");
+    }
+}

@@ -1,0 +1,411 @@
+//! `imagebuilder`: manifest → fetch + verify → staged tree → checks → deterministic layer, SBOM and lock.
+//!
+//! [`build`] is the whole pipeline; [`fetch_all`] is its first half (used alone by `imagebuilder fetch` to fill the
+//! cache for air-gapped builds). Nothing is written to the output directory until every step has succeeded: the
+//! tree is staged in a temporary directory inside it, the outputs are written to temporary files, and only then
+//! renamed into place.
+
+pub mod checksum;
+pub mod fetch;
+pub mod layer;
+pub mod manifest;
+pub mod progress;
+pub mod sbom;
+pub mod stage;
+
+use checksum::{Checksum, sha256_hex};
+use fetch::{FetchError, FetchOptions, FetchedFrom, Fetcher};
+use futures_util::StreamExt;
+use k8s_agent::image_info::{
+    IMAGE_INFO_DIR, ImageLock, InstalledFile, LOCK_FILE, LOCK_SCHEMA_VERSION, LockedArtifact,
+    MANIFEST_FILE, SBOM_FILE,
+};
+use manifest::{Artifact, ChecksumPin, Install, Manifest, ManifestError};
+use progress::Progress;
+use stage::{StageError, Staging};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Name of the layer in the output directory.
+pub const LAYER_FILE: &str = "layer.tar.gz";
+/// Name of the layer's checksum file (`sha256sum` format).
+pub const LAYER_SHA256_FILE: &str = "layer.tar.gz.sha256";
+/// Owner name recorded for the agent binary.
+pub const AGENT_ARTIFACT: &str = "k8s-agent";
+/// Owner name recorded for this repository's node content.
+pub const CONTENT_ARTIFACT: &str = "node-content";
+/// How many artifacts are fetched at once.
+pub const FETCH_CONCURRENCY: usize = 4;
+
+/// Everything that can stop a build, each naming what it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    #[error("{0}")]
+    Fetch(#[from] FetchError),
+    #[error("{0}")]
+    Stage(#[from] StageError),
+    #[error(
+        "SOURCE_DATE_EPOCH={0:?} is not a number of seconds\n  hint: unset it or set it to e.g. 1767225600"
+    )]
+    BadSourceDateEpoch(String),
+    #[error(
+        "no build time is fixed: the manifest has no source_date_epoch and SOURCE_DATE_EPOCH is not set\n  hint: add source_date_epoch = <seconds> to the manifest so builds are reproducible"
+    )]
+    NoSourceDateEpoch,
+    #[error(
+        "agent binary {0} does not exist\n  hint: build it with `cargo build --release -p k8s-agent` or pass --agent-bin"
+    )]
+    NoAgentBinary(PathBuf),
+    #[error(
+        "the staged image fails its checks:\n{0}\n  hint: fix the manifest or the node content; the checks are the same as `k8s-agent check --root`"
+    )]
+    Checks(String),
+    #[error("{path}: {reason}\n  hint: check free space and permissions of the output directory")]
+    Output { path: PathBuf, reason: String },
+}
+
+/// Inputs of a build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub manifest: PathBuf,
+    pub out_dir: PathBuf,
+    /// Repository root holding units/, dropins/, sysctl.d/, modules-load.d/, files/.
+    pub content_dir: PathBuf,
+    pub agent_bin: PathBuf,
+    pub fetch: FetchOptions,
+    /// The value of the SOURCE_DATE_EPOCH environment variable, if set.
+    pub source_date_epoch_env: Option<String>,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub layer: PathBuf,
+    pub layer_sha256: String,
+    pub layer_bytes: u64,
+    pub files: usize,
+    pub standins: Vec<String>,
+    pub check_summary: String,
+    pub fetched_from_network: usize,
+    pub fetch_time: Duration,
+    pub stage_time: Duration,
+    pub pack_time: Duration,
+}
+
+/// An artifact whose bytes are verified and in the cache.
+#[derive(Debug, Clone)]
+pub struct FetchedArtifact {
+    pub artifact: Artifact,
+    pub blob: PathBuf,
+    pub checksum: Checksum,
+    pub checksum_source: String,
+    pub from: FetchedFrom,
+}
+
+/// Installs rustls' `ring` provider once (reqwest is built without a default provider).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Resolves the build's fixed mtime: SOURCE_DATE_EPOCH wins over the manifest.
+pub fn source_date_epoch(manifest: &Manifest, env: Option<&str>) -> Result<u64, BuildError> {
+    match env {
+        Some(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| BuildError::BadSourceDateEpoch(v.to_string())),
+        _ => manifest
+            .source_date_epoch
+            .ok_or(BuildError::NoSourceDateEpoch),
+    }
+}
+
+async fn fetch_one(fetcher: &Fetcher, artifact: &Artifact) -> Result<FetchedArtifact, FetchError> {
+    let label = format!("{} {}", artifact.name, artifact.version);
+    let (checksum, source) = match &artifact.pin {
+        ChecksumPin::Fixed(c) => (c.clone(), "manifest".to_string()),
+        ChecksumPin::Published(url) => (
+            fetcher.resolve_published(url, &artifact.url).await?,
+            url.to_string(),
+        ),
+    };
+    let (blob, from) = fetcher
+        .fetch_verified(&label, &artifact.url, &checksum, &source)
+        .await?;
+    Ok(FetchedArtifact {
+        artifact: artifact.clone(),
+        blob,
+        checksum,
+        checksum_source: source,
+        from,
+    })
+}
+
+/// Fetches and verifies every artifact of `manifest` into the cache. In offline mode, every missing item is
+/// reported at once.
+pub async fn fetch_all(
+    manifest: &Manifest,
+    fetcher: &Fetcher,
+) -> Result<Vec<FetchedArtifact>, BuildError> {
+    let results: Vec<Result<FetchedArtifact, FetchError>> =
+        futures_util::stream::iter(manifest.artifacts.iter())
+            .map(|a| fetch_one(fetcher, a))
+            .buffered(FETCH_CONCURRENCY)
+            .collect()
+            .await;
+    let mut fetched = Vec::new();
+    let mut missing = Vec::new();
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok(f) => fetched.push(f),
+            Err(FetchError::OfflineMissing { missing: m }) => missing.extend(m),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e.into());
+    }
+    if !missing.is_empty() {
+        return Err(FetchError::OfflineMissing { missing }.into());
+    }
+    Ok(fetched)
+}
+
+/// Stages every input into `staging` and returns the lock.
+fn stage_all(
+    manifest: &Manifest,
+    fetched: &[FetchedArtifact],
+    opts: &BuildOptions,
+    mtime: u64,
+    staging: &mut Staging,
+) -> Result<ImageLock, BuildError> {
+    let mut artifacts = Vec::new();
+    for f in fetched {
+        let a = &f.artifact;
+        match &a.install {
+            Install::File { path, mode } => {
+                staging.add_file(path, &f.blob, *mode, &a.name)?;
+            }
+            Install::Archive {
+                format,
+                dir,
+                members,
+                mode,
+            } => {
+                staging.add_archive_members(
+                    &f.blob,
+                    a.url.as_str(),
+                    *format,
+                    dir,
+                    members,
+                    *mode,
+                    &a.name,
+                )?;
+            }
+        }
+        artifacts.push(LockedArtifact {
+            name: a.name.clone(),
+            version: a.version.clone(),
+            url: a.url.to_string(),
+            checksum: f.checksum.to_string(),
+            checksum_source: f.checksum_source.clone(),
+            standin: a.standin,
+            files: vec![],
+        });
+    }
+
+    if !opts.agent_bin.is_file() {
+        return Err(BuildError::NoAgentBinary(opts.agent_bin.clone()));
+    }
+    let agent = staging.add_file("/usr/bin/k8s-agent", &opts.agent_bin, 0o755, AGENT_ARTIFACT)?;
+    artifacts.push(LockedArtifact {
+        name: AGENT_ARTIFACT.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        url: "workspace:agent".to_string(),
+        checksum: format!("sha256:{}", agent.sha256),
+        checksum_source: "built".to_string(),
+        standin: false,
+        files: vec![],
+    });
+
+    let content = stage::list_node_content(&opts.content_dir)?;
+    let mut listing = String::new();
+    for c in &content {
+        let staged = staging.add_file(&c.node_path, &c.source, c.mode, CONTENT_ARTIFACT)?;
+        listing.push_str(&format!("{} {:o} {}\n", c.node_path, c.mode, staged.sha256));
+        if c.node_path.starts_with("/usr/lib/systemd/system/") && !c.node_path.contains(".d/") {
+            let text = std::fs::read_to_string(&c.source).map_err(|e| StageError::Io {
+                path: c.source.clone(),
+                reason: e.to_string(),
+            })?;
+            let unit = c
+                .node_path
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            for target in stage::wanted_by(&text) {
+                staging.add_symlink(
+                    &format!("/etc/systemd/system/{target}.wants/{unit}"),
+                    &c.node_path,
+                    CONTENT_ARTIFACT,
+                )?;
+            }
+        }
+    }
+    artifacts.push(LockedArtifact {
+        name: CONTENT_ARTIFACT.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        url: "workspace:units,dropins,sysctl.d,modules-load.d,files".to_string(),
+        checksum: format!("sha256:{}", sha256_hex(listing.as_bytes())),
+        checksum_source: "built".to_string(),
+        standin: false,
+        files: vec![],
+    });
+
+    for locked in &mut artifacts {
+        locked.files = staging
+            .files()
+            .iter()
+            .filter(|(_, f)| f.owner == locked.name)
+            .map(|(path, f)| InstalledFile {
+                path: path.clone(),
+                mode: f.mode,
+                sha256: f.sha256.clone(),
+            })
+            .collect();
+    }
+
+    Ok(ImageLock {
+        lock_version: LOCK_SCHEMA_VERSION,
+        image_name: manifest.name.clone(),
+        kubernetes_version: manifest.kubernetes_version.clone(),
+        arch: manifest.arch.as_str().to_string(),
+        source_date_epoch: mtime,
+        host_packages: manifest.host_packages.clone(),
+        artifacts,
+    })
+}
+
+fn to_json(value: &impl serde::Serialize) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// The whole build. On error nothing is left in `out_dir` but what was there before.
+pub async fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildReport, BuildError> {
+    let manifest = Manifest::load(&opts.manifest)?;
+    let mtime = source_date_epoch(&manifest, opts.source_date_epoch_env.as_deref())?;
+    let fetcher = Fetcher::new(opts.fetch.clone(), progress.clone())?;
+
+    let started = Instant::now();
+    let fetched = fetch_all(&manifest, &fetcher).await?;
+    let fetch_time = started.elapsed();
+
+    let out_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: std::io::Error| BuildError::Output {
+            path,
+            reason: e.to_string(),
+        }
+    };
+    std::fs::create_dir_all(&opts.out_dir).map_err(out_err(&opts.out_dir))?;
+    let staging_dir = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(&opts.out_dir)
+        .map_err(out_err(&opts.out_dir))?;
+
+    let started = Instant::now();
+    let mut staging = Staging::new(staging_dir.path().join("root"));
+    std::fs::create_dir_all(staging.root()).map_err(out_err(staging.root()))?;
+    let lock = stage_all(&manifest, &fetched, opts, mtime, &mut staging)?;
+    let lock_json = to_json(&lock);
+    let sbom = sbom::build_sbom(&lock, &lock_json, &staging);
+    let sbom_json = to_json(&sbom);
+    let info = |name: &str| format!("/{IMAGE_INFO_DIR}/{name}");
+    staging.add_bytes(&info(LOCK_FILE), &lock_json, 0o644, "image-info")?;
+    staging.add_bytes(&info(SBOM_FILE), &sbom_json, 0o644, "image-info")?;
+    staging.add_bytes(
+        &info(MANIFEST_FILE),
+        manifest.text.as_bytes(),
+        0o644,
+        "image-info",
+    )?;
+
+    let report = k8s_agent::checks::check_tree(staging.root());
+    if !report.passed() {
+        return Err(BuildError::Checks(report.render_human()));
+    }
+    let check_summary = report.render_human();
+    let stage_time = started.elapsed();
+
+    let started = Instant::now();
+    let layer_tmp = tempfile::Builder::new()
+        .prefix(".layer-")
+        .tempfile_in(&opts.out_dir)
+        .map_err(out_err(&opts.out_dir))?;
+    let mut writer =
+        layer::HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, layer_tmp));
+    layer::write_layer(&staging, mtime, &mut writer).map_err(out_err(&opts.out_dir))?;
+    let (buffered, layer_sha256, layer_bytes) = writer.finish();
+    let layer_tmp = buffered.into_inner().map_err(|e| BuildError::Output {
+        path: opts.out_dir.clone(),
+        reason: e.error().to_string(),
+    })?;
+    layer_tmp
+        .as_file()
+        .sync_all()
+        .map_err(out_err(&opts.out_dir))?;
+    let pack_time = started.elapsed();
+
+    let layer_path = opts.out_dir.join(LAYER_FILE);
+    atomic_write(&opts.out_dir.join(LOCK_FILE), &lock_json)
+        .map_err(out_err(&opts.out_dir.join(LOCK_FILE)))?;
+    atomic_write(&opts.out_dir.join(SBOM_FILE), &sbom_json)
+        .map_err(out_err(&opts.out_dir.join(SBOM_FILE)))?;
+    atomic_write(
+        &opts.out_dir.join(LAYER_SHA256_FILE),
+        format!("{layer_sha256}  {LAYER_FILE}\n").as_bytes(),
+    )
+    .map_err(out_err(&opts.out_dir.join(LAYER_SHA256_FILE)))?;
+    layer_tmp
+        .persist(&layer_path)
+        .map_err(|e| BuildError::Output {
+            path: layer_path.clone(),
+            reason: e.error.to_string(),
+        })?;
+    drop(staging_dir);
+
+    Ok(BuildReport {
+        layer: layer_path,
+        layer_sha256,
+        layer_bytes,
+        files: staging.files().len(),
+        standins: lock.standins().iter().map(|s| s.to_string()).collect(),
+        check_summary,
+        fetched_from_network: fetched
+            .iter()
+            .filter(|f| f.from == FetchedFrom::Network)
+            .count(),
+        fetch_time,
+        stage_time,
+        pack_time,
+    })
+}

@@ -1,0 +1,190 @@
+//! `imagebuilder` command line: `build` (manifest → layer.tar.gz + SBOM + lock) and `fetch` (fill the cache only,
+//! for air-gapped builds).
+//!
+//! Exit codes: 0 success; 1 the build or fetch failed (bad manifest, download, checksum, checks, output); 2 usage
+//! error (bad flags).
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use imagebuilder::fetch::{FetchOptions, Fetcher};
+use imagebuilder::manifest::Manifest;
+use imagebuilder::progress::Progress;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "imagebuilder",
+    version,
+    about = "Bake a Kubernetes node image layer from a manifest"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch, verify, stage, check and pack the layer, SBOM and lock into --out.
+    Build(BuildArgs),
+    /// Fetch and verify every artifact into the cache, nothing else (then build --offline).
+    Fetch(FetchArgs),
+}
+
+#[derive(Args)]
+struct FetchArgs {
+    /// The image manifest (TOML).
+    #[arg(long, short = 'm')]
+    manifest: PathBuf,
+    /// Content-addressed download cache [default: $XDG_CACHE_HOME/k8s-imagebuilder or ~/.cache/k8s-imagebuilder].
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Use only the cache; fail naming every artifact that is not there.
+    #[arg(long)]
+    offline: bool,
+    /// Seconds without progress before a connect or read is abandoned.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    /// Attempts per URL for transient failures (connect, timeout, 5xx, truncated body).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    attempts: u32,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    #[command(flatten)]
+    fetch: FetchArgs,
+    /// Output directory for layer.tar.gz, layer.tar.gz.sha256, sbom.spdx.json, lock.json.
+    #[arg(long, short = 'o')]
+    out: PathBuf,
+    /// Repository root with units/, dropins/, sysctl.d/, modules-load.d/, files/ [default: this build's source tree].
+    #[arg(long)]
+    content: Option<PathBuf>,
+    /// The k8s-agent binary to install [default: k8s-agent next to this program].
+    #[arg(long)]
+    agent_bin: Option<PathBuf>,
+}
+
+impl FetchArgs {
+    fn options(&self) -> anyhow::Result<FetchOptions> {
+        let cache_dir = match &self.cache {
+            Some(c) => c.clone(),
+            None => default_cache_dir().context("cannot find a cache directory; pass --cache")?,
+        };
+        Ok(FetchOptions {
+            cache_dir,
+            offline: self.offline,
+            attempts: self.attempts,
+            timeout: Duration::from_secs(self.timeout),
+            retry_delay: Duration::from_millis(500),
+        })
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("k8s-imagebuilder"));
+    }
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache").join("k8s-imagebuilder"))
+}
+
+fn default_agent_bin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("k8s-agent")))
+        .unwrap_or_else(|| PathBuf::from("k8s-agent"))
+}
+
+fn default_content_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+async fn run_build(args: BuildArgs) -> anyhow::Result<()> {
+    let progress = Progress::for_stderr(args.fetch.quiet);
+    let opts = imagebuilder::BuildOptions {
+        manifest: args.fetch.manifest.clone(),
+        out_dir: args.out.clone(),
+        content_dir: args.content.clone().unwrap_or_else(default_content_dir),
+        agent_bin: args.agent_bin.clone().unwrap_or_else(default_agent_bin),
+        fetch: args.fetch.options()?,
+        source_date_epoch_env: std::env::var("SOURCE_DATE_EPOCH").ok(),
+    };
+    let started = Instant::now();
+    let report = imagebuilder::build(&opts, &progress).await?;
+    println!("{}", report.check_summary.trim_end());
+    println!(
+        "built {} ({} bytes, {} files)\nsha256 {}\nfetch {:.2}s ({} from network), stage+check {:.2}s, pack {:.2}s, total {:.2}s",
+        report.layer.display(),
+        report.layer_bytes,
+        report.files,
+        report.layer_sha256,
+        report.fetch_time.as_secs_f64(),
+        report.fetched_from_network,
+        report.stage_time.as_secs_f64(),
+        report.pack_time.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    if !report.standins.is_empty() {
+        println!(
+            "DEMO IMAGE: stand-ins for {} — never use this layer for a real node",
+            report.standins.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn run_fetch(args: FetchArgs) -> anyhow::Result<()> {
+    let progress = Progress::for_stderr(args.quiet);
+    let manifest = Manifest::load(&args.manifest)?;
+    let fetcher = Fetcher::new(args.options()?, progress)?;
+    let fetched = imagebuilder::fetch_all(&manifest, &fetcher).await?;
+    println!(
+        "{} artifacts verified in {}",
+        fetched.len(),
+        fetcher.cache().root.display()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IMAGEBUILDER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Build(args) => run_build(args).await,
+            Command::Fetch(args) => run_fetch(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("Caused by: {cause}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,812 @@
+//! The image manifest: a versioned TOML file that says what goes into the image.
+//!
+//! Parsing happens in two steps, kept apart on purpose: serde reads the text into `Raw*` types that reject unknown
+//! keys and keep the source span of every value, then [`Manifest::parse`] checks every value and builds the checked
+//! [`Manifest`]. Every error is a [`ManifestError`] with the file, line and column it is about and a hint, so the
+//! tests can assert exactly which error a bad manifest gives.
+
+use crate::checksum::{Checksum, ChecksumAlgo};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use url::Url;
+
+/// The only manifest schema this builder understands.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The oldest Kubernetes minor the units and configs in this repository are written for.
+pub const MIN_KUBERNETES_MINOR: u32 = 33;
+/// Paths the builder writes itself; artifacts may not install there.
+pub const RESERVED_PATHS: &[&str] = &["/usr/share/k8s-image", "/usr/bin/k8s-agent"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    schema_version: Spanned<i64>,
+    name: Spanned<String>,
+    kubernetes_version: Spanned<String>,
+    arch: Spanned<String>,
+    #[serde(default)]
+    source_date_epoch: Option<Spanned<i64>>,
+    #[serde(default)]
+    base_url: Option<Spanned<String>>,
+    #[serde(default)]
+    host: Option<RawHost>,
+    #[serde(default, rename = "artifact")]
+    artifacts: Vec<Spanned<RawArtifact>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    #[serde(default)]
+    packages: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArtifact {
+    name: Spanned<String>,
+    version: Spanned<String>,
+    url: Spanned<String>,
+    #[serde(default)]
+    sha256: Option<Spanned<String>>,
+    #[serde(default)]
+    sha512: Option<Spanned<String>>,
+    #[serde(default)]
+    checksum_url: Option<Spanned<String>>,
+    #[serde(default)]
+    standin: bool,
+    install: Spanned<RawInstall>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstall {
+    #[serde(default)]
+    file: Option<Spanned<String>>,
+    #[serde(default)]
+    dir: Option<Spanned<String>>,
+    #[serde(default)]
+    members: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
+}
+
+/// A checked manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The exact text, copied into the image.
+    pub text: String,
+    pub name: String,
+    pub kubernetes_version: String,
+    pub arch: Arch,
+    /// From the manifest; `SOURCE_DATE_EPOCH` in the environment wins at build time.
+    pub source_date_epoch: Option<u64>,
+    pub host_packages: Vec<String>,
+    pub artifacts: Vec<Artifact>,
+}
+
+/// Target CPU architecture, in Kubernetes' spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+}
+
+/// One thing to fetch, verify and install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub name: String,
+    pub version: String,
+    pub url: Url,
+    pub pin: ChecksumPin,
+    pub standin: bool,
+    pub install: Install,
+}
+
+/// Where the expected checksum comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChecksumPin {
+    /// Written in the manifest.
+    Fixed(Checksum),
+    /// Read from a published checksum file (bare digest or `sha256sum` lines).
+    Published(Url),
+}
+
+/// How an artifact lands in the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Install {
+    /// The downloaded file itself, at `path`.
+    File { path: String, mode: u32 },
+    /// Members of a downloaded archive, each at `dir/<basename of member>`.
+    Archive {
+        format: ArchiveFormat,
+        dir: String,
+        members: Vec<String>,
+        mode: u32,
+    },
+}
+
+impl Install {
+    /// Every node path this install writes, in manifest order.
+    pub fn target_paths(&self) -> Vec<String> {
+        match self {
+            Install::File { path, .. } => vec![path.clone()],
+            Install::Archive { dir, members, .. } => members
+                .iter()
+                .map(|m| format!("{}/{}", dir.trim_end_matches('/'), member_basename(m)))
+                .collect(),
+        }
+    }
+}
+
+/// The last path component of an archive member name.
+pub fn member_basename(member: &str) -> &str {
+    member
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(member)
+}
+
+/// Archive formats an artifact may come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    TarGz,
+    Tar,
+}
+
+/// A bad manifest: where, what, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub kind: ManifestErrorKind,
+}
+
+/// What is wrong with a manifest. `PartialEq` so tests assert the exact error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestErrorKind {
+    /// The file cannot be read.
+    Unreadable(String),
+    /// TOML syntax, an unknown key, a missing key or a value of the wrong type (message from the TOML parser).
+    Toml(String),
+    UnsupportedSchema(i64),
+    BadName(String),
+    BadKubernetesVersion(String),
+    KubernetesTooOld(String),
+    UnsupportedArch(String),
+    BadSourceDateEpoch(i64),
+    BadUrl {
+        url: String,
+        reason: String,
+    },
+    ChecksumCount {
+        artifact: String,
+        found: usize,
+    },
+    BadChecksum {
+        artifact: String,
+        reason: String,
+    },
+    DuplicateArtifact(String),
+    InstallKind {
+        artifact: String,
+    },
+    BadInstallPath {
+        path: String,
+        reason: String,
+    },
+    BadMode(String),
+    MembersWithoutDir {
+        artifact: String,
+    },
+    NoMembers {
+        artifact: String,
+    },
+    BadMember {
+        member: String,
+        reason: String,
+    },
+    UnknownArchiveFormat {
+        artifact: String,
+        url: String,
+    },
+    PathCollision {
+        path: String,
+        first: String,
+    },
+    ReservedPath(String),
+    BadHostPackage(String),
+}
+
+impl ManifestErrorKind {
+    fn message(&self) -> String {
+        use ManifestErrorKind::*;
+        match self {
+            Unreadable(e) => format!("cannot read the manifest: {e}"),
+            Toml(m) => m.trim_end().to_string(),
+            UnsupportedSchema(v) => format!("schema_version {v} is not supported"),
+            BadName(n) => format!("name {n:?} is not a valid image name"),
+            BadKubernetesVersion(v) => {
+                format!("kubernetes_version {v:?} is not a version like \"1.35.0\"")
+            }
+            KubernetesTooOld(v) => {
+                format!("kubernetes_version {v} is older than 1.{MIN_KUBERNETES_MINOR}")
+            }
+            UnsupportedArch(a) => format!("arch {a:?} is not supported"),
+            BadSourceDateEpoch(v) => format!("source_date_epoch {v} is negative"),
+            BadUrl { url, reason } => format!("url {url:?} is not usable: {reason}"),
+            ChecksumCount { artifact, found } => {
+                format!(
+                    "artifact {artifact:?} has {found} of sha256/sha512/checksum_url; it needs exactly one"
+                )
+            }
+            BadChecksum { artifact, reason } => format!("artifact {artifact:?}: {reason}"),
+            DuplicateArtifact(n) => format!("artifact name {n:?} is used twice"),
+            InstallKind { artifact } => {
+                format!("artifact {artifact:?}: install needs exactly one of `file` or `dir`")
+            }
+            BadInstallPath { path, reason } => format!("install path {path:?} {reason}"),
+            BadMode(m) => format!("mode {m:?} is not an octal permission like \"0755\""),
+            MembersWithoutDir { artifact } => {
+                format!("artifact {artifact:?}: `members` only goes with `dir` (archive install)")
+            }
+            NoMembers { artifact } => {
+                format!("artifact {artifact:?}: an archive install lists no members")
+            }
+            BadMember { member, reason } => format!("archive member {member:?} {reason}"),
+            UnknownArchiveFormat { artifact, url } => {
+                format!("artifact {artifact:?}: cannot tell the archive format of {url}")
+            }
+            PathCollision { path, first } => {
+                format!("{path} is already installed by artifact {first:?}")
+            }
+            ReservedPath(p) => format!("{p} is written by the image builder itself"),
+            BadHostPackage(p) => format!("host package {p:?} is not a valid Debian package name"),
+        }
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> &'static str {
+        use ManifestErrorKind::*;
+        match self {
+            Unreadable(_) => "check the path given to --manifest",
+            Toml(_) => "see the manifest reference in README.md for the keys each table takes",
+            UnsupportedSchema(_) => "this imagebuilder reads schema_version = 1",
+            BadName(_) => "use lower-case letters, digits, '.', '_' and '-'",
+            BadKubernetesVersion(_) => {
+                "write MAJOR.MINOR.PATCH without a leading 'v', e.g. \"1.35.0\""
+            }
+            KubernetesTooOld(_) => "the units and kubelet config target Kubernetes 1.33 or newer",
+            UnsupportedArch(_) => "use \"amd64\" or \"arm64\"",
+            BadSourceDateEpoch(_) => "use seconds since 1970-01-01, e.g. 1767225600",
+            BadUrl { .. } => {
+                "use an absolute http(s):// or file:// URL, or a relative one together with base_url"
+            }
+            ChecksumCount { .. } => {
+                "pin every artifact: sha256 = \"<hex>\", sha512 = \"<hex>\" or checksum_url = \"<url>\""
+            }
+            BadChecksum { .. } => "sha256 is 64 hex digits, sha512 is 128",
+            DuplicateArtifact(_) => "give each [[artifact]] its own name",
+            InstallKind { .. } => {
+                "install = { file = \"/usr/bin/x\" } for one file, or { dir = \"/opt/cni/bin\", members = [..] } for an archive"
+            }
+            BadInstallPath { .. } => "use an absolute, normalised path such as /usr/bin/kubelet",
+            BadMode(_) => "write the mode as a string of octal digits, e.g. \"0755\" or \"0644\"",
+            MembersWithoutDir { .. } => {
+                "for an archive use install = { dir = \"...\", members = [...] }"
+            }
+            NoMembers { .. } => {
+                "list the archive members to install, e.g. members = [\"./loopback\"]"
+            }
+            BadMember { .. } => {
+                "name members as they appear in `tar tf`, relative and without '..'"
+            }
+            UnknownArchiveFormat { .. } => {
+                "archive installs need a .tar.gz, .tgz or .tar URL; for a single binary use install.file"
+            }
+            PathCollision { .. } => "two artifacts cannot install the same path; drop one of them",
+            ReservedPath(_) => "the builder installs k8s-agent and /usr/share/k8s-image/ itself",
+            BadHostPackage(_) => "use the package's Debian name, e.g. \"conntrack\"",
+        }
+    }
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}\n  hint: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.kind.message(),
+            self.kind.hint()
+        )
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+/// Turns byte offsets into 1-based line and column numbers.
+struct SourceMap<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl SourceMap<'_> {
+    fn error(&self, span: Range<usize>, kind: ManifestErrorKind) -> ManifestError {
+        let (line, column) = line_column(self.text, span.start);
+        ManifestError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            kind,
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+impl Manifest {
+    /// Reads and checks the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            kind: ManifestErrorKind::Unreadable(e.to_string()),
+        })?;
+        Manifest::parse(path, &text)
+    }
+
+    /// Checks manifest `text` that was read from `path` (used to name the file in errors and to resolve a
+    /// relative `base_url`).
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        let map = SourceMap { file: path, text };
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            map.error(
+                e.span().unwrap_or(0..0),
+                ManifestErrorKind::Toml(e.message().to_string()),
+            )
+        })?;
+
+        let schema = *raw.schema_version.get_ref();
+        if schema != i64::from(SCHEMA_VERSION) {
+            return Err(map.error(
+                raw.schema_version.span(),
+                ManifestErrorKind::UnsupportedSchema(schema),
+            ));
+        }
+        let name = raw.name.get_ref().clone();
+        if !is_simple_name(&name, true) {
+            return Err(map.error(raw.name.span(), ManifestErrorKind::BadName(name)));
+        }
+        let kubernetes_version = check_kubernetes_version(&map, &raw.kubernetes_version)?;
+        let arch = match raw.arch.get_ref().as_str() {
+            "amd64" => Arch::Amd64,
+            "arm64" => Arch::Arm64,
+            other => {
+                return Err(map.error(
+                    raw.arch.span(),
+                    ManifestErrorKind::UnsupportedArch(other.to_string()),
+                ));
+            }
+        };
+        let source_date_epoch = match &raw.source_date_epoch {
+            None => None,
+            Some(v) => Some(u64::try_from(*v.get_ref()).map_err(|_| {
+                map.error(
+                    v.span(),
+                    ManifestErrorKind::BadSourceDateEpoch(*v.get_ref()),
+                )
+            })?),
+        };
+        let base_url = match &raw.base_url {
+            None => None,
+            Some(b) => Some(resolve_base_url(path, b.get_ref()).map_err(|reason| {
+                map.error(
+                    b.span(),
+                    ManifestErrorKind::BadUrl {
+                        url: b.get_ref().clone(),
+                        reason,
+                    },
+                )
+            })?),
+        };
+        let mut host_packages = Vec::new();
+        for p in raw.host.iter().flat_map(|h| h.packages.iter()) {
+            if !is_debian_package_name(p.get_ref()) {
+                return Err(map.error(
+                    p.span(),
+                    ManifestErrorKind::BadHostPackage(p.get_ref().clone()),
+                ));
+            }
+            host_packages.push(p.get_ref().clone());
+        }
+
+        let mut artifacts = Vec::new();
+        let mut names = BTreeSet::new();
+        let mut installed: BTreeMap<String, String> = BTreeMap::new();
+        for raw_artifact in &raw.artifacts {
+            let artifact = check_artifact(&map, raw_artifact, base_url.as_ref())?;
+            if !names.insert(artifact.name.clone()) {
+                return Err(map.error(
+                    raw_artifact.get_ref().name.span(),
+                    ManifestErrorKind::DuplicateArtifact(artifact.name.clone()),
+                ));
+            }
+            let install_span = raw_artifact.get_ref().install.span();
+            for target in artifact.install.target_paths() {
+                if RESERVED_PATHS
+                    .iter()
+                    .any(|r| target == *r || target.starts_with(&format!("{r}/")))
+                {
+                    return Err(map.error(
+                        install_span.clone(),
+                        ManifestErrorKind::ReservedPath(target),
+                    ));
+                }
+                if let Some(first) = installed.get(&target) {
+                    return Err(map.error(
+                        install_span.clone(),
+                        ManifestErrorKind::PathCollision {
+                            path: target,
+                            first: first.clone(),
+                        },
+                    ));
+                }
+                installed.insert(target, artifact.name.clone());
+            }
+            artifacts.push(artifact);
+        }
+
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            name,
+            kubernetes_version,
+            arch,
+            source_date_epoch,
+            host_packages,
+            artifacts,
+        })
+    }
+}
+
+fn check_kubernetes_version(
+    map: &SourceMap<'_>,
+    v: &Spanned<String>,
+) -> Result<String, ManifestError> {
+    let text = v.get_ref();
+    let bad = || {
+        map.error(
+            v.span(),
+            ManifestErrorKind::BadKubernetesVersion(text.clone()),
+        )
+    };
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad());
+    }
+    let major: u32 = parts[0].parse().map_err(|_| bad())?;
+    let minor: u32 = parts[1].parse().map_err(|_| bad())?;
+    if major != 1 || minor < MIN_KUBERNETES_MINOR {
+        return Err(map.error(v.span(), ManifestErrorKind::KubernetesTooOld(text.clone())));
+    }
+    Ok(text.clone())
+}
+
+fn check_artifact(
+    map: &SourceMap<'_>,
+    spanned: &Spanned<RawArtifact>,
+    base_url: Option<&Url>,
+) -> Result<Artifact, ManifestError> {
+    let raw = spanned.get_ref();
+    let name = raw.name.get_ref().clone();
+    if !is_simple_name(&name, false) {
+        return Err(map.error(raw.name.span(), ManifestErrorKind::BadName(name)));
+    }
+    if raw.version.get_ref().trim().is_empty() {
+        return Err(map.error(
+            raw.version.span(),
+            ManifestErrorKind::Toml("version must not be empty".to_string()),
+        ));
+    }
+    let url = resolve_url(map, &raw.url, base_url)?;
+
+    let pins = [
+        raw.sha256.is_some(),
+        raw.sha512.is_some(),
+        raw.checksum_url.is_some(),
+    ];
+    let found = pins.iter().filter(|p| **p).count();
+    if found != 1 {
+        return Err(map.error(
+            spanned.span(),
+            ManifestErrorKind::ChecksumCount {
+                artifact: name,
+                found,
+            },
+        ));
+    }
+    let pin = if let Some(h) = &raw.sha256 {
+        ChecksumPin::Fixed(parse_pinned(map, &name, h, ChecksumAlgo::Sha256)?)
+    } else if let Some(h) = &raw.sha512 {
+        ChecksumPin::Fixed(parse_pinned(map, &name, h, ChecksumAlgo::Sha512)?)
+    } else if let Some(u) = &raw.checksum_url {
+        ChecksumPin::Published(resolve_url(map, u, base_url)?)
+    } else {
+        unreachable!("exactly one pin was counted above")
+    };
+
+    let install_raw = raw.install.get_ref();
+    let mode = match &install_raw.mode {
+        None => 0o755,
+        Some(m) => parse_mode(m.get_ref())
+            .ok_or_else(|| map.error(m.span(), ManifestErrorKind::BadMode(m.get_ref().clone())))?,
+    };
+    let install = match (&install_raw.file, &install_raw.dir) {
+        (Some(file), None) => {
+            if let Some(members) = &install_raw.members {
+                return Err(map.error(
+                    members.span(),
+                    ManifestErrorKind::MembersWithoutDir { artifact: name },
+                ));
+            }
+            Install::File {
+                path: check_node_path(map, file)?,
+                mode,
+            }
+        }
+        (None, Some(dir)) => {
+            let dir_path = check_node_path(map, dir)?;
+            let format = archive_format(url.path()).ok_or_else(|| {
+                map.error(
+                    raw.url.span(),
+                    ManifestErrorKind::UnknownArchiveFormat {
+                        artifact: name.clone(),
+                        url: url.to_string(),
+                    },
+                )
+            })?;
+            let Some(members_raw) = &install_raw.members else {
+                return Err(map.error(
+                    raw.install.span(),
+                    ManifestErrorKind::NoMembers { artifact: name },
+                ));
+            };
+            if members_raw.get_ref().is_empty() {
+                return Err(map.error(
+                    members_raw.span(),
+                    ManifestErrorKind::NoMembers { artifact: name },
+                ));
+            }
+            let mut members = Vec::new();
+            let mut basenames = BTreeSet::new();
+            for m in members_raw.get_ref() {
+                let member = m.get_ref();
+                let reason = if member.is_empty() || member.ends_with('/') {
+                    Some("is not a file name")
+                } else if member.starts_with('/') {
+                    Some("is absolute")
+                } else if member.split('/').any(|c| c == "..") {
+                    Some("contains '..'")
+                } else if !basenames.insert(member_basename(member).to_string()) {
+                    Some("has the same file name as another member of this artifact")
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    return Err(map.error(
+                        m.span(),
+                        ManifestErrorKind::BadMember {
+                            member: member.clone(),
+                            reason: reason.to_string(),
+                        },
+                    ));
+                }
+                members.push(member.clone());
+            }
+            Install::Archive {
+                format,
+                dir: dir_path,
+                members,
+                mode,
+            }
+        }
+        _ => {
+            return Err(map.error(
+                raw.install.span(),
+                ManifestErrorKind::InstallKind { artifact: name },
+            ));
+        }
+    };
+
+    Ok(Artifact {
+        name,
+        version: raw.version.get_ref().clone(),
+        url,
+        pin,
+        standin: raw.standin,
+        install,
+    })
+}
+
+fn parse_pinned(
+    map: &SourceMap<'_>,
+    artifact: &str,
+    hex: &Spanned<String>,
+    algo: ChecksumAlgo,
+) -> Result<Checksum, ManifestError> {
+    Checksum::from_hex(algo, hex.get_ref()).map_err(|reason| {
+        map.error(
+            hex.span(),
+            ManifestErrorKind::BadChecksum {
+                artifact: artifact.to_string(),
+                reason,
+            },
+        )
+    })
+}
+
+fn resolve_url(
+    map: &SourceMap<'_>,
+    raw: &Spanned<String>,
+    base: Option<&Url>,
+) -> Result<Url, ManifestError> {
+    let text = raw.get_ref();
+    let bad = |reason: String| {
+        map.error(
+            raw.span(),
+            ManifestErrorKind::BadUrl {
+                url: text.clone(),
+                reason,
+            },
+        )
+    };
+    let url = match Url::parse(text) {
+        Ok(u) => u,
+        Err(url::ParseError::RelativeUrlWithoutBase) => match base {
+            Some(b) => b.join(text).map_err(|e| bad(e.to_string()))?,
+            None => {
+                return Err(bad(
+                    "it is relative and the manifest has no base_url".to_string()
+                ));
+            }
+        },
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    match url.scheme() {
+        "http" | "https" | "file" => {}
+        other => return Err(bad(format!("scheme {other:?} is not http, https or file"))),
+    }
+    if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it has no host".to_string()));
+    }
+    Ok(url)
+}
+
+/// A relative `base_url` is a directory relative to the manifest file.
+fn resolve_base_url(manifest_path: &Path, base: &str) -> Result<Url, String> {
+    let mut url = match Url::parse(base) {
+        Ok(u) => u,
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            let dir = manifest_path.parent().unwrap_or(Path::new("."));
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            let abs = std::path::absolute(dir.join(base)).map_err(|e| e.to_string())?;
+            Url::from_directory_path(&abs)
+                .map_err(|()| format!("{} is not an absolute directory", abs.display()))?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    Ok(url)
+}
+
+fn check_node_path(map: &SourceMap<'_>, raw: &Spanned<String>) -> Result<String, ManifestError> {
+    let p = raw.get_ref();
+    let reason = if !p.starts_with('/') {
+        Some("is not absolute")
+    } else if p == "/" {
+        Some("is the root directory")
+    } else if p
+        .split('/')
+        .skip(1)
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        Some("is not normalised (empty, '.' or '..' components, or a trailing '/')")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(map.error(
+            raw.span(),
+            ManifestErrorKind::BadInstallPath {
+                path: p.clone(),
+                reason: reason.to_string(),
+            },
+        )),
+        None => Ok(p.clone()),
+    }
+}
+
+/// Parses an octal permission string like `"0755"`.
+pub fn parse_mode(text: &str) -> Option<u32> {
+    if text.is_empty() || text.len() > 4 || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    u32::from_str_radix(text, 8).ok()
+}
+
+fn archive_format(url_path: &str) -> Option<ArchiveFormat> {
+    let lower = url_path.to_ascii_lowercase();
+    if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
+        Some(ArchiveFormat::TarGz)
+    } else if lower.ends_with(".tar") {
+        Some(ArchiveFormat::Tar)
+    } else {
+        None
+    }
+}
+
+fn is_simple_name(name: &str, allow_dot_underscore: bool) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || b == b'-'
+                || (allow_dot_underscore && (b == b'.' || b == b'_'))
+        })
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+fn is_debian_package_name(name: &str) -> bool {
+    name.len() >= 2
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.')
+        })
+}

@@ -1,0 +1,187 @@
+//! The SPDX 2.3 JSON software bill of materials, made from the lock and the staged files.
+//!
+//! One package for the image, one per artifact (version, download location, the checksum that was verified, and a
+//! comment on stand-ins), and one file entry per regular file of the layer outside `/usr/share/k8s-image/`, each
+//! with its sha256 and a `CONTAINS` relationship from the artifact that installed it. Everything is derived from the
+//! build's inputs (the creation time is `SOURCE_DATE_EPOCH`, the namespace is a hash of the lock), so the SBOM is as
+//! reproducible as the layer.
+
+use crate::checksum::sha256_hex;
+use crate::stage::Staging;
+use k8s_agent::image_info::{
+    IMAGE_INFO_DIR, ImageLock, SpdxChecksum, SpdxCreationInfo, SpdxDocument, SpdxFile, SpdxPackage,
+    SpdxRelationship,
+};
+
+/// The SPDX id of a package for an artifact name.
+pub fn package_id(name: &str) -> String {
+    format!("SPDXRef-Package-{}", spdx_id_part(name))
+}
+
+fn spdx_id_part(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Builds the SBOM. `lock_json` is the serialised lock, hashed into the document namespace.
+pub fn build_sbom(lock: &ImageLock, lock_json: &[u8], staging: &Staging) -> SpdxDocument {
+    let image_id = "SPDXRef-Package-image".to_string();
+    let no = || "NOASSERTION".to_string();
+    let mut packages = vec![SpdxPackage {
+        spdx_id: image_id.clone(),
+        name: lock.image_name.clone(),
+        version_info: lock.kubernetes_version.clone(),
+        download_location: no(),
+        files_analyzed: false,
+        checksums: vec![],
+        license_concluded: no(),
+        license_declared: no(),
+        copyright_text: no(),
+        supplier: no(),
+        comment: stand_in_comment(lock),
+    }];
+    let mut relationships = vec![SpdxRelationship {
+        spdx_element_id: "SPDXRef-DOCUMENT".to_string(),
+        relationship_type: "DESCRIBES".to_string(),
+        related_spdx_element: image_id.clone(),
+    }];
+    for artifact in &lock.artifacts {
+        let (algo, value) = artifact
+            .checksum
+            .split_once(':')
+            .unwrap_or(("sha256", &artifact.checksum));
+        let id = package_id(&artifact.name);
+        packages.push(SpdxPackage {
+            spdx_id: id.clone(),
+            name: artifact.name.clone(),
+            version_info: artifact.version.clone(),
+            download_location: if artifact.url.starts_with("workspace:") { no() } else { artifact.url.clone() },
+            files_analyzed: false,
+            checksums: vec![SpdxChecksum {
+                algorithm: algo.to_ascii_uppercase(),
+                checksum_value: value.to_string(),
+            }],
+            license_concluded: no(),
+            license_declared: no(),
+            copyright_text: no(),
+            supplier: no(),
+            comment: if artifact.standin {
+                Some(format!(
+                    "STAND-IN: {} is a placeholder program built by this project for offline demos, not the real upstream binary. Do not run this image as a real node.",
+                    artifact.name
+                ))
+            } else {
+                Some(format!("built from {} (checksum from {})", artifact.url, artifact.checksum_source))
+            },
+        });
+        relationships.push(SpdxRelationship {
+            spdx_element_id: image_id.clone(),
+            relationship_type: "CONTAINS".to_string(),
+            related_spdx_element: id,
+        });
+    }
+    let info_prefix = format!("/{IMAGE_INFO_DIR}/");
+    let mut files = Vec::new();
+    for (node_path, file) in staging.files() {
+        if node_path.starts_with(&info_prefix) {
+            continue;
+        }
+        let file_id = format!("SPDXRef-File{}", spdx_id_part(node_path));
+        files.push(SpdxFile {
+            spdx_id: file_id.clone(),
+            file_name: format!(".{node_path}"),
+            checksums: vec![SpdxChecksum {
+                algorithm: "SHA256".to_string(),
+                checksum_value: file.sha256.clone(),
+            }],
+            license_concluded: no(),
+            copyright_text: no(),
+        });
+        relationships.push(SpdxRelationship {
+            spdx_element_id: package_id(&file.owner),
+            relationship_type: "CONTAINS".to_string(),
+            related_spdx_element: file_id,
+        });
+    }
+    SpdxDocument {
+        spdx_version: "SPDX-2.3".to_string(),
+        spdx_id: "SPDXRef-DOCUMENT".to_string(),
+        name: format!(
+            "{}-{}-{}",
+            lock.image_name, lock.kubernetes_version, lock.arch
+        ),
+        data_license: "CC0-1.0".to_string(),
+        document_namespace: format!(
+            "https://k8s-image.invalid/spdx/{}/{}",
+            lock.image_name,
+            sha256_hex(lock_json)
+        ),
+        creation_info: SpdxCreationInfo {
+            created: rfc3339_utc(lock.source_date_epoch),
+            creators: vec![format!("Tool: imagebuilder-{}", env!("CARGO_PKG_VERSION"))],
+        },
+        packages,
+        files,
+        relationships,
+    }
+}
+
+fn stand_in_comment(lock: &ImageLock) -> Option<String> {
+    let standins = lock.standins();
+    (!standins.is_empty()).then(|| {
+        format!(
+            "DEMO IMAGE: contains stand-in programs in place of {}; it must never be used as a real node.",
+            standins.join(", ")
+        )
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (proleptic Gregorian, UTC).
+pub fn rfc3339_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_of_known_instants() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_767_225_600), "2026-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(951_827_696), "2000-02-29T12:34:56Z");
+    }
+
+    #[test]
+    fn spdx_ids_are_sanitised() {
+        assert_eq!(
+            package_id("cni_plugins v1"),
+            "SPDXRef-Package-cni-plugins-v1"
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! The staged tree: a directory that looks like the image's root, built from verified cache blobs, archive
+//! members, this repository's node content (units, drop-ins, sysctl, modules-load, config files) and the agent
+//! binary. It remembers, for every file, its mode, its sha256 and which artifact put it there, so the lock, the SBOM
+//! and the layer are all made from one record.
+
+use crate::checksum::ChecksumAlgo;
+use crate::checksum::Hasher;
+use crate::manifest::{ArchiveFormat, member_basename};
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// A staging failure, naming the path it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(
+        "{node_path} would be installed twice: by {first:?} and by {second:?}\n  hint: remove one of them from the manifest or the node content"
+    )]
+    Collision {
+        node_path: String,
+        first: String,
+        second: String,
+    },
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    #[error("{archive}: member {member:?} is not in the archive{}\n  hint: list the archive with `tar tf` and fix `members` in the manifest", if .present.is_empty() { String::new() } else { format!(" (it has: {})", .present.join(", ")) })]
+    MissingMember {
+        archive: String,
+        member: String,
+        present: Vec<String>,
+    },
+    #[error(
+        "{archive}: member {member:?} is a {kind}, not a regular file\n  hint: install only regular files from archives"
+    )]
+    NotAFile {
+        archive: String,
+        member: String,
+        kind: String,
+    },
+    #[error(
+        "node content: {reason}\n  hint: pass --content pointing at the repository root (the directory with units/, dropins/, sysctl.d/)"
+    )]
+    Content { reason: String },
+}
+
+/// One regular file in the staged tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedFile {
+    pub mode: u32,
+    pub sha256: String,
+    pub size: u64,
+    /// Name of the artifact (or builder part) that installed it.
+    pub owner: String,
+}
+
+/// The staged root directory and what is in it.
+#[derive(Debug)]
+pub struct Staging {
+    root: PathBuf,
+    files: BTreeMap<String, StagedFile>,
+    symlinks: BTreeMap<String, String>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StageError + '_ {
+    move |e| StageError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+impl Staging {
+    /// An empty staging root at `root` (which must exist and be empty).
+    pub fn new(root: PathBuf) -> Staging {
+        Staging {
+            root,
+            files: BTreeMap::new(),
+            symlinks: BTreeMap::new(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Regular files by node path (`/usr/bin/kubelet`).
+    pub fn files(&self) -> &BTreeMap<String, StagedFile> {
+        &self.files
+    }
+
+    /// Symlinks by node path, with their targets.
+    pub fn symlinks(&self) -> &BTreeMap<String, String> {
+        &self.symlinks
+    }
+
+    /// The host path of a node path inside the staging root.
+    pub fn host_path(&self, node_path: &str) -> PathBuf {
+        self.root.join(node_path.trim_start_matches('/'))
+    }
+
+    fn claim(&self, node_path: &str, owner: &str) -> Result<(), StageError> {
+        let first = self
+            .files
+            .get(node_path)
+            .map(|f| f.owner.clone())
+            .or_else(|| {
+                self.symlinks
+                    .get(node_path)
+                    .map(|_| "a symlink".to_string())
+            });
+        match first {
+            Some(first) => Err(StageError::Collision {
+                node_path: node_path.to_string(),
+                first,
+                second: owner.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes everything `reader` yields to `node_path` with `mode`, hashing it on the way.
+    pub fn add_reader(
+        &mut self,
+        node_path: &str,
+        mut reader: impl Read,
+        mode: u32,
+        owner: &str,
+    ) -> Result<&StagedFile, StageError> {
+        self.claim(node_path, owner)?;
+        let dest = self.host_path(node_path);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        let mut out = io::BufWriter::with_capacity(
+            256 * 1024,
+            std::fs::File::create(&dest).map_err(io_err(&dest))?,
+        );
+        let mut hasher = Hasher::new(ChecksumAlgo::Sha256);
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = reader.read(&mut buf).map_err(io_err(&dest))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io_err(&dest))?;
+            size += n as u64;
+        }
+        let file = out.into_inner().map_err(|e| StageError::Io {
+            path: dest.clone(),
+            reason: e.error().to_string(),
+        })?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io_err(&dest))?;
+        let staged = StagedFile {
+            mode,
+            sha256: hasher.finish().hex,
+            size,
+            owner: owner.to_string(),
+        };
+        self.files.insert(node_path.to_string(), staged);
+        Ok(&self.files[node_path])
+    }
+
+    /// Copies a host file into the tree.
+    pub fn add_file(
+        &mut self,
+        node_path: &str,
+        src: &Path,
+        mode: u32,
+        owner: &str,
+    ) -> Result<&StagedFile, StageError> {
+        let file = std::fs::File::open(src).map_err(io_err(src))?;
+        self.add_reader(node_path, file, mode, owner)
+    }
+
+    /// Writes bytes into the tree.
+    pub fn add_bytes(
+        &mut self,
+        node_path: &str,
+        bytes: &[u8],
+        mode: u32,
+        owner: &str,
+    ) -> Result<&StagedFile, StageError> {
+        self.add_reader(node_path, bytes, mode, owner)
+    }
+
+    /// Adds a symlink `node_path -> target`.
+    pub fn add_symlink(
+        &mut self,
+        node_path: &str,
+        target: &str,
+        owner: &str,
+    ) -> Result<(), StageError> {
+        self.claim(node_path, owner)?;
+        let dest = self.host_path(node_path);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        std::os::unix::fs::symlink(target, &dest).map_err(io_err(&dest))?;
+        self.symlinks
+            .insert(node_path.to_string(), target.to_string());
+        Ok(())
+    }
+
+    /// Installs the listed members of an archive (a verified cache blob) into `dir`.
+    pub fn add_archive_members(
+        &mut self,
+        archive: &Path,
+        archive_label: &str,
+        format: ArchiveFormat,
+        dir: &str,
+        members: &[String],
+        mode: u32,
+        owner: &str,
+    ) -> Result<(), StageError> {
+        let file = std::fs::File::open(archive).map_err(io_err(archive))?;
+        let reader: Box<dyn Read> = match format {
+            ArchiveFormat::TarGz => {
+                Box::new(flate2::read::GzDecoder::new(io::BufReader::new(file)))
+            }
+            ArchiveFormat::Tar => Box::new(io::BufReader::new(file)),
+        };
+        let wanted: BTreeMap<String, &String> =
+            members.iter().map(|m| (normalise_member(m), m)).collect();
+        let mut found: BTreeMap<String, ()> = BTreeMap::new();
+        let mut present = Vec::new();
+        let mut tar = tar::Archive::new(reader);
+        let entries = tar.entries().map_err(|e| StageError::Io {
+            path: archive.to_path_buf(),
+            reason: format!("{archive_label} is not a readable tar archive: {e}"),
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StageError::Io {
+                path: archive.to_path_buf(),
+                reason: format!("{archive_label}: corrupt tar entry: {e}"),
+            })?;
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let key = normalise_member(&name);
+            if present.len() < 12 && !key.is_empty() {
+                present.push(key.clone());
+            }
+            let Some(original) = wanted.get(&key) else {
+                continue;
+            };
+            let kind = entry.header().entry_type();
+            if !kind.is_file() {
+                return Err(StageError::NotAFile {
+                    archive: archive_label.to_string(),
+                    member: (*original).clone(),
+                    kind: format!("{kind:?}"),
+                });
+            }
+            let node_path = format!(
+                "{}/{}",
+                dir.trim_end_matches('/'),
+                member_basename(original)
+            );
+            self.add_reader(&node_path, entry, mode, owner)?;
+            found.insert(key, ());
+        }
+        if let Some((_, missing)) = wanted.iter().find(|(k, _)| !found.contains_key(*k)) {
+            return Err(StageError::MissingMember {
+                archive: archive_label.to_string(),
+                member: (*missing).clone(),
+                present,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `./bin/x` and `bin/x` name the same member.
+fn normalise_member(name: &str) -> String {
+    let mut s = name;
+    while let Some(rest) = s.strip_prefix("./") {
+        s = rest;
+    }
+    s.trim_end_matches('/').to_string()
+}
+
+/// One file of this repository's node content and where it lands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentFile {
+    pub node_path: String,
+    pub source: PathBuf,
+    pub mode: u32,
+}
+
+/// Where each content directory of the repository lands in the image.
+pub const CONTENT_LAYOUT: &[(&str, &str)] = &[
+    ("units", "/usr/lib/systemd/system"),
+    ("dropins", "/usr/lib/systemd/system"),
+    ("sysctl.d", "/usr/lib/sysctl.d"),
+    ("modules-load.d", "/usr/lib/modules-load.d"),
+    ("files", ""),
+];
+
+/// Lists the node content under `content_dir` (sorted, deterministic). `units/`, `dropins/` and `sysctl.d/` must
+/// exist; `modules-load.d/` and `files/` are optional. Files whose names start with `.` and `README*` files are
+/// skipped.
+pub fn list_node_content(content_dir: &Path) -> Result<Vec<ContentFile>, StageError> {
+    let mut out = Vec::new();
+    for (sub, dest) in CONTENT_LAYOUT {
+        let dir = content_dir.join(sub);
+        if !dir.is_dir() {
+            if matches!(*sub, "units" | "dropins" | "sysctl.d") {
+                return Err(StageError::Content {
+                    reason: format!("{} is not a directory", dir.display()),
+                });
+            }
+            continue;
+        }
+        walk(&dir, &dir, dest, &mut out)?;
+    }
+    out.sort_by(|a, b| a.node_path.cmp(&b.node_path));
+    Ok(out)
+}
+
+fn walk(base: &Path, dir: &Path, dest: &str, out: &mut Vec<ContentFile>) -> Result<(), StageError> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .collect::<Result<_, _>>()
+        .map_err(io_err(dir))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.starts_with("README") {
+            continue;
+        }
+        let path = entry.path();
+        let meta = std::fs::metadata(&path).map_err(io_err(&path))?;
+        if meta.is_dir() {
+            walk(base, &path, dest, out)?;
+        } else if meta.is_file() {
+            let rel = path.strip_prefix(base).map_err(|e| StageError::Content {
+                reason: e.to_string(),
+            })?;
+            let rel = rel.to_str().ok_or_else(|| StageError::Content {
+                reason: format!("{} is not a UTF-8 path", path.display()),
+            })?;
+            let mode = if meta.permissions().mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            };
+            out.push(ContentFile {
+                node_path: format!("{dest}/{rel}"),
+                source: path.clone(),
+                mode,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The `WantedBy=` targets in a unit's `[Install]` section (what `systemctl enable` would link).
+pub fn wanted_by(unit_text: &str) -> Vec<String> {
+    let mut in_install = false;
+    let mut targets = Vec::new();
+    for line in unit_text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_install = line == "[Install]";
+            continue;
+        }
+        if !in_install || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(value) = line.strip_prefix("WantedBy=") {
+            targets.extend(value.split_whitespace().map(str::to_string));
+        }
+    }
+    targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wanted_by_reads_only_the_install_section() {
+        let unit = "[Unit]\nWantedBy=nope.target\n[Service]\nExecStart=/x\n[Install]\n# WantedBy=commented.target\nWantedBy=multi-user.target cloud-init.target\n";
+        assert_eq!(
+            wanted_by(unit),
+            vec!["multi-user.target", "cloud-init.target"]
+        );
+        assert!(wanted_by("[Service]\nExecStart=/x\n").is_empty());
+    }
+
+    #[test]
+    fn members_compare_without_dot_slash() {
+        assert_eq!(normalise_member("./loopback"), "loopback");
+        assert_eq!(normalise_member("././bin/ctr"), "bin/ctr");
+        assert_eq!(normalise_member("bin/"), "bin");
+    }
+}

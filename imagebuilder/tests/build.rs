@@ -1,0 +1,541 @@
+//! End-to-end tests of `imagebuilder build` through the real fetch path: a real HTTP server on loopback serving
+//! fixture artifacts, the repository's real node content, and the real checks on the staged tree.
+//!
+//! Covered: success, checksum mismatch, 404, truncated body, a stalling server (timeout), an unreachable host,
+//! double build → identical sha256, the golden listing of the layer, offline builds, a corrupt cache entry, and a
+//! failing check. Every failure case asserts the output directory holds no file and the cache holds no blob for
+//! the bad download.
+
+mod support;
+
+use imagebuilder::fetch::{FetchError, FetchOptions};
+use imagebuilder::progress::Progress;
+use imagebuilder::{BuildError, BuildOptions, build};
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+use support::*;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    server: HttpFixtureServer,
+    fixtures: Fixtures,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let server = HttpFixtureServer::start();
+        let fixtures = Fixtures::new();
+        fixtures.serve(&server);
+        Setup {
+            dir: tempfile::tempdir().expect("tempdir"),
+            server,
+            fixtures,
+        }
+    }
+
+    fn write_manifest(&self, text: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join("image.toml");
+        std::fs::write(&path, text).expect("write manifest");
+        path
+    }
+
+    fn opts(&self, manifest: &Path, out: &str, cache: &str) -> BuildOptions {
+        BuildOptions {
+            manifest: manifest.to_path_buf(),
+            out_dir: self.dir.path().join(out),
+            content_dir: repo_root(),
+            agent_bin: agent_double(self.dir.path()),
+            fetch: FetchOptions {
+                cache_dir: self.dir.path().join(cache),
+                offline: false,
+                attempts: 2,
+                timeout: Duration::from_secs(2),
+                retry_delay: Duration::from_millis(10),
+            },
+            source_date_epoch_env: None,
+        }
+    }
+}
+
+fn run(opts: &BuildOptions) -> Result<imagebuilder::BuildReport, BuildError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(build(opts, &Progress::Quiet))
+}
+
+fn assert_no_output(opts: &BuildOptions) {
+    let left = walk_files(&opts.out_dir);
+    assert!(
+        left.is_empty(),
+        "failed build left files in the output dir: {left:?}"
+    );
+}
+
+fn blobs(opts: &BuildOptions) -> Vec<String> {
+    walk_files(&opts.fetch.cache_dir.join("blobs"))
+}
+
+#[test]
+fn builds_layer_sbom_and_lock_from_http() {
+    let s = Setup::new();
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    let opts = s.opts(&manifest, "out", "cache");
+    let report = run(&opts).expect("build succeeds");
+    assert_eq!(
+        dir_names(&opts.out_dir),
+        vec![
+            "layer.tar.gz",
+            "layer.tar.gz.sha256",
+            "lock.json",
+            "sbom.spdx.json"
+        ]
+    );
+    let layer = std::fs::read(&report.layer).expect("layer");
+    assert_eq!(sha256(&layer), report.layer_sha256);
+    let sidecar =
+        std::fs::read_to_string(opts.out_dir.join("layer.tar.gz.sha256")).expect("sidecar");
+    assert_eq!(sidecar, format!("{}  layer.tar.gz\n", report.layer_sha256));
+    assert!(report.standins.is_empty());
+
+    let lock: k8s_agent::image_info::ImageLock =
+        serde_json::from_slice(&std::fs::read(opts.out_dir.join("lock.json")).expect("lock"))
+            .expect("lock json");
+    let cni = lock
+        .artifacts
+        .iter()
+        .find(|a| a.name == "cni-plugins")
+        .expect("cni in lock");
+    assert_eq!(
+        cni.checksum,
+        format!("sha256:{}", sha256(&s.fixtures.cni_tgz))
+    );
+    assert_eq!(
+        cni.checksum_source,
+        s.server.url("/cni/cni-plugins.tgz.sha256")
+    );
+    let paths: Vec<&str> = cni.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, vec!["/opt/cni/bin/bridge", "/opt/cni/bin/loopback"]);
+
+    let sbom: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(opts.out_dir.join("sbom.spdx.json")).expect("sbom"))
+            .expect("json");
+    assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
+    assert_eq!(sbom["creationInfo"]["created"], "2026-01-01T00:00:00Z");
+    let kubelet = sbom["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "kubelet")
+        .expect("kubelet package");
+    assert_eq!(kubelet["versionInfo"], "1.35.0");
+    assert_eq!(kubelet["downloadLocation"], s.server.url("/bin/kubelet"));
+    assert_eq!(
+        kubelet["checksums"][0]["checksumValue"],
+        sha256(&s.fixtures.kubelet)
+    );
+
+    // The lock and SBOM inside the layer are the same bytes as beside it.
+    let inside = layer_file(&layer, "usr/share/k8s-image/sbom.spdx.json");
+    assert_eq!(
+        inside,
+        std::fs::read(opts.out_dir.join("sbom.spdx.json")).expect("sbom")
+    );
+    let inside = layer_file(&layer, "usr/share/k8s-image/lock.json");
+    assert_eq!(
+        inside,
+        std::fs::read(opts.out_dir.join("lock.json")).expect("lock")
+    );
+}
+
+fn layer_file(layer: &[u8], wanted: &str) -> Vec<u8> {
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(layer));
+    for entry in tar.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").to_str() == Some(wanted) {
+            let mut buf = Vec::new();
+            entry.read_to_end(&mut buf).expect("read");
+            return buf;
+        }
+    }
+    panic!("{wanted} not in layer");
+}
+
+/// `tar tv`-like listing: mode, uid/gid, owner names, mtime, type, path (and link target). No sizes or digests of
+/// node content, so the golden file changes only when the set of paths or their metadata change.
+fn listing(layer: &[u8]) -> String {
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(layer));
+    let mut out = String::new();
+    for entry in tar.entries().expect("entries") {
+        let entry = entry.expect("entry");
+        let h = entry.header();
+        let kind = match h.entry_type() {
+            tar::EntryType::Directory => 'd',
+            tar::EntryType::Symlink => 'l',
+            tar::EntryType::Regular => '-',
+            other => panic!("unexpected entry type {other:?}"),
+        };
+        let link = entry
+            .link_name()
+            .expect("link")
+            .map(|l| format!(" -> {}", l.display()))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{kind} {:04o} {}/{} {}:{} {} {}{link}\n",
+            h.mode().expect("mode"),
+            h.uid().expect("uid"),
+            h.gid().expect("gid"),
+            h.username().ok().flatten().unwrap_or(""),
+            h.groupname().ok().flatten().unwrap_or(""),
+            h.mtime().expect("mtime"),
+            entry.path().expect("path").display(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn double_build_is_byte_identical_and_matches_golden_listing() {
+    let s = Setup::new();
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    // Two builds with separate caches (both cold) and a third with a warm cache.
+    let first = run(&s.opts(&manifest, "out1", "cache1")).expect("first build");
+    let second = run(&s.opts(&manifest, "out2", "cache2")).expect("second build");
+    let warm = run(&s.opts(&manifest, "out3", "cache1")).expect("warm build");
+    assert_eq!(first.layer_sha256, second.layer_sha256);
+    assert_eq!(first.layer_sha256, warm.layer_sha256);
+    assert_eq!(warm.fetched_from_network, 0);
+    eprintln!(
+        "double build sha256: {} / {}",
+        first.layer_sha256, second.layer_sha256
+    );
+
+    let text = listing(&std::fs::read(&first.layer).expect("layer"));
+    let golden_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/layer-listing.txt");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden_path, &text).expect("write golden");
+    }
+    let golden = std::fs::read_to_string(&golden_path).unwrap_or_default();
+    assert_eq!(
+        text,
+        golden,
+        "layer listing differs from {} (run with UPDATE_GOLDEN=1 to accept)",
+        golden_path.display()
+    );
+}
+
+#[test]
+fn source_date_epoch_env_overrides_manifest_and_changes_the_layer() {
+    let s = Setup::new();
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    let a = run(&s.opts(&manifest, "a", "cache")).expect("build a");
+    let mut opts = s.opts(&manifest, "b", "cache");
+    opts.source_date_epoch_env = Some("1700000000".to_string());
+    let b = run(&opts).expect("build b");
+    assert_ne!(a.layer_sha256, b.layer_sha256);
+    let layer = std::fs::read(&b.layer).expect("layer");
+    assert!(listing(&layer).lines().all(|l| l.contains(" 1700000000 ")));
+
+    let mut opts = s.opts(&manifest, "c", "cache");
+    opts.source_date_epoch_env = Some("yesterday".to_string());
+    let err = run(&opts).expect_err("bad SOURCE_DATE_EPOCH");
+    assert!(
+        matches!(err, BuildError::BadSourceDateEpoch(ref v) if v == "yesterday"),
+        "{err}"
+    );
+    assert_no_output(&opts);
+}
+
+#[test]
+fn checksum_mismatch_fails_without_output_or_cache_entry() {
+    let s = Setup::new();
+    let text = s
+        .fixtures
+        .manifest(&s.server)
+        .replace(&sha256(&s.fixtures.kubelet), &"ab".repeat(32));
+    let manifest = s.write_manifest(&text);
+    let opts = s.opts(&manifest, "out", "cache");
+    let err = run(&opts).expect_err("mismatch must fail");
+    match &err {
+        BuildError::Fetch(FetchError::Mismatch {
+            url,
+            expected,
+            actual,
+            ..
+        }) => {
+            assert_eq!(url.as_str(), s.server.url("/bin/kubelet"));
+            assert_eq!(expected.hex, "ab".repeat(32));
+            assert_eq!(actual.hex, sha256(&s.fixtures.kubelet));
+        }
+        other => panic!("expected a checksum mismatch, got: {other}"),
+    }
+    assert!(err.to_string().contains("hint:"), "{err}");
+    assert_eq!(
+        s.server.hits("/bin/kubelet"),
+        1,
+        "a mismatch is not retried"
+    );
+    assert_no_output(&opts);
+    assert!(
+        !blobs(&opts).iter().any(|b| b.contains(&"ab".repeat(32))),
+        "{:?}",
+        blobs(&opts)
+    );
+    assert!(
+        walk_files(&opts.fetch.cache_dir.join("tmp")).is_empty(),
+        "temp download left behind"
+    );
+}
+
+#[test]
+fn not_found_is_reported_with_the_url_and_not_retried() {
+    let s = Setup::new();
+    s.server.route("/bin/kubelet", Route::Status(404));
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    let opts = s.opts(&manifest, "out", "cache");
+    let err = run(&opts).expect_err("404 must fail");
+    assert!(
+        matches!(&err, BuildError::Fetch(FetchError::HttpStatus { status: 404, url, .. }) if url.as_str() == s.server.url("/bin/kubelet")),
+        "{err}"
+    );
+    assert_eq!(s.server.hits("/bin/kubelet"), 1);
+    assert_no_output(&opts);
+}
+
+#[test]
+fn server_error_is_retried_then_reported() {
+    let s = Setup::new();
+    s.server.route("/bin/kubelet", Route::Status(503));
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    let opts = s.opts(&manifest, "out", "cache");
+    let err = run(&opts).expect_err("503 must fail");
+    assert!(
+        matches!(
+            &err,
+            BuildError::Fetch(FetchError::HttpStatus { status: 503, .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(s.server.hits("/bin/kubelet"), 2, "attempts = 2");
+    assert_no_output(&opts);
+}
+
+#[test]
+fn truncated_body_fails_without_output_or_cache_entry() {
+    let s = Setup::new();
+    s.server.route(
+        "/bin/kubelet",
+        Route::Truncated {
+            body: s.fixtures.kubelet.clone(),
+            sent: 100,
+        },
+    );
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    let opts = s.opts(&manifest, "out", "cache");
+    let err = run(&opts).expect_err("truncated must fail");
+    assert!(
+        matches!(
+            &err,
+            BuildError::Fetch(FetchError::Truncated { attempts: 2, .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        s.server.hits("/bin/kubelet"),
+        2,
+        "truncation is retried once"
+    );
+    assert_no_output(&opts);
+    assert!(!blobs(&opts).contains(&format!("sha256/{}", sha256(&s.fixtures.kubelet))));
+    assert!(
+        walk_files(&opts.fetch.cache_dir.join("tmp")).is_empty(),
+        "temp download left behind"
+    );
+}
+
+#[test]
+fn stalling_server_times_out() {
+    let s = Setup::new();
+    s.server.route("/bin/kubelet", Route::Stall);
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    let mut opts = s.opts(&manifest, "out", "cache");
+    opts.fetch.timeout = Duration::from_secs(1);
+    opts.fetch.attempts = 1;
+    let started = std::time::Instant::now();
+    let err = run(&opts).expect_err("stall must fail");
+    assert!(
+        matches!(&err, BuildError::Fetch(FetchError::Timeout { secs: 1, .. })),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the timeout bounds the wait"
+    );
+    assert_no_output(&opts);
+}
+
+#[test]
+fn unreachable_host_is_a_connect_error() {
+    let s = Setup::new();
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let text = s
+        .fixtures
+        .manifest(&s.server)
+        .replace(&s.server.url("/"), &format!("http://127.0.0.1:{port}/"));
+    let manifest = s.write_manifest(&text);
+    let opts = s.opts(&manifest, "out", "cache");
+    let err = run(&opts).expect_err("refused must fail");
+    assert!(
+        matches!(&err, BuildError::Fetch(FetchError::Connect { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert_no_output(&opts);
+}
+
+#[test]
+fn offline_build_uses_only_the_cache_and_names_every_missing_item() {
+    let s = Setup::new();
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    let mut opts = s.opts(&manifest, "out", "cache");
+    opts.fetch.offline = true;
+    let err = run(&opts).expect_err("empty cache offline");
+    match &err {
+        BuildError::Fetch(FetchError::OfflineMissing { missing }) => {
+            assert_eq!(missing.len(), 2, "{missing:?}");
+            assert!(
+                missing.iter().any(|m| m.starts_with("kubelet 1.35.0")),
+                "{missing:?}"
+            );
+            assert!(
+                missing.iter().any(|m| m.contains("cni-plugins.tgz.sha256")),
+                "{missing:?}"
+            );
+        }
+        other => panic!("expected OfflineMissing, got {other}"),
+    }
+    assert_eq!(
+        s.server.hits("/bin/kubelet"),
+        0,
+        "offline touches no network"
+    );
+    assert_no_output(&opts);
+
+    let online = run(&s.opts(&manifest, "online", "cache")).expect("online build fills the cache");
+    let hits = s.server.hits("/bin/kubelet");
+    let offline = run(&opts).expect("offline build from cache");
+    assert_eq!(online.layer_sha256, offline.layer_sha256);
+    assert_eq!(
+        s.server.hits("/bin/kubelet"),
+        hits,
+        "offline build made a request"
+    );
+}
+
+#[test]
+fn corrupt_cache_entry_is_replaced() {
+    let s = Setup::new();
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    let opts = s.opts(&manifest, "out", "cache");
+    let first = run(&opts).expect("first build");
+    let blob = opts
+        .fetch
+        .cache_dir
+        .join("blobs/sha256")
+        .join(sha256(&s.fixtures.kubelet));
+    std::fs::write(&blob, b"bit rot").expect("corrupt the blob");
+    let second = run(&s.opts(&manifest, "out2", "cache")).expect("second build refetches");
+    assert_eq!(first.layer_sha256, second.layer_sha256);
+    assert_eq!(second.fetched_from_network, 1);
+    assert_eq!(std::fs::read(&blob).expect("blob"), s.fixtures.kubelet);
+}
+
+#[test]
+fn missing_archive_member_is_named() {
+    let s = Setup::new();
+    let text = s
+        .fixtures
+        .manifest(&s.server)
+        .replace("\"./bridge\"", "\"./portmap\"");
+    let manifest = s.write_manifest(&text);
+    let opts = s.opts(&manifest, "out", "cache");
+    let err = run(&opts).expect_err("missing member");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("member \"./portmap\" is not in the archive"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("loopback"),
+        "lists what the archive has: {msg}"
+    );
+    assert_no_output(&opts);
+}
+
+#[test]
+fn failing_check_stops_the_build_without_output() {
+    let s = Setup::new();
+    // No ./loopback → the cni-loopback rule fails on the staged tree.
+    let text = s
+        .fixtures
+        .manifest(&s.server)
+        .replace("\"./loopback\", ", "");
+    let manifest = s.write_manifest(&text);
+    let opts = s.opts(&manifest, "out", "cache");
+    let err = run(&opts).expect_err("check must fail");
+    let msg = err.to_string();
+    assert!(matches!(err, BuildError::Checks(_)), "{msg}");
+    assert!(msg.contains("/opt/cni/bin/loopback"), "{msg}");
+    assert_no_output(&opts);
+}
+
+#[test]
+fn file_urls_go_through_the_same_verification() {
+    let s = Setup::new();
+    let artifacts = s.dir.path().join("artifacts");
+    std::fs::create_dir_all(artifacts.join("bin")).expect("mkdir");
+    std::fs::create_dir_all(artifacts.join("cni")).expect("mkdir");
+    std::fs::write(artifacts.join("bin/kubelet"), &s.fixtures.kubelet).expect("write");
+    std::fs::write(artifacts.join("cni/cni-plugins.tgz"), &s.fixtures.cni_tgz).expect("write");
+    std::fs::write(
+        artifacts.join("cni/cni-plugins.tgz.sha256"),
+        format!("{}  cni-plugins.tgz\n", sha256(&s.fixtures.cni_tgz)),
+    )
+    .expect("write");
+    // A relative base_url is resolved against the manifest's directory.
+    let http = run(&s.opts(
+        &s.write_manifest(&s.fixtures.manifest(&s.server)),
+        "http",
+        "c1",
+    ))
+    .expect("http");
+    let text = s
+        .fixtures
+        .manifest(&s.server)
+        .replace(&s.server.url("/"), "artifacts/");
+    let manifest = s.write_manifest(&text);
+    let file = run(&s.opts(&manifest, "file", "c2")).expect("file:// build");
+    assert_ne!(
+        http.layer_sha256, file.layer_sha256,
+        "the lock records different URLs"
+    );
+
+    std::fs::write(artifacts.join("bin/kubelet"), b"tampered").expect("tamper");
+    let opts = s.opts(&manifest, "tampered", "c3");
+    let err = run(&opts).expect_err("tampered file");
+    assert!(
+        matches!(&err, BuildError::Fetch(FetchError::Mismatch { .. })),
+        "{err}"
+    );
+    assert_no_output(&opts);
+}

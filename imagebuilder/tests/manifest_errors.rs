@@ -1,0 +1,407 @@
+//! The bad-manifest table: every way a manifest can be wrong gives one exact error, at the right line and column,
+//! with a hint. Also checks that the shipped manifests parse.
+
+use imagebuilder::checksum::ChecksumAlgo;
+use imagebuilder::manifest::{
+    ArchiveFormat, ChecksumPin, Install, Manifest, ManifestErrorKind as K,
+};
+use std::path::{Path, PathBuf};
+
+const GOOD: &str = r#"schema_version = 1
+name = "k8s-node"
+kubernetes_version = "1.35.0"
+arch = "amd64"
+source_date_epoch = 1767225600
+base_url = "https://example.invalid/rel/"
+
+[host]
+packages = ["conntrack", "socat"]
+
+[[artifact]]
+name = "kubelet"
+version = "1.35.0"
+url = "https://dl.k8s.io/release/v1.35.0/bin/linux/amd64/kubelet"
+sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+[artifact.install]
+file = "/usr/bin/kubelet"
+mode = "0755"
+
+[[artifact]]
+name = "cni-plugins"
+version = "1.8.0"
+url = "cni-plugins-linux-amd64-v1.8.0.tgz"
+checksum_url = "cni-plugins-linux-amd64-v1.8.0.tgz.sha256"
+[artifact.install]
+dir = "/opt/cni/bin"
+members = ["./loopback", "./bridge"]
+"#;
+
+fn parse(text: &str) -> Result<Manifest, imagebuilder::manifest::ManifestError> {
+    Manifest::parse(Path::new("/etc/image.toml"), text)
+}
+
+#[test]
+fn the_good_manifest_parses_to_the_expected_values() {
+    let m = parse(GOOD).expect("good manifest");
+    assert_eq!(m.name, "k8s-node");
+    assert_eq!(m.kubernetes_version, "1.35.0");
+    assert_eq!(m.source_date_epoch, Some(1_767_225_600));
+    assert_eq!(m.host_packages, vec!["conntrack", "socat"]);
+    assert_eq!(m.artifacts.len(), 2);
+    let kubelet = &m.artifacts[0];
+    assert!(matches!(&kubelet.pin, ChecksumPin::Fixed(c) if c.algo == ChecksumAlgo::Sha256));
+    assert_eq!(
+        kubelet.install,
+        Install::File {
+            path: "/usr/bin/kubelet".into(),
+            mode: 0o755
+        }
+    );
+    let cni = &m.artifacts[1];
+    assert_eq!(
+        cni.url.as_str(),
+        "https://example.invalid/rel/cni-plugins-linux-amd64-v1.8.0.tgz"
+    );
+    assert!(
+        matches!(&cni.pin, ChecksumPin::Published(u) if u.as_str() == "https://example.invalid/rel/cni-plugins-linux-amd64-v1.8.0.tgz.sha256")
+    );
+    assert_eq!(
+        cni.install,
+        Install::Archive {
+            format: ArchiveFormat::TarGz,
+            dir: "/opt/cni/bin".into(),
+            members: vec!["./loopback".into(), "./bridge".into()],
+            mode: 0o755
+        }
+    );
+    assert_eq!(
+        cni.install.target_paths(),
+        vec!["/opt/cni/bin/loopback", "/opt/cni/bin/bridge"]
+    );
+}
+
+/// (case, edit of GOOD, expected line, expected column, expected kind).
+fn table() -> Vec<(&'static str, String, usize, usize, K)> {
+    let r = |from: &str, to: &str| {
+        assert!(GOOD.contains(from), "table edit {from:?} does not apply");
+        GOOD.replacen(from, to, 1)
+    };
+    vec![
+        (
+            "unknown top-level key",
+            r("arch = \"amd64\"\n", "arch = \"amd64\"\narchitecture = \"x\"\n"),
+            5,
+            1,
+            K::Toml(
+                "unknown field `architecture`, expected one of `schema_version`, `name`, `kubernetes_version`, `arch`, `source_date_epoch`, `base_url`, `host`, `artifact`"
+                    .into(),
+            ),
+        ),
+        (
+            "unknown artifact key (typo)",
+            r("version = \"1.35.0\"\nurl", "version = \"1.35.0\"\nsha265 = \"x\"\nurl"),
+            14,
+            1,
+            K::Toml(
+                "unknown field `sha265`, expected one of `name`, `version`, `url`, `sha256`, `sha512`, `checksum_url`, `standin`, `install`"
+                    .into(),
+            ),
+        ),
+        (
+            "unknown install key",
+            r("mode = \"0755\"", "mode = \"0755\"\nowner = \"root\""),
+            19,
+            1,
+            K::Toml("unknown field `owner`, expected one of `file`, `dir`, `members`, `mode`".into()),
+        ),
+        ("missing name", r("name = \"k8s-node\"\n", ""), 1, 1, K::Toml("missing field `name`".into())),
+        (
+            "wrong type",
+            r("schema_version = 1", "schema_version = \"1\""),
+            1,
+            18,
+            K::Toml("invalid type: string \"1\", expected i64".into()),
+        ),
+        (
+            "toml syntax",
+            r("arch = \"amd64\"", "arch = \"amd64"),
+            4,
+            14,
+            K::Toml("invalid basic string, expected `\"`".into()),
+        ),
+        ("schema 2", r("schema_version = 1", "schema_version = 2"), 1, 18, K::UnsupportedSchema(2)),
+        ("bad image name", r("name = \"k8s-node\"", "name = \"K8s Node\""), 2, 8, K::BadName("K8s Node".into())),
+        (
+            "v-prefixed version",
+            r("kubernetes_version = \"1.35.0\"", "kubernetes_version = \"v1.35.0\""),
+            3,
+            22,
+            K::BadKubernetesVersion("v1.35.0".into()),
+        ),
+        (
+            "too old kubernetes",
+            r("kubernetes_version = \"1.35.0\"", "kubernetes_version = \"1.20.2\""),
+            3,
+            22,
+            K::KubernetesTooOld("1.20.2".into()),
+        ),
+        ("arch", r("arch = \"amd64\"", "arch = \"x86_64\""), 4, 8, K::UnsupportedArch("x86_64".into())),
+        (
+            "negative epoch",
+            r("source_date_epoch = 1767225600", "source_date_epoch = -1"),
+            5,
+            21,
+            K::BadSourceDateEpoch(-1),
+        ),
+        (
+            "bad host package",
+            r("\"socat\"]", "\"Socat!\"]"),
+            9,
+            26,
+            K::BadHostPackage("Socat!".into()),
+        ),
+        (
+            "ftp url",
+            r("url = \"https://dl.k8s.io", "url = \"ftp://dl.k8s.io"),
+            14,
+            7,
+            K::BadUrl {
+                url: "ftp://dl.k8s.io/release/v1.35.0/bin/linux/amd64/kubelet".into(),
+                reason: "scheme \"ftp\" is not http, https or file".into(),
+            },
+        ),
+        (
+            "relative url without base_url",
+            r("base_url = \"https://example.invalid/rel/\"\n", ""),
+            22,
+            7,
+            K::BadUrl {
+                url: "cni-plugins-linux-amd64-v1.8.0.tgz".into(),
+                reason: "it is relative and the manifest has no base_url".into(),
+            },
+        ),
+        (
+            "two pins",
+            r(
+                "checksum_url = \"cni-plugins-linux-amd64-v1.8.0.tgz.sha256\"",
+                "checksum_url = \"x.sha256\"\nsha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"",
+            ),
+            20,
+            1,
+            K::ChecksumCount {
+                artifact: "cni-plugins".into(),
+                found: 2,
+            },
+        ),
+        (
+            "no pin",
+            r("checksum_url = \"cni-plugins-linux-amd64-v1.8.0.tgz.sha256\"\n", ""),
+            20,
+            1,
+            K::ChecksumCount {
+                artifact: "cni-plugins".into(),
+                found: 0,
+            },
+        ),
+        (
+            "short sha256",
+            r("sha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"", "sha256 = \"e3b0c442\""),
+            15,
+            10,
+            K::BadChecksum {
+                artifact: "kubelet".into(),
+                reason: "sha256 digest has 8 characters, expected 64".into(),
+            },
+        ),
+        (
+            "non-hex sha512",
+            r(
+                "sha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"",
+                &format!("sha512 = \"{}\"", "z".repeat(128)),
+            ),
+            15,
+            10,
+            K::BadChecksum {
+                artifact: "kubelet".into(),
+                reason: format!("sha512 digest {:?} is not hexadecimal", "z".repeat(128)),
+            },
+        ),
+        (
+            "duplicate artifact",
+            r("name = \"cni-plugins\"", "name = \"kubelet\""),
+            21,
+            8,
+            K::DuplicateArtifact("kubelet".into()),
+        ),
+        (
+            "file and dir",
+            r("file = \"/usr/bin/kubelet\"", "file = \"/usr/bin/kubelet\"\ndir = \"/usr/bin\""),
+            16,
+            1,
+            K::InstallKind {
+                artifact: "kubelet".into(),
+            },
+        ),
+        (
+            "relative install path",
+            r("file = \"/usr/bin/kubelet\"", "file = \"usr/bin/kubelet\""),
+            17,
+            8,
+            K::BadInstallPath {
+                path: "usr/bin/kubelet".into(),
+                reason: "is not absolute".into(),
+            },
+        ),
+        (
+            "dot-dot install path",
+            r("file = \"/usr/bin/kubelet\"", "file = \"/usr/bin/../sbin/kubelet\""),
+            17,
+            8,
+            K::BadInstallPath {
+                path: "/usr/bin/../sbin/kubelet".into(),
+                reason: "is not normalised (empty, '.' or '..' components, or a trailing '/')".into(),
+            },
+        ),
+        ("decimal mode", r("mode = \"0755\"", "mode = \"755a\""), 18, 8, K::BadMode("755a".into())),
+        (
+            "members with file",
+            r("mode = \"0755\"", "mode = \"0755\"\nmembers = [\"x\"]"),
+            19,
+            11,
+            K::MembersWithoutDir {
+                artifact: "kubelet".into(),
+            },
+        ),
+        (
+            "empty members",
+            r("members = [\"./loopback\", \"./bridge\"]", "members = []"),
+            27,
+            11,
+            K::NoMembers {
+                artifact: "cni-plugins".into(),
+            },
+        ),
+        (
+            "member escaping",
+            r("\"./bridge\"", "\"../bridge\""),
+            27,
+            26,
+            K::BadMember {
+                member: "../bridge".into(),
+                reason: "contains '..'".into(),
+            },
+        ),
+        (
+            "members with the same basename",
+            r("\"./bridge\"", "\"bin/loopback\""),
+            27,
+            26,
+            K::BadMember {
+                member: "bin/loopback".into(),
+                reason: "has the same file name as another member of this artifact".into(),
+            },
+        ),
+        (
+            "archive install of a non-archive",
+            r("cni-plugins-linux-amd64-v1.8.0.tgz\"\n", "cni-plugins-linux-amd64-v1.8.0.zip\"\n"),
+            23,
+            7,
+            K::UnknownArchiveFormat {
+                artifact: "cni-plugins".into(),
+                url: "https://example.invalid/rel/cni-plugins-linux-amd64-v1.8.0.zip".into(),
+            },
+        ),
+        (
+            "two artifacts install one path",
+            r("dir = \"/opt/cni/bin\"\nmembers = [\"./loopback\", \"./bridge\"]", "dir = \"/usr/bin\"\nmembers = [\"./kubelet\"]"),
+            25,
+            1,
+            K::PathCollision {
+                path: "/usr/bin/kubelet".into(),
+                first: "kubelet".into(),
+            },
+        ),
+        (
+            "reserved path",
+            r("file = \"/usr/bin/kubelet\"", "file = \"/usr/bin/k8s-agent\""),
+            16,
+            1,
+            K::ReservedPath("/usr/bin/k8s-agent".into()),
+        ),
+    ]
+}
+
+#[test]
+fn every_bad_manifest_gives_its_exact_error() {
+    let mut failures = Vec::new();
+    for (case, text, line, column, kind) in table() {
+        match parse(&text) {
+            Ok(_) => failures.push(format!("{case}: parsed, expected {kind:?}")),
+            Err(e) => {
+                if (e.line, e.column, &e.kind) != (line, column, &kind) {
+                    failures.push(format!(
+                        "{case}: got {}:{} {:?}\n      expected {line}:{column} {kind:?}",
+                        e.line, e.column, e.kind
+                    ));
+                }
+                let shown = e.to_string();
+                if !shown.starts_with(&format!("/etc/image.toml:{}:{}: ", e.line, e.column))
+                    || !shown.contains("\n  hint: ")
+                {
+                    failures.push(format!(
+                        "{case}: rendered without file:line:column or hint: {shown}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn an_unreadable_manifest_names_the_file() {
+    let err = Manifest::load(Path::new("/nonexistent/image.toml")).expect_err("missing file");
+    assert!(matches!(err.kind, K::Unreadable(_)));
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/image.toml:0:0: cannot read the manifest"),
+        "{err}"
+    );
+}
+
+#[test]
+fn relative_base_url_resolves_against_the_manifest_directory() {
+    let text = GOOD.replace("https://example.invalid/rel/", "../artifacts/");
+    let m = Manifest::parse(Path::new("/srv/images/manifests/image.toml"), &text).expect("parses");
+    assert_eq!(
+        m.artifacts[1].url.as_str(),
+        "file:///srv/images/manifests/../artifacts/cni-plugins-linux-amd64-v1.8.0.tgz"
+    );
+}
+
+#[test]
+fn shipped_manifests_parse() {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&root).expect("manifests dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let m = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                !m.artifacts.is_empty(),
+                "{} has no artifacts",
+                path.display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 2,
+        "expected manifests/default.toml and manifests/demo.toml"
+    );
+}
