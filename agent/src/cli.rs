@@ -125,8 +125,9 @@ impl CheckArgs {
         }
         let report = checks::check_tree(&self.root);
         let text = if self.json {
-            let mut json = serde_json::to_string_pretty(&report)
-                .map_err(|err| CommandError::new(anyhow::Error::new(err).context("cannot render JSON"), None))?;
+            let mut json = serde_json::to_string_pretty(&report).map_err(|err| {
+                CommandError::new(anyhow::Error::new(err).context("cannot render JSON"), None)
+            })?;
             json.push('\n');
             json
         } else {
@@ -141,13 +142,21 @@ impl CheckArgs {
     }
 }
 
-/// Writes to stdout without panicking when it is closed (e.g. piped into `head`).
+/// Writes to stdout without panicking when it is closed. A reader that went away (`| head`) is not an error: the
+/// exit code still says how the command came out.
 fn print_stdout(text: &str) -> Result<(), CommandError> {
     let mut stdout = std::io::stdout().lock();
-    stdout
+    match stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
-        .map_err(|err| CommandError::new(anyhow::Error::new(err).context("cannot write to stdout"), None))
+    {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(err) => Err(CommandError::new(
+            anyhow::Error::new(err).context("cannot write to stdout"),
+            None,
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -172,11 +181,15 @@ mod tests {
     #[test]
     fn errors_render_with_causes_and_hint() {
         let err = CommandError::new(
-            anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound)).context("cannot use --root /x"),
+            anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound))
+                .context("cannot use --root /x"),
             "pass a directory".to_owned(),
         );
         let text = err.render();
-        assert!(text.starts_with("error: cannot use --root /x\n  caused by: "), "{text}");
+        assert!(
+            text.starts_with("error: cannot use --root /x\n  caused by: "),
+            "{text}"
+        );
         assert!(text.ends_with("hint: pass a directory\n"), "{text}");
     }
 }

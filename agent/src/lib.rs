@@ -7,3 +7,6 @@ pub mod node_role;
 pub mod plan;
 pub mod role_file;
 pub mod weave;
+pub mod dns;
+pub mod probe;
+pub mod systemd;

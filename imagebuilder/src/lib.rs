@@ -5,6 +5,9 @@
 //! tree is staged in a temporary directory inside it, the outputs are written to temporary files, and only then
 //! renamed into place.
 
+// Errors here are cold-path values that carry URLs and checksums for the user; their size does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod checksum;
 pub mod fetch;
 pub mod layer;
@@ -41,11 +44,11 @@ pub const FETCH_CONCURRENCY: usize = 4;
 /// Everything that can stop a build, each naming what it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{0}")]
+    #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("{0}")]
+    #[error(transparent)]
     Fetch(#[from] FetchError),
-    #[error("{0}")]
+    #[error(transparent)]
     Stage(#[from] StageError),
     #[error(
         "SOURCE_DATE_EPOCH={0:?} is not a number of seconds\n  hint: unset it or set it to e.g. 1767225600"
@@ -110,10 +113,17 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
+/// Mode of every file the builder writes to the output directory and the cache.
+pub const OUTPUT_MODE: u32 = 0o644;
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename. The file gets
+/// [`OUTPUT_MODE`] (tempfile's own 0600 would hide the outputs from a pipeline running as another user).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(OUTPUT_MODE))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -222,7 +232,7 @@ fn stage_all(
         artifacts.push(LockedArtifact {
             name: a.name.clone(),
             version: a.version.clone(),
-            url: a.url.to_string(),
+            url: a.source_label.clone(),
             checksum: f.checksum.to_string(),
             checksum_source: f.checksum_source.clone(),
             standin: a.standin,

@@ -112,7 +112,12 @@ impl Arch {
 pub struct Artifact {
     pub name: String,
     pub version: String,
+    /// Where the bytes are fetched from (resolved against `base_url`).
     pub url: Url,
+    /// The URL as the lock and SBOM record it: the resolved URL, except that a URL relative to a relative
+    /// `base_url` stays relative (`../demo/artifacts/etcd.tar.gz`), so the image does not depend on the directory
+    /// the manifest was checked out in.
+    pub source_label: String,
     pub pin: ChecksumPin,
     pub standin: bool,
     pub install: Install,
@@ -438,6 +443,19 @@ impl Manifest {
                 )
             })?),
         };
+        // A relative base_url, kept as written (with a trailing '/') for source labels.
+        let relative_base = raw
+            .base_url
+            .as_ref()
+            .map(|b| b.get_ref())
+            .filter(|b| Url::parse(b).is_err())
+            .map(|b| {
+                if b.ends_with('/') {
+                    b.clone()
+                } else {
+                    format!("{b}/")
+                }
+            });
         let mut host_packages = Vec::new();
         for p in raw.host.iter().flat_map(|h| h.packages.iter()) {
             if !is_debian_package_name(p.get_ref()) {
@@ -453,7 +471,12 @@ impl Manifest {
         let mut names = BTreeSet::new();
         let mut installed: BTreeMap<String, String> = BTreeMap::new();
         for raw_artifact in &raw.artifacts {
-            let artifact = check_artifact(&map, raw_artifact, base_url.as_ref())?;
+            let artifact = check_artifact(
+                &map,
+                raw_artifact,
+                base_url.as_ref(),
+                relative_base.as_deref(),
+            )?;
             if !names.insert(artifact.name.clone()) {
                 return Err(map.error(
                     raw_artifact.get_ref().name.span(),
@@ -529,6 +552,7 @@ fn check_artifact(
     map: &SourceMap<'_>,
     spanned: &Spanned<RawArtifact>,
     base_url: Option<&Url>,
+    relative_base: Option<&str>,
 ) -> Result<Artifact, ManifestError> {
     let raw = spanned.get_ref();
     let name = raw.name.get_ref().clone();
@@ -542,6 +566,12 @@ fn check_artifact(
         ));
     }
     let url = resolve_url(map, &raw.url, base_url)?;
+    let source_label = match (relative_base, Url::parse(raw.url.get_ref())) {
+        (Some(base), Err(url::ParseError::RelativeUrlWithoutBase)) => {
+            format!("{base}{}", raw.url.get_ref())
+        }
+        _ => url.to_string(),
+    };
 
     let pins = [
         raw.sha256.is_some(),
@@ -655,6 +685,7 @@ fn check_artifact(
         name,
         version: raw.version.get_ref().clone(),
         url,
+        source_label,
         pin,
         standin: raw.standin,
         install,
@@ -726,7 +757,9 @@ fn resolve_base_url(manifest_path: &Path, base: &str) -> Result<Url, String> {
             } else {
                 dir
             };
-            let abs = std::path::absolute(dir.join(base)).map_err(|e| e.to_string())?;
+            let abs = normalise_lexically(
+                &std::path::absolute(dir.join(base)).map_err(|e| e.to_string())?,
+            );
             Url::from_directory_path(&abs)
                 .map_err(|()| format!("{} is not an absolute directory", abs.display()))?
         }
@@ -737,6 +770,22 @@ fn resolve_base_url(manifest_path: &Path, base: &str) -> Result<Url, String> {
         url.set_path(&p);
     }
     Ok(url)
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn normalise_lexically(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn check_node_path(map: &SourceMap<'_>, raw: &Spanned<String>) -> Result<String, ManifestError> {

@@ -62,7 +62,13 @@ pub fn build_sbom(lock: &ImageLock, lock_json: &[u8], staging: &Staging) -> Spdx
             spdx_id: id.clone(),
             name: artifact.name.clone(),
             version_info: artifact.version.clone(),
-            download_location: if artifact.url.starts_with("workspace:") { no() } else { artifact.url.clone() },
+            // SPDX wants an absolute URL here; builder-made parts and manifest-relative files get NOASSERTION
+            // (the comment below keeps the relative location).
+            download_location: if artifact.url.starts_with("workspace:") || url::Url::parse(&artifact.url).is_err() {
+                no()
+            } else {
+                artifact.url.clone()
+            },
             files_analyzed: false,
             checksums: vec![SpdxChecksum {
                 algorithm: algo.to_ascii_uppercase(),

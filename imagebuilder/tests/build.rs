@@ -6,6 +6,8 @@
 //! failing check. Every failure case asserts the output directory holds no file and the cache holds no blob for
 //! the bad download.
 
+#![allow(clippy::result_large_err)] // the library's error type, returned as is
+
 mod support;
 
 use imagebuilder::fetch::{FetchError, FetchOptions};

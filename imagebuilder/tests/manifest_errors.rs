@@ -380,7 +380,11 @@ fn relative_base_url_resolves_against_the_manifest_directory() {
     let m = Manifest::parse(Path::new("/srv/images/manifests/image.toml"), &text).expect("parses");
     assert_eq!(
         m.artifacts[1].url.as_str(),
-        "file:///srv/images/manifests/../artifacts/cni-plugins-linux-amd64-v1.8.0.tgz"
+        "file:///srv/images/artifacts/cni-plugins-linux-amd64-v1.8.0.tgz"
+    );
+    assert_eq!(
+        m.artifacts[1].source_label,
+        "../artifacts/cni-plugins-linux-amd64-v1.8.0.tgz"
     );
 }
 

@@ -36,7 +36,11 @@ const RUNC_OPTIONS_V2: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContainerdFinding {
     /// Not TOML; line and column start at 1.
-    Parse { line: usize, column: usize, message: String },
+    Parse {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     /// No top-level `version`: containerd reads the file as version 1.
     MissingVersion,
     /// `version` is not 2 or 3 (the value as written in TOML).
@@ -105,7 +109,9 @@ pub fn check_containerd_toml(text: &str) -> Vec<ContainerdFinding> {
     let table: Table = match toml::from_str(text) {
         Ok(table) => table,
         Err(err) => {
-            let (line, column) = err.span().map_or((1, 1), |span| line_column(text, span.start));
+            let (line, column) = err
+                .span()
+                .map_or((1, 1), |span| line_column(text, span.start));
             return vec![ContainerdFinding::Parse {
                 line,
                 column,
@@ -160,7 +166,9 @@ fn walk_snapshotters(table: &Table, path: &mut Vec<String>, findings: &mut Vec<C
     for (key, value) in table {
         path.push(key.clone());
         match value {
-            Value::String(s) if (key == "snapshotter" || key == "default_snapshotter") && s == "devmapper" => {
+            Value::String(s)
+                if (key == "snapshotter" || key == "default_snapshotter") && s == "devmapper" =>
+            {
                 let parts: Vec<&str> = path.iter().map(String::as_str).collect();
                 findings.push(ContainerdFinding::DevmapperSnapshotter {
                     key: render_key(&parts),
@@ -194,7 +202,11 @@ fn render_key(parts: &[&str]) -> String {
     parts
         .iter()
         .map(|part| {
-            if !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            if !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
                 (*part).to_owned()
             } else {
                 format!("{part:?}")
@@ -285,13 +297,19 @@ version = 2
             other => panic!("expected one parse error, got {other:?}"),
         }
         let message = findings[0].message();
-        assert!(message.starts_with("/etc/containerd/config.toml:2:9: "), "{message}");
+        assert!(
+            message.starts_with("/etc/containerd/config.toml:2:9: "),
+            "{message}"
+        );
     }
 
     #[test]
     fn version_must_be_2_or_3() {
         assert!(check_containerd_toml("[plugins]\n").contains(&ContainerdFinding::MissingVersion));
-        assert!(check_containerd_toml("version = 1\n").contains(&ContainerdFinding::UnsupportedVersion("1".into())));
+        assert!(
+            check_containerd_toml("version = 1\n")
+                .contains(&ContainerdFinding::UnsupportedVersion("1".into()))
+        );
         assert!(
             check_containerd_toml("version = \"3\"\n")
                 .contains(&ContainerdFinding::UnsupportedVersion("\"3\"".into()))
@@ -314,7 +332,9 @@ version = 2
                 key: "proxy.default_snapshotter".into()
             }]
         );
-        let text = format!("{GOOD_V3}\n[plugins.\"{DEVMAPPER_PLUGIN}\"]\npool_name = \"containerd-pool\"\n");
+        let text = format!(
+            "{GOOD_V3}\n[plugins.\"{DEVMAPPER_PLUGIN}\"]\npool_name = \"containerd-pool\"\n"
+        );
         assert_eq!(
             check_containerd_toml(&text),
             vec![ContainerdFinding::DevmapperPool {
@@ -329,9 +349,12 @@ version = 2
     #[test]
     fn systemd_cgroup_must_be_true_at_the_versions_path() {
         let key_v3 = "plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc.options.SystemdCgroup";
-        let key_v2 = "plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options.SystemdCgroup";
+        let key_v2 =
+            "plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options.SystemdCgroup";
         assert_eq!(
-            check_containerd_toml(&GOOD_V3.replace("SystemdCgroup = true", "SystemdCgroup = false")),
+            check_containerd_toml(
+                &GOOD_V3.replace("SystemdCgroup = true", "SystemdCgroup = false")
+            ),
             vec![ContainerdFinding::SystemdCgroup {
                 key: key_v3.into(),
                 found: Some("false".into()),
@@ -356,7 +379,11 @@ version = 2
                 other_version_path: Some(key_v2.into())
             }]
         );
-        assert!(findings[0].message().contains("which this config version does not read"));
+        assert!(
+            findings[0]
+                .message()
+                .contains("which this config version does not read")
+        );
     }
 
     #[test]

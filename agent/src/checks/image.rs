@@ -3,7 +3,9 @@
 
 use super::tree::{is_clean_relative, is_executable, node_path};
 use super::{CheckResult, Context, RuleId, describe_io};
-use crate::image_info::{IMAGE_INFO_DIR, ImageLock, LOCK_FILE, LOCK_SCHEMA_VERSION, SBOM_FILE, SpdxDocument};
+use crate::image_info::{
+    IMAGE_INFO_DIR, ImageLock, LOCK_FILE, LOCK_SCHEMA_VERSION, SBOM_FILE, SpdxDocument,
+};
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 
@@ -23,7 +25,9 @@ fn sbom_path() -> String {
 /// Reads and parses the lock through the tree (so symlinks stay inside the root). The error is a message
 /// fragment: "is missing", "cannot be read (…)" or "is not a valid image lock: …".
 pub(super) fn read_lock(ctx_tree: &super::Tree<'_>) -> Result<ImageLock, String> {
-    let text = ctx_tree.read_to_string(&lock_path()).map_err(|err| describe_io(&err))?;
+    let text = ctx_tree
+        .read_to_string(&lock_path())
+        .map_err(|err| describe_io(&err))?;
     serde_json::from_str(&text).map_err(|err| format!("is not a valid image lock: {err}"))
 }
 
@@ -167,7 +171,9 @@ pub(super) fn check_cni_loopback(ctx: &Context<'_>) -> Vec<CheckResult> {
     let fix = "kubelet needs it for every pod sandbox; add the CNI plugins (containernetworking/plugins) to the \
                manifest";
     let result = match ctx.tree.metadata(CNI_LOOPBACK) {
-        Ok(meta) if !meta.is_file() => CheckResult::fail(rule, path, format!("is not a regular file — {fix}")),
+        Ok(meta) if !meta.is_file() => {
+            CheckResult::fail(rule, path, format!("is not a regular file — {fix}"))
+        }
         Ok(meta) if !is_executable(&meta) => CheckResult::fail(
             rule,
             path,
@@ -216,7 +222,10 @@ pub(super) fn check_sbom(ctx: &Context<'_>) -> Vec<CheckResult> {
             results.push(CheckResult::fail(
                 rule,
                 Some(&node),
-                format!("the SBOM lists `{}`, which is not a clean relative path — {rebuild}", file.file_name),
+                format!(
+                    "the SBOM lists `{}`, which is not a clean relative path — {rebuild}",
+                    file.file_name
+                ),
             ));
             continue;
         }
@@ -329,7 +338,10 @@ mod tests {
         }
     }
 
-    fn run_sbom(root: &Path, doc: &SpdxDocument) -> Result<Vec<CheckResult>, Box<dyn std::error::Error>> {
+    fn run_sbom(
+        root: &Path,
+        doc: &SpdxDocument,
+    ) -> Result<Vec<CheckResult>, Box<dyn std::error::Error>> {
         let info = root.join(IMAGE_INFO_DIR);
         std::fs::create_dir_all(&info)?;
         std::fs::write(info.join(SBOM_FILE), serde_json::to_string(doc)?)?;
@@ -350,7 +362,8 @@ mod tests {
     }
 
     #[test]
-    fn checksum_mismatch_and_missing_files_fail_by_path() -> Result<(), Box<dyn std::error::Error>> {
+    fn checksum_mismatch_and_missing_files_fail_by_path() -> Result<(), Box<dyn std::error::Error>>
+    {
         let dir = tempfile::tempdir()?;
         std::fs::create_dir_all(dir.path().join("usr/bin"))?;
         std::fs::write(dir.path().join("usr/bin/good"), "abc")?;
@@ -369,7 +382,11 @@ mod tests {
             .collect();
         assert_eq!(failed.len(), 3, "{failed:?}");
         assert_eq!(failed[0].0, "/usr/bin/changed");
-        assert!(failed[0].1.starts_with("differs from the SBOM"), "{}", failed[0].1);
+        assert!(
+            failed[0].1.starts_with("differs from the SBOM"),
+            "{}",
+            failed[0].1
+        );
         assert_eq!(failed[1].0, "/usr/bin/gone");
         assert!(failed[1].1.contains("is missing"), "{}", failed[1].1);
         assert_eq!(failed[2].0, "/../etc/passwd");
@@ -377,13 +394,18 @@ mod tests {
     }
 
     #[test]
-    fn a_clean_sbom_passes_and_says_the_lock_was_not_compared() -> Result<(), Box<dyn std::error::Error>> {
+    fn a_clean_sbom_passes_and_says_the_lock_was_not_compared()
+    -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("f"), "abc")?;
         let results = run_sbom(dir.path(), &sbom(&[("./f", SHA256_ABC)]))?;
         assert_eq!(results.len(), 1);
         assert_eq!(results[0].status, Status::Pass);
-        assert!(results[0].message.contains("lock was not compared"), "{}", results[0].message);
+        assert!(
+            results[0].message.contains("lock was not compared"),
+            "{}",
+            results[0].message
+        );
         Ok(())
     }
 }

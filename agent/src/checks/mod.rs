@@ -1,6 +1,6 @@
 //! Host checks: the rules a node image must satisfy, run against a tree rooted at a directory — the staged image
 //! tree during the build (`imagebuilder`), or `/` on a node (`k8s-agent check`). Each rule reads files only, under
-//! the root (symlinks are resolved inside the root, see [`tree`]), and returns data; nothing here prints.
+//! the root (symlinks are resolved inside the root, see the `tree` submodule), and returns data; nothing here prints.
 //!
 //! Entry points: [`check_tree`] (all rules of [`RuleSet::Tree`]) and [`check`] (one rule set). The result is a
 //! [`CheckReport`]: one [`CheckResult`] per rule and concerned file — a failing rule yields one result per file
@@ -32,7 +32,7 @@
 //! # Adding rules
 //! A new rule is a [`RuleId`] variant, an entry in [`RuleSet::rules`] and an arm in `run_rule`. Rules that look at
 //! the running host rather than files (sysctls in effect, modules loaded, swap, cgroup v2) belong in a new
-//! [`RuleSet`] variant, run only on a node, with their own context next to [`Tree`].
+//! [`RuleSet`] variant, run only on a node, with their own context next to the `Tree` of file rules.
 
 mod containerd;
 mod image;
@@ -47,9 +47,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 pub(crate) use tree::Tree;
 
-pub use containerd::{ContainerdFinding, check_containerd_toml};
-pub use modules_load::parse_modules_load;
-pub use sysctl::{SysctlEntry, parse_sysctl};
+pub use containerd::{CONTAINERD_CONFIG, ContainerdFinding, check_containerd_toml};
+pub use image::CNI_LOOPBACK;
+pub use modules_load::{MODULES_LOAD_FILE, REQUIRED_MODULES, parse_modules_load};
+pub use sysctl::{REQUIRED_SYSCTLS, SYSCTL_FILE, SysctlEntry, parse_sysctl};
 pub use units::{UnitFile, UnitSection, parse_unit};
 
 /// Version of the JSON shape of [`CheckReport`].
@@ -77,7 +78,9 @@ pub enum RuleId {
     /// Every role unit exists, carries its role's `ConditionPathExists=` in `<unit>.d/role.conf`, and is not
     /// enabled.
     RoleDropins,
-    /// `k8s-agent.service` exists and is enabled.
+    /// `k8s-agent.service` exists, is not masked, and is enabled: a `k8s-agent.service` entry in some `*.wants/`
+    /// or `*.requires/` directory under `/etc/systemd/system` (or `/usr/lib/systemd/system`) that resolves, inside
+    /// the tree, to a file.
     AgentUnit,
     /// `/etc/containerd/config.toml` is version 2 or 3, never devmapper, and runc uses `SystemdCgroup = true`.
     ContainerdConfig,
@@ -261,7 +264,13 @@ impl CheckReport {
                     path,
                     result.message
                 ),
-                None => writeln!(out, "{} {}: {}", result.status.label(), result.rule, result.message),
+                None => writeln!(
+                    out,
+                    "{} {}: {}",
+                    result.status.label(),
+                    result.rule,
+                    result.message
+                ),
             };
         }
         let summary = self.summary();
@@ -405,7 +414,10 @@ mod tests {
     #[test]
     fn rule_names_match_serde_names() -> Result<(), serde_json::Error> {
         for &rule in RuleSet::Tree.rules() {
-            assert_eq!(serde_json::to_string(&rule)?, format!("\"{}\"", rule.as_str()));
+            assert_eq!(
+                serde_json::to_string(&rule)?,
+                format!("\"{}\"", rule.as_str())
+            );
         }
         Ok(())
     }

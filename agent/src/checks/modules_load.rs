@@ -69,7 +69,9 @@ mod tests {
     #[test]
     fn lists_modules_without_comments() {
         assert_eq!(
-            parse_modules_load("# for containerd\noverlay\n  ; bridge\n\n br_netfilter \n#br_netfilter\n"),
+            parse_modules_load(
+                "# for containerd\noverlay\n  ; bridge\n\n br_netfilter \n#br_netfilter\n"
+            ),
             vec!["overlay", "br_netfilter"]
         );
     }

@@ -77,7 +77,9 @@ fn normalize_key(key: &str) -> String {
 /// The value the file leaves a key at (the last assignment wins), with its line.
 fn effective<'a>(entries: &'a [SysctlEntry], wanted: &str) -> Option<(usize, &'a str)> {
     entries.iter().rev().find_map(|entry| match entry {
-        SysctlEntry::Set { line, key, value, .. } if key == wanted => Some((*line, value.as_str())),
+        SysctlEntry::Set {
+            line, key, value, ..
+        } if key == wanted => Some((*line, value.as_str())),
         _ => None,
     })
 }
@@ -167,7 +169,10 @@ mod tests {
             normalize_key("net/ipv4/conf/enp3s0.200/forwarding"),
             "net.ipv4.conf.enp3s0/200.forwarding"
         );
-        assert_eq!(normalize_key("net.ipv4.conf.enp3s0/200.forwarding"), "net.ipv4.conf.enp3s0/200.forwarding");
+        assert_eq!(
+            normalize_key("net.ipv4.conf.enp3s0/200.forwarding"),
+            "net.ipv4.conf.enp3s0/200.forwarding"
+        );
     }
 
     #[test]
@@ -191,6 +196,9 @@ mod tests {
     fn the_last_assignment_wins() {
         let entries = parse_sysctl("net.ipv4.ip_forward = 1\nnet.ipv4.ip_forward = 0\n");
         assert_eq!(effective(&entries, "net.ipv4.ip_forward"), Some((2, "0")));
-        assert_eq!(effective(&entries, "net.bridge.bridge-nf-call-iptables"), None);
+        assert_eq!(
+            effective(&entries, "net.bridge.bridge-nf-call-iptables"),
+            None
+        );
     }
 }

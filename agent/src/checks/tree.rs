@@ -162,7 +162,10 @@ pub(crate) fn node_path(path: &str) -> String {
 /// True when a path from a document (lock, SBOM) names a file inside the tree without `..` or empty components.
 pub(crate) fn is_clean_relative(path: &str) -> bool {
     let rel = path.trim_start_matches("./").trim_start_matches('/');
-    !rel.is_empty() && rel.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+    !rel.is_empty()
+        && rel
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 /// Is any execute bit set on this file?

@@ -41,7 +41,11 @@ pub fn parse_unit(text: &str) -> UnitFile {
             logical.pop();
             logical.push(' ');
             // Comment lines inside a continuation are skipped, as systemd does.
-            match lines.by_ref().map(|(_, l)| l.trim()).find(|l| !l.starts_with('#') && !l.starts_with(';')) {
+            match lines
+                .by_ref()
+                .map(|(_, l)| l.trim())
+                .find(|l| !l.starts_with('#') && !l.starts_with(';'))
+            {
                 Some(next) => logical.push_str(next),
                 None => break,
             }
@@ -57,8 +61,12 @@ pub fn parse_unit(text: &str) -> UnitFile {
             });
             continue;
         }
-        if let (Some(section), Some((key, value))) = (unit.sections.last_mut(), logical.split_once('=')) {
-            section.entries.push((line, key.trim().to_owned(), value.trim().to_owned()));
+        if let (Some(section), Some((key, value))) =
+            (unit.sections.last_mut(), logical.split_once('='))
+        {
+            section
+                .entries
+                .push((line, key.trim().to_owned(), value.trim().to_owned()));
         }
     }
     unit
@@ -71,7 +79,11 @@ impl UnitFile {
     }
 
     /// Every value assigned to `key` in sections called `section`, in order, with its line.
-    pub fn values<'a>(&'a self, section: &'a str, key: &'a str) -> impl Iterator<Item = (usize, &'a str)> + 'a {
+    pub fn values<'a>(
+        &'a self,
+        section: &'a str,
+        key: &'a str,
+    ) -> impl Iterator<Item = (usize, &'a str)> + 'a {
         self.sections
             .iter()
             .filter(move |s| s.name == section)
@@ -120,7 +132,9 @@ pub(super) fn check_role_dropins(ctx: &Context<'_>) -> Vec<CheckResult> {
         results.push(CheckResult::pass(
             RuleId::RoleDropins,
             None,
-            format!("{units} role units have their role condition in {ROLE_DROPIN} and none is enabled"),
+            format!(
+                "{units} role units have their role condition in {ROLE_DROPIN} and none is enabled"
+            ),
         ));
     }
     results
@@ -165,12 +179,15 @@ fn check_role_unit(
         Err(err) => results.push(CheckResult::fail(
             rule,
             Some(&unit_path),
-            format!("{} — add {unit} (a {role} unit) to the image's units", describe_io(&err)),
+            format!(
+                "{} — add {unit} (a {role} unit) to the image's units",
+                describe_io(&err)
+            ),
         )),
     }
 
     let role_dropin = match tree.read_to_string(&role_conf) {
-        Ok(text) => parse_unit(&text),
+        Ok(text) => Some(parse_unit(&text)),
         Err(err) => {
             results.push(CheckResult::fail(
                 rule,
@@ -181,19 +198,23 @@ fn check_role_unit(
                     role.condition_line()
                 ),
             ));
-            UnitFile::default()
+            None
         }
     };
-    let role_dropin_ok = role_dropin.values("Unit", &key).any(|(_, v)| v == want);
-    if !role_dropin_ok && !role_dropin.sections.is_empty() {
-        let elsewhere = role_dropin.sections_with(&key, &want);
+    let role_dropin_ok = role_dropin
+        .as_ref()
+        .is_some_and(|parsed| parsed.values("Unit", &key).any(|(_, v)| v == want));
+    // Set when role.conf already has a failure of its own, so the checks below do not report it twice.
+    let mut role_conf_reported = role_dropin.is_none();
+    if let Some(parsed) = role_dropin.as_ref().filter(|_| !role_dropin_ok) {
+        let elsewhere = parsed.sections_with(&key, &want);
         let message = if !elsewhere.is_empty() {
             format!(
                 "has `{}` in [{}], not in [Unit] — move it into the [Unit] section",
                 role.condition_line(),
                 elsewhere.join("], [")
             )
-        } else if role_dropin.values("Unit", &key).any(|(_, v)| v == unwanted) {
+        } else if parsed.values("Unit", &key).any(|(_, v)| v == unwanted) {
             format!(
                 "has the {} condition `{key}={unwanted}`, but {unit} is a {role} unit — use `{}`",
                 other(role),
@@ -206,6 +227,7 @@ fn check_role_unit(
             )
         };
         results.push(CheckResult::fail(rule, Some(&role_conf), message));
+        role_conf_reported = true;
     }
 
     match tree.read_dir_names(&dropin_dir) {
@@ -213,7 +235,9 @@ fn check_role_unit(
             for name in names.iter().filter(|n| n.ends_with(".conf")) {
                 let path = format!("{dropin_dir}/{name}");
                 if name == ROLE_DROPIN {
-                    sources.push((path, role_dropin.clone()));
+                    if let Some(parsed) = &role_dropin {
+                        sources.push((path, parsed.clone()));
+                    }
                     continue;
                 }
                 match tree.read_to_string(&path) {
@@ -257,7 +281,7 @@ fn check_role_unit(
         ));
     }
     for (path, value) in &effective {
-        if *value == unwanted && *path != role_conf {
+        if *value == unwanted && !(role_conf_reported && *path == role_conf) {
             results.push(CheckResult::fail(
                 rule,
                 Some(path),
@@ -284,7 +308,11 @@ fn check_role_unit(
 
 /// Every `*.wants/` and `*.requires/` entry (link or file) under [`ENABLE_DIRS`]: `(node path, unit name)`. A
 /// directory that cannot be read is reported under `rule` and skipped.
-fn enabling_entries(tree: &Tree<'_>, rule: RuleId, results: &mut Vec<CheckResult>) -> Vec<(String, String)> {
+fn enabling_entries(
+    tree: &Tree<'_>,
+    rule: RuleId,
+    results: &mut Vec<CheckResult>,
+) -> Vec<(String, String)> {
     let mut entries = Vec::new();
     for dir in ENABLE_DIRS {
         let names = match tree.read_dir_names(dir) {
@@ -293,15 +321,25 @@ fn enabling_entries(tree: &Tree<'_>, rule: RuleId, results: &mut Vec<CheckResult
                 results.push(CheckResult::fail(
                     rule,
                     Some(dir),
-                    format!("{} — cannot tell which units are enabled", describe_io(&err)),
+                    format!(
+                        "{} — cannot tell which units are enabled",
+                        describe_io(&err)
+                    ),
                 ));
                 continue;
             }
         };
-        for name in names.iter().filter(|n| n.ends_with(".wants") || n.ends_with(".requires")) {
+        for name in names
+            .iter()
+            .filter(|n| n.ends_with(".wants") || n.ends_with(".requires"))
+        {
             let sub = format!("{dir}/{name}");
             match tree.read_dir_names(&sub) {
-                Ok(units) => entries.extend(units.into_iter().map(|unit| (format!("{sub}/{unit}"), unit))),
+                Ok(units) => entries.extend(
+                    units
+                        .into_iter()
+                        .map(|unit| (format!("{sub}/{unit}"), unit)),
+                ),
                 Err(err) => results.push(CheckResult::fail(
                     rule,
                     Some(&sub),
@@ -328,7 +366,10 @@ pub(super) fn check_agent_unit(ctx: &Context<'_>) -> Vec<CheckResult> {
         Err(err) => results.push(CheckResult::fail(
             rule,
             Some(&unit_path),
-            format!("{} — install units/k8s-agent.service there", describe_io(&err)),
+            format!(
+                "{} — install units/k8s-agent.service there",
+                describe_io(&err)
+            ),
         )),
     }
 
@@ -415,7 +456,10 @@ mod tests {
     #[test]
     fn repeated_sections_merge() {
         let unit = parse_unit("[Unit]\nA=1\n[Service]\nA=2\n[Unit]\nA=3\n");
-        assert_eq!(unit.values("Unit", "A").collect::<Vec<_>>(), vec![(2, "1"), (6, "3")]);
+        assert_eq!(
+            unit.values("Unit", "A").collect::<Vec<_>>(),
+            vec![(2, "1"), (6, "3")]
+        );
     }
 
     #[test]

@@ -1,0 +1,498 @@
+//! The transitions of [`super::next`] and [`super::AgentState::resume`], and the sentences the agent says.
+
+use super::backoff::RetryPolicy;
+use super::state::{AgentState, DnsLookup, NodeSettings, PhaseTransition};
+use super::{
+    Action, DnsQuery, DnsResult, HOST_CHECK_ATTEMPTS, MASTERS_RERESOLVE_MIN_SECS, Observation, Phase, ProbeResult,
+    UnitFailure,
+};
+use crate::node_role::NodeRole;
+use crate::role_file::{RoleConfig, RoleDiscovery};
+use crate::weave::{self, WeaveOutcome};
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub(super) struct Step {
+    s: AgentState,
+    now: u64,
+    jitter: f64,
+}
+
+impl Step {
+    pub(super) fn new(state: AgentState, now: u64, jitter: f64) -> Step {
+        Step { s: state, now, jitter }
+    }
+
+    pub(super) fn run(mut self, observation: Observation) -> (AgentState, Action) {
+        let action = self.observe(observation);
+        self.count(&action);
+        (self.s, action)
+    }
+
+    pub(super) fn resume(mut self) -> (AgentState, Action) {
+        self.s.restarts = self.s.restarts.saturating_add(1);
+        self.s.attempt = 0;
+        self.s.retry_at = None;
+        let action = match self.s.phase {
+            Phase::Ready => Action::Done,
+            Phase::StartControlPlane | Phase::StartUnits => self.phase_action(),
+            Phase::WeavePeers if self.s.weave.is_some() => self.phase_action(),
+            Phase::Role
+            | Phase::HostCheck
+            | Phase::ResolveMasters
+            | Phase::MasterHealthy
+            | Phase::WeavePeers
+            | Phase::Failed => {
+                self.s.failure = None;
+                self.enter(Phase::Role)
+            }
+        };
+        self.count(&action);
+        (self.s, action)
+    }
+
+    fn count(&mut self, action: &Action) {
+        match action {
+            Action::Resolve { .. } => self.s.dns_queries = self.s.dns_queries.saturating_add(1),
+            Action::ProbeMaster { .. } => self.s.probes = self.s.probes.saturating_add(1),
+            _ => {}
+        }
+    }
+
+    fn observe(&mut self, observation: Observation) -> Action {
+        use Observation as O;
+        let phase = self.s.phase;
+        match (phase, observation) {
+            (Phase::Role, O::RoleDiscovery(discovery)) => self.on_discovery(discovery),
+            (Phase::Role, O::RoleParsed(config)) => self.on_role(&config),
+            (Phase::Role, O::RoleInvalid(error)) => self.fail(error.to_string()),
+            (Phase::HostCheck, O::HostChecksPassed { local_addrs }) => self.on_host_ok(local_addrs),
+            (Phase::HostCheck, O::HostChecksFailed { failures }) => self.on_host_failed(failures),
+            (Phase::ResolveMasters | Phase::MasterHealthy, O::Dns { query: DnsQuery::Masters, result }) => {
+                self.on_masters(result)
+            }
+            (Phase::MasterHealthy, O::MasterProbe(result)) => self.on_probe(result),
+            (Phase::WeavePeers, O::Dns { query: DnsQuery::Minions, result }) if self.s.weave.is_none() => {
+                self.on_minions(result)
+            }
+            (Phase::WeavePeers, O::WeaveEnvWritten) if self.s.weave.is_some() => self.enter(Phase::StartUnits),
+            (Phase::StartControlPlane | Phase::StartUnits, O::UnitsStarted(units)) => self.on_started(units),
+            (Phase::StartControlPlane | Phase::StartUnits, O::UnitFailed { already_started, failure }) => {
+                self.record_started(&already_started);
+                self.s.unit_failures.push(failure.clone());
+                self.fail(unit_failed_reason(&failure))
+            }
+            (_, O::UnitFailed { already_started, failure }) => {
+                // A unit that failed after it was started (e.g. a signal while Ready): recorded for `status`;
+                // systemd's Restart= handles it, the agent does not act.
+                self.record_started(&already_started);
+                self.s.unit_failures.push(failure);
+                self.tick()
+            }
+            // Tick, or an observation this phase does not expect.
+            (_, _) => self.tick(),
+        }
+    }
+
+    // ---- phase bookkeeping ----
+
+    fn transition(&mut self, phase: Phase) {
+        self.s.phase = phase;
+        self.s.since = self.now;
+        self.s.attempt = 0;
+        self.s.retry_at = None;
+        self.s.blocking = None;
+        self.s.transitions.push(PhaseTransition { phase, at: self.now });
+    }
+
+    fn enter(&mut self, phase: Phase) -> Action {
+        self.transition(phase);
+        self.phase_action()
+    }
+
+    fn fail(&mut self, reason: String) -> Action {
+        self.s.failure = Some(reason.clone());
+        self.transition(Phase::Failed);
+        Action::Fail { reason }
+    }
+
+    fn in_phase(&self) -> Duration {
+        Duration::from_millis(self.now.saturating_sub(self.s.since))
+    }
+
+    fn wait(&mut self, policy: RetryPolicy, reason: String, ttl_secs: Option<u32>) -> Action {
+        let delay = policy.delay(self.s.attempt, self.in_phase(), ttl_secs, self.jitter);
+        self.s.attempt = self.s.attempt.saturating_add(1);
+        self.s.attempts_total = self.s.attempts_total.saturating_add(1);
+        self.s.retry_at = Some(self.now.saturating_add(delay.as_millis() as u64));
+        self.s.blocking = Some(reason.clone());
+        Action::Wait { reason, retry_after: delay }
+    }
+
+    fn tick(&mut self) -> Action {
+        match self.s.phase {
+            Phase::Ready => Action::Done,
+            Phase::Failed => Action::Fail { reason: self.s.failure.clone().unwrap_or_else(|| "failed".to_string()) },
+            _ => match self.s.retry_at {
+                Some(at) if self.now < at => Action::Wait {
+                    reason: self.s.blocking.clone().unwrap_or_else(|| format!("waiting in {}", self.s.phase)),
+                    retry_after: Duration::from_millis(at - self.now),
+                },
+                _ => {
+                    self.s.retry_at = None;
+                    self.phase_action()
+                }
+            },
+        }
+    }
+
+    /// The action the current phase performs (when no wait is pending).
+    fn phase_action(&mut self) -> Action {
+        let phase = self.s.phase;
+        match phase {
+            Phase::Role => Action::ReadRoleFile,
+            Phase::HostCheck => Action::RunHostChecks,
+            Phase::Ready => Action::Done,
+            Phase::Failed => Action::Fail { reason: self.s.failure.clone().unwrap_or_else(|| "failed".to_string()) },
+            Phase::StartControlPlane | Phase::StartUnits => {
+                if self.s.node.is_none() {
+                    return self.lost_settings();
+                }
+                let units = self.s.units_remaining();
+                if units.is_empty() { self.enter(Phase::Ready) } else { Action::StartUnits { units } }
+            }
+            Phase::ResolveMasters => self.resolve(DnsQuery::Masters),
+            Phase::MasterHealthy => {
+                let addrs = self.master_addrs();
+                if self.s.reresolve_masters || addrs.is_empty() {
+                    return self.resolve(DnsQuery::Masters);
+                }
+                match &self.s.node {
+                    Some(node) => Action::ProbeMaster {
+                        url: node.master_endpoint.url(),
+                        connect_to: addrs,
+                        trust: node.master_trust.clone(),
+                    },
+                    None => self.lost_settings(),
+                }
+            }
+            Phase::WeavePeers => match &self.s.weave {
+                Some(decision) => Action::WriteWeaveEnv {
+                    path: weave::WEAVE_ENV_FILE.to_string(),
+                    contents: weave::render_env(decision),
+                },
+                None => self.resolve(DnsQuery::Minions),
+            },
+        }
+    }
+
+    fn resolve(&mut self, query: DnsQuery) -> Action {
+        match &self.s.node {
+            Some(node) => Action::Resolve { query, name: node.name_for(query).to_string() },
+            None => self.lost_settings(),
+        }
+    }
+
+    /// A state that is in a later phase without role settings can only come from a hand-edited or foreign file.
+    fn lost_settings(&mut self) -> Action {
+        self.fail(format!(
+            "the saved state is in phase {} but has no role settings — hint: remove /{} and restart k8s-agent",
+            self.s.phase,
+            super::STATE_FILE
+        ))
+    }
+
+    fn node(&self) -> Option<&NodeSettings> {
+        self.s.node.as_ref()
+    }
+
+    fn name(&self, query: DnsQuery) -> String {
+        self.node().map(|n| n.name_for(query).to_string()).unwrap_or_else(|| format!("{query:?}"))
+    }
+
+    /// The usable addresses of the last masters answer, sorted.
+    fn master_addrs(&self) -> Vec<IpAddr> {
+        match self.s.masters.as_ref().map(|l| &l.result) {
+            Some(DnsResult::Answers { addrs, .. }) => usable_master_addrs(addrs),
+            _ => Vec::new(),
+        }
+    }
+
+    // ---- observations ----
+
+    fn on_discovery(&mut self, discovery: RoleDiscovery) -> Action {
+        match discovery {
+            RoleDiscovery::NoneYet { .. } => self.wait(RetryPolicy::Watch, discovery.reason(), None),
+            // Found but not read: read it now.
+            RoleDiscovery::Found { .. } => {
+                self.s.retry_at = None;
+                Action::ReadRoleFile
+            }
+            RoleDiscovery::Both { .. } => self.fail(discovery.reason()),
+            RoleDiscovery::Unreadable { .. } => self.fail(format!(
+                "{} — hint: the agent runs as root; check the path's permissions and that /etc is mounted",
+                discovery.reason()
+            )),
+        }
+    }
+
+    fn on_role(&mut self, config: &RoleConfig) -> Action {
+        let settings = NodeSettings::from_role(config);
+        if let Some(old) = &self.s.node
+            && !old.same_node_as(&settings)
+            && (self.s.weave.is_some() || !self.s.units_started.is_empty())
+        {
+            let reason = format!(
+                "{} changed since units were started on this boot (was {} of cluster {}, WEAVE_CONSENSUS {:?}; now \
+                 {} of cluster {}, WEAVE_CONSENSUS {:?}) — hint: reboot the node to apply a new role file",
+                settings.role_file.display(),
+                old.role,
+                old.cluster,
+                old.weave_consensus.map(|n| n.get()),
+                settings.role,
+                settings.cluster,
+                settings.weave_consensus.map(|n| n.get()),
+            );
+            return self.fail(reason);
+        }
+        self.s.warnings = config.warnings.iter().map(|w| w.to_string()).collect();
+        self.s.node = Some(settings);
+        self.enter(Phase::HostCheck)
+    }
+
+    fn on_host_ok(&mut self, local_addrs: Vec<IpAddr>) -> Action {
+        self.s.local_addrs = local_addrs;
+        self.s.failed_checks.clear();
+        match self.node().map(|n| n.role) {
+            Some(NodeRole::Master) => self.enter(Phase::StartControlPlane),
+            Some(NodeRole::Minion) => self.enter(Phase::ResolveMasters),
+            None => self.lost_settings(),
+        }
+    }
+
+    fn on_host_failed(&mut self, failures: Vec<String>) -> Action {
+        let list = if failures.is_empty() { "(no details)".to_string() } else { failures.join("; ") };
+        self.s.failed_checks = failures;
+        let attempt = self.s.attempt + 1;
+        if attempt >= HOST_CHECK_ATTEMPTS {
+            return self.fail(format!(
+                "host checks failed {attempt} times: {list} — hint: run `k8s-agent check` for details; nothing was \
+                 started"
+            ));
+        }
+        let reason = format!("host checks failed (attempt {attempt} of {HOST_CHECK_ATTEMPTS}): {list}; retrying");
+        self.wait(RetryPolicy::Error, reason, None)
+    }
+
+    fn on_masters(&mut self, result: DnsResult) -> Action {
+        let name = self.name(DnsQuery::Masters);
+        self.s.masters = Some(DnsLookup { name: name.clone(), result: result.clone(), at: self.now });
+        let (ttl, what) = match &result {
+            DnsResult::Answers { addrs, .. } if !usable_master_addrs(addrs).is_empty() => {
+                self.s.reresolve_masters = false;
+                return if self.s.phase == Phase::ResolveMasters {
+                    self.enter(Phase::MasterHealthy)
+                } else {
+                    self.s.retry_at = None;
+                    self.phase_action()
+                };
+            }
+            DnsResult::Answers { addrs, ttl_secs } => {
+                (Some(*ttl_secs), format!("it lists no usable address ({})", join_addrs(addrs)))
+            }
+            DnsResult::NxDomain { negative_ttl_secs } | DnsResult::NoRecords { negative_ttl_secs } => {
+                (*negative_ttl_secs, result.describe())
+            }
+            DnsResult::ServFail | DnsResult::Timeout | DnsResult::Other { .. } => {
+                // The resolver is in trouble: back off; in MasterHealthy keep probing the last known addresses.
+                let reason = format!(
+                    "resolving {name} failed: {} — hint: check the DNS servers in /etc/resolv.conf; backing off",
+                    result.describe()
+                );
+                return self.wait(RetryPolicy::Error, reason, None);
+            }
+        };
+        if self.s.phase == Phase::MasterHealthy {
+            // The record is gone (the master group lost its healthy instance): back to waiting for it.
+            self.transition(Phase::ResolveMasters);
+        }
+        let reason = format!(
+            "waiting for {name} to resolve: {what} — the DNS record is created when the master group has a \
+             healthy instance"
+        );
+        self.wait(RetryPolicy::Watch, reason, ttl)
+    }
+
+    fn on_probe(&mut self, result: ProbeResult) -> Action {
+        let url = self.node().map(|n| n.master_endpoint.url()).unwrap_or_default();
+        match result {
+            ProbeResult::Healthy => self.enter(Phase::WeavePeers),
+            ProbeResult::HttpStatus { status } => {
+                let reason = format!("waiting for the API server at {url} to become ready: it answered HTTP {status}");
+                self.wait(RetryPolicy::Watch, reason, None)
+            }
+            ProbeResult::TlsUntrusted { message } => {
+                let (trust, role_file, host) = match self.node() {
+                    Some(n) => (
+                        n.master_trust.describe(),
+                        n.role_file.display().to_string(),
+                        n.master_endpoint.host.to_string(),
+                    ),
+                    None => Default::default(),
+                };
+                let reason = format!(
+                    "blocked: the API server at {url} is not trusted ({message}); checked against {trust} — this \
+                     does not fix itself: make CA_CERT_HASH / CA_CERT_FILE in {role_file} match the cluster CA \
+                     (`kubeadm token create --print-join-command` prints the hash) and make {host} a SAN of the API \
+                     server certificate (kubeadm: controlPlaneEndpoint), then `systemctl restart k8s-agent`; \
+                     retrying every {} s",
+                    super::backoff::BLOCKED_RETRY.as_secs()
+                );
+                self.wait(RetryPolicy::Blocked, reason, None)
+            }
+            ProbeResult::Unreachable { message } => {
+                self.maybe_reresolve();
+                self.wait(RetryPolicy::Watch, format!("waiting for the API server at {url}: {message}"), None)
+            }
+            ProbeResult::Timeout => {
+                self.maybe_reresolve();
+                let reason = format!("waiting for the API server at {url}: no answer within the probe timeout");
+                self.wait(RetryPolicy::Watch, reason, None)
+            }
+        }
+    }
+
+    /// After a failed connection, resolve again before the next probe if the answer has expired (TTL, but at
+    /// least [`MASTERS_RERESOLVE_MIN_SECS`]): the master may have been replaced.
+    fn maybe_reresolve(&mut self) {
+        if let Some(lookup) = &self.s.masters {
+            let ttl = lookup.ttl_secs().unwrap_or(0).max(MASTERS_RERESOLVE_MIN_SECS);
+            if self.now >= lookup.at.saturating_add(u64::from(ttl) * 1000) {
+                self.s.reresolve_masters = true;
+            }
+        }
+    }
+
+    fn on_minions(&mut self, result: DnsResult) -> Action {
+        let name = self.name(DnsQuery::Minions);
+        self.s.minions = Some(DnsLookup { name: name.clone(), result: result.clone(), at: self.now });
+        let Some(n) = self.node().and_then(|node| node.weave_consensus) else {
+            return self.fail(format!(
+                "no WEAVE_CONSENSUS for this minion — hint: add it to {}",
+                self.node().map(|n| n.role_file.display().to_string()).unwrap_or_default()
+            ));
+        };
+        let waiting = format!("waiting for {name} to list WEAVE_CONSENSUS={n} minions");
+        match &result {
+            DnsResult::Answers { addrs, ttl_secs } => match weave::validate_minion_answer(addrs) {
+                Err(error) => self.wait(RetryPolicy::Blocked, format!("{waiting}: {error}"), None),
+                Ok(answer) => {
+                    self.s.minion_answer_notes = answer.notes.iter().map(|note| note.to_string()).collect();
+                    match weave::decide(n, &answer, &self.s.local_addrs, self.now) {
+                        WeaveOutcome::Decided(decision) => {
+                            let contents = weave::render_env(&decision);
+                            self.s.weave = Some(decision);
+                            self.s.retry_at = None;
+                            self.s.blocking = None;
+                            Action::WriteWeaveEnv { path: weave::WEAVE_ENV_FILE.to_string(), contents }
+                        }
+                        WeaveOutcome::NotEnoughMinions { listed, .. } => {
+                            let reason = format!(
+                                "{waiting}: it lists {listed} ({}) — the record lists the minion group's healthy \
+                                 instances",
+                                join_v4(&answer.addrs)
+                            );
+                            self.wait(RetryPolicy::Watch, reason, Some(*ttl_secs))
+                        }
+                        WeaveOutcome::NoLocalIpv4 => self.fail(format!(
+                            "{name} lists {} minions but this node has no IPv4 address of its own (host check \
+                             reported: {}), so it cannot tell whether it is in the Weave Net core — hint: check the \
+                             network configuration, then restart k8s-agent",
+                            answer.addrs.len(),
+                            join_addrs(&self.s.local_addrs)
+                        )),
+                    }
+                }
+            },
+            DnsResult::NxDomain { negative_ttl_secs } | DnsResult::NoRecords { negative_ttl_secs } => {
+                let reason = format!(
+                    "{waiting}: {} — the record lists the minion group's healthy instances",
+                    result.describe()
+                );
+                self.wait(RetryPolicy::Watch, reason, *negative_ttl_secs)
+            }
+            DnsResult::ServFail | DnsResult::Timeout | DnsResult::Other { .. } => {
+                let reason = format!(
+                    "resolving {name} failed: {} — hint: check the DNS servers in /etc/resolv.conf; backing off",
+                    result.describe()
+                );
+                self.wait(RetryPolicy::Error, reason, None)
+            }
+        }
+    }
+
+    fn record_started(&mut self, units: &[String]) -> bool {
+        let before = self.s.units_started.len();
+        for unit in units {
+            if !self.s.units_started.contains(unit) {
+                self.s.units_started.push(unit.clone());
+            }
+        }
+        self.s.units_started.len() > before
+    }
+
+    fn on_started(&mut self, units: Vec<String>) -> Action {
+        let progressed = self.record_started(&units);
+        let remaining = self.s.units_remaining();
+        if remaining.is_empty() {
+            return self.enter(Phase::Ready);
+        }
+        if !progressed {
+            let reason = format!("systemd reported no progress starting {}; retrying", remaining.join(", "));
+            return self.wait(RetryPolicy::Error, reason, None);
+        }
+        self.s.retry_at = None;
+        Action::StartUnits { units: remaining }
+    }
+}
+
+fn unit_failed_reason(failure: &UnitFailure) -> String {
+    format!(
+        "{unit} did not start (ActiveState={} SubState={} Result={}) — hint: see `journalctl -u {unit}`; after \
+         fixing it, `systemctl restart k8s-agent` starts the remaining units",
+        failure.active_state,
+        failure.sub_state,
+        failure.result,
+        unit = failure.unit,
+    )
+}
+
+/// Addresses a probe can connect to: no unspecified, multicast or broadcast addresses; sorted, deduplicated.
+fn usable_master_addrs(addrs: &[IpAddr]) -> Vec<IpAddr> {
+    let mut usable: Vec<IpAddr> = addrs
+        .iter()
+        .copied()
+        .filter(|a| {
+            !a.is_unspecified()
+                && !a.is_multicast()
+                && !matches!(a, IpAddr::V4(v4) if v4.is_broadcast())
+        })
+        .collect();
+    usable.sort();
+    usable.dedup();
+    usable
+}
+
+fn join_addrs(addrs: &[IpAddr]) -> String {
+    if addrs.is_empty() {
+        return "none".to_string();
+    }
+    addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")
+}
+
+fn join_v4(addrs: &[std::net::Ipv4Addr]) -> String {
+    if addrs.is_empty() {
+        return "none".to_string();
+    }
+    addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,238 @@
+//! The agent's persisted state (`/run/k8s-agent/state.json`) and what a restarted agent does with it.
+
+use super::{Action, DnsQuery, DnsResult, Phase, UnitFailure, machine};
+use crate::node_role::NodeRole;
+use crate::role_file::{ClusterName, DnsName, MasterEndpoint, MasterTrust, RoleConfig};
+use crate::weave::{ConsensusSize, WeaveDecision};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Where the executor persists the state (relative to the root; `/run` is per boot).
+pub const STATE_FILE: &str = "run/k8s-agent/state.json";
+/// Version of the state's format; a different version is not resumed.
+pub const STATE_SCHEMA_VERSION: u32 = 1;
+
+/// What the plan needs from the role file, without secrets (so it can be persisted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    pub role: NodeRole,
+    pub role_file: PathBuf,
+    pub cluster: ClusterName,
+    pub dns_domain: DnsName,
+    pub master_endpoint: MasterEndpoint,
+    pub master_trust: MasterTrust,
+    pub minions_name: DnsName,
+    pub weave_consensus: Option<ConsensusSize>,
+}
+
+impl NodeSettings {
+    pub fn from_role(config: &RoleConfig) -> NodeSettings {
+        NodeSettings {
+            role: config.role,
+            role_file: config.source.clone(),
+            cluster: config.cluster_name.clone(),
+            dns_domain: config.dns_domain.clone(),
+            master_endpoint: config.master_endpoint.clone(),
+            master_trust: config.master_trust(),
+            minions_name: config.minions_name.clone(),
+            weave_consensus: config.weave_consensus,
+        }
+    }
+
+    /// The name a query is for.
+    pub fn name_for(&self, query: DnsQuery) -> &DnsName {
+        match query {
+            DnsQuery::Masters => &self.master_endpoint.host,
+            DnsQuery::Minions => &self.minions_name,
+        }
+    }
+
+    /// Same node identity: what must not change once units run or Weave decided (the CA and probe may).
+    pub fn same_node_as(&self, other: &NodeSettings) -> bool {
+        (self.role, &self.cluster, &self.dns_domain, self.weave_consensus)
+            == (other.role, &other.cluster, &other.dns_domain, other.weave_consensus)
+    }
+}
+
+/// The last lookup of one name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsLookup {
+    pub name: String,
+    pub result: DnsResult,
+    /// When the answer came (unix ms).
+    pub at: u64,
+}
+
+impl DnsLookup {
+    /// The TTL the answer carried (positive or negative), if any.
+    pub fn ttl_secs(&self) -> Option<u32> {
+        match &self.result {
+            DnsResult::Answers { ttl_secs, .. } => Some(*ttl_secs),
+            DnsResult::NxDomain { negative_ttl_secs } | DnsResult::NoRecords { negative_ttl_secs } => {
+                *negative_ttl_secs
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Entering a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseTransition {
+    pub phase: Phase,
+    /// Unix ms.
+    pub at: u64,
+}
+
+/// Everything the agent knows about its progress on this boot. Written after every step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentState {
+    pub schema_version: u32,
+    pub phase: Phase,
+    /// When the current phase was entered (unix ms).
+    pub since: u64,
+    /// From the role file, once read.
+    pub node: Option<NodeSettings>,
+    /// Failed attempts in the current phase (resets on every phase change; drives the backoff).
+    pub attempt: u32,
+    /// Failed attempts over the whole run.
+    pub attempts_total: u64,
+    /// DNS lookups and master probes asked for (for `status` and the query-rate budget).
+    pub dns_queries: u64,
+    pub probes: u64,
+    /// When the pending wait ends (unix ms), if one is pending.
+    pub retry_at: Option<u64>,
+    /// The last reason the current phase is waiting, in words.
+    pub blocking: Option<String>,
+    /// The last lookup of the masters / minions name.
+    pub masters: Option<DnsLookup>,
+    pub minions: Option<DnsLookup>,
+    /// Set when the masters answer expired and a probe could not connect: resolve again before the next probe.
+    pub reresolve_masters: bool,
+    /// This node's addresses, as the host check reported them.
+    pub local_addrs: Vec<IpAddr>,
+    /// The Weave Net decision: made once, never changed on this boot.
+    pub weave: Option<WeaveDecision>,
+    /// What validation removed from the last minions answer.
+    pub minion_answer_notes: Vec<String>,
+    /// Units started so far (never started again).
+    pub units_started: Vec<String>,
+    pub unit_failures: Vec<UnitFailure>,
+    pub failed_checks: Vec<String>,
+    /// Role file warnings.
+    pub warnings: Vec<String>,
+    /// Why the agent is in `Failed`.
+    pub failure: Option<String>,
+    /// Every phase entered, in order.
+    pub transitions: Vec<PhaseTransition>,
+    /// How often the agent was restarted on this boot.
+    pub restarts: u32,
+}
+
+/// A persisted state this agent cannot continue from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeError {
+    SchemaVersion { found: u32, expected: u32 },
+}
+
+impl fmt::Display for ResumeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResumeError::SchemaVersion { found, expected } => write!(
+                f,
+                "the saved state has format version {found}, this agent writes {expected} — hint: it was written \
+                 by another k8s-agent version on this boot; reboot the node (the state lives in /run)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ResumeError {}
+
+impl AgentState {
+    /// A fresh start at `now_millis`, in `Role`. Feed it [`super::Observation::Tick`] to get the first action.
+    pub fn new(now_millis: u64) -> AgentState {
+        AgentState {
+            schema_version: STATE_SCHEMA_VERSION,
+            phase: Phase::Role,
+            since: now_millis,
+            node: None,
+            attempt: 0,
+            attempts_total: 0,
+            dns_queries: 0,
+            probes: 0,
+            retry_at: None,
+            blocking: None,
+            masters: None,
+            minions: None,
+            reresolve_masters: false,
+            local_addrs: Vec::new(),
+            weave: None,
+            minion_answer_notes: Vec::new(),
+            units_started: Vec::new(),
+            unit_failures: Vec::new(),
+            failed_checks: Vec::new(),
+            warnings: Vec::new(),
+            failure: None,
+            transitions: vec![PhaseTransition { phase: Phase::Role, at: now_millis }],
+            restarts: 0,
+        }
+    }
+
+    /// Continue from a state a previous agent process persisted on this boot. Returns the state and the first
+    /// action.
+    ///
+    /// | persisted phase | resumes | why |
+    /// |---|---|---|
+    /// | `Ready` | `Ready`, [`Action::Done`] | nothing to do; units are not touched |
+    /// | `StartControlPlane`, `StartUnits` | same phase, starts only the units not started yet | never restart an active unit |
+    /// | `WeavePeers` with a decision | same phase, writes the *persisted* decision again | the decision never changes once made |
+    /// | `Role`, `HostCheck`, `ResolveMasters`, `MasterHealthy`, `WeavePeers` without a decision, `Failed` | `Role`: re-reads the role file, then on | nothing irreversible happened yet (or the operator restarted after a failure): redoing the cheap steps picks up a fixed role file, e.g. a corrected `CA_CERT_HASH` |
+    ///
+    /// In every case the Weave decision, the started units and the history are kept; if the re-read role file
+    /// names another cluster, role or consensus size while units run or Weave has decided, the agent fails and
+    /// asks for a reboot instead of mixing two configurations.
+    pub fn resume(persisted: AgentState, now_millis: u64) -> Result<(AgentState, Action), ResumeError> {
+        if persisted.schema_version != STATE_SCHEMA_VERSION {
+            return Err(ResumeError::SchemaVersion {
+                found: persisted.schema_version,
+                expected: STATE_SCHEMA_VERSION,
+            });
+        }
+        Ok(machine::Step::new(persisted, now_millis, 0.5).resume())
+    }
+
+    /// When `phase` was last entered (unix ms).
+    pub fn entered(&self, phase: Phase) -> Option<u64> {
+        self.transitions.iter().rev().find(|t| t.phase == phase).map(|t| t.at)
+    }
+
+    /// The role, once the role file was read.
+    pub fn role(&self) -> Option<NodeRole> {
+        self.node.as_ref().map(|n| n.role)
+    }
+
+    /// The cluster, once the role file was read.
+    pub fn cluster(&self) -> Option<&ClusterName> {
+        self.node.as_ref().map(|n| &n.cluster)
+    }
+
+    /// The role's units not started yet, in start order.
+    pub fn units_remaining(&self) -> Vec<String> {
+        match self.role() {
+            Some(role) => role
+                .units()
+                .iter()
+                .filter(|u| !self.units_started.iter().any(|s| s == *u))
+                .map(|u| u.to_string())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,855 @@
+//! Tests of the phase machine: the phase × observation table, the backoff sequences, both paths, blocking TLS,
+//! and resume.
+
+use super::backoff::{BLOCKED_RETRY, PATIENCE};
+use super::*;
+use crate::node_role::{MASTER_UNITS, MINION_UNITS, NodeRole};
+use crate::role_file::{RoleConfig, RoleFileError, parse_role_file};
+use std::path::{Path, PathBuf};
+
+const T0: u64 = 1_767_225_600_000;
+const MINION_FILE: &str = "/etc/sysconfig/kubernetes-minions";
+const MASTER_FILE: &str = "/etc/sysconfig/kubernetes-masters";
+const PIN: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const SELF: &str = "10.0.0.2";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn config(role: NodeRole, extra: &str) -> RoleConfig {
+    let (path, text) = match role {
+        NodeRole::Minion => (MINION_FILE, format!("CLUSTER_NAME=prod\nCA_CERT_HASH={PIN}\nWEAVE_CONSENSUS=3\n{extra}")),
+        NodeRole::Master => (MASTER_FILE, format!("CLUSTER_NAME=prod\n{extra}")),
+    };
+    parse_role_file(Path::new(path), role, &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn masters_answer() -> DnsResult {
+    DnsResult::Answers { addrs: vec![ip("10.0.1.1")], ttl_secs: 30 }
+}
+
+fn minions_answer() -> DnsResult {
+    DnsResult::Answers { addrs: vec![ip("10.0.0.3"), ip("10.0.0.1"), ip(SELF)], ttl_secs: 0 }
+}
+
+fn units(role: NodeRole) -> Vec<String> {
+    role.units().iter().map(|u| u.to_string()).collect()
+}
+
+fn kubelet_failed() -> UnitFailure {
+    UnitFailure {
+        unit: "kubelet.service".into(),
+        active_state: "failed".into(),
+        sub_state: "failed".into(),
+        result: "exit-code".into(),
+    }
+}
+
+/// A test driver: a state, a clock, and the actions seen.
+struct Run {
+    state: AgentState,
+    now: u64,
+    jitter: f64,
+}
+
+impl Run {
+    fn new() -> Run {
+        Run { state: AgentState::new(T0), now: T0, jitter: 0.5 }
+    }
+
+    fn from(state: AgentState) -> Run {
+        let now = state.since;
+        Run { state, now, jitter: 0.5 }
+    }
+
+    fn feed(&mut self, observation: Observation) -> Action {
+        let (state, action) = next(&self.state, observation, self.now, self.jitter);
+        self.state = state;
+        action
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += ms;
+    }
+
+    /// Feed, and if the answer is a wait, let the time pass and tick.
+    fn feed_then_wait(&mut self, observation: Observation) -> Action {
+        let action = self.feed(observation);
+        if let Action::Wait { retry_after, .. } = &action {
+            self.advance(retry_after.as_millis() as u64);
+        }
+        action
+    }
+}
+
+/// The happy path observations of a role, in order.
+fn happy_path(role: NodeRole) -> Vec<Observation> {
+    match role {
+        NodeRole::Master => vec![
+            Observation::Tick,
+            Observation::RoleParsed(Box::new(config(NodeRole::Master, ""))),
+            Observation::HostChecksPassed { local_addrs: vec![ip("10.0.1.1")] },
+            Observation::UnitsStarted(units(NodeRole::Master)),
+        ],
+        NodeRole::Minion => vec![
+            Observation::Tick,
+            Observation::RoleParsed(Box::new(config(NodeRole::Minion, ""))),
+            Observation::HostChecksPassed { local_addrs: vec![ip("127.0.0.1"), ip(SELF)] },
+            Observation::Dns { query: DnsQuery::Masters, result: masters_answer() },
+            Observation::MasterProbe(ProbeResult::Healthy),
+            Observation::Dns { query: DnsQuery::Minions, result: minions_answer() },
+            Observation::WeaveEnvWritten,
+            Observation::UnitsStarted(units(NodeRole::Minion)),
+        ],
+    }
+}
+
+/// Drive a fresh agent along the happy path until `done(state)`, 10 ms per step.
+fn walk(role: NodeRole, done: impl Fn(&AgentState) -> bool) -> AgentState {
+    let mut run = Run::new();
+    for observation in happy_path(role) {
+        if done(&run.state) {
+            break;
+        }
+        run.advance(10);
+        run.feed(observation);
+    }
+    assert!(done(&run.state), "walk did not get there: {:?}", run.state.phase);
+    run.state
+}
+
+fn walk_to(role: NodeRole, phase: Phase) -> AgentState {
+    walk(role, |s| s.phase == phase)
+}
+
+fn kind(action: &Action) -> &'static str {
+    match action {
+        Action::Wait { .. } => "wait",
+        Action::ReadRoleFile => "read-role",
+        Action::RunHostChecks => "host-checks",
+        Action::Resolve { query: DnsQuery::Masters, .. } => "resolve-masters",
+        Action::Resolve { query: DnsQuery::Minions, .. } => "resolve-minions",
+        Action::ProbeMaster { .. } => "probe",
+        Action::WriteWeaveEnv { .. } => "write-weave-env",
+        Action::StartUnits { .. } => "start-units",
+        Action::Done => "done",
+        Action::Fail { .. } => "fail",
+    }
+}
+
+fn wait_ms(action: &Action) -> u64 {
+    match action {
+        Action::Wait { retry_after, .. } => retry_after.as_millis() as u64,
+        other => panic!("expected a wait, got {other:?}"),
+    }
+}
+
+fn wait_reason(action: &Action) -> String {
+    match action {
+        Action::Wait { reason, .. } => reason.clone(),
+        other => panic!("expected a wait, got {other:?}"),
+    }
+}
+
+// ---- the table: every phase × every observation kind ----
+
+/// One state per phase (and WeavePeers before and after the decision), with the role it is on.
+fn table_states() -> Vec<(&'static str, NodeRole, AgentState)> {
+    vec![
+        ("role", NodeRole::Minion, AgentState::new(T0)),
+        ("host-check", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::HostCheck)),
+        ("start-control-plane", NodeRole::Master, walk_to(NodeRole::Master, Phase::StartControlPlane)),
+        ("resolve-masters", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::ResolveMasters)),
+        ("master-healthy", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::MasterHealthy)),
+        ("weave-peers", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::WeavePeers)),
+        ("weave-peers-decided", NodeRole::Minion, walk(NodeRole::Minion, |s| s.weave.is_some())),
+        ("start-units", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::StartUnits)),
+        ("ready", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::Ready)),
+        ("failed", NodeRole::Minion, {
+            let mut run = Run::new();
+            run.feed(Observation::RoleDiscovery(RoleDiscovery::Both {
+                master: MASTER_FILE.into(),
+                minion: MINION_FILE.into(),
+            }));
+            run.state
+        }),
+    ]
+}
+
+/// One sample of every observation kind (and every variant of the DNS and probe results).
+fn table_observations(role: NodeRole) -> Vec<(&'static str, Observation)> {
+    let dns = |query, result| Observation::Dns { query, result };
+    vec![
+        ("tick", Observation::Tick),
+        (
+            "discovery-none-yet",
+            Observation::RoleDiscovery(RoleDiscovery::NoneYet { master: MASTER_FILE.into(), minion: MINION_FILE.into() }),
+        ),
+        ("discovery-found", Observation::RoleDiscovery(RoleDiscovery::Found { path: MINION_FILE.into(), role })),
+        (
+            "discovery-both",
+            Observation::RoleDiscovery(RoleDiscovery::Both { master: MASTER_FILE.into(), minion: MINION_FILE.into() }),
+        ),
+        (
+            "discovery-unreadable",
+            Observation::RoleDiscovery(RoleDiscovery::Unreadable {
+                path: MINION_FILE.into(),
+                message: "Permission denied".into(),
+            }),
+        ),
+        ("role-parsed", Observation::RoleParsed(Box::new(config(role, "")))),
+        (
+            "role-invalid",
+            Observation::RoleInvalid(RoleFileError::MissingKey { path: MINION_FILE.into(), key: "CLUSTER_NAME" }),
+        ),
+        ("host-passed", Observation::HostChecksPassed { local_addrs: vec![ip(SELF)] }),
+        ("host-failed", Observation::HostChecksFailed { failures: vec!["net.ipv4.ip_forward is 0".into()] }),
+        ("dns-masters-answers", dns(DnsQuery::Masters, masters_answer())),
+        (
+            "dns-masters-unusable",
+            dns(DnsQuery::Masters, DnsResult::Answers { addrs: vec![ip("0.0.0.0")], ttl_secs: 5 }),
+        ),
+        ("dns-masters-nxdomain", dns(DnsQuery::Masters, DnsResult::NxDomain { negative_ttl_secs: Some(5) })),
+        ("dns-masters-no-records", dns(DnsQuery::Masters, DnsResult::NoRecords { negative_ttl_secs: None })),
+        ("dns-masters-servfail", dns(DnsQuery::Masters, DnsResult::ServFail)),
+        ("dns-masters-timeout", dns(DnsQuery::Masters, DnsResult::Timeout)),
+        ("dns-masters-other", dns(DnsQuery::Masters, DnsResult::Other { message: "refused".into() })),
+        ("dns-minions-answers", dns(DnsQuery::Minions, minions_answer())),
+        (
+            "dns-minions-too-few",
+            dns(DnsQuery::Minions, DnsResult::Answers { addrs: vec![ip(SELF)], ttl_secs: 0 }),
+        ),
+        ("dns-minions-nxdomain", dns(DnsQuery::Minions, DnsResult::NxDomain { negative_ttl_secs: None })),
+        ("dns-minions-no-records", dns(DnsQuery::Minions, DnsResult::NoRecords { negative_ttl_secs: Some(1) })),
+        ("dns-minions-servfail", dns(DnsQuery::Minions, DnsResult::ServFail)),
+        ("dns-minions-timeout", dns(DnsQuery::Minions, DnsResult::Timeout)),
+        ("dns-minions-other", dns(DnsQuery::Minions, DnsResult::Other { message: "refused".into() })),
+        ("probe-healthy", Observation::MasterProbe(ProbeResult::Healthy)),
+        ("probe-http-503", Observation::MasterProbe(ProbeResult::HttpStatus { status: 503 })),
+        (
+            "probe-tls-untrusted",
+            Observation::MasterProbe(ProbeResult::TlsUntrusted { message: "unknown issuer".into() }),
+        ),
+        (
+            "probe-unreachable",
+            Observation::MasterProbe(ProbeResult::Unreachable { message: "connection refused".into() }),
+        ),
+        ("probe-timeout", Observation::MasterProbe(ProbeResult::Timeout)),
+        ("weave-env-written", Observation::WeaveEnvWritten),
+        ("units-started", Observation::UnitsStarted(units(role))),
+        ("unit-failed", Observation::UnitFailed { already_started: vec![], failure: kubelet_failed() }),
+    ]
+}
+
+use Phase::*;
+
+/// The cells where an observation does something. Every other cell must behave exactly like `tick` (checked).
+/// `unit-failed` outside the start phases is recorded and otherwise behaves like `tick` (listed, checked apart).
+const TABLE: &[(&str, &str, Phase, &str)] = &[
+    // state                 observation               → phase             action
+    ("role", "discovery-none-yet", Role, "wait"),
+    ("role", "discovery-found", Role, "read-role"),
+    ("role", "discovery-both", Failed, "fail"),
+    ("role", "discovery-unreadable", Failed, "fail"),
+    ("role", "role-parsed", HostCheck, "host-checks"),
+    ("role", "role-invalid", Failed, "fail"),
+    ("host-check", "host-passed", ResolveMasters, "resolve-masters"),
+    ("host-check", "host-failed", HostCheck, "wait"),
+    ("start-control-plane", "units-started", Ready, "done"),
+    ("start-control-plane", "unit-failed", Failed, "fail"),
+    ("resolve-masters", "dns-masters-answers", MasterHealthy, "probe"),
+    ("resolve-masters", "dns-masters-unusable", ResolveMasters, "wait"),
+    ("resolve-masters", "dns-masters-nxdomain", ResolveMasters, "wait"),
+    ("resolve-masters", "dns-masters-no-records", ResolveMasters, "wait"),
+    ("resolve-masters", "dns-masters-servfail", ResolveMasters, "wait"),
+    ("resolve-masters", "dns-masters-timeout", ResolveMasters, "wait"),
+    ("resolve-masters", "dns-masters-other", ResolveMasters, "wait"),
+    ("master-healthy", "dns-masters-answers", MasterHealthy, "probe"),
+    ("master-healthy", "dns-masters-unusable", ResolveMasters, "wait"),
+    ("master-healthy", "dns-masters-nxdomain", ResolveMasters, "wait"),
+    ("master-healthy", "dns-masters-no-records", ResolveMasters, "wait"),
+    ("master-healthy", "dns-masters-servfail", MasterHealthy, "wait"),
+    ("master-healthy", "dns-masters-timeout", MasterHealthy, "wait"),
+    ("master-healthy", "dns-masters-other", MasterHealthy, "wait"),
+    ("master-healthy", "probe-healthy", WeavePeers, "resolve-minions"),
+    ("master-healthy", "probe-http-503", MasterHealthy, "wait"),
+    ("master-healthy", "probe-tls-untrusted", MasterHealthy, "wait"),
+    ("master-healthy", "probe-unreachable", MasterHealthy, "wait"),
+    ("master-healthy", "probe-timeout", MasterHealthy, "wait"),
+    ("weave-peers", "dns-minions-answers", WeavePeers, "write-weave-env"),
+    ("weave-peers", "dns-minions-too-few", WeavePeers, "wait"),
+    ("weave-peers", "dns-minions-nxdomain", WeavePeers, "wait"),
+    ("weave-peers", "dns-minions-no-records", WeavePeers, "wait"),
+    ("weave-peers", "dns-minions-servfail", WeavePeers, "wait"),
+    ("weave-peers", "dns-minions-timeout", WeavePeers, "wait"),
+    ("weave-peers", "dns-minions-other", WeavePeers, "wait"),
+    ("weave-peers-decided", "weave-env-written", StartUnits, "start-units"),
+    ("start-units", "units-started", Ready, "done"),
+    ("start-units", "unit-failed", Failed, "fail"),
+];
+
+#[test]
+fn every_phase_times_every_observation() {
+    let mut cells = 0;
+    let mut used = vec![false; TABLE.len()];
+    for (label, role, state) in table_states() {
+        let (tick_state, tick_action) = next(&state, Observation::Tick, T0 + 1_000_000, 0.5);
+        for (obs_label, observation) in table_observations(role) {
+            cells += 1;
+            let cell = format!("{label} × {obs_label}");
+            let (after, action) = next(&state, observation, T0 + 1_000_000, 0.5);
+            match TABLE.iter().position(|(s, o, _, _)| *s == label && *o == obs_label) {
+                Some(i) => {
+                    used[i] = true;
+                    let (_, _, phase, expected) = TABLE[i];
+                    assert_eq!((after.phase, kind(&action)), (phase, expected), "{cell}: {action:?}");
+                    if let Action::Wait { reason, retry_after } = &action {
+                        assert!(!reason.is_empty() && *retry_after > Duration::ZERO, "{cell}");
+                        assert_eq!(after.blocking.as_deref(), Some(reason.as_str()), "{cell}");
+                    }
+                    if let Action::Fail { reason } = &action {
+                        assert_eq!(after.failure.as_deref(), Some(reason.as_str()), "{cell}");
+                    }
+                }
+                None if obs_label == "unit-failed" => {
+                    assert_eq!(action, tick_action, "{cell}");
+                    assert_eq!(after.phase, state.phase, "{cell}");
+                    assert_eq!(after.unit_failures, vec![kubelet_failed()], "{cell}: recorded");
+                }
+                None => {
+                    assert_eq!(action, tick_action, "{cell} must behave like a tick");
+                    assert_eq!(after, tick_state, "{cell} must change nothing a tick does not");
+                }
+            }
+        }
+    }
+    assert_eq!(cells, 10 * 31);
+    let unused: Vec<_> = TABLE.iter().zip(used).filter(|(_, u)| !u).map(|(row, _)| row).collect();
+    assert!(unused.is_empty(), "rows never reached: {unused:?}");
+}
+
+#[test]
+fn tick_issues_each_phase_action() {
+    let expected = [
+        ("role", "read-role"),
+        ("host-check", "host-checks"),
+        ("start-control-plane", "start-units"),
+        ("resolve-masters", "resolve-masters"),
+        ("master-healthy", "probe"),
+        ("weave-peers", "resolve-minions"),
+        ("weave-peers-decided", "write-weave-env"),
+        ("start-units", "start-units"),
+        ("ready", "done"),
+        ("failed", "fail"),
+    ];
+    for ((label, _, state), (want_label, want)) in table_states().into_iter().zip(expected) {
+        assert_eq!(label, want_label);
+        let (_, action) = next(&state, Observation::Tick, T0 + 1_000_000, 0.5);
+        assert_eq!(kind(&action), want, "{label}");
+    }
+}
+
+// ---- whole paths ----
+
+#[test]
+fn minion_path_and_its_actions() {
+    let mut run = Run::new();
+    let mut actions = Vec::new();
+    for observation in happy_path(NodeRole::Minion) {
+        run.advance(100);
+        actions.push(run.feed(observation));
+    }
+    assert_eq!(
+        actions.iter().map(kind).collect::<Vec<_>>(),
+        vec!["read-role", "host-checks", "resolve-masters", "probe", "resolve-minions", "write-weave-env",
+             "start-units", "done"]
+    );
+    assert_eq!(actions[2], Action::Resolve { query: DnsQuery::Masters, name: "masters.prod.k8s".into() });
+    match &actions[3] {
+        Action::ProbeMaster { url, connect_to, trust } => {
+            assert_eq!(url, "https://masters.prod.k8s:6443/readyz");
+            assert_eq!(connect_to, &vec![ip("10.0.1.1")]);
+            assert_eq!(trust.ca_cert_hash.as_ref().map(|p| p.to_string()), Some(PIN.to_string()));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(actions[4], Action::Resolve { query: DnsQuery::Minions, name: "minions.prod.k8s".into() });
+    match &actions[5] {
+        Action::WriteWeaveEnv { path, contents } => {
+            assert_eq!(path, "run/k8s-agent/weave.env");
+            assert!(contents.contains("IPALLOC_INIT=consensus=3\n"), "{contents}");
+            assert!(contents.contains("KUBE_PEERS=\"10.0.0.1 10.0.0.2 10.0.0.3\"\n"), "{contents}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(actions[6], Action::StartUnits { units: units(NodeRole::Minion) });
+    let state = &run.state;
+    let phases: Vec<Phase> = state.transitions.iter().map(|t| t.phase).collect();
+    assert_eq!(phases, vec![Role, HostCheck, ResolveMasters, MasterHealthy, WeavePeers, StartUnits, Ready]);
+    // Kubelet is started only after the master was healthy.
+    let healthy = state.entered(WeavePeers).unwrap_or(u64::MAX);
+    let started = state.entered(StartUnits).unwrap_or(0);
+    assert!(state.entered(MasterHealthy) < Some(healthy) && healthy < started);
+    assert_eq!(state.units_started, units(NodeRole::Minion));
+    assert_eq!((state.dns_queries, state.probes, state.attempts_total), (2, 1, 0));
+    assert_eq!(state.cluster().map(|c| c.as_str()), Some("prod"));
+    assert_eq!(state.weave.as_ref().map(|w| w.is_core()), Some(true));
+}
+
+#[test]
+fn master_path_starts_the_control_plane() {
+    let mut run = Run::new();
+    let actions: Vec<Action> = happy_path(NodeRole::Master).into_iter().map(|o| run.feed(o)).collect();
+    assert_eq!(actions.iter().map(kind).collect::<Vec<_>>(), vec!["read-role", "host-checks", "start-units", "done"]);
+    assert_eq!(actions[2], Action::StartUnits { units: units(NodeRole::Master) });
+    let phases: Vec<Phase> = run.state.transitions.iter().map(|t| t.phase).collect();
+    assert_eq!(phases, vec![Role, HostCheck, StartControlPlane, Ready]);
+    assert!(run.state.masters.is_none() && run.state.weave.is_none());
+    assert_eq!(run.state.units_started.len(), MASTER_UNITS.len());
+}
+
+#[test]
+fn units_started_one_by_one() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, StartUnits));
+    let action = run.feed(Observation::UnitsStarted(vec!["containerd.service".into()]));
+    assert_eq!(action, Action::StartUnits { units: units(NodeRole::Minion)[1..].to_vec() });
+    // No progress: back off instead of spinning.
+    let action = run.feed(Observation::UnitsStarted(vec![]));
+    assert_eq!(kind(&action), "wait");
+    run.advance(wait_ms(&action));
+    assert_eq!(run.feed(Observation::Tick), Action::StartUnits { units: units(NodeRole::Minion)[1..].to_vec() });
+    let action = run.feed(Observation::UnitsStarted(units(NodeRole::Minion)[1..].to_vec()));
+    assert_eq!((action, run.state.phase), (Action::Done, Ready));
+}
+
+#[test]
+fn role_file_not_there_yet_is_watched() {
+    let mut run = Run::new();
+    assert_eq!(run.feed(Observation::Tick), Action::ReadRoleFile);
+    let none = Observation::RoleDiscovery(RoleDiscovery::NoneYet {
+        master: MASTER_FILE.into(),
+        minion: MINION_FILE.into(),
+    });
+    let action = run.feed(none);
+    assert!(wait_reason(&action).starts_with("cloud-init has not written a role file yet"));
+    assert_eq!(wait_ms(&action), 250);
+}
+
+#[test]
+fn both_role_files_refuse_and_start_nothing() {
+    let mut run = Run::new();
+    let action = run.feed(Observation::RoleDiscovery(RoleDiscovery::Both {
+        master: MASTER_FILE.into(),
+        minion: MINION_FILE.into(),
+    }));
+    match action {
+        Action::Fail { reason } => assert!(reason.contains("nothing was started"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(run.state.phase, Failed);
+    assert_eq!(run.feed(Observation::Tick), Action::Fail { reason: run.state.failure.clone().unwrap_or_default() });
+}
+
+#[test]
+fn host_checks_retry_then_fail() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, HostCheck));
+    let failed = || Observation::HostChecksFailed { failures: vec!["br_netfilter not loaded".into()] };
+    let mut delays = Vec::new();
+    for _ in 1..HOST_CHECK_ATTEMPTS {
+        let action = run.feed(failed());
+        delays.push(wait_ms(&action));
+        assert!(wait_reason(&action).contains("br_netfilter not loaded"));
+        run.advance(*delays.last().unwrap_or(&0));
+        assert_eq!(run.feed(Observation::Tick), Action::RunHostChecks);
+    }
+    assert_eq!(delays, vec![250, 500, 1000, 2000]);
+    match run.feed(failed()) {
+        Action::Fail { reason } => assert!(reason.contains("failed 5 times") && reason.contains("k8s-agent check")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(run.state.failed_checks, vec!["br_netfilter not loaded".to_string()]);
+}
+
+// ---- backoff through the machine ----
+
+#[test]
+fn nxdomain_backoff_sequence_and_reason() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, ResolveMasters));
+    let mut delays = Vec::new();
+    for _ in 0..6 {
+        let action = run.feed_then_wait(Observation::Dns {
+            query: DnsQuery::Masters,
+            result: DnsResult::NxDomain { negative_ttl_secs: None },
+        });
+        delays.push(wait_ms(&action));
+        if delays.len() == 1 {
+            assert_eq!(
+                wait_reason(&action),
+                "waiting for masters.prod.k8s to resolve: NXDOMAIN (no such name) — the DNS record is created when \
+                 the master group has a healthy instance"
+            );
+        }
+        assert_eq!(kind(&run.feed(Observation::Tick)), "resolve-masters");
+    }
+    assert_eq!(delays, vec![250, 500, 750, 750, 750, 750]);
+}
+
+#[test]
+fn jitter_spreads_the_waits() {
+    let state = walk_to(NodeRole::Minion, ResolveMasters);
+    let nx = || Observation::Dns { query: DnsQuery::Masters, result: DnsResult::NxDomain { negative_ttl_secs: None } };
+    let delays: Vec<u64> = [0.0, 0.25, 0.5, 1.0].iter().map(|j| wait_ms(&next(&state, nx(), state.since, *j).1)).collect();
+    assert_eq!(delays, vec![200, 225, 250, 300]);
+}
+
+#[test]
+fn negative_ttl_is_a_floor_up_to_the_cap() {
+    let state = walk_to(NodeRole::Minion, ResolveMasters);
+    let nx = |ttl| Observation::Dns { query: DnsQuery::Masters, result: DnsResult::NxDomain { negative_ttl_secs: ttl } };
+    assert_eq!(wait_ms(&next(&state, nx(Some(0)), state.since, 0.5).1), 250);
+    assert_eq!(wait_ms(&next(&state, nx(Some(900)), state.since, 0.5).1), 750);
+    // After PATIENCE in the phase the cap (and so the floor) is 10 s.
+    let late = state.since + PATIENCE.as_millis() as u64;
+    assert_eq!(wait_ms(&next(&state, nx(Some(900)), late, 0.5).1), 10_000);
+}
+
+#[test]
+fn resolver_errors_back_off_harder() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, ResolveMasters));
+    let mut delays = Vec::new();
+    for _ in 0..8 {
+        let action = run.feed_then_wait(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::ServFail });
+        delays.push(wait_ms(&action));
+        run.feed(Observation::Tick);
+    }
+    assert_eq!(delays, vec![250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+}
+
+#[test]
+fn backoff_resets_on_phase_change() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, ResolveMasters));
+    for _ in 0..4 {
+        run.feed_then_wait(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::Timeout });
+        run.feed(Observation::Tick);
+    }
+    assert_eq!(run.state.attempt, 4);
+    assert_eq!(kind(&run.feed(Observation::Dns { query: DnsQuery::Masters, result: masters_answer() })), "probe");
+    assert_eq!(run.state.attempt, 0);
+    let action = run.feed(Observation::MasterProbe(ProbeResult::Unreachable { message: "refused".into() }));
+    assert_eq!(wait_ms(&action), 250);
+}
+
+#[test]
+fn an_early_tick_or_stray_observation_gets_the_rest_of_the_wait() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, ResolveMasters));
+    let action = run.feed(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::ServFail });
+    assert_eq!(wait_ms(&action), 250);
+    run.advance(100);
+    let early = run.feed(Observation::Tick);
+    assert_eq!((wait_ms(&early), wait_reason(&early)), (150, wait_reason(&action)));
+    let stray = run.feed(Observation::WeaveEnvWritten);
+    assert_eq!(wait_ms(&stray), 150);
+    assert_eq!(run.state.attempt, 1, "neither counts as an attempt");
+    run.advance(150);
+    assert_eq!(kind(&run.feed(Observation::Tick)), "resolve-masters");
+}
+
+#[test]
+fn probe_failures_are_watched_quickly() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, MasterHealthy));
+    let mut delays = Vec::new();
+    for _ in 0..5 {
+        let action = run.feed_then_wait(Observation::MasterProbe(ProbeResult::HttpStatus { status: 503 }));
+        delays.push(wait_ms(&action));
+        assert!(wait_reason(&action).contains("answered HTTP 503"));
+        assert_eq!(kind(&run.feed(Observation::Tick)), "probe");
+    }
+    assert_eq!(delays, vec![250, 500, 750, 750, 750]);
+}
+
+#[test]
+fn tls_untrusted_blocks_with_a_long_fixed_retry_and_says_what_to_fix() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, MasterHealthy));
+    let untrusted = || {
+        Observation::MasterProbe(ProbeResult::TlsUntrusted {
+            message: "certificate's public key does not match CA_CERT_HASH".into(),
+        })
+    };
+    let start = run.now;
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        let action = run.feed_then_wait(untrusted());
+        delays.push(wait_ms(&action));
+        let reason = wait_reason(&action);
+        for needle in ["blocked", "CA_CERT_HASH", MINION_FILE, "masters.prod.k8s", "SAN", "systemctl restart k8s-agent"] {
+            assert!(reason.contains(needle), "{needle} missing from {reason}");
+        }
+        assert_eq!(kind(&run.feed(Observation::Tick)), "probe");
+    }
+    assert_eq!(delays, vec![BLOCKED_RETRY.as_millis() as u64; 4]);
+    // Two probes a minute, no DNS at all while blocked.
+    assert_eq!(run.now - start, 120_000);
+    assert_eq!(run.state.dns_queries, 1);
+    assert_eq!(run.state.phase, MasterHealthy);
+}
+
+#[test]
+fn an_unreachable_master_is_re_resolved_after_its_ttl() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, MasterHealthy));
+    let refused = || Observation::MasterProbe(ProbeResult::Unreachable { message: "connection refused".into() });
+    // Within the TTL (30 s): probe again, no DNS.
+    run.feed_then_wait(refused());
+    assert_eq!(kind(&run.feed(Observation::Tick)), "probe");
+    // After it: resolve first, then probe the new address at once.
+    run.advance(30_000);
+    run.feed_then_wait(refused());
+    assert_eq!(kind(&run.feed(Observation::Tick)), "resolve-masters");
+    let new_answer = DnsResult::Answers { addrs: vec![ip("10.0.1.9")], ttl_secs: 30 };
+    match run.feed(Observation::Dns { query: DnsQuery::Masters, result: new_answer }) {
+        Action::ProbeMaster { connect_to, .. } => assert_eq!(connect_to, vec![ip("10.0.1.9")]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(run.state.phase, MasterHealthy);
+}
+
+#[test]
+fn a_zero_ttl_answer_is_re_resolved_at_most_every_five_seconds() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, ResolveMasters));
+    run.feed(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::Answers { addrs: vec![ip("10.0.1.1")], ttl_secs: 0 } });
+    let mut resolves = 0;
+    let start = run.now;
+    while run.now - start < 60_000 {
+        let action = run.feed_then_wait(Observation::MasterProbe(ProbeResult::Timeout));
+        assert_eq!(kind(&action), "wait");
+        if kind(&run.feed(Observation::Tick)) == "resolve-masters" {
+            resolves += 1;
+            run.feed(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::Answers { addrs: vec![ip("10.0.1.1")], ttl_secs: 0 } });
+        }
+    }
+    assert!((10..=13).contains(&resolves), "{resolves} re-resolutions in a minute");
+}
+
+#[test]
+fn the_masters_record_disappearing_goes_back_to_resolving() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, MasterHealthy));
+    run.advance(60_000);
+    run.feed_then_wait(Observation::MasterProbe(ProbeResult::Unreachable { message: "no route".into() }));
+    assert_eq!(kind(&run.feed(Observation::Tick)), "resolve-masters");
+    let action = run.feed(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::NxDomain { negative_ttl_secs: None } });
+    assert_eq!((run.state.phase, wait_ms(&action)), (ResolveMasters, 250));
+}
+
+#[test]
+fn minions_wait_for_n_with_a_readable_reason() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, WeavePeers));
+    let two = DnsResult::Answers { addrs: vec![ip(SELF), ip("10.0.0.1"), ip("10.0.0.1"), ip("fd00::1")], ttl_secs: 0 };
+    let action = run.feed(Observation::Dns { query: DnsQuery::Minions, result: two });
+    assert_eq!(
+        wait_reason(&action),
+        "waiting for minions.prod.k8s to list WEAVE_CONSENSUS=3 minions: it lists 2 (10.0.0.1 10.0.0.2) — the \
+         record lists the minion group's healthy instances"
+    );
+    assert_eq!(
+        run.state.minion_answer_notes,
+        vec!["fd00::1 ignored: weave peers are IPv4 addresses".to_string(), "10.0.0.1 listed more than once".into()]
+    );
+    assert!(run.state.weave.is_none());
+}
+
+#[test]
+fn a_late_joiner_observes() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, WeavePeers));
+    let four = DnsResult::Answers { addrs: ["10.0.0.1", SELF, "10.0.0.3", "10.0.0.4"].map(ip).to_vec(), ttl_secs: 0 };
+    match run.feed(Observation::Dns { query: DnsQuery::Minions, result: four }) {
+        Action::WriteWeaveEnv { contents, .. } => assert!(contents.contains("IPALLOC_INIT=observer\n"), "{contents}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn too_many_minion_records_block() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, WeavePeers));
+    let huge: Vec<IpAddr> = (0..1001u32).map(|i| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))).collect();
+    let action = run.feed(Observation::Dns { query: DnsQuery::Minions, result: DnsResult::Answers { addrs: huge, ttl_secs: 0 } });
+    assert_eq!(wait_ms(&action), BLOCKED_RETRY.as_millis() as u64);
+    assert!(wait_reason(&action).contains("1001 addresses"));
+}
+
+#[test]
+fn no_local_ipv4_fails_rather_than_guessing() {
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    run.feed(Observation::RoleParsed(Box::new(config(NodeRole::Minion, ""))));
+    run.feed(Observation::HostChecksPassed { local_addrs: vec![ip("::1")] });
+    run.feed(Observation::Dns { query: DnsQuery::Masters, result: masters_answer() });
+    run.feed(Observation::MasterProbe(ProbeResult::Healthy));
+    let action = run.feed(Observation::Dns { query: DnsQuery::Minions, result: minions_answer() });
+    assert_eq!(kind(&action), "fail");
+    assert!(run.state.weave.is_none());
+}
+
+#[test]
+fn the_weave_decision_is_never_recomputed() {
+    let mut run = Run::from(walk(NodeRole::Minion, |s| s.weave.is_some()));
+    let decided = run.state.weave.clone();
+    // A later, different answer is ignored: the same file is written again.
+    let bigger = DnsResult::Answers { addrs: ["10.0.0.1", SELF, "10.0.0.3", "10.0.0.4"].map(ip).to_vec(), ttl_secs: 0 };
+    match run.feed(Observation::Dns { query: DnsQuery::Minions, result: bigger }) {
+        Action::WriteWeaveEnv { contents, .. } => assert!(contents.contains("consensus=3")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(run.state.weave, decided);
+}
+
+#[test]
+fn a_unit_failure_fails_with_the_journal_hint() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, StartUnits));
+    let action = run.feed(Observation::UnitFailed {
+        already_started: vec!["containerd.service".into(), "weave.service".into()],
+        failure: kubelet_failed(),
+    });
+    match action {
+        Action::Fail { reason } => assert_eq!(
+            reason,
+            "kubelet.service did not start (ActiveState=failed SubState=failed Result=exit-code) — hint: see \
+             `journalctl -u kubelet.service`; after fixing it, `systemctl restart k8s-agent` starts the remaining units"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(run.state.units_started, vec!["containerd.service".to_string(), "weave.service".into()]);
+}
+
+// ---- resume ----
+
+fn resumed(state: AgentState) -> (AgentState, Action) {
+    let now = state.since + 5_000;
+    // Through JSON, as the executor does.
+    let json = serde_json::to_string(&state).unwrap_or_default();
+    let persisted: AgentState = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(persisted, state);
+    AgentState::resume(persisted, now).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn resume_ready_does_nothing() {
+    let (state, action) = resumed(walk_to(NodeRole::Minion, Ready));
+    assert_eq!((state.phase, action, state.restarts), (Ready, Action::Done, 1));
+}
+
+#[test]
+fn resume_start_units_starts_only_the_rest() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, StartUnits));
+    run.feed(Observation::UnitsStarted(vec!["containerd.service".into(), "weave.service".into()]));
+    let (state, action) = resumed(run.state);
+    assert_eq!(state.phase, StartUnits);
+    assert_eq!(action, Action::StartUnits { units: vec!["kubelet.service".into(), "kube-proxy.service".into()] });
+}
+
+#[test]
+fn resume_start_control_plane_starts_only_the_rest() {
+    let mut run = Run::from(walk_to(NodeRole::Master, StartControlPlane));
+    run.feed(Observation::UnitsStarted(vec!["etcd.service".into()]));
+    let (_, action) = resumed(run.state);
+    assert_eq!(action, Action::StartUnits { units: units(NodeRole::Master)[1..].to_vec() });
+}
+
+#[test]
+fn resume_after_the_weave_decision_writes_the_same_file() {
+    let before = walk(NodeRole::Minion, |s| s.weave.is_some());
+    let contents_before = before.weave.as_ref().map(crate::weave::render_env).unwrap_or_default();
+    let (state, action) = resumed(before.clone());
+    assert_eq!(state.phase, WeavePeers);
+    assert_eq!(action, Action::WriteWeaveEnv { path: crate::weave::WEAVE_ENV_FILE.into(), contents: contents_before });
+    assert_eq!(state.weave, before.weave);
+}
+
+#[test]
+fn resume_before_anything_irreversible_rereads_the_role_file() {
+    for phase in [Role, HostCheck, ResolveMasters, MasterHealthy, WeavePeers] {
+        let before = walk_to(NodeRole::Minion, phase);
+        let (state, action) = resumed(before.clone());
+        assert_eq!((state.phase, &action), (Role, &Action::ReadRoleFile), "{phase}");
+        assert_eq!(state.transitions.len(), before.transitions.len() + 1, "{phase}: history kept");
+        assert_eq!(state.node, before.node, "{phase}");
+    }
+}
+
+#[test]
+fn resume_after_a_failure_keeps_the_weave_decision_and_started_units() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, StartUnits));
+    run.feed(Observation::UnitFailed {
+        already_started: vec!["containerd.service".into(), "weave.service".into()],
+        failure: kubelet_failed(),
+    });
+    let decision = run.state.weave.clone();
+    let (state, action) = resumed(run.state);
+    assert_eq!((state.phase, action, state.failure.clone()), (Role, Action::ReadRoleFile, None));
+    // The whole way again: no new minions lookup, the same env file, only the units not started yet.
+    let mut run = Run::from(state);
+    let mut actions = Vec::new();
+    for observation in happy_path(NodeRole::Minion).into_iter().skip(1).take(5) {
+        actions.push(run.feed(observation));
+    }
+    assert_eq!(
+        actions.iter().map(kind).collect::<Vec<_>>(),
+        vec!["host-checks", "resolve-masters", "probe", "write-weave-env", "write-weave-env"]
+    );
+    // (the stray minions answer above was treated as a tick: the decision was already made)
+    assert_eq!(run.state.weave, decision);
+    assert_eq!(run.feed(Observation::WeaveEnvWritten), Action::StartUnits {
+        units: vec!["kubelet.service".into(), "kube-proxy.service".into()]
+    });
+}
+
+#[test]
+fn resume_with_a_changed_role_file_refuses_to_mix_configurations() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, StartUnits));
+    run.feed(Observation::UnitFailed { already_started: vec!["containerd.service".into()], failure: kubelet_failed() });
+    let (state, _) = resumed(run.state);
+    let mut run = Run::from(state);
+    let other_cluster = parse_role_file(
+        Path::new(MINION_FILE),
+        NodeRole::Minion,
+        &format!("CLUSTER_NAME=staging\nCA_CERT_HASH={PIN}\nWEAVE_CONSENSUS=3\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    match run.feed(Observation::RoleParsed(Box::new(other_cluster))) {
+        Action::Fail { reason } => assert!(reason.contains("reboot the node"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // A changed CA pin alone is fine (that is how a TLS block is fixed).
+    let (state, _) = resumed(walk_to(NodeRole::Minion, MasterHealthy));
+    let mut run = Run::from(state);
+    let new_pin = config(NodeRole::Minion, "CA_CERT_FILE=/etc/kubernetes/pki/ca.crt\n");
+    assert_eq!(run.feed(Observation::RoleParsed(Box::new(new_pin))), Action::RunHostChecks);
+    assert_eq!(
+        run.state.node.as_ref().and_then(|n| n.master_trust.ca_cert_file.clone()),
+        Some(PathBuf::from("/etc/kubernetes/pki/ca.crt"))
+    );
+}
+
+#[test]
+fn resume_refuses_another_schema() {
+    let mut state = AgentState::new(T0);
+    state.schema_version = 99;
+    assert_eq!(
+        AgentState::resume(state, T0),
+        Err(ResumeError::SchemaVersion { found: 99, expected: STATE_SCHEMA_VERSION })
+    );
+}
+
+#[test]
+fn state_json_is_stable_and_readable() {
+    let state = walk_to(NodeRole::Minion, Ready);
+    let json = serde_json::to_value(&state).unwrap_or_default();
+    assert_eq!(json["phase"], "ready");
+    assert_eq!(json["node"]["role"], "minion");
+    assert_eq!(json["node"]["cluster"], "prod");
+    assert_eq!(json["weave"]["ipalloc_init"], "consensus=3");
+    assert_eq!(json["weave"]["peers"], serde_json::json!(["10.0.0.1", "10.0.0.2", "10.0.0.3"]));
+    assert_eq!(json["masters"]["result"]["kind"], "answers");
+    assert_eq!(json["transitions"][0], serde_json::json!({"phase": "role", "at": T0}));
+    assert!(json["node"]["master_trust"]["ca_cert_hash"].as_str().unwrap_or_default().starts_with("sha256:"));
+    assert_eq!(MINION_UNITS.len(), json["units_started"].as_array().map(|a| a.len()).unwrap_or(0));
+}

@@ -1,0 +1,678 @@
+//! Role files: the one file cloud-init writes to make a node a master (`/etc/sysconfig/kubernetes-masters`) or a
+//! minion (`/etc/sysconfig/kubernetes-minions`), in systemd's `EnvironmentFile=` syntax.
+//!
+//! Raw → checked, as elsewhere: [`RawRoleFile`] is the file's assignments as written (see [`env_syntax`] for the
+//! exact syntax), [`RoleConfig`] is what the agent works with, every value checked ([`values`]). Errors
+//! ([`RoleFileError`], `PartialEq` so tests assert the exact one) name the file, the line and carry a hint.
+//!
+//! Keys (anything else is kept in [`RoleConfig::extra`] and reported as a warning):
+//!
+//! | key | | |
+//! |---|---|---|
+//! | `CLUSTER_NAME` | required | one lower-case DNS label (upper case is rejected, not folded — see [`values`]) |
+//! | `DNS_DOMAIN` | default `k8s` | lower-case DNS name; the masters are `masters.<cluster>.<domain>` |
+//! | `CLOUD_PROVIDER` | optional | kubelet cloud provider; the seeds' `--cloud-provider=aws` form is accepted with a warning |
+//! | `KUBELET_HOSTNAME` | optional | node name override; the seeds' `--hostname-override=…` form accepted with a warning |
+//! | `BOOTSTRAP_TOKEN` | optional | kubeadm token `[a-z0-9]{6}.[a-z0-9]{16}`, a [`Secret`]: never printed |
+//! | `CA_CERT_HASH` | minion: this or `CA_CERT_FILE` | kubeadm CA pin `sha256:<64 hex>` |
+//! | `CA_CERT_FILE` | minion: this or `CA_CERT_HASH` | absolute path of the cluster CA certificate |
+//! | `MASTER_PROBE` | default `https` | `https` (TLS verified) or `http` (explicit, old/test clusters only) |
+//! | `MASTER_PORT` | default 6443 (https) / 8080 (http) | port of the masters' API |
+//! | `WEAVE_CONSENSUS` | minion: required | Weave Net consensus size N, identical on every minion (see [`crate::weave`]) |
+//!
+//! A minion must be able to verify the masters: with `MASTER_PROBE=https` (the default) it needs `CA_CERT_HASH`
+//! or `CA_CERT_FILE`, otherwise the file is rejected here rather than the agent blocking later on a TLS error.
+//! A key set twice is an error (systemd would silently use the last one). An empty value counts as unset, except
+//! for `CLUSTER_NAME`.
+//!
+//! I/O: only [`discover`] (existence checks) and [`read_role_file`] / [`load`] (one bounded read) touch the
+//! file system; everything else is pure over `&str`.
+
+pub mod env_syntax;
+pub mod values;
+
+pub use env_syntax::{EnvAssignment, SyntaxProblem};
+pub use values::{
+    BootstrapToken, CaPin, CloudProvider, ClusterName, DnsName, MasterProbe, REDACTED, Secret, ValueProblem,
+};
+
+use crate::node_role::{MASTER_ROLE_FILE, MINION_ROLE_FILE, NodeRole};
+use crate::weave::ConsensusSize;
+use serde::{Serialize, Serializer};
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The keys the agent knows.
+pub mod keys {
+    pub const CLUSTER_NAME: &str = "CLUSTER_NAME";
+    pub const DNS_DOMAIN: &str = "DNS_DOMAIN";
+    pub const CLOUD_PROVIDER: &str = "CLOUD_PROVIDER";
+    pub const KUBELET_HOSTNAME: &str = "KUBELET_HOSTNAME";
+    pub const BOOTSTRAP_TOKEN: &str = "BOOTSTRAP_TOKEN";
+    pub const CA_CERT_HASH: &str = "CA_CERT_HASH";
+    pub const CA_CERT_FILE: &str = "CA_CERT_FILE";
+    pub const MASTER_PROBE: &str = "MASTER_PROBE";
+    pub const MASTER_PORT: &str = "MASTER_PORT";
+    pub const WEAVE_CONSENSUS: &str = "WEAVE_CONSENSUS";
+    /// All of them, in the order `k8s-agent role` prints them.
+    pub const ALL: &[&str] = &[
+        CLUSTER_NAME,
+        DNS_DOMAIN,
+        CLOUD_PROVIDER,
+        KUBELET_HOSTNAME,
+        BOOTSTRAP_TOKEN,
+        CA_CERT_HASH,
+        CA_CERT_FILE,
+        MASTER_PROBE,
+        MASTER_PORT,
+        WEAVE_CONSENSUS,
+    ];
+}
+
+/// `DNS_DOMAIN` when the role file does not set one.
+pub const DEFAULT_DNS_DOMAIN: &str = "k8s";
+/// The agent reads at most this many bytes of a role file.
+pub const MAX_ROLE_FILE_BYTES: usize = 64 * 1024;
+
+/// A role file as written: its assignments in file order (after unquoting), not yet checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRoleFile {
+    /// Where it was read from (used in every error message).
+    pub path: PathBuf,
+    /// Which role the file's name selects.
+    pub role: NodeRole,
+    pub entries: Vec<EnvAssignment>,
+}
+
+/// Everything that can be wrong with a role file. Each names the file (and line) and has a hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleFileError {
+    /// The file exists but could not be read.
+    Unreadable { path: PathBuf, message: String },
+    /// Not valid `EnvironmentFile=` syntax.
+    Syntax { path: PathBuf, line: usize, problem: SyntaxProblem },
+    /// A key assigned twice.
+    DuplicateKey { path: PathBuf, key: String, first_line: usize, line: usize },
+    /// A required key is missing (or empty, for keys where empty means unset).
+    MissingKey { path: PathBuf, key: &'static str },
+    /// A value that does not check. `value` is `<redacted>` for secrets.
+    InvalidValue { path: PathBuf, line: usize, key: &'static str, value: String, problem: ValueProblem },
+    /// A minion with `MASTER_PROBE=https` but no CA to verify the masters with.
+    NoMasterTrust { path: PathBuf },
+    /// `minions.<cluster>.<domain>` would be longer than a DNS name may be.
+    EndpointNameTooLong { path: PathBuf, name_len: usize },
+}
+
+impl RoleFileError {
+    /// The role file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            RoleFileError::Unreadable { path, .. }
+            | RoleFileError::Syntax { path, .. }
+            | RoleFileError::DuplicateKey { path, .. }
+            | RoleFileError::MissingKey { path, .. }
+            | RoleFileError::InvalidValue { path, .. }
+            | RoleFileError::NoMasterTrust { path }
+            | RoleFileError::EndpointNameTooLong { path, .. } => path,
+        }
+    }
+
+    /// The line the error is on, when it is about one line.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            RoleFileError::Syntax { line, .. }
+            | RoleFileError::DuplicateKey { line, .. }
+            | RoleFileError::InvalidValue { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+
+    /// What the operator can do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            RoleFileError::Unreadable { .. } => {
+                "check that cloud-init wrote it as a regular file (`cloud-init status --long`)".to_string()
+            }
+            RoleFileError::Syntax { problem, .. } => problem.hint(),
+            RoleFileError::DuplicateKey { .. } => {
+                "keep one assignment (systemd would silently use the last one)".to_string()
+            }
+            RoleFileError::MissingKey { key, .. } => match *key {
+                keys::WEAVE_CONSENSUS => "add WEAVE_CONSENSUS=<number of minions the group starts with>, the same \
+                                          in every minion's user data (README: Weave Net peers)"
+                    .to_string(),
+                _ => format!("add a line {key}=<value> to the user data that writes this file, e.g. {key}=cncfdemo"),
+            },
+            RoleFileError::InvalidValue { problem, .. } => problem.hint(),
+            RoleFileError::NoMasterTrust { .. } => "add CA_CERT_HASH=sha256:<hex> (`kubeadm token create \
+                                                    --print-join-command` prints it) or CA_CERT_FILE=<path>; \
+                                                    MASTER_PROBE=http only for an old or test cluster"
+                .to_string(),
+            RoleFileError::EndpointNameTooLong { .. } => "shorten CLUSTER_NAME or DNS_DOMAIN".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for RoleFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoleFileError::Unreadable { path, message } => write!(f, "cannot read {}: {message}", path.display())?,
+            RoleFileError::Syntax { path, line, problem } => write!(f, "{}:{line}: {problem}", path.display())?,
+            RoleFileError::DuplicateKey { path, key, first_line, line } => {
+                write!(f, "{key} is set twice in {} (lines {first_line} and {line})", path.display())?
+            }
+            RoleFileError::MissingKey { path, key } => write!(f, "{} has no {key}", path.display())?,
+            RoleFileError::InvalidValue { path, line, key, value, problem } => {
+                write!(f, "{key} {value:?} on {}:{line} {problem}", path.display())?
+            }
+            RoleFileError::NoMasterTrust { path } => write!(
+                f,
+                "{} has neither CA_CERT_HASH nor CA_CERT_FILE, so the masters' TLS certificate cannot be verified",
+                path.display()
+            )?,
+            RoleFileError::EndpointNameTooLong { path, name_len } => write!(
+                f,
+                "the names CLUSTER_NAME and DNS_DOMAIN in {} make are {name_len} characters long, more than the \
+                 253 a DNS name may have",
+                path.display()
+            )?,
+        }
+        write!(f, " — hint: {}", self.hint())
+    }
+}
+
+impl std::error::Error for RoleFileError {}
+
+/// Something worth telling the operator about a role file that is nevertheless usable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RoleWarning {
+    /// A key the agent does not know (kept in [`RoleConfig::extra`]).
+    UnknownKey { key: String, line: usize },
+    /// A value written as the seeds' kubelet flag (`--cloud-provider=aws`); the bare value is used.
+    SeedFlagForm { key: &'static str, line: usize, flag: &'static str },
+    /// A minion-only key in a master's file (checked, then ignored).
+    NotForRole { key: &'static str, line: usize, role: NodeRole },
+    /// A cloud provider current kubelets do not accept.
+    CloudProviderNotExternal { line: usize, provider: String },
+}
+
+impl fmt::Display for RoleWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoleWarning::UnknownKey { key, line } => write!(
+                f,
+                "line {line}: unknown key {key} is ignored by k8s-agent (units that read this file still see it)"
+            ),
+            RoleWarning::SeedFlagForm { key, line, flag } => write!(
+                f,
+                "line {line}: {key} is written as the kubelet flag {flag}…; k8s-agent uses the value after '='"
+            ),
+            RoleWarning::NotForRole { key, line, role } => {
+                write!(f, "line {line}: {key} is only used on minions; ignored on a {role}")
+            }
+            RoleWarning::CloudProviderNotExternal { line, provider } => write!(
+                f,
+                "line {line}: CLOUD_PROVIDER={provider}: current kubelets accept only 'external' (in-tree cloud \
+                 providers were removed)"
+            ),
+        }
+    }
+}
+
+/// Where the masters' API is and how to check it: `<scheme>://masters.<cluster>.<domain>:<port><path>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub struct MasterEndpoint {
+    pub host: DnsName,
+    pub port: u16,
+    pub probe: MasterProbe,
+}
+
+impl MasterEndpoint {
+    /// The health URL to probe, e.g. `https://masters.prod.k8s:6443/readyz`.
+    pub fn url(&self) -> String {
+        format!("{}://{}:{}{}", self.probe.scheme(), self.host, self.port, self.probe.path())
+    }
+}
+
+/// What the masters' TLS certificate is verified against. At least one is set when the probe is HTTPS; when
+/// both are, both must match.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
+pub struct MasterTrust {
+    pub ca_cert_hash: Option<CaPin>,
+    pub ca_cert_file: Option<PathBuf>,
+}
+
+impl MasterTrust {
+    /// One line for messages: "CA_CERT_HASH sha256:…" and/or "CA_CERT_FILE /path".
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(pin) = &self.ca_cert_hash {
+            parts.push(format!("CA_CERT_HASH {pin}"));
+        }
+        if let Some(file) = &self.ca_cert_file {
+            parts.push(format!("CA_CERT_FILE {}", file.display()));
+        }
+        if parts.is_empty() { "no CA configured".to_string() } else { parts.join(" and ") }
+    }
+}
+
+/// A checked role file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleConfig {
+    pub role: NodeRole,
+    /// The file it came from.
+    pub source: PathBuf,
+    pub cluster_name: ClusterName,
+    pub dns_domain: DnsName,
+    pub cloud_provider: Option<CloudProvider>,
+    pub kubelet_hostname: Option<DnsName>,
+    pub bootstrap_token: Option<BootstrapToken>,
+    pub ca_cert_hash: Option<CaPin>,
+    pub ca_cert_file: Option<PathBuf>,
+    /// `masters.<cluster>.<domain>`, the port and the probe scheme.
+    pub master_endpoint: MasterEndpoint,
+    /// `minions.<cluster>.<domain>`: its A records are the Weave Net peers.
+    pub minions_name: DnsName,
+    /// `WEAVE_CONSENSUS` (required on minions, ignored on masters).
+    pub weave_consensus: Option<ConsensusSize>,
+    /// Keys the agent does not know, as written (secret-looking values are redacted when printed).
+    #[serde(serialize_with = "serialize_redacted_entries")]
+    pub extra: Vec<EnvAssignment>,
+    pub warnings: Vec<RoleWarning>,
+}
+
+fn serialize_redacted_entries<S: Serializer>(entries: &[EnvAssignment], serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = serializer.serialize_seq(Some(entries.len()))?;
+    for entry in entries {
+        let value = if env_syntax::looks_secret(&entry.key) { REDACTED } else { entry.value.as_str() };
+        seq.serialize_element(&serde_json::json!({ "key": entry.key, "value": value, "line": entry.line }))?;
+    }
+    seq.end()
+}
+
+impl RoleConfig {
+    /// What the masters' certificate is verified against.
+    pub fn master_trust(&self) -> MasterTrust {
+        MasterTrust { ca_cert_hash: self.ca_cert_hash.clone(), ca_cert_file: self.ca_cert_file.clone() }
+    }
+
+    /// The configuration as `KEY=value` lines for `k8s-agent role`, secrets shown as `<redacted>`, defaults and
+    /// derived values marked in `#` comments, then unknown keys and warnings as comments.
+    pub fn redacted_lines(&self) -> Vec<String> {
+        let mut lines = vec![format!("# role: {} (from {})", self.role, self.source.display())];
+        lines.push(format!("{}={}", keys::CLUSTER_NAME, self.cluster_name));
+        let domain_note = if self.dns_domain.as_str() == DEFAULT_DNS_DOMAIN { "  # default" } else { "" };
+        lines.push(format!("{}={}{domain_note}", keys::DNS_DOMAIN, self.dns_domain));
+        if let Some(provider) = &self.cloud_provider {
+            lines.push(format!("{}={provider}", keys::CLOUD_PROVIDER));
+        }
+        if let Some(hostname) = &self.kubelet_hostname {
+            lines.push(format!("{}={hostname}", keys::KUBELET_HOSTNAME));
+        }
+        if let Some(token) = &self.bootstrap_token {
+            lines.push(format!("{}={token}", keys::BOOTSTRAP_TOKEN));
+        }
+        if let Some(pin) = &self.ca_cert_hash {
+            lines.push(format!("{}={pin}", keys::CA_CERT_HASH));
+        }
+        if let Some(file) = &self.ca_cert_file {
+            lines.push(format!("{}={}", keys::CA_CERT_FILE, file.display()));
+        }
+        if self.role == NodeRole::Minion {
+            let endpoint = &self.master_endpoint;
+            let probe_note = if endpoint.probe == MasterProbe::default() { "  # default" } else { "" };
+            lines.push(format!("{}={}{probe_note}", keys::MASTER_PROBE, endpoint.probe));
+            let port_note = if endpoint.port == endpoint.probe.default_port() { "  # default" } else { "" };
+            lines.push(format!("{}={}{port_note}", keys::MASTER_PORT, endpoint.port));
+            if let Some(n) = self.weave_consensus {
+                lines.push(format!("{}={n}", keys::WEAVE_CONSENSUS));
+            }
+            lines.push(format!("# masters probed at {}", endpoint.url()));
+            lines.push(format!("# weave peers from the A records of {}", self.minions_name));
+        }
+        for entry in &self.extra {
+            let value = if env_syntax::looks_secret(&entry.key) { REDACTED } else { entry.value.as_str() };
+            lines.push(format!("# line {}: {}={value:?} (unknown key)", entry.line, entry.key));
+        }
+        for warning in &self.warnings {
+            lines.push(format!("# warning: {warning}"));
+        }
+        lines
+    }
+}
+
+impl RawRoleFile {
+    /// Parse the syntax only. Pure.
+    pub fn parse(path: &Path, role: NodeRole, text: &str) -> Result<RawRoleFile, RoleFileError> {
+        let entries = env_syntax::parse_env_file(text).map_err(|e| RoleFileError::Syntax {
+            path: path.to_path_buf(),
+            line: e.line,
+            problem: e.problem,
+        })?;
+        Ok(RawRoleFile { path: path.to_path_buf(), role, entries })
+    }
+
+    /// Check every value and build the [`RoleConfig`]. Pure.
+    pub fn check(&self) -> Result<RoleConfig, RoleFileError> {
+        let mut by_key: HashMap<&str, &EnvAssignment> = HashMap::new();
+        for entry in &self.entries {
+            if let Some(first) = by_key.insert(entry.key.as_str(), entry) {
+                return Err(RoleFileError::DuplicateKey {
+                    path: self.path.clone(),
+                    key: entry.key.clone(),
+                    first_line: first.line,
+                    line: entry.line,
+                });
+            }
+        }
+        let checker = Checker { raw: self, by_key: &by_key };
+        let mut warnings = Vec::new();
+
+        let cluster_name = match by_key.get(keys::CLUSTER_NAME) {
+            Some(entry) => checker.value(keys::CLUSTER_NAME, entry, ClusterName::parse)?,
+            None => return Err(checker.missing(keys::CLUSTER_NAME)),
+        };
+        let dns_domain = match checker.set(keys::DNS_DOMAIN) {
+            Some(entry) => checker.value(keys::DNS_DOMAIN, entry, DnsName::parse)?,
+            None => DnsName::parse(DEFAULT_DNS_DOMAIN).map_err(|p| checker.invalid_default(keys::DNS_DOMAIN, p))?,
+        };
+        let cloud_provider = match checker.set(keys::CLOUD_PROVIDER) {
+            Some(entry) => {
+                let value = strip_seed_flag(entry, keys::CLOUD_PROVIDER, "--cloud-provider=", &mut warnings);
+                let provider = checker.value_of(keys::CLOUD_PROVIDER, entry, value, CloudProvider::parse)?;
+                if provider.as_str() != "external" {
+                    warnings.push(RoleWarning::CloudProviderNotExternal {
+                        line: entry.line,
+                        provider: provider.to_string(),
+                    });
+                }
+                Some(provider)
+            }
+            None => None,
+        };
+        let kubelet_hostname = match checker.set(keys::KUBELET_HOSTNAME) {
+            Some(entry) => {
+                let value = strip_seed_flag(entry, keys::KUBELET_HOSTNAME, "--hostname-override=", &mut warnings);
+                Some(checker.value_of(keys::KUBELET_HOSTNAME, entry, value, DnsName::parse)?)
+            }
+            None => None,
+        };
+        let bootstrap_token = match checker.set(keys::BOOTSTRAP_TOKEN) {
+            Some(entry) => Some(checker.value(keys::BOOTSTRAP_TOKEN, entry, BootstrapToken::parse)?),
+            None => None,
+        };
+        let ca_cert_hash = match checker.set(keys::CA_CERT_HASH) {
+            Some(entry) => Some(checker.value(keys::CA_CERT_HASH, entry, CaPin::parse)?),
+            None => None,
+        };
+        let ca_cert_file = match checker.set(keys::CA_CERT_FILE) {
+            Some(entry) => Some(checker.value(keys::CA_CERT_FILE, entry, |v| {
+                let path = PathBuf::from(v);
+                if path.is_absolute() { Ok(path) } else { Err(ValueProblem::NotAbsolutePath) }
+            })?),
+            None => None,
+        };
+        let probe = match checker.set(keys::MASTER_PROBE) {
+            Some(entry) => checker.value(keys::MASTER_PROBE, entry, MasterProbe::parse)?,
+            None => MasterProbe::default(),
+        };
+        let port = match checker.set(keys::MASTER_PORT) {
+            Some(entry) => checker.value(keys::MASTER_PORT, entry, |v| match v.parse::<u16>() {
+                Ok(port) if port > 0 && !v.starts_with('+') => Ok(port),
+                _ => Err(ValueProblem::NotPort),
+            })?,
+            None => probe.default_port(),
+        };
+        let weave_consensus = match checker.set(keys::WEAVE_CONSENSUS) {
+            Some(entry) => Some(checker.value(keys::WEAVE_CONSENSUS, entry, |v| {
+                let max = crate::weave::MAX_MINION_RECORDS as u32;
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|n| ConsensusSize::new(n).ok())
+                    .ok_or(ValueProblem::NotConsensusSize { max })
+            })?),
+            None => None,
+        };
+
+        let cluster_dns = dns_domain.child(cluster_name.as_str());
+        let minions_name = cluster_dns.as_ref().ok().and_then(|d| d.child("minions").ok());
+        let masters_name = cluster_dns.as_ref().ok().and_then(|d| d.child("masters").ok());
+        let (Some(minions_name), Some(masters_name)) = (minions_name, masters_name) else {
+            return Err(RoleFileError::EndpointNameTooLong {
+                path: self.path.clone(),
+                name_len: "minions.".len() + cluster_name.as_str().len() + 1 + dns_domain.as_str().len(),
+            });
+        };
+
+        match self.role {
+            NodeRole::Minion => {
+                if weave_consensus.is_none() {
+                    return Err(checker.missing(keys::WEAVE_CONSENSUS));
+                }
+                if probe == MasterProbe::Https && ca_cert_hash.is_none() && ca_cert_file.is_none() {
+                    return Err(RoleFileError::NoMasterTrust { path: self.path.clone() });
+                }
+            }
+            NodeRole::Master => {
+                for key in [keys::WEAVE_CONSENSUS, keys::MASTER_PROBE, keys::MASTER_PORT, keys::KUBELET_HOSTNAME] {
+                    if let Some(entry) = checker.set(key) {
+                        warnings.push(RoleWarning::NotForRole { key, line: entry.line, role: self.role });
+                    }
+                }
+            }
+        }
+
+        let extra: Vec<EnvAssignment> =
+            self.entries.iter().filter(|e| !keys::ALL.contains(&e.key.as_str())).cloned().collect();
+        for entry in &extra {
+            warnings.push(RoleWarning::UnknownKey { key: entry.key.clone(), line: entry.line });
+        }
+        warnings.sort_by_key(warning_line);
+
+        Ok(RoleConfig {
+            role: self.role,
+            source: self.path.clone(),
+            cluster_name,
+            dns_domain,
+            cloud_provider,
+            kubelet_hostname,
+            bootstrap_token,
+            ca_cert_hash,
+            ca_cert_file,
+            master_endpoint: MasterEndpoint { host: masters_name, port, probe },
+            minions_name,
+            weave_consensus,
+            extra,
+            warnings,
+        })
+    }
+}
+
+fn warning_line(warning: &RoleWarning) -> usize {
+    match warning {
+        RoleWarning::UnknownKey { line, .. }
+        | RoleWarning::SeedFlagForm { line, .. }
+        | RoleWarning::NotForRole { line, .. }
+        | RoleWarning::CloudProviderNotExternal { line, .. } => *line,
+    }
+}
+
+/// The seeds wrote kubelet flags into the role file (`CLOUD_PROVIDER=--cloud-provider=aws`); take the value.
+fn strip_seed_flag<'a>(
+    entry: &'a EnvAssignment,
+    key: &'static str,
+    flag: &'static str,
+    warnings: &mut Vec<RoleWarning>,
+) -> &'a str {
+    match entry.value.strip_prefix(flag) {
+        Some(rest) => {
+            warnings.push(RoleWarning::SeedFlagForm { key, line: entry.line, flag });
+            rest
+        }
+        None => &entry.value,
+    }
+}
+
+struct Checker<'a> {
+    raw: &'a RawRoleFile,
+    by_key: &'a HashMap<&'a str, &'a EnvAssignment>,
+}
+
+impl Checker<'_> {
+    /// The assignment of an optional key, unless it is empty (empty means unset).
+    fn set(&self, key: &str) -> Option<&EnvAssignment> {
+        self.by_key.get(key).copied().filter(|e| !e.value.is_empty())
+    }
+
+    fn value<T>(
+        &self,
+        key: &'static str,
+        entry: &EnvAssignment,
+        parse: impl FnOnce(&str) -> Result<T, ValueProblem>,
+    ) -> Result<T, RoleFileError> {
+        self.value_of(key, entry, &entry.value, parse)
+    }
+
+    fn value_of<T>(
+        &self,
+        key: &'static str,
+        entry: &EnvAssignment,
+        value: &str,
+        parse: impl FnOnce(&str) -> Result<T, ValueProblem>,
+    ) -> Result<T, RoleFileError> {
+        parse(value).map_err(|problem| RoleFileError::InvalidValue {
+            path: self.raw.path.clone(),
+            line: entry.line,
+            key,
+            value: if env_syntax::looks_secret(key) { REDACTED.to_string() } else { entry.value.clone() },
+            problem,
+        })
+    }
+
+    fn missing(&self, key: &'static str) -> RoleFileError {
+        RoleFileError::MissingKey { path: self.raw.path.clone(), key }
+    }
+
+    fn invalid_default(&self, key: &'static str, problem: ValueProblem) -> RoleFileError {
+        RoleFileError::InvalidValue { path: self.raw.path.clone(), line: 0, key, value: String::new(), problem }
+    }
+}
+
+/// Parse and check role file text. Pure; `path` is only used in messages.
+pub fn parse_role_file(path: &Path, role: NodeRole, text: &str) -> Result<RoleConfig, RoleFileError> {
+    RawRoleFile::parse(path, role, text)?.check()
+}
+
+/// Read (at most [`MAX_ROLE_FILE_BYTES`]) and check one role file. The only read in this module.
+pub fn read_role_file(path: &Path, role: NodeRole) -> Result<RoleConfig, RoleFileError> {
+    let unreadable = |message: String| RoleFileError::Unreadable { path: path.to_path_buf(), message };
+    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_ROLE_FILE_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(|e| unreadable(e.to_string()))?;
+    let text = decode_role_file(path, &bytes)?;
+    parse_role_file(path, role, &text)
+}
+
+/// Bytes → text, with the size limit and the UTF-8 check (and the line of the first bad byte). Pure.
+pub fn decode_role_file(path: &Path, bytes: &[u8]) -> Result<String, RoleFileError> {
+    if bytes.len() > MAX_ROLE_FILE_BYTES {
+        return Err(RoleFileError::Syntax {
+            path: path.to_path_buf(),
+            line: 1,
+            problem: SyntaxProblem::TooLarge { limit: MAX_ROLE_FILE_BYTES },
+        });
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        let good = &bytes[..e.utf8_error().valid_up_to()];
+        RoleFileError::Syntax {
+            path: path.to_path_buf(),
+            line: 1 + good.iter().filter(|b| **b == b'\n').count(),
+            problem: SyntaxProblem::NotUtf8,
+        }
+    })
+}
+
+/// Which role file is there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RoleDiscovery {
+    /// Neither file exists (yet): cloud-init writes it late in boot.
+    NoneYet { master: PathBuf, minion: PathBuf },
+    /// Exactly one exists.
+    Found { path: PathBuf, role: NodeRole },
+    /// Both exist: refuse, start nothing.
+    Both { master: PathBuf, minion: PathBuf },
+    /// Whether a file exists could not be determined (e.g. permissions).
+    Unreadable { path: PathBuf, message: String },
+}
+
+impl RoleDiscovery {
+    /// A sentence for the operator.
+    pub fn reason(&self) -> String {
+        match self {
+            RoleDiscovery::NoneYet { master, minion } => format!(
+                "cloud-init has not written a role file yet (neither {} nor {} exists)",
+                master.display(),
+                minion.display()
+            ),
+            RoleDiscovery::Found { path, role } => format!("{} makes this node a {role}", path.display()),
+            RoleDiscovery::Both { master, minion } => format!(
+                "both {} and {} exist: a node is either a master or a minion, so nothing was started — remove the \
+                 wrong one (check the instance's user data) and restart k8s-agent",
+                master.display(),
+                minion.display()
+            ),
+            RoleDiscovery::Unreadable { path, message } => {
+                format!("cannot tell whether {} exists: {message}", path.display())
+            }
+        }
+    }
+}
+
+/// Look for the role files under `root` (`/` on a node). Existence checks only.
+pub fn discover(root: &Path) -> RoleDiscovery {
+    let master = root.join(MASTER_ROLE_FILE);
+    let minion = root.join(MINION_ROLE_FILE);
+    let master_exists = match master.try_exists() {
+        Ok(exists) => exists,
+        Err(e) => return RoleDiscovery::Unreadable { path: master, message: e.to_string() },
+    };
+    let minion_exists = match minion.try_exists() {
+        Ok(exists) => exists,
+        Err(e) => return RoleDiscovery::Unreadable { path: minion, message: e.to_string() },
+    };
+    match (master_exists, minion_exists) {
+        (true, true) => RoleDiscovery::Both { master, minion },
+        (true, false) => RoleDiscovery::Found { path: master, role: NodeRole::Master },
+        (false, true) => RoleDiscovery::Found { path: minion, role: NodeRole::Minion },
+        (false, false) => RoleDiscovery::NoneYet { master, minion },
+    }
+}
+
+/// The outcome of [`load`]: what the role-file edge reports to the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleLoad {
+    /// No single role file to read ([`RoleDiscovery::Found`] never appears here).
+    NotRead(RoleDiscovery),
+    Parsed(Box<RoleConfig>),
+    Invalid(RoleFileError),
+}
+
+/// [`discover`], then [`read_role_file`] when exactly one role file exists.
+pub fn load(root: &Path) -> RoleLoad {
+    match discover(root) {
+        RoleDiscovery::Found { path, role } => match read_role_file(&path, role) {
+            Ok(config) => RoleLoad::Parsed(Box::new(config)),
+            Err(e) => RoleLoad::Invalid(e),
+        },
+        other => RoleLoad::NotRead(other),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# demo/make-artifacts.sh: builds demo/artifacts/, the offline artifact directory that manifests/demo.toml points at.
+#
+# No internet needed: Debian bookworm packages (apt-get download from the configured Debian mirror, never installed)
+# are unpacked with dpkg-deb -x and repacked into files shaped like the upstream release assets; the names Debian
+# does not ship are filled with the k8s-standin program (standin/, built with cargo --release), copied once per name.
+# Finally SHA256SUMS lists every artifact; demo.toml pins each artifact through it.
+#
+#   demo/make-artifacts.sh            # idempotent; a second run only checks and rewrites nothing
+#   FORCE=1 demo/make-artifacts.sh    # rebuild the Debian-derived artifacts even if they look current
+#
+# The Debian package versions are pinned below (PIN). If apt no longer offers a pinned version the script stops and
+# says what to update: PIN here, the matching `version` in manifests/demo.toml and the table in demo/README.md.
+# Tarballs are deterministic (sorted, owner 0:0, fixed mtime, gzip -n), so the same inputs give the same SHA256SUMS.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+out="$here/artifacts"
+script="$here/$(basename "${BASH_SOURCE[0]}")"
+
+# mtime of every tar entry (2026-01-01T00:00:00Z); fixed so the archives do not depend on when they were made.
+readonly MTIME=1767225600
+readonly ARCH=amd64
+
+# Debian bookworm (amd64) packages and the exact versions the demo manifest records.
+declare -A PIN=(
+    [etcd-server]="3.4.23-4+b4"
+    [etcd-client]="3.4.23-4+b4"
+    [containernetworking-plugins]="1.1.1+ds1-3+b5"
+    [kubernetes-client]="1.20.5+really1.20.2-1.1+deb12u1"
+    [containerd]="1.6.20~ds1-1+deb12u3"
+    [runc]="1.1.5+ds1-1+deb12u1"
+)
+# Sorted package list (associative arrays have no order).
+mapfile -t PKGS < <(printf '%s\n' "${!PIN[@]}" | LC_ALL=C sort)
+
+# Names Debian bookworm does not ship (bookworm has no cri-tools package, hence crictl): the stand-in is copied here.
+readonly STANDINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubeadm weaver crictl)
+
+die() {
+    printf 'make-artifacts: error: %s\n' "$*" >&2
+    exit 1
+}
+note() { printf 'make-artifacts: %s\n' "$*"; }
+
+for tool in apt-get apt-cache dpkg-deb tar gzip sha256sum cargo cmp; do
+    command -v "$tool" >/dev/null || die "$tool is needed but not installed"
+done
+
+# Upstream version inside a Debian version: drop the epoch, the Debian revision, "+ds1"/"~ds1" repack suffixes,
+# and keep what follows "+really" (1.20.5+really1.20.2-1.1+deb12u1 -> 1.20.2).
+upstream() {
+    local v=$1
+    v=${v#*:}
+    v=${v%-*}
+    v=${v##*+really}
+    v=${v%%[+~]*}
+    printf '%s' "$v"
+}
+
+etcd_v=$(upstream "${PIN[etcd-server]}")
+cni_v=$(upstream "${PIN[containernetworking-plugins]}")
+containerd_v=$(upstream "${PIN[containerd]}")
+[[ "${PIN[etcd-server]}" == "${PIN[etcd-client]}" ]] ||
+    die "etcd-server (${PIN[etcd-server]}) and etcd-client (${PIN[etcd-client]}) must be pinned to the same version"
+
+etcd_dir="etcd-v${etcd_v}-linux-${ARCH}"
+ETCD_TGZ="${etcd_dir}.tar.gz"
+CNI_TGZ="cni-plugins-linux-${ARCH}-v${cni_v}.tgz"
+CONTAINERD_TGZ="containerd-${containerd_v}-linux-${ARCH}.tar.gz"
+KUBECTL=kubectl
+RUNC="runc.${ARCH}"
+readonly DEBIAN_ARTIFACTS=("$ETCD_TGZ" "$CNI_TGZ" "$CONTAINERD_TGZ" "$KUBECTL" "$RUNC")
+
+start_ns=$(date +%s%N)
+mkdir -p "$out"
+
+# What the Debian-derived artifacts were made from; when it matches, they are current and are not rebuilt.
+stamp_file="$out/.debian-stamp"
+want_stamp=$(
+    printf 'format 1\nmtime %s\narch %s\nscript %s\n' "$MTIME" "$ARCH" "$(sha256sum <"$script" | cut -d' ' -f1)"
+    for p in "${PKGS[@]}"; do printf 'pin %s=%s\n' "$p" "${PIN[$p]}"; done
+)
+
+debian_current() {
+    [[ "${FORCE:-}" != 1 && -f "$stamp_file" && "$(cat "$stamp_file")" == "$want_stamp" ]] || return 1
+    local f
+    for f in "${DEBIAN_ARTIFACTS[@]}"; do [[ -s "$out/$f" ]] || return 1; done
+}
+
+# Versions apt offers for a package (one per line), from the local package lists.
+offered() {
+    apt-cache madison "$1" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | LC_ALL=C sort -u
+}
+
+updated=0
+apt_update() {
+    ((updated)) && return 0
+    note "package lists are missing or stale: running apt-get update"
+    apt-get update -qq || die "apt-get update failed (it needs root and the Debian mirror)"
+    updated=1
+}
+
+check_pins() {
+    local p missing=0 have cand
+    for p in "${PKGS[@]}"; do [[ -n "$(offered "$p")" ]] || missing=1; done
+    if ((missing)); then apt_update; fi
+    local bad=()
+    for p in "${PKGS[@]}"; do
+        have=$(offered "$p")
+        [[ -n "$have" ]] || die "apt knows no package $p: is this Debian bookworm with the main component enabled?"
+        if ! grep -qxF -- "${PIN[$p]}" <<<"$have"; then
+            bad+=("$p: pinned ${PIN[$p]}, apt offers $(tr '\n' ' ' <<<"$have")")
+            continue
+        fi
+        cand=$(apt-cache policy "$p" | awk '/Candidate:/ { print $2 }')
+        if [[ -n "$cand" && "$cand" != "${PIN[$p]}" ]]; then
+            note "note: $p ${PIN[$p]} is pinned; apt's candidate is $cand (the demo keeps the pin)"
+        fi
+    done
+    if ((${#bad[@]})); then
+        printf 'make-artifacts: error: apt does not offer the pinned Debian versions:\n' >&2
+        printf '  %s\n' "${bad[@]}" >&2
+        printf '  to move the demo to what apt offers, update PIN in %s,\n' "${script#"$root"/}" >&2
+        printf '  the matching version lines in manifests/demo.toml and the table in demo/README.md, then run again.\n' >&2
+        exit 1
+    fi
+}
+
+# Writes stdin to $out/$1 through a temporary file, so an interrupted run never leaves a half-written artifact.
+write_artifact() {
+    local tmp="$out/.$1.tmp"
+    cat >"$tmp"
+    mv -f "$tmp" "$out/$1"
+}
+
+# Deterministic gzip'd tar of the given entries below directory $1.
+det_tar() {
+    local dir=$1
+    shift
+    tar -C "$dir" --sort=name --mtime="@$MTIME" --owner=0 --group=0 --numeric-owner --format=gnu -cf - "$@" | gzip -n
+}
+
+build_debian() {
+    check_pins
+    local tmp
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/make-artifacts.XXXXXX")
+    # shellcheck disable=SC2064 # expand $tmp now
+    trap "rm -rf '$tmp'" EXIT
+    mkdir -p "$tmp/debs" "$tmp/x" "$tmp/stage"
+    # apt drops privileges to _apt for downloads; let it write here (avoids the "unsandboxed" warning).
+    chmod 0755 "$tmp"
+    if [[ $(id -u) == 0 ]] && id -u _apt >/dev/null 2>&1; then chown _apt "$tmp/debs"; fi
+
+    local specs=() p
+    for p in "${PKGS[@]}"; do specs+=("$p=${PIN[$p]}"); done
+    note "downloading ${#specs[@]} Debian packages: ${specs[*]}"
+    if ! (cd "$tmp/debs" && apt-get download -qq "${specs[@]}"); then
+        ((updated)) && die "apt-get download failed (see above)"
+        apt_update
+        (cd "$tmp/debs" && apt-get download -qq "${specs[@]}") || die "apt-get download failed (see above)"
+    fi
+
+    local deb
+    for p in "${PKGS[@]}"; do
+        deb=$(find "$tmp/debs" -maxdepth 1 -name "${p}_*.deb" -print -quit)
+        [[ -n "$deb" ]] || die "apt-get download left no .deb for $p"
+        # Extract only; installing would clash with the host's packages (and needs no root).
+        mkdir -p "$tmp/x/$p"
+        dpkg-deb -x "$deb" "$tmp/x/$p"
+    done
+
+    need() { [[ -f "$1" && ! -L "$1" ]] || die "expected file missing from the Debian package: ${1#"$tmp"/x/}"; }
+    local f
+
+    # etcd: upstream etcd-vX.Y.Z-linux-amd64.tar.gz holds etcd-vX.Y.Z-linux-amd64/{etcd,etcdctl,...}.
+    mkdir -p "$tmp/stage/etcd/$etcd_dir"
+    need "$tmp/x/etcd-server/usr/bin/etcd"
+    need "$tmp/x/etcd-client/usr/bin/etcdctl"
+    install -m 0755 "$tmp/x/etcd-server/usr/bin/etcd" "$tmp/x/etcd-client/usr/bin/etcdctl" "$tmp/stage/etcd/$etcd_dir/"
+    chmod 0755 "$tmp/stage/etcd/$etcd_dir"
+    det_tar "$tmp/stage/etcd" "$etcd_dir" | write_artifact "$ETCD_TGZ"
+
+    # CNI plugins: upstream cni-plugins-linux-amd64-vX.Y.Z.tgz is `tar -C bin .`, so members are ./loopback etc.
+    mkdir -p "$tmp/stage/cni"
+    for f in "$tmp/x/containernetworking-plugins/usr/lib/cni/"*; do
+        need "$f"
+        install -m 0755 "$f" "$tmp/stage/cni/"
+    done
+    for f in loopback bridge host-local portmap; do need "$tmp/stage/cni/$f"; done
+    chmod 0755 "$tmp/stage/cni"
+    det_tar "$tmp/stage/cni" . | write_artifact "$CNI_TGZ"
+
+    # containerd: upstream containerd-X.Y.Z-linux-amd64.tar.gz holds bin/containerd, bin/ctr, bin/containerd-shim-*.
+    mkdir -p "$tmp/stage/containerd/bin"
+    for f in "$tmp/x/containerd/usr/bin/"*; do
+        need "$f"
+        install -m 0755 "$f" "$tmp/stage/containerd/bin/"
+    done
+    for f in containerd ctr containerd-shim-runc-v2; do need "$tmp/stage/containerd/bin/$f"; done
+    chmod 0755 "$tmp/stage/containerd/bin"
+    det_tar "$tmp/stage/containerd" bin | write_artifact "$CONTAINERD_TGZ"
+
+    # Single binaries, as upstream publishes kubectl and runc.amd64.
+    need "$tmp/x/kubernetes-client/usr/bin/kubectl"
+    write_artifact "$KUBECTL" <"$tmp/x/kubernetes-client/usr/bin/kubectl"
+    need "$tmp/x/runc/usr/sbin/runc"
+    write_artifact "$RUNC" <"$tmp/x/runc/usr/sbin/runc"
+    chmod 0755 "$out/$KUBECTL" "$out/$RUNC"
+
+    printf '%s\n' "$want_stamp" >"$stamp_file"
+    rm -rf "$tmp"
+    trap - EXIT
+}
+
+if debian_current; then
+    note "Debian-derived artifacts are current (pins unchanged); not downloading"
+else
+    build_debian
+fi
+
+# The stand-in: cargo decides whether anything needs rebuilding.
+note "building the stand-in (cargo build --release -p k8s-standin)"
+(cd "$root" && cargo build --release --quiet -p k8s-standin) || die "cargo build of k8s-standin failed"
+standin_bin="${CARGO_TARGET_DIR:-$root/target}/release/k8s-standin"
+[[ -x "$standin_bin" ]] || die "no stand-in binary at $standin_bin"
+copied=0
+for name in "${STANDINS[@]}"; do
+    if ! cmp -s "$standin_bin" "$out/$name"; then
+        install -m 0755 "$standin_bin" "$out/.$name.tmp"
+        mv -f "$out/.$name.tmp" "$out/$name"
+        copied=$((copied + 1))
+    fi
+done
+
+# Anything else in the directory is left over from other pins; SHA256SUMS must list exactly the artifacts.
+mapfile -t ARTIFACTS < <(printf '%s\n' "${DEBIAN_ARTIFACTS[@]}" "${STANDINS[@]}" | LC_ALL=C sort)
+shopt -s nullglob
+for f in "$out"/*; do
+    base=$(basename "$f")
+    [[ "$base" == SHA256SUMS ]] && continue
+    if ! printf '%s\n' "${ARTIFACTS[@]}" | grep -qxF -- "$base"; then
+        note "removing stale $base"
+        rm -rf -- "$f"
+    fi
+done
+
+sums=$(cd "$out" && sha256sum -- "${ARTIFACTS[@]}")
+if [[ ! -f "$out/SHA256SUMS" || "$(cat "$out/SHA256SUMS")" != "$sums" ]]; then
+    printf '%s\n' "$sums" | write_artifact SHA256SUMS
+    sums_state="written"
+else
+    sums_state="unchanged"
+fi
+
+elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
+elapsed=$(printf '%d.%03d' $((elapsed_ms / 1000)) $((elapsed_ms % 1000)))
+printf '\ndemo artifacts in %s (%ss; stand-in copies updated: %d; SHA256SUMS %s)\n' \
+    "${out#"$root"/}" "$elapsed" "$copied" "$sums_state"
+source_of() {
+    case $1 in
+    "$ETCD_TGZ") echo "debian etcd-server + etcd-client ${PIN[etcd-server]}" ;;
+    "$CNI_TGZ") echo "debian containernetworking-plugins ${PIN[containernetworking-plugins]}" ;;
+    "$CONTAINERD_TGZ") echo "debian containerd ${PIN[containerd]}" ;;
+    "$KUBECTL") echo "debian kubernetes-client ${PIN[kubernetes-client]}" ;;
+    "$RUNC") echo "debian runc ${PIN[runc]}" ;;
+    *) echo "STAND-IN (k8s-standin, not the real binary)" ;;
+    esac
+}
+for f in "${ARTIFACTS[@]}"; do
+    printf '  %-40s %6s  %s\n' "$f" "$(du -h --apparent-size "$out/$f" | cut -f1)" "$(source_of "$f")"
+done

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Build (once) and cache a Debian bookworm minbase root filesystem that boots real systemd under systemd-nspawn.
+#
+# Usage: tests/nspawn/rootfs.sh            prints the rootfs directory on stdout (everything else goes to stderr)
+#
+# Cache: ${K8S_TEST_CACHE:-/var/cache/k8s-image-test}/rootfs-bookworm, with a stamp file `.k8s-test-stamp` holding
+# the package list. The rootfs is built in a temporary directory next to it and renamed only when complete, so an
+# interrupted run never leaves a half rootfs behind. A rootfs whose stamp does not match the package list below is
+# rebuilt. Concurrent callers serialise on a lock file.
+#
+# Mirror: the host's configured Debian mirror for bookworm (from /etc/apt/sources.list*), else deb.debian.org;
+# override with K8S_TEST_MIRROR.
+set -euo pipefail
+
+SUITE=bookworm
+PACKAGES=systemd,systemd-sysv,dbus,iproute2,ca-certificates
+CACHE=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
+ROOTFS=$CACHE/rootfs-$SUITE
+STAMP_NAME=.k8s-test-stamp
+STAMP_WANT="suite=$SUITE variant=minbase include=$PACKAGES"
+
+log() { echo "rootfs.sh: $*" >&2; }
+
+# The first http(s) Debian mirror the host's apt configuration names for $SUITE (one-line and deb822 formats).
+host_mirror() {
+  local f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    case "$f" in
+      *.sources)
+        # deb822: paragraphs with URIs: and Suites:; pick a paragraph whose Suites include $SUITE exactly.
+        awk -v suite="$SUITE" '
+          BEGIN { RS = ""; FS = "\n" }
+          {
+            uris = ""; suites = ""
+            for (i = 1; i <= NF; i++) {
+              if ($i ~ /^URIs:/) { uris = $i; sub(/^URIs:[ \t]*/, "", uris) }
+              if ($i ~ /^Suites:/) { suites = $i; sub(/^Suites:/, "", suites); gsub(/[ \t]+/, " ", suites) }
+            }
+            if (uris != "" && (" " suites " ") ~ (" " suite " ")) { split(uris, u, /[ \t]+/); print u[1]; exit }
+          }' "$f"
+        ;;
+      *)
+        awk -v suite="$SUITE" '
+          $1 == "deb" {
+            i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+            if ($(i + 1) == suite) { print $i; exit }
+          }' "$f"
+        ;;
+    esac
+  done | grep -E '^https?://' | grep -v -e security -e snapshot | head -n 1 || true
+}
+
+if [ "$(id -u)" != 0 ]; then
+  log "must run as root (debootstrap)"
+  exit 2
+fi
+if ! command -v debootstrap >/dev/null; then
+  log "debootstrap is missing: apt-get install -y --no-install-recommends debootstrap"
+  exit 2
+fi
+
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.rootfs-$SUITE.lock"
+flock 9
+
+if [ -f "$ROOTFS/$STAMP_NAME" ] && [ "$(head -n 1 "$ROOTFS/$STAMP_NAME")" = "$STAMP_WANT" ]; then
+  log "cached: $ROOTFS"
+  echo "$ROOTFS"
+  exit 0
+fi
+
+MIRROR=${K8S_TEST_MIRROR:-$(host_mirror)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+
+# Leftovers of an interrupted build (we hold the lock, so nobody else is building).
+rm -rf "$CACHE/.rootfs-$SUITE.tmp."*
+TMP=$(mktemp -d "$CACHE/.rootfs-$SUITE.tmp.XXXXXX")
+cleanup() { rm -rf "$TMP"; }
+trap cleanup EXIT
+
+log "debootstrap $SUITE from $MIRROR into $TMP (about 1-2 minutes)"
+start=$(date +%s)
+if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$TMP/root" "$MIRROR" >"$TMP/debootstrap.log" 2>&1; then
+  log "debootstrap failed; last lines of its log:"
+  tail -n 30 "$TMP/debootstrap.log" >&2
+  exit 1
+fi
+
+# Small fixes for a container rootfs: no getty on a read-only console, a machine-id systemd fills at boot.
+ln -sf /dev/null "$TMP/root/etc/systemd/system/console-getty.service"
+ln -sf /dev/null "$TMP/root/etc/systemd/system/getty@.service"
+: >"$TMP/root/etc/machine-id"
+
+{
+  echo "$STAMP_WANT"
+  echo "mirror=$MIRROR"
+  echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  # shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
+  chroot "$TMP/root" dpkg-query -W -f='${Package} ${Version}\n'
+} >"$TMP/root/$STAMP_NAME"
+
+rm -rf "$ROOTFS"
+mv "$TMP/root" "$ROOTFS"
+log "built $ROOTFS in $(($(date +%s) - start)) s"
+echo "$ROOTFS"
