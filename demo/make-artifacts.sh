@@ -234,8 +234,17 @@ for name in "${STANDINS[@]}"; do
     fi
 done
 
+# Committed demo files (the containerd 1.6 config replacing the image's containerd 2.x one).
+CONFIG_ARTIFACTS=(containerd-config-v2.toml)
+for name in "${CONFIG_ARTIFACTS[@]}"; do
+    if ! cmp -s "$root/demo/$name" "$out/$name"; then
+        install -m 0644 "$root/demo/$name" "$out/.$name.tmp"
+        mv -f "$out/.$name.tmp" "$out/$name"
+    fi
+done
+
 # Anything else in the directory is left over from other pins; SHA256SUMS must list exactly the artifacts.
-mapfile -t ARTIFACTS < <(printf '%s\n' "${DEBIAN_ARTIFACTS[@]}" "${STANDINS[@]}" | LC_ALL=C sort)
+mapfile -t ARTIFACTS < <(printf '%s\n' "${DEBIAN_ARTIFACTS[@]}" "${STANDINS[@]}" "${CONFIG_ARTIFACTS[@]}" | LC_ALL=C sort)
 shopt -s nullglob
 for f in "$out"/*; do
     base=$(basename "$f")

@@ -15,9 +15,12 @@ use std::process::ExitCode;
 /// Exit codes, as shown at the end of `--help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  success (check: every check passed; warnings allowed)
-  1  check: at least one check failed
-  2  usage error, or the command could not run (e.g. --root does not exist)";
+  0  success (check: every check passed, warnings allowed; status: the node is Ready; role: the role file is valid)
+  1  check: at least one check failed; role: the role file is invalid, or both role files exist
+  2  usage error, or the command could not run (e.g. --root does not exist)
+  3  status: the node is still coming up (the reason is printed)
+  4  status: the agent stopped in Failed (the reason is printed)
+  5  status: no state on this boot yet; role: no role file yet";
 
 /// Exit code for a usage error or a command that could not run (clap uses it for usage errors too).
 pub const EXIT_ERROR: u8 = 2;
@@ -36,15 +39,29 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check a node image tree (a staged image, or / on a node) against the image's rules.
+    /// Check a node image tree (a staged image, or / on a node) against the image's rules; on / also the running
+    /// kernel (sysctls in effect, modules, swap, cgroup v2).
     #[command(after_help = EXIT_CODES_HELP)]
     Check(CheckArgs),
+    /// The service: read the role file, check the host, wait for the masters, compute Weave's IPAM start-up and
+    /// start the role's units over D-Bus. Runs until SIGTERM.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Run(crate::commands::RunArgs),
+    /// Where this node stands and why: role, cluster, phase, what it waits for, DNS answers, Weave peers, units.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Status(crate::commands::StatusArgs),
+    /// Print the role file as the agent reads it (secrets redacted).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Role(crate::commands::RoleArgs),
 }
 
 impl Command {
     pub fn run(&self) -> Result<Outcome, CommandError> {
         match self {
             Command::Check(args) => args.run(),
+            Command::Run(args) => args.run(),
+            Command::Status(args) => args.run(),
+            Command::Role(args) => args.run(),
         }
     }
 }
@@ -54,8 +71,10 @@ impl Command {
 pub enum Outcome {
     /// Exit 0.
     Success,
-    /// Exit 1: `check` found at least one failure.
+    /// Exit 1: `check` found at least one failure; `role`: invalid role file.
     ChecksFailed,
+    /// A documented exit code of `status` / `role` (3, 4, 5).
+    Code(u8),
 }
 
 impl Outcome {
@@ -63,6 +82,7 @@ impl Outcome {
         match self {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::ChecksFailed => ExitCode::from(1),
+            Outcome::Code(code) => ExitCode::from(code),
         }
     }
 }
@@ -75,7 +95,7 @@ pub struct CommandError {
 }
 
 impl CommandError {
-    fn new(error: impl Into<anyhow::Error>, hint: impl Into<Option<String>>) -> Self {
+    pub fn new(error: impl Into<anyhow::Error>, hint: impl Into<Option<String>>) -> Self {
         CommandError {
             error: error.into(),
             hint: hint.into(),
@@ -103,6 +123,12 @@ pub struct CheckArgs {
     /// Print the report as JSON (see the `checks` module docs for its fields) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also check the running kernel (default: only when --root is /).
+    #[arg(long, conflicts_with = "no_live")]
+    pub live: bool,
+    /// Check the files only, not the running kernel.
+    #[arg(long)]
+    pub no_live: bool,
 }
 
 impl CheckArgs {
@@ -123,7 +149,13 @@ impl CheckArgs {
                 ));
             }
         }
-        let report = checks::check_tree(&self.root);
+        let live = self.live || (!self.no_live && self.root == std::path::Path::new("/"));
+        let set = if live {
+            checks::RuleSet::Node
+        } else {
+            checks::RuleSet::Tree
+        };
+        let report = checks::check(&self.root, set);
         let text = if self.json {
             let mut json = serde_json::to_string_pretty(&report).map_err(|err| {
                 CommandError::new(anyhow::Error::new(err).context("cannot render JSON"), None)
@@ -144,7 +176,7 @@ impl CheckArgs {
 
 /// Writes to stdout without panicking when it is closed. A reader that went away (`| head`) is not an error: the
 /// exit code still says how the command came out.
-fn print_stdout(text: &str) -> Result<(), CommandError> {
+pub fn print_stdout(text: &str) -> Result<(), CommandError> {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -172,7 +204,9 @@ mod tests {
     #[test]
     fn check_defaults_to_root_and_text() -> Result<(), clap::Error> {
         let cli = Cli::try_parse_from(["k8s-agent", "check"])?;
-        let Command::Check(args) = cli.command;
+        let Command::Check(args) = cli.command else {
+            panic!("parsed as another command");
+        };
         assert_eq!(args.root, PathBuf::from("/"));
         assert!(!args.json);
         Ok(())

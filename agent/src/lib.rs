@@ -10,3 +10,6 @@ pub mod weave;
 pub mod dns;
 pub mod probe;
 pub mod systemd;
+pub mod executor;
+pub mod pid1;
+pub mod status;

@@ -100,7 +100,9 @@ impl ConsensusSize {
         if n >= 1 && n as usize <= MAX_MINION_RECORDS {
             Ok(ConsensusSize(n))
         } else {
-            Err(format!("consensus size {n} is not in 1..={MAX_MINION_RECORDS}"))
+            Err(format!(
+                "consensus size {n} is not in 1..={MAX_MINION_RECORDS}"
+            ))
         }
     }
 
@@ -145,7 +147,9 @@ pub enum AnswerNote {
 impl fmt::Display for AnswerNote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AnswerNote::Ipv6Ignored { addr } => write!(f, "{addr} ignored: weave peers are IPv4 addresses"),
+            AnswerNote::Ipv6Ignored { addr } => {
+                write!(f, "{addr} ignored: weave peers are IPv4 addresses")
+            }
             AnswerNote::Duplicate { addr } => write!(f, "{addr} listed more than once"),
             AnswerNote::Unusable { addr, why } => write!(f, "{addr} ignored: {why}"),
         }
@@ -200,7 +204,10 @@ fn unusable(addr: Ipv4Addr) -> Option<&'static str> {
 /// gives the same result in any order.
 pub fn validate_minion_answer(records: &[IpAddr]) -> Result<MinionAnswer, MinionAnswerError> {
     if records.len() > MAX_MINION_RECORDS {
-        return Err(MinionAnswerError::TooMany { count: records.len(), max: MAX_MINION_RECORDS });
+        return Err(MinionAnswerError::TooMany {
+            count: records.len(),
+            max: MAX_MINION_RECORDS,
+        });
     }
     let mut v4 = Vec::with_capacity(records.len());
     let mut v6 = Vec::new();
@@ -216,7 +223,10 @@ pub fn validate_minion_answer(records: &[IpAddr]) -> Result<MinionAnswer, Minion
     v4.sort();
     v6.sort();
     v6.dedup();
-    let mut notes: Vec<AnswerNote> = v6.into_iter().map(|addr| AnswerNote::Ipv6Ignored { addr }).collect();
+    let mut notes: Vec<AnswerNote> = v6
+        .into_iter()
+        .map(|addr| AnswerNote::Ipv6Ignored { addr })
+        .collect();
     let mut addrs: Vec<Ipv4Addr> = Vec::with_capacity(v4.len());
     for addr in v4 {
         if addrs.last() == Some(&addr) {
@@ -226,7 +236,10 @@ pub fn validate_minion_answer(records: &[IpAddr]) -> Result<MinionAnswer, Minion
             continue;
         }
         if let Some(why) = unusable(addr) {
-            let note = AnswerNote::Unusable { addr, why: why.to_string() };
+            let note = AnswerNote::Unusable {
+                addr,
+                why: why.to_string(),
+            };
             if !notes.contains(&note) {
                 notes.push(note);
             }
@@ -350,7 +363,10 @@ impl WeaveDecision {
 pub enum WeaveOutcome {
     Decided(WeaveDecision),
     /// Fewer than N usable addresses listed: wait.
-    NotEnoughMinions { listed: usize, need: ConsensusSize },
+    NotEnoughMinions {
+        listed: usize,
+        need: ConsensusSize,
+    },
     /// At least N listed, but this node knows no IPv4 address of its own, so it cannot tell whether it is in the
     /// core (deciding "observer" here could stall the whole network).
     NoLocalIpv4,
@@ -379,7 +395,10 @@ pub fn decide(
     if local_v4.is_empty() {
         return WeaveOutcome::NoLocalIpv4;
     }
-    let self_addr = local_v4.iter().find(|addr| answer.addrs.binary_search(addr).is_ok()).copied();
+    let self_addr = local_v4
+        .iter()
+        .find(|addr| answer.addrs.binary_search(addr).is_ok())
+        .copied();
     let ipalloc_init = if listed == n.get() as usize && self_addr.is_some() {
         IpallocInit::Consensus(n)
     } else {
@@ -399,24 +418,28 @@ pub fn decide(
 /// MEMBERS and QUORUM as a comment for humans.
 pub fn render_env(decision: &WeaveDecision) -> String {
     let n = decision.n;
-    let who = match decision.self_addr {
-        Some(addr) => format!("This node ({addr})"),
-        None => "This node (not listed)".to_string(),
-    };
-    let role_line = match decision.ipalloc_init {
-        IpallocInit::Consensus(_) => {
-            format!("# {who} is in the consensus core of {n}: it votes once, with the {n} peers below.")
-        }
-        IpallocInit::Observer => format!(
-            "# {who} joined after the core of {n} ({} listed): it observes, never votes, and takes the ring from \
-             its peers.",
-            decision.decided_from.len()
+    let listed = decision.decided_from.len();
+    let role_lines = match (decision.ipalloc_init, decision.self_addr) {
+        (IpallocInit::Consensus(_), Some(addr)) => format!(
+            "# This node ({addr}) is in the consensus core: the record listed exactly {n} minions, itself among\n\
+             # them. It votes once, with the peers below."
+        ),
+        (IpallocInit::Consensus(_), None) => format!(
+            "# This node is in the consensus core of {n}: it votes once, with the peers below."
+        ),
+        (IpallocInit::Observer, Some(addr)) => format!(
+            "# This node ({addr}) is a late joiner: the record listed {listed} minions, more than {n}.\n\
+             # It observes (never votes) and takes the ring from the peers below."
+        ),
+        (IpallocInit::Observer, None) => format!(
+            "# This node is a late joiner: it is not among the {listed} minions the record listed.\n\
+             # It observes (never votes) and takes the ring from the peers below."
         ),
     };
     format!(
         "# Weave Net IPAM start-up, written by k8s-agent and read by weave.service. Do not edit: decided once at\n\
          # {at} (unix ms) from the minions DNS record and kept for this boot (README: Weave Net peers).\n\
-         {role_line}\n\
+         {role_lines}\n\
          # MEMBERS={n} QUORUM={quorum} (the seeds' names: WEAVE_CONSENSUS and floor({n}/2)+1)\n\
          IPALLOC_INIT={init}\n\
          KUBE_PEERS=\"{peers}\"\n\
@@ -466,34 +489,74 @@ mod tests {
 
     #[test]
     fn validation_sorts_numerically_and_reports_what_it_drops() {
-        let a = answer(&["10.0.0.10", "10.0.0.9", "10.0.0.10", "fd00::1", "127.0.0.1", "0.0.0.0", "224.0.0.1",
-            "255.255.255.255", "169.254.1.1", "10.0.0.100"]);
-        assert_eq!(a.addrs, vec![v4("10.0.0.9"), v4("10.0.0.10"), v4("10.0.0.100")]);
+        let a = answer(&[
+            "10.0.0.10",
+            "10.0.0.9",
+            "10.0.0.10",
+            "fd00::1",
+            "127.0.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "169.254.1.1",
+            "10.0.0.100",
+        ]);
+        assert_eq!(
+            a.addrs,
+            vec![v4("10.0.0.9"), v4("10.0.0.10"), v4("10.0.0.100")]
+        );
         assert_eq!(
             a.notes,
             vec![
-                AnswerNote::Ipv6Ignored { addr: "fd00::1".parse().unwrap_or(Ipv6Addr::UNSPECIFIED) },
-                AnswerNote::Unusable { addr: v4("0.0.0.0"), why: "unspecified address".into() },
-                AnswerNote::Duplicate { addr: v4("10.0.0.10") },
-                AnswerNote::Unusable { addr: v4("127.0.0.1"), why: "loopback address".into() },
-                AnswerNote::Unusable { addr: v4("169.254.1.1"), why: "link-local address".into() },
-                AnswerNote::Unusable { addr: v4("224.0.0.1"), why: "multicast address".into() },
-                AnswerNote::Unusable { addr: v4("255.255.255.255"), why: "broadcast address".into() },
+                AnswerNote::Ipv6Ignored {
+                    addr: "fd00::1".parse().unwrap_or(Ipv6Addr::UNSPECIFIED)
+                },
+                AnswerNote::Unusable {
+                    addr: v4("0.0.0.0"),
+                    why: "unspecified address".into()
+                },
+                AnswerNote::Duplicate {
+                    addr: v4("10.0.0.10")
+                },
+                AnswerNote::Unusable {
+                    addr: v4("127.0.0.1"),
+                    why: "loopback address".into()
+                },
+                AnswerNote::Unusable {
+                    addr: v4("169.254.1.1"),
+                    why: "link-local address".into()
+                },
+                AnswerNote::Unusable {
+                    addr: v4("224.0.0.1"),
+                    why: "multicast address".into()
+                },
+                AnswerNote::Unusable {
+                    addr: v4("255.255.255.255"),
+                    why: "broadcast address".into()
+                },
             ]
         );
     }
 
     #[test]
     fn ipv4_mapped_ipv6_counts_as_ipv4() {
-        assert_eq!(answer(&["::ffff:10.0.0.1", "10.0.0.1"]).addrs, vec![v4("10.0.0.1")]);
+        assert_eq!(
+            answer(&["::ffff:10.0.0.1", "10.0.0.1"]).addrs,
+            vec![v4("10.0.0.1")]
+        );
     }
 
     #[test]
     fn too_many_records_are_rejected_as_a_whole() {
-        let records: Vec<IpAddr> = (0..=MAX_MINION_RECORDS as u32).map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))).collect();
+        let records: Vec<IpAddr> = (0..=MAX_MINION_RECORDS as u32)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))
+            .collect();
         assert_eq!(
             validate_minion_answer(&records),
-            Err(MinionAnswerError::TooMany { count: 1001, max: 1000 })
+            Err(MinionAnswerError::TooMany {
+                count: 1001,
+                max: 1000
+            })
         );
         assert!(validate_minion_answer(&records[..MAX_MINION_RECORDS]).is_ok());
     }
@@ -503,17 +566,28 @@ mod tests {
         let a = answer(&["10.0.0.1", "10.0.0.2"]);
         assert_eq!(
             decide(n(3), &a, &[ip("10.0.0.1")], 5),
-            WeaveOutcome::NotEnoughMinions { listed: 2, need: n(3) }
+            WeaveOutcome::NotEnoughMinions {
+                listed: 2,
+                need: n(3)
+            }
         );
     }
 
     #[test]
     fn exactly_n_including_self_is_core() {
         let a = answer(&["10.0.0.3", "10.0.0.1", "10.0.0.2"]);
-        let d = decided(decide(n(3), &a, &[ip("127.0.0.1"), ip("10.0.0.2"), ip("fe80::1")], 7));
+        let d = decided(decide(
+            n(3),
+            &a,
+            &[ip("127.0.0.1"), ip("10.0.0.2"), ip("fe80::1")],
+            7,
+        ));
         assert_eq!(d.ipalloc_init, IpallocInit::Consensus(n(3)));
         assert_eq!(d.peers.to_string(), "10.0.0.1 10.0.0.2 10.0.0.3");
-        assert_eq!((d.self_addr, d.decided_at, d.quorum()), (Some(v4("10.0.0.2")), 7, 2));
+        assert_eq!(
+            (d.self_addr, d.decided_at, d.quorum()),
+            (Some(v4("10.0.0.2")), 7, 2)
+        );
         assert!(d.is_core());
     }
 
@@ -535,9 +609,15 @@ mod tests {
     #[test]
     fn no_local_ipv4_means_no_decision() {
         let a = answer(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
-        assert_eq!(decide(n(3), &a, &[ip("127.0.0.1"), ip("fd00::5")], 7), WeaveOutcome::NoLocalIpv4);
+        assert_eq!(
+            decide(n(3), &a, &[ip("127.0.0.1"), ip("fd00::5")], 7),
+            WeaveOutcome::NoLocalIpv4
+        );
         // Fewer than N is reported first: nothing to decide yet either way.
-        assert!(matches!(decide(n(4), &a, &[], 7), WeaveOutcome::NotEnoughMinions { .. }));
+        assert!(matches!(
+            decide(n(4), &a, &[], 7),
+            WeaveOutcome::NotEnoughMinions { .. }
+        ));
     }
 
     #[test]
@@ -569,7 +649,10 @@ mod tests {
             pairs,
             vec![
                 ("IPALLOC_INIT".to_string(), "consensus=3".to_string()),
-                ("KUBE_PEERS".to_string(), "10.0.0.1 10.0.0.2 10.0.0.3".to_string()),
+                (
+                    "KUBE_PEERS".to_string(),
+                    "10.0.0.1 10.0.0.2 10.0.0.3".to_string()
+                ),
                 ("IPALLOC_RANGE".to_string(), "10.32.0.0/12".to_string()),
             ]
         );

@@ -209,7 +209,7 @@ fn stage_all(
     for f in fetched {
         let a = &f.artifact;
         match &a.install {
-            Install::File { path, mode } => {
+            Install::File { path, mode, .. } => {
                 staging.add_file(path, &f.blob, *mode, &a.name)?;
             }
             Install::Archive {
@@ -255,8 +255,24 @@ fn stage_all(
     });
 
     let content = stage::list_node_content(&opts.content_dir)?;
+    // Node-content files an artifact replaces (install.replace_content): path → artifact name.
+    let mut replaced: std::collections::BTreeMap<&str, (&str, bool)> = fetched
+        .iter()
+        .filter_map(|f| match &f.artifact.install {
+            Install::File {
+                path,
+                replace_content: true,
+                ..
+            } => Some((path.as_str(), (f.artifact.name.as_str(), false))),
+            _ => None,
+        })
+        .collect();
     let mut listing = String::new();
     for c in &content {
+        if let Some((_, used)) = replaced.get_mut(c.node_path.as_str()) {
+            *used = true;
+            continue;
+        }
         let staged = staging.add_file(&c.node_path, &c.source, c.mode, CONTENT_ARTIFACT)?;
         listing.push_str(&format!("{} {:o} {}\n", c.node_path, c.mode, staged.sha256));
         if c.node_path.starts_with("/usr/lib/systemd/system/") && !c.node_path.contains(".d/") {
@@ -278,6 +294,14 @@ fn stage_all(
                 )?;
             }
         }
+    }
+    if let Some((path, (artifact, _))) = replaced.iter().find(|(_, (_, used))| !used) {
+        return Err(StageError::Content {
+            reason: format!(
+                "artifact {artifact:?} has replace_content = true but the node content has no {path} to replace"
+            ),
+        }
+        .into());
     }
     artifacts.push(LockedArtifact {
         name: CONTENT_ARTIFACT.to_string(),

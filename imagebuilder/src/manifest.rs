@@ -73,6 +73,8 @@ struct RawInstall {
     members: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     mode: Option<Spanned<String>>,
+    #[serde(default)]
+    replace_content: Option<Spanned<bool>>,
 }
 
 /// A checked manifest.
@@ -135,8 +137,13 @@ pub enum ChecksumPin {
 /// How an artifact lands in the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Install {
-    /// The downloaded file itself, at `path`.
-    File { path: String, mode: u32 },
+    /// The downloaded file itself, at `path`. With `replace_content`, it replaces the node-content file at the
+    /// same path (e.g. a site's containerd config); without, such a collision is an error.
+    File {
+        path: String,
+        mode: u32,
+        replace_content: bool,
+    },
     /// Members of a downloaded archive, each at `dir/<basename of member>`.
     Archive {
         format: ArchiveFormat,
@@ -238,6 +245,9 @@ pub enum ManifestErrorKind {
     },
     ReservedPath(String),
     BadHostPackage(String),
+    ReplaceWithoutFile {
+        artifact: String,
+    },
 }
 
 impl ManifestErrorKind {
@@ -284,6 +294,11 @@ impl ManifestErrorKind {
             }
             ReservedPath(p) => format!("{p} is written by the image builder itself"),
             BadHostPackage(p) => format!("host package {p:?} is not a valid Debian package name"),
+            ReplaceWithoutFile { artifact } => {
+                format!(
+                    "artifact {artifact:?}: replace_content only goes with a single-file install"
+                )
+            }
         }
     }
 
@@ -329,6 +344,9 @@ impl ManifestErrorKind {
             PathCollision { .. } => "two artifacts cannot install the same path; drop one of them",
             ReservedPath(_) => "the builder installs k8s-agent and /usr/share/k8s-image/ itself",
             BadHostPackage(_) => "use the package's Debian name, e.g. \"conntrack\"",
+            ReplaceWithoutFile { .. } => {
+                "use install = { file = \"/etc/...\", replace_content = true } to replace one node-content file"
+            }
         }
     }
 }
@@ -615,9 +633,19 @@ fn check_artifact(
             Install::File {
                 path: check_node_path(map, file)?,
                 mode,
+                replace_content: install_raw
+                    .replace_content
+                    .as_ref()
+                    .is_some_and(|r| *r.get_ref()),
             }
         }
         (None, Some(dir)) => {
+            if let Some(r) = &install_raw.replace_content {
+                return Err(map.error(
+                    r.span(),
+                    ManifestErrorKind::ReplaceWithoutFile { artifact: name },
+                ));
+            }
             let dir_path = check_node_path(map, dir)?;
             let format = archive_format(url.path()).ok_or_else(|| {
                 map.error(

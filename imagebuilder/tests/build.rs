@@ -541,3 +541,45 @@ fn file_urls_go_through_the_same_verification() {
     );
     assert_no_output(&opts);
 }
+
+#[test]
+fn replace_content_swaps_one_node_content_file_and_must_match_one() {
+    let s = Setup::new();
+    let config = b"version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n".to_vec();
+    s.server
+        .route("/etc/config-v2.toml", Route::Body(config.clone()));
+    let extra = |path: &str| {
+        format!(
+            "\n[[artifact]]\nname = \"containerd-config\"\nversion = \"v2\"\nurl = \"etc/config-v2.toml\"\nsha256 = \"{}\"\n[artifact.install]\nfile = \"{path}\"\nmode = \"0644\"\nreplace_content = true\n",
+            sha256(&config)
+        )
+    };
+    let manifest =
+        s.write_manifest(&(s.fixtures.manifest(&s.server) + &extra("/etc/containerd/config.toml")));
+    let report = run(&s.opts(&manifest, "out", "cache")).expect("build with a replaced config");
+    let layer = std::fs::read(&report.layer).expect("layer");
+    assert_eq!(layer_file(&layer, "etc/containerd/config.toml"), config);
+
+    // Without replace_content the same path is a collision with the node content.
+    let text = s.fixtures.manifest(&s.server)
+        + &extra("/etc/containerd/config.toml").replace("replace_content = true\n", "");
+    let opts = s.opts(&s.write_manifest(&text), "collide", "cache");
+    let err = run(&opts).expect_err("collision");
+    assert!(
+        err.to_string()
+            .contains("/etc/containerd/config.toml would be installed twice"),
+        "{err}"
+    );
+    assert_no_output(&opts);
+
+    // replace_content for a path the node content does not have is a mistake, not a silent add.
+    let text = s.fixtures.manifest(&s.server) + &extra("/etc/containerd/other.toml");
+    let opts = s.opts(&s.write_manifest(&text), "nothing", "cache");
+    let err = run(&opts).expect_err("nothing to replace");
+    assert!(
+        err.to_string()
+            .contains("has no /etc/containerd/other.toml to replace"),
+        "{err}"
+    );
+    assert_no_output(&opts);
+}

@@ -54,7 +54,8 @@ fn the_good_manifest_parses_to_the_expected_values() {
         kubelet.install,
         Install::File {
             path: "/usr/bin/kubelet".into(),
-            mode: 0o755
+            mode: 0o755,
+            replace_content: false
         }
     );
     let cni = &m.artifacts[1];
@@ -112,7 +113,9 @@ fn table() -> Vec<(&'static str, String, usize, usize, K)> {
             r("mode = \"0755\"", "mode = \"0755\"\nowner = \"root\""),
             19,
             1,
-            K::Toml("unknown field `owner`, expected one of `file`, `dir`, `members`, `mode`".into()),
+            K::Toml(
+                "unknown field `owner`, expected one of `file`, `dir`, `members`, `mode`, `replace_content`".into(),
+            ),
         ),
         ("missing name", r("name = \"k8s-node\"\n", ""), 1, 1, K::Toml("missing field `name`".into())),
         (
@@ -319,6 +322,15 @@ fn table() -> Vec<(&'static str, String, usize, usize, K)> {
             K::PathCollision {
                 path: "/usr/bin/kubelet".into(),
                 first: "kubelet".into(),
+            },
+        ),
+        (
+            "replace_content on an archive",
+            r("dir = \"/opt/cni/bin\"", "dir = \"/opt/cni/bin\"\nreplace_content = true"),
+            27,
+            19,
+            K::ReplaceWithoutFile {
+                artifact: "cni-plugins".into(),
             },
         ),
         (

@@ -17,7 +17,9 @@ PACKAGES=systemd,systemd-sysv,dbus,iproute2,ca-certificates
 CACHE=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
 ROOTFS=$CACHE/rootfs-$SUITE
 STAMP_NAME=.k8s-test-stamp
-STAMP_WANT="suite=$SUITE variant=minbase include=$PACKAGES"
+# Bump FIXES when the post-debootstrap fixes below change: cached rootfs with another stamp are rebuilt.
+FIXES=2
+STAMP_WANT="suite=$SUITE variant=minbase include=$PACKAGES fixes=$FIXES"
 
 log() { echo "rootfs.sh: $*" >&2; }
 
@@ -51,6 +53,16 @@ host_mirror() {
   done | grep -E '^https?://' | grep -v -e security -e snapshot | head -n 1 || true
 }
 
+# Remove a (partial) rootfs tree: first unmount whatever a killed debootstrap left mounted in it (proc, sys, bound
+# device nodes), deepest first, and never cross into another file system.
+remove_tree() {
+  local dir=$1 mnt
+  [ -e "$dir" ] || return 0
+  awk -v prefix="$dir/" 'index($5, prefix) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+    while read -r mnt; do umount -l "$mnt" || true; done
+  rm -rf --one-file-system "$dir"
+}
+
 if [ "$(id -u)" != 0 ]; then
   log "must run as root (debootstrap)"
   exit 2
@@ -74,9 +86,9 @@ MIRROR=${K8S_TEST_MIRROR:-$(host_mirror)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
 # Leftovers of an interrupted build (we hold the lock, so nobody else is building).
-rm -rf "$CACHE/.rootfs-$SUITE.tmp."*
+for stale in "$CACHE/.rootfs-$SUITE.tmp."*; do remove_tree "$stale"; done
 TMP=$(mktemp -d "$CACHE/.rootfs-$SUITE.tmp.XXXXXX")
-cleanup() { rm -rf "$TMP"; }
+cleanup() { remove_tree "$TMP"; }
 trap cleanup EXIT
 
 log "debootstrap $SUITE from $MIRROR into $TMP (about 1-2 minutes)"
@@ -87,10 +99,14 @@ if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$TMP/root" "$
   exit 1
 fi
 
-# Small fixes for a container rootfs: no getty on a read-only console, a machine-id systemd fills at boot.
+# Small fixes for a container rootfs: no getty on a read-only console; a machine-id systemd fills at boot; no
+# /etc/hostname (debootstrap copies the host's), so each node keeps the hostname nspawn gives it (-M NAME); a minimal
+# /etc/hosts.
 ln -sf /dev/null "$TMP/root/etc/systemd/system/console-getty.service"
 ln -sf /dev/null "$TMP/root/etc/systemd/system/getty@.service"
 : >"$TMP/root/etc/machine-id"
+rm -f "$TMP/root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$TMP/root/etc/hosts"
 
 {
   echo "$STAMP_WANT"
@@ -100,7 +116,7 @@ ln -sf /dev/null "$TMP/root/etc/systemd/system/getty@.service"
   chroot "$TMP/root" dpkg-query -W -f='${Package} ${Version}\n'
 } >"$TMP/root/$STAMP_NAME"
 
-rm -rf "$ROOTFS"
+remove_tree "$ROOTFS"
 mv "$TMP/root" "$ROOTFS"
 log "built $ROOTFS in $(($(date +%s) - start)) s"
 echo "$ROOTFS"

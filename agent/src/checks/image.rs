@@ -349,6 +349,7 @@ mod tests {
         let ctx = Context {
             tree,
             lock: read_lock(&tree),
+            host: crate::checks::HostView::default(),
         };
         Ok(check_sbom(&ctx))
     }

@@ -36,6 +36,7 @@
 
 mod containerd;
 mod image;
+mod live;
 mod modules_load;
 mod sysctl;
 pub(crate) mod tree;
@@ -49,6 +50,7 @@ pub(crate) use tree::Tree;
 
 pub use containerd::{CONTAINERD_CONFIG, ContainerdFinding, check_containerd_toml};
 pub use image::CNI_LOOPBACK;
+pub use live::HostView;
 pub use modules_load::{MODULES_LOAD_FILE, REQUIRED_MODULES, parse_modules_load};
 pub use sysctl::{REQUIRED_SYSCTLS, SYSCTL_FILE, SysctlEntry, parse_sysctl};
 pub use units::{UnitFile, UnitSection, parse_unit};
@@ -86,6 +88,14 @@ pub enum RuleId {
     ContainerdConfig,
     /// Every file the SBOM lists is in the tree with its recorded sha256, and every lock file is in the SBOM.
     Sbom,
+    /// Live: ip_forward and bridge-nf-call-ip{,6}tables are 1 in the running kernel.
+    LiveSysctl,
+    /// Live: the overlay filesystem is available and br_netfilter is loaded.
+    LiveModules,
+    /// Live: no swap is active.
+    Swap,
+    /// Live: /sys/fs/cgroup is cgroup v2 (unified).
+    CgroupV2,
 }
 
 impl RuleId {
@@ -102,6 +112,10 @@ impl RuleId {
             RuleId::AgentUnit => "agent-unit",
             RuleId::ContainerdConfig => "containerd-config",
             RuleId::Sbom => "sbom",
+            RuleId::LiveSysctl => "live-sysctl",
+            RuleId::LiveModules => "live-modules",
+            RuleId::Swap => "swap",
+            RuleId::CgroupV2 => "cgroup-v2",
         }
     }
 
@@ -123,6 +137,13 @@ impl std::fmt::Display for RuleId {
 pub enum RuleSet {
     /// Rules that read files only: run on a staged image tree at build time and on `/` on a node.
     Tree,
+    /// Rules about the running kernel (see the `live` submodule): sysctls in effect, modules, swap, cgroup v2.
+    Live,
+    /// `Tree` and `Live` together: `k8s-agent check` on a node.
+    Node,
+    /// What the agent runs at boot before starting units: `Node` without the SBOM rule (hashing every binary on
+    /// each boot is `k8s-agent check`'s job, not the boot path's).
+    Boot,
 }
 
 impl RuleSet {
@@ -140,6 +161,43 @@ impl RuleSet {
                 RuleId::AgentUnit,
                 RuleId::ContainerdConfig,
                 RuleId::Sbom,
+            ],
+            RuleSet::Live => &[
+                RuleId::LiveSysctl,
+                RuleId::LiveModules,
+                RuleId::Swap,
+                RuleId::CgroupV2,
+            ],
+            RuleSet::Node => &[
+                RuleId::ImageLock,
+                RuleId::Binaries,
+                RuleId::Standin,
+                RuleId::CniLoopback,
+                RuleId::Sysctl,
+                RuleId::ModulesLoad,
+                RuleId::RoleDropins,
+                RuleId::AgentUnit,
+                RuleId::ContainerdConfig,
+                RuleId::Sbom,
+                RuleId::LiveSysctl,
+                RuleId::LiveModules,
+                RuleId::Swap,
+                RuleId::CgroupV2,
+            ],
+            RuleSet::Boot => &[
+                RuleId::ImageLock,
+                RuleId::Binaries,
+                RuleId::Standin,
+                RuleId::CniLoopback,
+                RuleId::Sysctl,
+                RuleId::ModulesLoad,
+                RuleId::RoleDropins,
+                RuleId::AgentUnit,
+                RuleId::ContainerdConfig,
+                RuleId::LiveSysctl,
+                RuleId::LiveModules,
+                RuleId::Swap,
+                RuleId::CgroupV2,
             ],
         }
     }
@@ -314,9 +372,15 @@ pub fn check_tree(root: &Path) -> CheckReport {
     check(root, RuleSet::Tree)
 }
 
-/// Runs one rule set against the tree rooted at `root`.
+/// Runs one rule set against the tree rooted at `root` (live rules look at this host's /proc and /sys).
 pub fn check(root: &Path, set: RuleSet) -> CheckReport {
-    let ctx = Context::new(root);
+    check_with_host(root, set, &HostView::default())
+}
+
+/// Runs one rule set; live rules look at `host`.
+pub fn check_with_host(root: &Path, set: RuleSet, host: &HostView) -> CheckReport {
+    let mut ctx = Context::new(root);
+    ctx.host = host.clone();
     let mut results = Vec::new();
     for &rule in set.rules() {
         let mut found = if rule.needs_lock() && ctx.lock.is_err() {
@@ -347,6 +411,8 @@ pub(crate) struct Context<'a> {
     pub(crate) tree: Tree<'a>,
     /// The parsed lock, or what is wrong with it ("is missing", …).
     pub(crate) lock: Result<ImageLock, String>,
+    /// The running host's /proc and /sys, for the live rules.
+    pub(crate) host: HostView,
 }
 
 impl<'a> Context<'a> {
@@ -355,6 +421,7 @@ impl<'a> Context<'a> {
         Context {
             tree,
             lock: image::read_lock(&tree),
+            host: HostView::default(),
         }
     }
 }
@@ -371,6 +438,10 @@ fn run_rule(rule: RuleId, ctx: &Context<'_>) -> Vec<CheckResult> {
         RuleId::AgentUnit => units::check_agent_unit(ctx),
         RuleId::ContainerdConfig => containerd::check(ctx),
         RuleId::Sbom => image::check_sbom(ctx),
+        RuleId::LiveSysctl => live::check_sysctl(&ctx.host),
+        RuleId::LiveModules => live::check_modules(&ctx.host),
+        RuleId::Swap => live::check_swap(&ctx.host),
+        RuleId::CgroupV2 => live::check_cgroup_v2(&ctx.host),
     }
 }
 

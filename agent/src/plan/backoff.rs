@@ -73,12 +73,24 @@ impl RetryPolicy {
     }
 
     /// The delay to wait, in whole milliseconds: nominal × (0.8 + 0.4·jitter), then at least min(ttl, cap).
-    pub fn delay(self, attempt: u32, in_phase: Duration, ttl_secs: Option<u32>, jitter: f64) -> Duration {
-        let jitter = if jitter.is_nan() { 0.5 } else { jitter.clamp(0.0, 1.0) };
+    pub fn delay(
+        self,
+        attempt: u32,
+        in_phase: Duration,
+        ttl_secs: Option<u32>,
+        jitter: f64,
+    ) -> Duration {
+        let jitter = if jitter.is_nan() {
+            0.5
+        } else {
+            jitter.clamp(0.0, 1.0)
+        };
         let factor = 1.0 - JITTER_FRACTION + 2.0 * JITTER_FRACTION * jitter;
         let nominal_ms = self.nominal(attempt, in_phase).as_millis() as f64;
         let jittered = Duration::from_millis((nominal_ms * factor).round() as u64);
-        let floor = ttl_secs.map_or(Duration::ZERO, |ttl| Duration::from_secs(u64::from(ttl)).min(self.cap(in_phase)));
+        let floor = ttl_secs.map_or(Duration::ZERO, |ttl| {
+            Duration::from_secs(u64::from(ttl)).min(self.cap(in_phase))
+        });
         jittered.max(floor)
     }
 }
@@ -93,23 +105,41 @@ mod tests {
 
     #[test]
     fn watch_sequence_then_patience() {
-        let early: Vec<u64> = (0..6).map(|a| ms(RetryPolicy::Watch.nominal(a, Duration::ZERO))).collect();
+        let early: Vec<u64> = (0..6)
+            .map(|a| ms(RetryPolicy::Watch.nominal(a, Duration::ZERO)))
+            .collect();
         assert_eq!(early, vec![250, 500, 750, 750, 750, 750]);
-        let late: Vec<u64> = (0..9).map(|a| ms(RetryPolicy::Watch.nominal(a, PATIENCE))).collect();
-        assert_eq!(late, vec![250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
+        let late: Vec<u64> = (0..9)
+            .map(|a| ms(RetryPolicy::Watch.nominal(a, PATIENCE)))
+            .collect();
+        assert_eq!(
+            late,
+            vec![250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]
+        );
     }
 
     #[test]
     fn error_sequence() {
-        let delays: Vec<u64> = (0..9).map(|a| ms(RetryPolicy::Error.nominal(a, Duration::ZERO))).collect();
-        assert_eq!(delays, vec![250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
-        assert_eq!(ms(RetryPolicy::Error.nominal(u32::MAX, Duration::ZERO)), 10_000);
+        let delays: Vec<u64> = (0..9)
+            .map(|a| ms(RetryPolicy::Error.nominal(a, Duration::ZERO)))
+            .collect();
+        assert_eq!(
+            delays,
+            vec![250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]
+        );
+        assert_eq!(
+            ms(RetryPolicy::Error.nominal(u32::MAX, Duration::ZERO)),
+            10_000
+        );
     }
 
     #[test]
     fn blocked_is_fixed() {
         for attempt in [0, 1, 7, 100] {
-            assert_eq!(RetryPolicy::Blocked.nominal(attempt, Duration::ZERO), BLOCKED_RETRY);
+            assert_eq!(
+                RetryPolicy::Blocked.nominal(attempt, Duration::ZERO),
+                BLOCKED_RETRY
+            );
         }
     }
 

@@ -3,8 +3,8 @@
 use super::backoff::RetryPolicy;
 use super::state::{AgentState, DnsLookup, NodeSettings, PhaseTransition};
 use super::{
-    Action, DnsQuery, DnsResult, HOST_CHECK_ATTEMPTS, MASTERS_RERESOLVE_MIN_SECS, Observation, Phase, ProbeResult,
-    UnitFailure,
+    Action, DnsQuery, DnsResult, HOST_CHECK_ATTEMPTS, MASTERS_RERESOLVE_MIN_SECS, Observation,
+    Phase, ProbeResult, UnitFailure,
 };
 use crate::node_role::NodeRole;
 use crate::role_file::{RoleConfig, RoleDiscovery};
@@ -20,7 +20,11 @@ pub(super) struct Step {
 
 impl Step {
     pub(super) fn new(state: AgentState, now: u64, jitter: f64) -> Step {
-        Step { s: state, now, jitter }
+        Step {
+            s: state,
+            now,
+            jitter,
+        }
     }
 
     pub(super) fn run(mut self, observation: Observation) -> (AgentState, Action) {
@@ -68,21 +72,45 @@ impl Step {
             (Phase::Role, O::RoleInvalid(error)) => self.fail(error.to_string()),
             (Phase::HostCheck, O::HostChecksPassed { local_addrs }) => self.on_host_ok(local_addrs),
             (Phase::HostCheck, O::HostChecksFailed { failures }) => self.on_host_failed(failures),
-            (Phase::ResolveMasters | Phase::MasterHealthy, O::Dns { query: DnsQuery::Masters, result }) => {
-                self.on_masters(result)
-            }
+            (
+                Phase::ResolveMasters | Phase::MasterHealthy,
+                O::Dns {
+                    query: DnsQuery::Masters,
+                    result,
+                },
+            ) => self.on_masters(result),
             (Phase::MasterHealthy, O::MasterProbe(result)) => self.on_probe(result),
-            (Phase::WeavePeers, O::Dns { query: DnsQuery::Minions, result }) if self.s.weave.is_none() => {
-                self.on_minions(result)
+            (
+                Phase::WeavePeers,
+                O::Dns {
+                    query: DnsQuery::Minions,
+                    result,
+                },
+            ) if self.s.weave.is_none() => self.on_minions(result),
+            (Phase::WeavePeers, O::WeaveEnvWritten) if self.s.weave.is_some() => {
+                self.enter(Phase::StartUnits)
             }
-            (Phase::WeavePeers, O::WeaveEnvWritten) if self.s.weave.is_some() => self.enter(Phase::StartUnits),
-            (Phase::StartControlPlane | Phase::StartUnits, O::UnitsStarted(units)) => self.on_started(units),
-            (Phase::StartControlPlane | Phase::StartUnits, O::UnitFailed { already_started, failure }) => {
+            (Phase::StartControlPlane | Phase::StartUnits, O::UnitsStarted(units)) => {
+                self.on_started(units)
+            }
+            (
+                Phase::StartControlPlane | Phase::StartUnits,
+                O::UnitFailed {
+                    already_started,
+                    failure,
+                },
+            ) => {
                 self.record_started(&already_started);
                 self.s.unit_failures.push(failure.clone());
                 self.fail(unit_failed_reason(&failure))
             }
-            (_, O::UnitFailed { already_started, failure }) => {
+            (
+                _,
+                O::UnitFailed {
+                    already_started,
+                    failure,
+                },
+            ) => {
                 // A unit that failed after it was started (e.g. a signal while Ready): recorded for `status`;
                 // systemd's Restart= handles it, the agent does not act.
                 self.record_started(&already_started);
@@ -102,7 +130,10 @@ impl Step {
         self.s.attempt = 0;
         self.s.retry_at = None;
         self.s.blocking = None;
-        self.s.transitions.push(PhaseTransition { phase, at: self.now });
+        self.s.transitions.push(PhaseTransition {
+            phase,
+            at: self.now,
+        });
     }
 
     fn enter(&mut self, phase: Phase) -> Action {
@@ -126,16 +157,29 @@ impl Step {
         self.s.attempts_total = self.s.attempts_total.saturating_add(1);
         self.s.retry_at = Some(self.now.saturating_add(delay.as_millis() as u64));
         self.s.blocking = Some(reason.clone());
-        Action::Wait { reason, retry_after: delay }
+        Action::Wait {
+            reason,
+            retry_after: delay,
+        }
     }
 
     fn tick(&mut self) -> Action {
         match self.s.phase {
             Phase::Ready => Action::Done,
-            Phase::Failed => Action::Fail { reason: self.s.failure.clone().unwrap_or_else(|| "failed".to_string()) },
+            Phase::Failed => Action::Fail {
+                reason: self
+                    .s
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| "failed".to_string()),
+            },
             _ => match self.s.retry_at {
                 Some(at) if self.now < at => Action::Wait {
-                    reason: self.s.blocking.clone().unwrap_or_else(|| format!("waiting in {}", self.s.phase)),
+                    reason: self
+                        .s
+                        .blocking
+                        .clone()
+                        .unwrap_or_else(|| format!("waiting in {}", self.s.phase)),
                     retry_after: Duration::from_millis(at - self.now),
                 },
                 _ => {
@@ -153,13 +197,23 @@ impl Step {
             Phase::Role => Action::ReadRoleFile,
             Phase::HostCheck => Action::RunHostChecks,
             Phase::Ready => Action::Done,
-            Phase::Failed => Action::Fail { reason: self.s.failure.clone().unwrap_or_else(|| "failed".to_string()) },
+            Phase::Failed => Action::Fail {
+                reason: self
+                    .s
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| "failed".to_string()),
+            },
             Phase::StartControlPlane | Phase::StartUnits => {
                 if self.s.node.is_none() {
                     return self.lost_settings();
                 }
                 let units = self.s.units_remaining();
-                if units.is_empty() { self.enter(Phase::Ready) } else { Action::StartUnits { units } }
+                if units.is_empty() {
+                    self.enter(Phase::Ready)
+                } else {
+                    Action::StartUnits { units }
+                }
             }
             Phase::ResolveMasters => self.resolve(DnsQuery::Masters),
             Phase::MasterHealthy => {
@@ -188,7 +242,10 @@ impl Step {
 
     fn resolve(&mut self, query: DnsQuery) -> Action {
         match &self.s.node {
-            Some(node) => Action::Resolve { query, name: node.name_for(query).to_string() },
+            Some(node) => Action::Resolve {
+                query,
+                name: node.name_for(query).to_string(),
+            },
             None => self.lost_settings(),
         }
     }
@@ -207,7 +264,9 @@ impl Step {
     }
 
     fn name(&self, query: DnsQuery) -> String {
-        self.node().map(|n| n.name_for(query).to_string()).unwrap_or_else(|| format!("{query:?}"))
+        self.node()
+            .map(|n| n.name_for(query).to_string())
+            .unwrap_or_else(|| format!("{query:?}"))
     }
 
     /// The usable addresses of the last masters answer, sorted.
@@ -271,7 +330,11 @@ impl Step {
     }
 
     fn on_host_failed(&mut self, failures: Vec<String>) -> Action {
-        let list = if failures.is_empty() { "(no details)".to_string() } else { failures.join("; ") };
+        let list = if failures.is_empty() {
+            "(no details)".to_string()
+        } else {
+            failures.join("; ")
+        };
         self.s.failed_checks = failures;
         let attempt = self.s.attempt + 1;
         if attempt >= HOST_CHECK_ATTEMPTS {
@@ -280,13 +343,19 @@ impl Step {
                  started"
             ));
         }
-        let reason = format!("host checks failed (attempt {attempt} of {HOST_CHECK_ATTEMPTS}): {list}; retrying");
+        let reason = format!(
+            "host checks failed (attempt {attempt} of {HOST_CHECK_ATTEMPTS}): {list}; retrying"
+        );
         self.wait(RetryPolicy::Error, reason, None)
     }
 
     fn on_masters(&mut self, result: DnsResult) -> Action {
         let name = self.name(DnsQuery::Masters);
-        self.s.masters = Some(DnsLookup { name: name.clone(), result: result.clone(), at: self.now });
+        self.s.masters = Some(DnsLookup {
+            name: name.clone(),
+            result: result.clone(),
+            at: self.now,
+        });
         let (ttl, what) = match &result {
             DnsResult::Answers { addrs, .. } if !usable_master_addrs(addrs).is_empty() => {
                 self.s.reresolve_masters = false;
@@ -297,12 +366,12 @@ impl Step {
                     self.phase_action()
                 };
             }
-            DnsResult::Answers { addrs, ttl_secs } => {
-                (Some(*ttl_secs), format!("it lists no usable address ({})", join_addrs(addrs)))
-            }
-            DnsResult::NxDomain { negative_ttl_secs } | DnsResult::NoRecords { negative_ttl_secs } => {
-                (*negative_ttl_secs, result.describe())
-            }
+            DnsResult::Answers { addrs, ttl_secs } => (
+                Some(*ttl_secs),
+                format!("it lists no usable address ({})", join_addrs(addrs)),
+            ),
+            DnsResult::NxDomain { negative_ttl_secs }
+            | DnsResult::NoRecords { negative_ttl_secs } => (*negative_ttl_secs, result.describe()),
             DnsResult::ServFail | DnsResult::Timeout | DnsResult::Other { .. } => {
                 // The resolver is in trouble: back off; in MasterHealthy keep probing the last known addresses.
                 let reason = format!(
@@ -324,11 +393,16 @@ impl Step {
     }
 
     fn on_probe(&mut self, result: ProbeResult) -> Action {
-        let url = self.node().map(|n| n.master_endpoint.url()).unwrap_or_default();
+        let url = self
+            .node()
+            .map(|n| n.master_endpoint.url())
+            .unwrap_or_default();
         match result {
             ProbeResult::Healthy => self.enter(Phase::WeavePeers),
             ProbeResult::HttpStatus { status } => {
-                let reason = format!("waiting for the API server at {url} to become ready: it answered HTTP {status}");
+                let reason = format!(
+                    "waiting for the API server at {url} to become ready: it answered HTTP {status}"
+                );
                 self.wait(RetryPolicy::Watch, reason, None)
             }
             ProbeResult::TlsUntrusted { message } => {
@@ -352,11 +426,17 @@ impl Step {
             }
             ProbeResult::Unreachable { message } => {
                 self.maybe_reresolve();
-                self.wait(RetryPolicy::Watch, format!("waiting for the API server at {url}: {message}"), None)
+                self.wait(
+                    RetryPolicy::Watch,
+                    format!("waiting for the API server at {url}: {message}"),
+                    None,
+                )
             }
             ProbeResult::Timeout => {
                 self.maybe_reresolve();
-                let reason = format!("waiting for the API server at {url}: no answer within the probe timeout");
+                let reason = format!(
+                    "waiting for the API server at {url}: no answer within the probe timeout"
+                );
                 self.wait(RetryPolicy::Watch, reason, None)
             }
         }
@@ -366,7 +446,10 @@ impl Step {
     /// least [`MASTERS_RERESOLVE_MIN_SECS`]): the master may have been replaced.
     fn maybe_reresolve(&mut self) {
         if let Some(lookup) = &self.s.masters {
-            let ttl = lookup.ttl_secs().unwrap_or(0).max(MASTERS_RERESOLVE_MIN_SECS);
+            let ttl = lookup
+                .ttl_secs()
+                .unwrap_or(0)
+                .max(MASTERS_RERESOLVE_MIN_SECS);
             if self.now >= lookup.at.saturating_add(u64::from(ttl) * 1000) {
                 self.s.reresolve_masters = true;
             }
@@ -375,11 +458,17 @@ impl Step {
 
     fn on_minions(&mut self, result: DnsResult) -> Action {
         let name = self.name(DnsQuery::Minions);
-        self.s.minions = Some(DnsLookup { name: name.clone(), result: result.clone(), at: self.now });
+        self.s.minions = Some(DnsLookup {
+            name: name.clone(),
+            result: result.clone(),
+            at: self.now,
+        });
         let Some(n) = self.node().and_then(|node| node.weave_consensus) else {
             return self.fail(format!(
                 "no WEAVE_CONSENSUS for this minion — hint: add it to {}",
-                self.node().map(|n| n.role_file.display().to_string()).unwrap_or_default()
+                self.node()
+                    .map(|n| n.role_file.display().to_string())
+                    .unwrap_or_default()
             ));
         };
         let waiting = format!("waiting for {name} to list WEAVE_CONSENSUS={n} minions");
@@ -387,7 +476,8 @@ impl Step {
             DnsResult::Answers { addrs, ttl_secs } => match weave::validate_minion_answer(addrs) {
                 Err(error) => self.wait(RetryPolicy::Blocked, format!("{waiting}: {error}"), None),
                 Ok(answer) => {
-                    self.s.minion_answer_notes = answer.notes.iter().map(|note| note.to_string()).collect();
+                    self.s.minion_answer_notes =
+                        answer.notes.iter().map(|note| note.to_string()).collect();
                     match weave::decide(n, &answer, &self.s.local_addrs, self.now) {
                         WeaveOutcome::Decided(decision) => {
                             let contents = weave::render_env(&decision);
@@ -414,7 +504,8 @@ impl Step {
                     }
                 }
             },
-            DnsResult::NxDomain { negative_ttl_secs } | DnsResult::NoRecords { negative_ttl_secs } => {
+            DnsResult::NxDomain { negative_ttl_secs }
+            | DnsResult::NoRecords { negative_ttl_secs } => {
                 let reason = format!(
                     "{waiting}: {} — the record lists the minion group's healthy instances",
                     result.describe()
@@ -448,7 +539,10 @@ impl Step {
             return self.enter(Phase::Ready);
         }
         if !progressed {
-            let reason = format!("systemd reported no progress starting {}; retrying", remaining.join(", "));
+            let reason = format!(
+                "systemd reported no progress starting {}; retrying",
+                remaining.join(", ")
+            );
             return self.wait(RetryPolicy::Error, reason, None);
         }
         self.s.retry_at = None;
@@ -487,12 +581,20 @@ fn join_addrs(addrs: &[IpAddr]) -> String {
     if addrs.is_empty() {
         return "none".to_string();
     }
-    addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")
+    addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn join_v4(addrs: &[std::net::Ipv4Addr]) -> String {
     if addrs.is_empty() {
         return "none".to_string();
     }
-    addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")
+    addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -37,7 +37,8 @@ mod state;
 
 pub use backoff::RetryPolicy;
 pub use state::{
-    AgentState, DnsLookup, NodeSettings, PhaseTransition, ResumeError, STATE_FILE, STATE_SCHEMA_VERSION,
+    AgentState, DnsLookup, NodeSettings, PhaseTransition, ResumeError, STATE_FILE,
+    STATE_SCHEMA_VERSION,
 };
 
 use crate::role_file::{MasterTrust, RoleConfig, RoleDiscovery, RoleFileError, RoleLoad};
@@ -143,7 +144,9 @@ impl DnsResult {
     /// Short description for messages, e.g. `NXDOMAIN (no such name)`.
     pub fn describe(&self) -> String {
         match self {
-            DnsResult::Answers { addrs, ttl_secs } => format!("{} address(es), TTL {ttl_secs} s", addrs.len()),
+            DnsResult::Answers { addrs, ttl_secs } => {
+                format!("{} address(es), TTL {ttl_secs} s", addrs.len())
+            }
             DnsResult::NxDomain { .. } => "NXDOMAIN (no such name)".to_string(),
             DnsResult::NoRecords { .. } => "no records (empty answer)".to_string(),
             DnsResult::ServFail => "SERVFAIL from the resolver".to_string(),
@@ -204,7 +207,10 @@ pub enum Observation {
     /// These units are started (their start jobs completed).
     UnitsStarted(Vec<String>),
     /// A unit failed to start (or failed later); `already_started` are the units started before it in this action.
-    UnitFailed { already_started: Vec<String>, failure: UnitFailure },
+    UnitFailed {
+        already_started: Vec<String>,
+        failure: UnitFailure,
+    },
 }
 
 impl From<RoleLoad> for Observation {
@@ -222,7 +228,10 @@ impl From<RoleLoad> for Observation {
 pub enum Action {
     /// Nothing to do until `retry_after` has passed (then report [`Observation::Tick`]); `reason` is a sentence
     /// for the operator (shown by `k8s-agent status`).
-    Wait { reason: String, retry_after: Duration },
+    Wait {
+        reason: String,
+        retry_after: Duration,
+    },
     /// [`crate::role_file::load`] under the root.
     ReadRoleFile,
     /// Run the host checks and list this node's addresses.
@@ -231,7 +240,11 @@ pub enum Action {
     Resolve { query: DnsQuery, name: String },
     /// `GET url`, connecting to one of `connect_to` (the resolved masters, so the probe does not resolve
     /// again) with the URL's host for SNI and certificate verification against `trust`.
-    ProbeMaster { url: String, connect_to: Vec<IpAddr>, trust: MasterTrust },
+    ProbeMaster {
+        url: String,
+        connect_to: Vec<IpAddr>,
+        trust: MasterTrust,
+    },
     /// Write `contents` atomically to `path` (relative to the root: [`crate::weave::WEAVE_ENV_FILE`]).
     WriteWeaveEnv { path: String, contents: String },
     /// Start these units, in this order, over systemd's D-Bus API; report the ones started.
@@ -244,7 +257,12 @@ pub enum Action {
 
 /// One step of the machine. Pure: the same arguments always give the same result. `jitter` is a number in 0..1
 /// the caller draws (see [`backoff`]).
-pub fn next(state: &AgentState, observation: Observation, now_millis: u64, jitter: f64) -> (AgentState, Action) {
+pub fn next(
+    state: &AgentState,
+    observation: Observation,
+    now_millis: u64,
+    jitter: f64,
+) -> (AgentState, Action) {
     machine::Step::new(state.clone(), now_millis, jitter).run(observation)
 }
 

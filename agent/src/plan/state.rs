@@ -52,8 +52,17 @@ impl NodeSettings {
 
     /// Same node identity: what must not change once units run or Weave decided (the CA and probe may).
     pub fn same_node_as(&self, other: &NodeSettings) -> bool {
-        (self.role, &self.cluster, &self.dns_domain, self.weave_consensus)
-            == (other.role, &other.cluster, &other.dns_domain, other.weave_consensus)
+        (
+            self.role,
+            &self.cluster,
+            &self.dns_domain,
+            self.weave_consensus,
+        ) == (
+            other.role,
+            &other.cluster,
+            &other.dns_domain,
+            other.weave_consensus,
+        )
     }
 }
 
@@ -72,9 +81,8 @@ impl DnsLookup {
     pub fn ttl_secs(&self) -> Option<u32> {
         match &self.result {
             DnsResult::Answers { ttl_secs, .. } => Some(*ttl_secs),
-            DnsResult::NxDomain { negative_ttl_secs } | DnsResult::NoRecords { negative_ttl_secs } => {
-                *negative_ttl_secs
-            }
+            DnsResult::NxDomain { negative_ttl_secs }
+            | DnsResult::NoRecords { negative_ttl_secs } => *negative_ttl_secs,
             _ => None,
         }
     }
@@ -180,7 +188,10 @@ impl AgentState {
             failed_checks: Vec::new(),
             warnings: Vec::new(),
             failure: None,
-            transitions: vec![PhaseTransition { phase: Phase::Role, at: now_millis }],
+            transitions: vec![PhaseTransition {
+                phase: Phase::Role,
+                at: now_millis,
+            }],
             restarts: 0,
         }
     }
@@ -198,7 +209,10 @@ impl AgentState {
     /// In every case the Weave decision, the started units and the history are kept; if the re-read role file
     /// names another cluster, role or consensus size while units run or Weave has decided, the agent fails and
     /// asks for a reboot instead of mixing two configurations.
-    pub fn resume(persisted: AgentState, now_millis: u64) -> Result<(AgentState, Action), ResumeError> {
+    pub fn resume(
+        persisted: AgentState,
+        now_millis: u64,
+    ) -> Result<(AgentState, Action), ResumeError> {
         if persisted.schema_version != STATE_SCHEMA_VERSION {
             return Err(ResumeError::SchemaVersion {
                 found: persisted.schema_version,
@@ -210,7 +224,11 @@ impl AgentState {
 
     /// When `phase` was last entered (unix ms).
     pub fn entered(&self, phase: Phase) -> Option<u64> {
-        self.transitions.iter().rev().find(|t| t.phase == phase).map(|t| t.at)
+        self.transitions
+            .iter()
+            .rev()
+            .find(|t| t.phase == phase)
+            .map(|t| t.at)
     }
 
     /// The role, once the role file was read.

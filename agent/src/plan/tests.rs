@@ -19,18 +19,27 @@ fn ip(s: &str) -> IpAddr {
 
 fn config(role: NodeRole, extra: &str) -> RoleConfig {
     let (path, text) = match role {
-        NodeRole::Minion => (MINION_FILE, format!("CLUSTER_NAME=prod\nCA_CERT_HASH={PIN}\nWEAVE_CONSENSUS=3\n{extra}")),
+        NodeRole::Minion => (
+            MINION_FILE,
+            format!("CLUSTER_NAME=prod\nCA_CERT_HASH={PIN}\nWEAVE_CONSENSUS=3\n{extra}"),
+        ),
         NodeRole::Master => (MASTER_FILE, format!("CLUSTER_NAME=prod\n{extra}")),
     };
     parse_role_file(Path::new(path), role, &text).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn masters_answer() -> DnsResult {
-    DnsResult::Answers { addrs: vec![ip("10.0.1.1")], ttl_secs: 30 }
+    DnsResult::Answers {
+        addrs: vec![ip("10.0.1.1")],
+        ttl_secs: 30,
+    }
 }
 
 fn minions_answer() -> DnsResult {
-    DnsResult::Answers { addrs: vec![ip("10.0.0.3"), ip("10.0.0.1"), ip(SELF)], ttl_secs: 0 }
+    DnsResult::Answers {
+        addrs: vec![ip("10.0.0.3"), ip("10.0.0.1"), ip(SELF)],
+        ttl_secs: 0,
+    }
 }
 
 fn units(role: NodeRole) -> Vec<String> {
@@ -55,12 +64,20 @@ struct Run {
 
 impl Run {
     fn new() -> Run {
-        Run { state: AgentState::new(T0), now: T0, jitter: 0.5 }
+        Run {
+            state: AgentState::new(T0),
+            now: T0,
+            jitter: 0.5,
+        }
     }
 
     fn from(state: AgentState) -> Run {
         let now = state.since;
-        Run { state, now, jitter: 0.5 }
+        Run {
+            state,
+            now,
+            jitter: 0.5,
+        }
     }
 
     fn feed(&mut self, observation: Observation) -> Action {
@@ -89,16 +106,26 @@ fn happy_path(role: NodeRole) -> Vec<Observation> {
         NodeRole::Master => vec![
             Observation::Tick,
             Observation::RoleParsed(Box::new(config(NodeRole::Master, ""))),
-            Observation::HostChecksPassed { local_addrs: vec![ip("10.0.1.1")] },
+            Observation::HostChecksPassed {
+                local_addrs: vec![ip("10.0.1.1")],
+            },
             Observation::UnitsStarted(units(NodeRole::Master)),
         ],
         NodeRole::Minion => vec![
             Observation::Tick,
             Observation::RoleParsed(Box::new(config(NodeRole::Minion, ""))),
-            Observation::HostChecksPassed { local_addrs: vec![ip("127.0.0.1"), ip(SELF)] },
-            Observation::Dns { query: DnsQuery::Masters, result: masters_answer() },
+            Observation::HostChecksPassed {
+                local_addrs: vec![ip("127.0.0.1"), ip(SELF)],
+            },
+            Observation::Dns {
+                query: DnsQuery::Masters,
+                result: masters_answer(),
+            },
             Observation::MasterProbe(ProbeResult::Healthy),
-            Observation::Dns { query: DnsQuery::Minions, result: minions_answer() },
+            Observation::Dns {
+                query: DnsQuery::Minions,
+                result: minions_answer(),
+            },
             Observation::WeaveEnvWritten,
             Observation::UnitsStarted(units(NodeRole::Minion)),
         ],
@@ -115,7 +142,11 @@ fn walk(role: NodeRole, done: impl Fn(&AgentState) -> bool) -> AgentState {
         run.advance(10);
         run.feed(observation);
     }
-    assert!(done(&run.state), "walk did not get there: {:?}", run.state.phase);
+    assert!(
+        done(&run.state),
+        "walk did not get there: {:?}",
+        run.state.phase
+    );
     run.state
 }
 
@@ -128,8 +159,14 @@ fn kind(action: &Action) -> &'static str {
         Action::Wait { .. } => "wait",
         Action::ReadRoleFile => "read-role",
         Action::RunHostChecks => "host-checks",
-        Action::Resolve { query: DnsQuery::Masters, .. } => "resolve-masters",
-        Action::Resolve { query: DnsQuery::Minions, .. } => "resolve-minions",
+        Action::Resolve {
+            query: DnsQuery::Masters,
+            ..
+        } => "resolve-masters",
+        Action::Resolve {
+            query: DnsQuery::Minions,
+            ..
+        } => "resolve-minions",
         Action::ProbeMaster { .. } => "probe",
         Action::WriteWeaveEnv { .. } => "write-weave-env",
         Action::StartUnits { .. } => "start-units",
@@ -158,14 +195,46 @@ fn wait_reason(action: &Action) -> String {
 fn table_states() -> Vec<(&'static str, NodeRole, AgentState)> {
     vec![
         ("role", NodeRole::Minion, AgentState::new(T0)),
-        ("host-check", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::HostCheck)),
-        ("start-control-plane", NodeRole::Master, walk_to(NodeRole::Master, Phase::StartControlPlane)),
-        ("resolve-masters", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::ResolveMasters)),
-        ("master-healthy", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::MasterHealthy)),
-        ("weave-peers", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::WeavePeers)),
-        ("weave-peers-decided", NodeRole::Minion, walk(NodeRole::Minion, |s| s.weave.is_some())),
-        ("start-units", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::StartUnits)),
-        ("ready", NodeRole::Minion, walk_to(NodeRole::Minion, Phase::Ready)),
+        (
+            "host-check",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::HostCheck),
+        ),
+        (
+            "start-control-plane",
+            NodeRole::Master,
+            walk_to(NodeRole::Master, Phase::StartControlPlane),
+        ),
+        (
+            "resolve-masters",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::ResolveMasters),
+        ),
+        (
+            "master-healthy",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::MasterHealthy),
+        ),
+        (
+            "weave-peers",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::WeavePeers),
+        ),
+        (
+            "weave-peers-decided",
+            NodeRole::Minion,
+            walk(NodeRole::Minion, |s| s.weave.is_some()),
+        ),
+        (
+            "start-units",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::StartUnits),
+        ),
+        (
+            "ready",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::Ready),
+        ),
         ("failed", NodeRole::Minion, {
             let mut run = Run::new();
             run.feed(Observation::RoleDiscovery(RoleDiscovery::Both {
@@ -184,12 +253,24 @@ fn table_observations(role: NodeRole) -> Vec<(&'static str, Observation)> {
         ("tick", Observation::Tick),
         (
             "discovery-none-yet",
-            Observation::RoleDiscovery(RoleDiscovery::NoneYet { master: MASTER_FILE.into(), minion: MINION_FILE.into() }),
+            Observation::RoleDiscovery(RoleDiscovery::NoneYet {
+                master: MASTER_FILE.into(),
+                minion: MINION_FILE.into(),
+            }),
         ),
-        ("discovery-found", Observation::RoleDiscovery(RoleDiscovery::Found { path: MINION_FILE.into(), role })),
+        (
+            "discovery-found",
+            Observation::RoleDiscovery(RoleDiscovery::Found {
+                path: MINION_FILE.into(),
+                role,
+            }),
+        ),
         (
             "discovery-both",
-            Observation::RoleDiscovery(RoleDiscovery::Both { master: MASTER_FILE.into(), minion: MINION_FILE.into() }),
+            Observation::RoleDiscovery(RoleDiscovery::Both {
+                master: MASTER_FILE.into(),
+                minion: MINION_FILE.into(),
+            }),
         ),
         (
             "discovery-unreadable",
@@ -198,47 +279,160 @@ fn table_observations(role: NodeRole) -> Vec<(&'static str, Observation)> {
                 message: "Permission denied".into(),
             }),
         ),
-        ("role-parsed", Observation::RoleParsed(Box::new(config(role, "")))),
+        (
+            "role-parsed",
+            Observation::RoleParsed(Box::new(config(role, ""))),
+        ),
         (
             "role-invalid",
-            Observation::RoleInvalid(RoleFileError::MissingKey { path: MINION_FILE.into(), key: "CLUSTER_NAME" }),
+            Observation::RoleInvalid(RoleFileError::MissingKey {
+                path: MINION_FILE.into(),
+                key: "CLUSTER_NAME",
+            }),
         ),
-        ("host-passed", Observation::HostChecksPassed { local_addrs: vec![ip(SELF)] }),
-        ("host-failed", Observation::HostChecksFailed { failures: vec!["net.ipv4.ip_forward is 0".into()] }),
-        ("dns-masters-answers", dns(DnsQuery::Masters, masters_answer())),
+        (
+            "host-passed",
+            Observation::HostChecksPassed {
+                local_addrs: vec![ip(SELF)],
+            },
+        ),
+        (
+            "host-failed",
+            Observation::HostChecksFailed {
+                failures: vec!["net.ipv4.ip_forward is 0".into()],
+            },
+        ),
+        (
+            "dns-masters-answers",
+            dns(DnsQuery::Masters, masters_answer()),
+        ),
         (
             "dns-masters-unusable",
-            dns(DnsQuery::Masters, DnsResult::Answers { addrs: vec![ip("0.0.0.0")], ttl_secs: 5 }),
+            dns(
+                DnsQuery::Masters,
+                DnsResult::Answers {
+                    addrs: vec![ip("0.0.0.0")],
+                    ttl_secs: 5,
+                },
+            ),
         ),
-        ("dns-masters-nxdomain", dns(DnsQuery::Masters, DnsResult::NxDomain { negative_ttl_secs: Some(5) })),
-        ("dns-masters-no-records", dns(DnsQuery::Masters, DnsResult::NoRecords { negative_ttl_secs: None })),
-        ("dns-masters-servfail", dns(DnsQuery::Masters, DnsResult::ServFail)),
-        ("dns-masters-timeout", dns(DnsQuery::Masters, DnsResult::Timeout)),
-        ("dns-masters-other", dns(DnsQuery::Masters, DnsResult::Other { message: "refused".into() })),
-        ("dns-minions-answers", dns(DnsQuery::Minions, minions_answer())),
+        (
+            "dns-masters-nxdomain",
+            dns(
+                DnsQuery::Masters,
+                DnsResult::NxDomain {
+                    negative_ttl_secs: Some(5),
+                },
+            ),
+        ),
+        (
+            "dns-masters-no-records",
+            dns(
+                DnsQuery::Masters,
+                DnsResult::NoRecords {
+                    negative_ttl_secs: None,
+                },
+            ),
+        ),
+        (
+            "dns-masters-servfail",
+            dns(DnsQuery::Masters, DnsResult::ServFail),
+        ),
+        (
+            "dns-masters-timeout",
+            dns(DnsQuery::Masters, DnsResult::Timeout),
+        ),
+        (
+            "dns-masters-other",
+            dns(
+                DnsQuery::Masters,
+                DnsResult::Other {
+                    message: "refused".into(),
+                },
+            ),
+        ),
+        (
+            "dns-minions-answers",
+            dns(DnsQuery::Minions, minions_answer()),
+        ),
         (
             "dns-minions-too-few",
-            dns(DnsQuery::Minions, DnsResult::Answers { addrs: vec![ip(SELF)], ttl_secs: 0 }),
+            dns(
+                DnsQuery::Minions,
+                DnsResult::Answers {
+                    addrs: vec![ip(SELF)],
+                    ttl_secs: 0,
+                },
+            ),
         ),
-        ("dns-minions-nxdomain", dns(DnsQuery::Minions, DnsResult::NxDomain { negative_ttl_secs: None })),
-        ("dns-minions-no-records", dns(DnsQuery::Minions, DnsResult::NoRecords { negative_ttl_secs: Some(1) })),
-        ("dns-minions-servfail", dns(DnsQuery::Minions, DnsResult::ServFail)),
-        ("dns-minions-timeout", dns(DnsQuery::Minions, DnsResult::Timeout)),
-        ("dns-minions-other", dns(DnsQuery::Minions, DnsResult::Other { message: "refused".into() })),
-        ("probe-healthy", Observation::MasterProbe(ProbeResult::Healthy)),
-        ("probe-http-503", Observation::MasterProbe(ProbeResult::HttpStatus { status: 503 })),
+        (
+            "dns-minions-nxdomain",
+            dns(
+                DnsQuery::Minions,
+                DnsResult::NxDomain {
+                    negative_ttl_secs: None,
+                },
+            ),
+        ),
+        (
+            "dns-minions-no-records",
+            dns(
+                DnsQuery::Minions,
+                DnsResult::NoRecords {
+                    negative_ttl_secs: Some(1),
+                },
+            ),
+        ),
+        (
+            "dns-minions-servfail",
+            dns(DnsQuery::Minions, DnsResult::ServFail),
+        ),
+        (
+            "dns-minions-timeout",
+            dns(DnsQuery::Minions, DnsResult::Timeout),
+        ),
+        (
+            "dns-minions-other",
+            dns(
+                DnsQuery::Minions,
+                DnsResult::Other {
+                    message: "refused".into(),
+                },
+            ),
+        ),
+        (
+            "probe-healthy",
+            Observation::MasterProbe(ProbeResult::Healthy),
+        ),
+        (
+            "probe-http-503",
+            Observation::MasterProbe(ProbeResult::HttpStatus { status: 503 }),
+        ),
         (
             "probe-tls-untrusted",
-            Observation::MasterProbe(ProbeResult::TlsUntrusted { message: "unknown issuer".into() }),
+            Observation::MasterProbe(ProbeResult::TlsUntrusted {
+                message: "unknown issuer".into(),
+            }),
         ),
         (
             "probe-unreachable",
-            Observation::MasterProbe(ProbeResult::Unreachable { message: "connection refused".into() }),
+            Observation::MasterProbe(ProbeResult::Unreachable {
+                message: "connection refused".into(),
+            }),
         ),
-        ("probe-timeout", Observation::MasterProbe(ProbeResult::Timeout)),
+        (
+            "probe-timeout",
+            Observation::MasterProbe(ProbeResult::Timeout),
+        ),
         ("weave-env-written", Observation::WeaveEnvWritten),
         ("units-started", Observation::UnitsStarted(units(role))),
-        ("unit-failed", Observation::UnitFailed { already_started: vec![], failure: kubelet_failed() }),
+        (
+            "unit-failed",
+            Observation::UnitFailed {
+                already_started: vec![],
+                failure: kubelet_failed(),
+            },
+        ),
     ]
 }
 
@@ -254,37 +448,127 @@ const TABLE: &[(&str, &str, Phase, &str)] = &[
     ("role", "discovery-unreadable", Failed, "fail"),
     ("role", "role-parsed", HostCheck, "host-checks"),
     ("role", "role-invalid", Failed, "fail"),
-    ("host-check", "host-passed", ResolveMasters, "resolve-masters"),
+    (
+        "host-check",
+        "host-passed",
+        ResolveMasters,
+        "resolve-masters",
+    ),
     ("host-check", "host-failed", HostCheck, "wait"),
     ("start-control-plane", "units-started", Ready, "done"),
     ("start-control-plane", "unit-failed", Failed, "fail"),
-    ("resolve-masters", "dns-masters-answers", MasterHealthy, "probe"),
-    ("resolve-masters", "dns-masters-unusable", ResolveMasters, "wait"),
-    ("resolve-masters", "dns-masters-nxdomain", ResolveMasters, "wait"),
-    ("resolve-masters", "dns-masters-no-records", ResolveMasters, "wait"),
-    ("resolve-masters", "dns-masters-servfail", ResolveMasters, "wait"),
-    ("resolve-masters", "dns-masters-timeout", ResolveMasters, "wait"),
-    ("resolve-masters", "dns-masters-other", ResolveMasters, "wait"),
-    ("master-healthy", "dns-masters-answers", MasterHealthy, "probe"),
-    ("master-healthy", "dns-masters-unusable", ResolveMasters, "wait"),
-    ("master-healthy", "dns-masters-nxdomain", ResolveMasters, "wait"),
-    ("master-healthy", "dns-masters-no-records", ResolveMasters, "wait"),
-    ("master-healthy", "dns-masters-servfail", MasterHealthy, "wait"),
-    ("master-healthy", "dns-masters-timeout", MasterHealthy, "wait"),
+    (
+        "resolve-masters",
+        "dns-masters-answers",
+        MasterHealthy,
+        "probe",
+    ),
+    (
+        "resolve-masters",
+        "dns-masters-unusable",
+        ResolveMasters,
+        "wait",
+    ),
+    (
+        "resolve-masters",
+        "dns-masters-nxdomain",
+        ResolveMasters,
+        "wait",
+    ),
+    (
+        "resolve-masters",
+        "dns-masters-no-records",
+        ResolveMasters,
+        "wait",
+    ),
+    (
+        "resolve-masters",
+        "dns-masters-servfail",
+        ResolveMasters,
+        "wait",
+    ),
+    (
+        "resolve-masters",
+        "dns-masters-timeout",
+        ResolveMasters,
+        "wait",
+    ),
+    (
+        "resolve-masters",
+        "dns-masters-other",
+        ResolveMasters,
+        "wait",
+    ),
+    (
+        "master-healthy",
+        "dns-masters-answers",
+        MasterHealthy,
+        "probe",
+    ),
+    (
+        "master-healthy",
+        "dns-masters-unusable",
+        ResolveMasters,
+        "wait",
+    ),
+    (
+        "master-healthy",
+        "dns-masters-nxdomain",
+        ResolveMasters,
+        "wait",
+    ),
+    (
+        "master-healthy",
+        "dns-masters-no-records",
+        ResolveMasters,
+        "wait",
+    ),
+    (
+        "master-healthy",
+        "dns-masters-servfail",
+        MasterHealthy,
+        "wait",
+    ),
+    (
+        "master-healthy",
+        "dns-masters-timeout",
+        MasterHealthy,
+        "wait",
+    ),
     ("master-healthy", "dns-masters-other", MasterHealthy, "wait"),
-    ("master-healthy", "probe-healthy", WeavePeers, "resolve-minions"),
+    (
+        "master-healthy",
+        "probe-healthy",
+        WeavePeers,
+        "resolve-minions",
+    ),
     ("master-healthy", "probe-http-503", MasterHealthy, "wait"),
-    ("master-healthy", "probe-tls-untrusted", MasterHealthy, "wait"),
+    (
+        "master-healthy",
+        "probe-tls-untrusted",
+        MasterHealthy,
+        "wait",
+    ),
     ("master-healthy", "probe-unreachable", MasterHealthy, "wait"),
     ("master-healthy", "probe-timeout", MasterHealthy, "wait"),
-    ("weave-peers", "dns-minions-answers", WeavePeers, "write-weave-env"),
+    (
+        "weave-peers",
+        "dns-minions-answers",
+        WeavePeers,
+        "write-weave-env",
+    ),
     ("weave-peers", "dns-minions-too-few", WeavePeers, "wait"),
     ("weave-peers", "dns-minions-nxdomain", WeavePeers, "wait"),
     ("weave-peers", "dns-minions-no-records", WeavePeers, "wait"),
     ("weave-peers", "dns-minions-servfail", WeavePeers, "wait"),
     ("weave-peers", "dns-minions-timeout", WeavePeers, "wait"),
     ("weave-peers", "dns-minions-other", WeavePeers, "wait"),
-    ("weave-peers-decided", "weave-env-written", StartUnits, "start-units"),
+    (
+        "weave-peers-decided",
+        "weave-env-written",
+        StartUnits,
+        "start-units",
+    ),
     ("start-units", "units-started", Ready, "done"),
     ("start-units", "unit-failed", Failed, "fail"),
 ];
@@ -299,13 +583,27 @@ fn every_phase_times_every_observation() {
             cells += 1;
             let cell = format!("{label} × {obs_label}");
             let (after, action) = next(&state, observation, T0 + 1_000_000, 0.5);
-            match TABLE.iter().position(|(s, o, _, _)| *s == label && *o == obs_label) {
+            match TABLE
+                .iter()
+                .position(|(s, o, _, _)| *s == label && *o == obs_label)
+            {
                 Some(i) => {
                     used[i] = true;
                     let (_, _, phase, expected) = TABLE[i];
-                    assert_eq!((after.phase, kind(&action)), (phase, expected), "{cell}: {action:?}");
-                    if let Action::Wait { reason, retry_after } = &action {
-                        assert!(!reason.is_empty() && *retry_after > Duration::ZERO, "{cell}");
+                    assert_eq!(
+                        (after.phase, kind(&action)),
+                        (phase, expected),
+                        "{cell}: {action:?}"
+                    );
+                    if let Action::Wait {
+                        reason,
+                        retry_after,
+                    } = &action
+                    {
+                        assert!(
+                            !reason.is_empty() && *retry_after > Duration::ZERO,
+                            "{cell}"
+                        );
                         assert_eq!(after.blocking.as_deref(), Some(reason.as_str()), "{cell}");
                     }
                     if let Action::Fail { reason } = &action {
@@ -315,17 +613,29 @@ fn every_phase_times_every_observation() {
                 None if obs_label == "unit-failed" => {
                     assert_eq!(action, tick_action, "{cell}");
                     assert_eq!(after.phase, state.phase, "{cell}");
-                    assert_eq!(after.unit_failures, vec![kubelet_failed()], "{cell}: recorded");
+                    assert_eq!(
+                        after.unit_failures,
+                        vec![kubelet_failed()],
+                        "{cell}: recorded"
+                    );
                 }
                 None => {
                     assert_eq!(action, tick_action, "{cell} must behave like a tick");
-                    assert_eq!(after, tick_state, "{cell} must change nothing a tick does not");
+                    assert_eq!(
+                        after, tick_state,
+                        "{cell} must change nothing a tick does not"
+                    );
                 }
             }
         }
     }
     assert_eq!(cells, 10 * 31);
-    let unused: Vec<_> = TABLE.iter().zip(used).filter(|(_, u)| !u).map(|(row, _)| row).collect();
+    let unused: Vec<_> = TABLE
+        .iter()
+        .zip(used)
+        .filter(|(_, u)| !u)
+        .map(|(row, _)| row)
+        .collect();
     assert!(unused.is_empty(), "rows never reached: {unused:?}");
 }
 
@@ -362,37 +672,89 @@ fn minion_path_and_its_actions() {
     }
     assert_eq!(
         actions.iter().map(kind).collect::<Vec<_>>(),
-        vec!["read-role", "host-checks", "resolve-masters", "probe", "resolve-minions", "write-weave-env",
-             "start-units", "done"]
+        vec![
+            "read-role",
+            "host-checks",
+            "resolve-masters",
+            "probe",
+            "resolve-minions",
+            "write-weave-env",
+            "start-units",
+            "done"
+        ]
     );
-    assert_eq!(actions[2], Action::Resolve { query: DnsQuery::Masters, name: "masters.prod.k8s".into() });
+    assert_eq!(
+        actions[2],
+        Action::Resolve {
+            query: DnsQuery::Masters,
+            name: "masters.prod.k8s".into()
+        }
+    );
     match &actions[3] {
-        Action::ProbeMaster { url, connect_to, trust } => {
+        Action::ProbeMaster {
+            url,
+            connect_to,
+            trust,
+        } => {
             assert_eq!(url, "https://masters.prod.k8s:6443/readyz");
             assert_eq!(connect_to, &vec![ip("10.0.1.1")]);
-            assert_eq!(trust.ca_cert_hash.as_ref().map(|p| p.to_string()), Some(PIN.to_string()));
+            assert_eq!(
+                trust.ca_cert_hash.as_ref().map(|p| p.to_string()),
+                Some(PIN.to_string())
+            );
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(actions[4], Action::Resolve { query: DnsQuery::Minions, name: "minions.prod.k8s".into() });
+    assert_eq!(
+        actions[4],
+        Action::Resolve {
+            query: DnsQuery::Minions,
+            name: "minions.prod.k8s".into()
+        }
+    );
     match &actions[5] {
         Action::WriteWeaveEnv { path, contents } => {
             assert_eq!(path, "run/k8s-agent/weave.env");
-            assert!(contents.contains("IPALLOC_INIT=consensus=3\n"), "{contents}");
-            assert!(contents.contains("KUBE_PEERS=\"10.0.0.1 10.0.0.2 10.0.0.3\"\n"), "{contents}");
+            assert!(
+                contents.contains("IPALLOC_INIT=consensus=3\n"),
+                "{contents}"
+            );
+            assert!(
+                contents.contains("KUBE_PEERS=\"10.0.0.1 10.0.0.2 10.0.0.3\"\n"),
+                "{contents}"
+            );
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(actions[6], Action::StartUnits { units: units(NodeRole::Minion) });
+    assert_eq!(
+        actions[6],
+        Action::StartUnits {
+            units: units(NodeRole::Minion)
+        }
+    );
     let state = &run.state;
     let phases: Vec<Phase> = state.transitions.iter().map(|t| t.phase).collect();
-    assert_eq!(phases, vec![Role, HostCheck, ResolveMasters, MasterHealthy, WeavePeers, StartUnits, Ready]);
+    assert_eq!(
+        phases,
+        vec![
+            Role,
+            HostCheck,
+            ResolveMasters,
+            MasterHealthy,
+            WeavePeers,
+            StartUnits,
+            Ready
+        ]
+    );
     // Kubelet is started only after the master was healthy.
     let healthy = state.entered(WeavePeers).unwrap_or(u64::MAX);
     let started = state.entered(StartUnits).unwrap_or(0);
     assert!(state.entered(MasterHealthy) < Some(healthy) && healthy < started);
     assert_eq!(state.units_started, units(NodeRole::Minion));
-    assert_eq!((state.dns_queries, state.probes, state.attempts_total), (2, 1, 0));
+    assert_eq!(
+        (state.dns_queries, state.probes, state.attempts_total),
+        (2, 1, 0)
+    );
     assert_eq!(state.cluster().map(|c| c.as_str()), Some("prod"));
     assert_eq!(state.weave.as_ref().map(|w| w.is_core()), Some(true));
 }
@@ -400,9 +762,20 @@ fn minion_path_and_its_actions() {
 #[test]
 fn master_path_starts_the_control_plane() {
     let mut run = Run::new();
-    let actions: Vec<Action> = happy_path(NodeRole::Master).into_iter().map(|o| run.feed(o)).collect();
-    assert_eq!(actions.iter().map(kind).collect::<Vec<_>>(), vec!["read-role", "host-checks", "start-units", "done"]);
-    assert_eq!(actions[2], Action::StartUnits { units: units(NodeRole::Master) });
+    let actions: Vec<Action> = happy_path(NodeRole::Master)
+        .into_iter()
+        .map(|o| run.feed(o))
+        .collect();
+    assert_eq!(
+        actions.iter().map(kind).collect::<Vec<_>>(),
+        vec!["read-role", "host-checks", "start-units", "done"]
+    );
+    assert_eq!(
+        actions[2],
+        Action::StartUnits {
+            units: units(NodeRole::Master)
+        }
+    );
     let phases: Vec<Phase> = run.state.transitions.iter().map(|t| t.phase).collect();
     assert_eq!(phases, vec![Role, HostCheck, StartControlPlane, Ready]);
     assert!(run.state.masters.is_none() && run.state.weave.is_none());
@@ -413,13 +786,25 @@ fn master_path_starts_the_control_plane() {
 fn units_started_one_by_one() {
     let mut run = Run::from(walk_to(NodeRole::Minion, StartUnits));
     let action = run.feed(Observation::UnitsStarted(vec!["containerd.service".into()]));
-    assert_eq!(action, Action::StartUnits { units: units(NodeRole::Minion)[1..].to_vec() });
+    assert_eq!(
+        action,
+        Action::StartUnits {
+            units: units(NodeRole::Minion)[1..].to_vec()
+        }
+    );
     // No progress: back off instead of spinning.
     let action = run.feed(Observation::UnitsStarted(vec![]));
     assert_eq!(kind(&action), "wait");
     run.advance(wait_ms(&action));
-    assert_eq!(run.feed(Observation::Tick), Action::StartUnits { units: units(NodeRole::Minion)[1..].to_vec() });
-    let action = run.feed(Observation::UnitsStarted(units(NodeRole::Minion)[1..].to_vec()));
+    assert_eq!(
+        run.feed(Observation::Tick),
+        Action::StartUnits {
+            units: units(NodeRole::Minion)[1..].to_vec()
+        }
+    );
+    let action = run.feed(Observation::UnitsStarted(
+        units(NodeRole::Minion)[1..].to_vec(),
+    ));
     assert_eq!((action, run.state.phase), (Action::Done, Ready));
 }
 
@@ -448,13 +833,20 @@ fn both_role_files_refuse_and_start_nothing() {
         other => panic!("{other:?}"),
     }
     assert_eq!(run.state.phase, Failed);
-    assert_eq!(run.feed(Observation::Tick), Action::Fail { reason: run.state.failure.clone().unwrap_or_default() });
+    assert_eq!(
+        run.feed(Observation::Tick),
+        Action::Fail {
+            reason: run.state.failure.clone().unwrap_or_default()
+        }
+    );
 }
 
 #[test]
 fn host_checks_retry_then_fail() {
     let mut run = Run::from(walk_to(NodeRole::Minion, HostCheck));
-    let failed = || Observation::HostChecksFailed { failures: vec!["br_netfilter not loaded".into()] };
+    let failed = || Observation::HostChecksFailed {
+        failures: vec!["br_netfilter not loaded".into()],
+    };
     let mut delays = Vec::new();
     for _ in 1..HOST_CHECK_ATTEMPTS {
         let action = run.feed(failed());
@@ -465,10 +857,15 @@ fn host_checks_retry_then_fail() {
     }
     assert_eq!(delays, vec![250, 500, 1000, 2000]);
     match run.feed(failed()) {
-        Action::Fail { reason } => assert!(reason.contains("failed 5 times") && reason.contains("k8s-agent check")),
+        Action::Fail { reason } => {
+            assert!(reason.contains("failed 5 times") && reason.contains("k8s-agent check"))
+        }
         other => panic!("{other:?}"),
     }
-    assert_eq!(run.state.failed_checks, vec!["br_netfilter not loaded".to_string()]);
+    assert_eq!(
+        run.state.failed_checks,
+        vec!["br_netfilter not loaded".to_string()]
+    );
 }
 
 // ---- backoff through the machine ----
@@ -480,7 +877,9 @@ fn nxdomain_backoff_sequence_and_reason() {
     for _ in 0..6 {
         let action = run.feed_then_wait(Observation::Dns {
             query: DnsQuery::Masters,
-            result: DnsResult::NxDomain { negative_ttl_secs: None },
+            result: DnsResult::NxDomain {
+                negative_ttl_secs: None,
+            },
         });
         delays.push(wait_ms(&action));
         if delays.len() == 1 {
@@ -498,17 +897,33 @@ fn nxdomain_backoff_sequence_and_reason() {
 #[test]
 fn jitter_spreads_the_waits() {
     let state = walk_to(NodeRole::Minion, ResolveMasters);
-    let nx = || Observation::Dns { query: DnsQuery::Masters, result: DnsResult::NxDomain { negative_ttl_secs: None } };
-    let delays: Vec<u64> = [0.0, 0.25, 0.5, 1.0].iter().map(|j| wait_ms(&next(&state, nx(), state.since, *j).1)).collect();
+    let nx = || Observation::Dns {
+        query: DnsQuery::Masters,
+        result: DnsResult::NxDomain {
+            negative_ttl_secs: None,
+        },
+    };
+    let delays: Vec<u64> = [0.0, 0.25, 0.5, 1.0]
+        .iter()
+        .map(|j| wait_ms(&next(&state, nx(), state.since, *j).1))
+        .collect();
     assert_eq!(delays, vec![200, 225, 250, 300]);
 }
 
 #[test]
 fn negative_ttl_is_a_floor_up_to_the_cap() {
     let state = walk_to(NodeRole::Minion, ResolveMasters);
-    let nx = |ttl| Observation::Dns { query: DnsQuery::Masters, result: DnsResult::NxDomain { negative_ttl_secs: ttl } };
+    let nx = |ttl| Observation::Dns {
+        query: DnsQuery::Masters,
+        result: DnsResult::NxDomain {
+            negative_ttl_secs: ttl,
+        },
+    };
     assert_eq!(wait_ms(&next(&state, nx(Some(0)), state.since, 0.5).1), 250);
-    assert_eq!(wait_ms(&next(&state, nx(Some(900)), state.since, 0.5).1), 750);
+    assert_eq!(
+        wait_ms(&next(&state, nx(Some(900)), state.since, 0.5).1),
+        750
+    );
     // After PATIENCE in the phase the cap (and so the floor) is 10 s.
     let late = state.since + PATIENCE.as_millis() as u64;
     assert_eq!(wait_ms(&next(&state, nx(Some(900)), late, 0.5).1), 10_000);
@@ -519,35 +934,58 @@ fn resolver_errors_back_off_harder() {
     let mut run = Run::from(walk_to(NodeRole::Minion, ResolveMasters));
     let mut delays = Vec::new();
     for _ in 0..8 {
-        let action = run.feed_then_wait(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::ServFail });
+        let action = run.feed_then_wait(Observation::Dns {
+            query: DnsQuery::Masters,
+            result: DnsResult::ServFail,
+        });
         delays.push(wait_ms(&action));
         run.feed(Observation::Tick);
     }
-    assert_eq!(delays, vec![250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+    assert_eq!(
+        delays,
+        vec![250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000]
+    );
 }
 
 #[test]
 fn backoff_resets_on_phase_change() {
     let mut run = Run::from(walk_to(NodeRole::Minion, ResolveMasters));
     for _ in 0..4 {
-        run.feed_then_wait(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::Timeout });
+        run.feed_then_wait(Observation::Dns {
+            query: DnsQuery::Masters,
+            result: DnsResult::Timeout,
+        });
         run.feed(Observation::Tick);
     }
     assert_eq!(run.state.attempt, 4);
-    assert_eq!(kind(&run.feed(Observation::Dns { query: DnsQuery::Masters, result: masters_answer() })), "probe");
+    assert_eq!(
+        kind(&run.feed(Observation::Dns {
+            query: DnsQuery::Masters,
+            result: masters_answer()
+        })),
+        "probe"
+    );
     assert_eq!(run.state.attempt, 0);
-    let action = run.feed(Observation::MasterProbe(ProbeResult::Unreachable { message: "refused".into() }));
+    let action = run.feed(Observation::MasterProbe(ProbeResult::Unreachable {
+        message: "refused".into(),
+    }));
     assert_eq!(wait_ms(&action), 250);
 }
 
 #[test]
 fn an_early_tick_or_stray_observation_gets_the_rest_of_the_wait() {
     let mut run = Run::from(walk_to(NodeRole::Minion, ResolveMasters));
-    let action = run.feed(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::ServFail });
+    let action = run.feed(Observation::Dns {
+        query: DnsQuery::Masters,
+        result: DnsResult::ServFail,
+    });
     assert_eq!(wait_ms(&action), 250);
     run.advance(100);
     let early = run.feed(Observation::Tick);
-    assert_eq!((wait_ms(&early), wait_reason(&early)), (150, wait_reason(&action)));
+    assert_eq!(
+        (wait_ms(&early), wait_reason(&early)),
+        (150, wait_reason(&action))
+    );
     let stray = run.feed(Observation::WeaveEnvWritten);
     assert_eq!(wait_ms(&stray), 150);
     assert_eq!(run.state.attempt, 1, "neither counts as an attempt");
@@ -560,7 +998,9 @@ fn probe_failures_are_watched_quickly() {
     let mut run = Run::from(walk_to(NodeRole::Minion, MasterHealthy));
     let mut delays = Vec::new();
     for _ in 0..5 {
-        let action = run.feed_then_wait(Observation::MasterProbe(ProbeResult::HttpStatus { status: 503 }));
+        let action = run.feed_then_wait(Observation::MasterProbe(ProbeResult::HttpStatus {
+            status: 503,
+        }));
         delays.push(wait_ms(&action));
         assert!(wait_reason(&action).contains("answered HTTP 503"));
         assert_eq!(kind(&run.feed(Observation::Tick)), "probe");
@@ -582,7 +1022,14 @@ fn tls_untrusted_blocks_with_a_long_fixed_retry_and_says_what_to_fix() {
         let action = run.feed_then_wait(untrusted());
         delays.push(wait_ms(&action));
         let reason = wait_reason(&action);
-        for needle in ["blocked", "CA_CERT_HASH", MINION_FILE, "masters.prod.k8s", "SAN", "systemctl restart k8s-agent"] {
+        for needle in [
+            "blocked",
+            "CA_CERT_HASH",
+            MINION_FILE,
+            "masters.prod.k8s",
+            "SAN",
+            "systemctl restart k8s-agent",
+        ] {
             assert!(reason.contains(needle), "{needle} missing from {reason}");
         }
         assert_eq!(kind(&run.feed(Observation::Tick)), "probe");
@@ -597,7 +1044,11 @@ fn tls_untrusted_blocks_with_a_long_fixed_retry_and_says_what_to_fix() {
 #[test]
 fn an_unreachable_master_is_re_resolved_after_its_ttl() {
     let mut run = Run::from(walk_to(NodeRole::Minion, MasterHealthy));
-    let refused = || Observation::MasterProbe(ProbeResult::Unreachable { message: "connection refused".into() });
+    let refused = || {
+        Observation::MasterProbe(ProbeResult::Unreachable {
+            message: "connection refused".into(),
+        })
+    };
     // Within the TTL (30 s): probe again, no DNS.
     run.feed_then_wait(refused());
     assert_eq!(kind(&run.feed(Observation::Tick)), "probe");
@@ -605,8 +1056,14 @@ fn an_unreachable_master_is_re_resolved_after_its_ttl() {
     run.advance(30_000);
     run.feed_then_wait(refused());
     assert_eq!(kind(&run.feed(Observation::Tick)), "resolve-masters");
-    let new_answer = DnsResult::Answers { addrs: vec![ip("10.0.1.9")], ttl_secs: 30 };
-    match run.feed(Observation::Dns { query: DnsQuery::Masters, result: new_answer }) {
+    let new_answer = DnsResult::Answers {
+        addrs: vec![ip("10.0.1.9")],
+        ttl_secs: 30,
+    };
+    match run.feed(Observation::Dns {
+        query: DnsQuery::Masters,
+        result: new_answer,
+    }) {
         Action::ProbeMaster { connect_to, .. } => assert_eq!(connect_to, vec![ip("10.0.1.9")]),
         other => panic!("{other:?}"),
     }
@@ -616,7 +1073,13 @@ fn an_unreachable_master_is_re_resolved_after_its_ttl() {
 #[test]
 fn a_zero_ttl_answer_is_re_resolved_at_most_every_five_seconds() {
     let mut run = Run::from(walk_to(NodeRole::Minion, ResolveMasters));
-    run.feed(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::Answers { addrs: vec![ip("10.0.1.1")], ttl_secs: 0 } });
+    run.feed(Observation::Dns {
+        query: DnsQuery::Masters,
+        result: DnsResult::Answers {
+            addrs: vec![ip("10.0.1.1")],
+            ttl_secs: 0,
+        },
+    });
     let mut resolves = 0;
     let start = run.now;
     while run.now - start < 60_000 {
@@ -624,27 +1087,49 @@ fn a_zero_ttl_answer_is_re_resolved_at_most_every_five_seconds() {
         assert_eq!(kind(&action), "wait");
         if kind(&run.feed(Observation::Tick)) == "resolve-masters" {
             resolves += 1;
-            run.feed(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::Answers { addrs: vec![ip("10.0.1.1")], ttl_secs: 0 } });
+            run.feed(Observation::Dns {
+                query: DnsQuery::Masters,
+                result: DnsResult::Answers {
+                    addrs: vec![ip("10.0.1.1")],
+                    ttl_secs: 0,
+                },
+            });
         }
     }
-    assert!((10..=13).contains(&resolves), "{resolves} re-resolutions in a minute");
+    assert!(
+        (10..=13).contains(&resolves),
+        "{resolves} re-resolutions in a minute"
+    );
 }
 
 #[test]
 fn the_masters_record_disappearing_goes_back_to_resolving() {
     let mut run = Run::from(walk_to(NodeRole::Minion, MasterHealthy));
     run.advance(60_000);
-    run.feed_then_wait(Observation::MasterProbe(ProbeResult::Unreachable { message: "no route".into() }));
+    run.feed_then_wait(Observation::MasterProbe(ProbeResult::Unreachable {
+        message: "no route".into(),
+    }));
     assert_eq!(kind(&run.feed(Observation::Tick)), "resolve-masters");
-    let action = run.feed(Observation::Dns { query: DnsQuery::Masters, result: DnsResult::NxDomain { negative_ttl_secs: None } });
+    let action = run.feed(Observation::Dns {
+        query: DnsQuery::Masters,
+        result: DnsResult::NxDomain {
+            negative_ttl_secs: None,
+        },
+    });
     assert_eq!((run.state.phase, wait_ms(&action)), (ResolveMasters, 250));
 }
 
 #[test]
 fn minions_wait_for_n_with_a_readable_reason() {
     let mut run = Run::from(walk_to(NodeRole::Minion, WeavePeers));
-    let two = DnsResult::Answers { addrs: vec![ip(SELF), ip("10.0.0.1"), ip("10.0.0.1"), ip("fd00::1")], ttl_secs: 0 };
-    let action = run.feed(Observation::Dns { query: DnsQuery::Minions, result: two });
+    let two = DnsResult::Answers {
+        addrs: vec![ip(SELF), ip("10.0.0.1"), ip("10.0.0.1"), ip("fd00::1")],
+        ttl_secs: 0,
+    };
+    let action = run.feed(Observation::Dns {
+        query: DnsQuery::Minions,
+        result: two,
+    });
     assert_eq!(
         wait_reason(&action),
         "waiting for minions.prod.k8s to list WEAVE_CONSENSUS=3 minions: it lists 2 (10.0.0.1 10.0.0.2) — the \
@@ -652,7 +1137,10 @@ fn minions_wait_for_n_with_a_readable_reason() {
     );
     assert_eq!(
         run.state.minion_answer_notes,
-        vec!["fd00::1 ignored: weave peers are IPv4 addresses".to_string(), "10.0.0.1 listed more than once".into()]
+        vec![
+            "fd00::1 ignored: weave peers are IPv4 addresses".to_string(),
+            "10.0.0.1 listed more than once".into()
+        ]
     );
     assert!(run.state.weave.is_none());
 }
@@ -660,9 +1148,17 @@ fn minions_wait_for_n_with_a_readable_reason() {
 #[test]
 fn a_late_joiner_observes() {
     let mut run = Run::from(walk_to(NodeRole::Minion, WeavePeers));
-    let four = DnsResult::Answers { addrs: ["10.0.0.1", SELF, "10.0.0.3", "10.0.0.4"].map(ip).to_vec(), ttl_secs: 0 };
-    match run.feed(Observation::Dns { query: DnsQuery::Minions, result: four }) {
-        Action::WriteWeaveEnv { contents, .. } => assert!(contents.contains("IPALLOC_INIT=observer\n"), "{contents}"),
+    let four = DnsResult::Answers {
+        addrs: ["10.0.0.1", SELF, "10.0.0.3", "10.0.0.4"].map(ip).to_vec(),
+        ttl_secs: 0,
+    };
+    match run.feed(Observation::Dns {
+        query: DnsQuery::Minions,
+        result: four,
+    }) {
+        Action::WriteWeaveEnv { contents, .. } => {
+            assert!(contents.contains("IPALLOC_INIT=observer\n"), "{contents}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -670,8 +1166,16 @@ fn a_late_joiner_observes() {
 #[test]
 fn too_many_minion_records_block() {
     let mut run = Run::from(walk_to(NodeRole::Minion, WeavePeers));
-    let huge: Vec<IpAddr> = (0..1001u32).map(|i| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))).collect();
-    let action = run.feed(Observation::Dns { query: DnsQuery::Minions, result: DnsResult::Answers { addrs: huge, ttl_secs: 0 } });
+    let huge: Vec<IpAddr> = (0..1001u32)
+        .map(|i| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+        .collect();
+    let action = run.feed(Observation::Dns {
+        query: DnsQuery::Minions,
+        result: DnsResult::Answers {
+            addrs: huge,
+            ttl_secs: 0,
+        },
+    });
     assert_eq!(wait_ms(&action), BLOCKED_RETRY.as_millis() as u64);
     assert!(wait_reason(&action).contains("1001 addresses"));
 }
@@ -680,11 +1184,22 @@ fn too_many_minion_records_block() {
 fn no_local_ipv4_fails_rather_than_guessing() {
     let mut run = Run::new();
     run.feed(Observation::Tick);
-    run.feed(Observation::RoleParsed(Box::new(config(NodeRole::Minion, ""))));
-    run.feed(Observation::HostChecksPassed { local_addrs: vec![ip("::1")] });
-    run.feed(Observation::Dns { query: DnsQuery::Masters, result: masters_answer() });
+    run.feed(Observation::RoleParsed(Box::new(config(
+        NodeRole::Minion,
+        "",
+    ))));
+    run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip("::1")],
+    });
+    run.feed(Observation::Dns {
+        query: DnsQuery::Masters,
+        result: masters_answer(),
+    });
     run.feed(Observation::MasterProbe(ProbeResult::Healthy));
-    let action = run.feed(Observation::Dns { query: DnsQuery::Minions, result: minions_answer() });
+    let action = run.feed(Observation::Dns {
+        query: DnsQuery::Minions,
+        result: minions_answer(),
+    });
     assert_eq!(kind(&action), "fail");
     assert!(run.state.weave.is_none());
 }
@@ -694,8 +1209,14 @@ fn the_weave_decision_is_never_recomputed() {
     let mut run = Run::from(walk(NodeRole::Minion, |s| s.weave.is_some()));
     let decided = run.state.weave.clone();
     // A later, different answer is ignored: the same file is written again.
-    let bigger = DnsResult::Answers { addrs: ["10.0.0.1", SELF, "10.0.0.3", "10.0.0.4"].map(ip).to_vec(), ttl_secs: 0 };
-    match run.feed(Observation::Dns { query: DnsQuery::Minions, result: bigger }) {
+    let bigger = DnsResult::Answers {
+        addrs: ["10.0.0.1", SELF, "10.0.0.3", "10.0.0.4"].map(ip).to_vec(),
+        ttl_secs: 0,
+    };
+    match run.feed(Observation::Dns {
+        query: DnsQuery::Minions,
+        result: bigger,
+    }) {
         Action::WriteWeaveEnv { contents, .. } => assert!(contents.contains("consensus=3")),
         other => panic!("{other:?}"),
     }
@@ -717,7 +1238,10 @@ fn a_unit_failure_fails_with_the_journal_hint() {
         ),
         other => panic!("{other:?}"),
     }
-    assert_eq!(run.state.units_started, vec!["containerd.service".to_string(), "weave.service".into()]);
+    assert_eq!(
+        run.state.units_started,
+        vec!["containerd.service".to_string(), "weave.service".into()]
+    );
 }
 
 // ---- resume ----
@@ -726,7 +1250,8 @@ fn resumed(state: AgentState) -> (AgentState, Action) {
     let now = state.since + 5_000;
     // Through JSON, as the executor does.
     let json = serde_json::to_string(&state).unwrap_or_default();
-    let persisted: AgentState = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let persisted: AgentState =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
     assert_eq!(persisted, state);
     AgentState::resume(persisted, now).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -734,16 +1259,27 @@ fn resumed(state: AgentState) -> (AgentState, Action) {
 #[test]
 fn resume_ready_does_nothing() {
     let (state, action) = resumed(walk_to(NodeRole::Minion, Ready));
-    assert_eq!((state.phase, action, state.restarts), (Ready, Action::Done, 1));
+    assert_eq!(
+        (state.phase, action, state.restarts),
+        (Ready, Action::Done, 1)
+    );
 }
 
 #[test]
 fn resume_start_units_starts_only_the_rest() {
     let mut run = Run::from(walk_to(NodeRole::Minion, StartUnits));
-    run.feed(Observation::UnitsStarted(vec!["containerd.service".into(), "weave.service".into()]));
+    run.feed(Observation::UnitsStarted(vec![
+        "containerd.service".into(),
+        "weave.service".into(),
+    ]));
     let (state, action) = resumed(run.state);
     assert_eq!(state.phase, StartUnits);
-    assert_eq!(action, Action::StartUnits { units: vec!["kubelet.service".into(), "kube-proxy.service".into()] });
+    assert_eq!(
+        action,
+        Action::StartUnits {
+            units: vec!["kubelet.service".into(), "kube-proxy.service".into()]
+        }
+    );
 }
 
 #[test]
@@ -751,16 +1287,31 @@ fn resume_start_control_plane_starts_only_the_rest() {
     let mut run = Run::from(walk_to(NodeRole::Master, StartControlPlane));
     run.feed(Observation::UnitsStarted(vec!["etcd.service".into()]));
     let (_, action) = resumed(run.state);
-    assert_eq!(action, Action::StartUnits { units: units(NodeRole::Master)[1..].to_vec() });
+    assert_eq!(
+        action,
+        Action::StartUnits {
+            units: units(NodeRole::Master)[1..].to_vec()
+        }
+    );
 }
 
 #[test]
 fn resume_after_the_weave_decision_writes_the_same_file() {
     let before = walk(NodeRole::Minion, |s| s.weave.is_some());
-    let contents_before = before.weave.as_ref().map(crate::weave::render_env).unwrap_or_default();
+    let contents_before = before
+        .weave
+        .as_ref()
+        .map(crate::weave::render_env)
+        .unwrap_or_default();
     let (state, action) = resumed(before.clone());
     assert_eq!(state.phase, WeavePeers);
-    assert_eq!(action, Action::WriteWeaveEnv { path: crate::weave::WEAVE_ENV_FILE.into(), contents: contents_before });
+    assert_eq!(
+        action,
+        Action::WriteWeaveEnv {
+            path: crate::weave::WEAVE_ENV_FILE.into(),
+            contents: contents_before
+        }
+    );
     assert_eq!(state.weave, before.weave);
 }
 
@@ -769,8 +1320,16 @@ fn resume_before_anything_irreversible_rereads_the_role_file() {
     for phase in [Role, HostCheck, ResolveMasters, MasterHealthy, WeavePeers] {
         let before = walk_to(NodeRole::Minion, phase);
         let (state, action) = resumed(before.clone());
-        assert_eq!((state.phase, &action), (Role, &Action::ReadRoleFile), "{phase}");
-        assert_eq!(state.transitions.len(), before.transitions.len() + 1, "{phase}: history kept");
+        assert_eq!(
+            (state.phase, &action),
+            (Role, &Action::ReadRoleFile),
+            "{phase}"
+        );
+        assert_eq!(
+            state.transitions.len(),
+            before.transitions.len() + 1,
+            "{phase}: history kept"
+        );
         assert_eq!(state.node, before.node, "{phase}");
     }
 }
@@ -784,7 +1343,10 @@ fn resume_after_a_failure_keeps_the_weave_decision_and_started_units() {
     });
     let decision = run.state.weave.clone();
     let (state, action) = resumed(run.state);
-    assert_eq!((state.phase, action, state.failure.clone()), (Role, Action::ReadRoleFile, None));
+    assert_eq!(
+        (state.phase, action, state.failure.clone()),
+        (Role, Action::ReadRoleFile, None)
+    );
     // The whole way again: no new minions lookup, the same env file, only the units not started yet.
     let mut run = Run::from(state);
     let mut actions = Vec::new();
@@ -793,19 +1355,31 @@ fn resume_after_a_failure_keeps_the_weave_decision_and_started_units() {
     }
     assert_eq!(
         actions.iter().map(kind).collect::<Vec<_>>(),
-        vec!["host-checks", "resolve-masters", "probe", "write-weave-env", "write-weave-env"]
+        vec![
+            "host-checks",
+            "resolve-masters",
+            "probe",
+            "write-weave-env",
+            "write-weave-env"
+        ]
     );
     // (the stray minions answer above was treated as a tick: the decision was already made)
     assert_eq!(run.state.weave, decision);
-    assert_eq!(run.feed(Observation::WeaveEnvWritten), Action::StartUnits {
-        units: vec!["kubelet.service".into(), "kube-proxy.service".into()]
-    });
+    assert_eq!(
+        run.feed(Observation::WeaveEnvWritten),
+        Action::StartUnits {
+            units: vec!["kubelet.service".into(), "kube-proxy.service".into()]
+        }
+    );
 }
 
 #[test]
 fn resume_with_a_changed_role_file_refuses_to_mix_configurations() {
     let mut run = Run::from(walk_to(NodeRole::Minion, StartUnits));
-    run.feed(Observation::UnitFailed { already_started: vec!["containerd.service".into()], failure: kubelet_failed() });
+    run.feed(Observation::UnitFailed {
+        already_started: vec!["containerd.service".into()],
+        failure: kubelet_failed(),
+    });
     let (state, _) = resumed(run.state);
     let mut run = Run::from(state);
     let other_cluster = parse_role_file(
@@ -821,10 +1395,19 @@ fn resume_with_a_changed_role_file_refuses_to_mix_configurations() {
     // A changed CA pin alone is fine (that is how a TLS block is fixed).
     let (state, _) = resumed(walk_to(NodeRole::Minion, MasterHealthy));
     let mut run = Run::from(state);
-    let new_pin = config(NodeRole::Minion, "CA_CERT_FILE=/etc/kubernetes/pki/ca.crt\n");
-    assert_eq!(run.feed(Observation::RoleParsed(Box::new(new_pin))), Action::RunHostChecks);
+    let new_pin = config(
+        NodeRole::Minion,
+        "CA_CERT_FILE=/etc/kubernetes/pki/ca.crt\n",
+    );
     assert_eq!(
-        run.state.node.as_ref().and_then(|n| n.master_trust.ca_cert_file.clone()),
+        run.feed(Observation::RoleParsed(Box::new(new_pin))),
+        Action::RunHostChecks
+    );
+    assert_eq!(
+        run.state
+            .node
+            .as_ref()
+            .and_then(|n| n.master_trust.ca_cert_file.clone()),
         Some(PathBuf::from("/etc/kubernetes/pki/ca.crt"))
     );
 }
@@ -835,7 +1418,10 @@ fn resume_refuses_another_schema() {
     state.schema_version = 99;
     assert_eq!(
         AgentState::resume(state, T0),
-        Err(ResumeError::SchemaVersion { found: 99, expected: STATE_SCHEMA_VERSION })
+        Err(ResumeError::SchemaVersion {
+            found: 99,
+            expected: STATE_SCHEMA_VERSION
+        })
     );
 }
 
@@ -847,9 +1433,26 @@ fn state_json_is_stable_and_readable() {
     assert_eq!(json["node"]["role"], "minion");
     assert_eq!(json["node"]["cluster"], "prod");
     assert_eq!(json["weave"]["ipalloc_init"], "consensus=3");
-    assert_eq!(json["weave"]["peers"], serde_json::json!(["10.0.0.1", "10.0.0.2", "10.0.0.3"]));
+    assert_eq!(
+        json["weave"]["peers"],
+        serde_json::json!(["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+    );
     assert_eq!(json["masters"]["result"]["kind"], "answers");
-    assert_eq!(json["transitions"][0], serde_json::json!({"phase": "role", "at": T0}));
-    assert!(json["node"]["master_trust"]["ca_cert_hash"].as_str().unwrap_or_default().starts_with("sha256:"));
-    assert_eq!(MINION_UNITS.len(), json["units_started"].as_array().map(|a| a.len()).unwrap_or(0));
+    assert_eq!(
+        json["transitions"][0],
+        serde_json::json!({"phase": "role", "at": T0})
+    );
+    assert!(
+        json["node"]["master_trust"]["ca_cert_hash"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("sha256:")
+    );
+    assert_eq!(
+        MINION_UNITS.len(),
+        json["units_started"]
+            .as_array()
+            .map(|a| a.len())
+            .unwrap_or(0)
+    );
 }

@@ -35,7 +35,11 @@ pub struct EnvAssignment {
 impl fmt::Debug for EnvAssignment {
     /// Values of keys that look like they hold a secret are not printed (see [`looks_secret`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let value: &dyn fmt::Debug = if looks_secret(&self.key) { &"<redacted>" } else { &self.value };
+        let value: &dyn fmt::Debug = if looks_secret(&self.key) {
+            &"<redacted>"
+        } else {
+            &self.value
+        };
         f.debug_struct("EnvAssignment")
             .field("key", &self.key)
             .field("value", value)
@@ -48,9 +52,17 @@ impl fmt::Debug for EnvAssignment {
 /// token, secret, password, credential or private key. Used for unknown keys too, where the agent cannot know.
 pub fn looks_secret(key: &str) -> bool {
     let upper = key.to_ascii_uppercase();
-    ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE", "_KEY"]
-        .iter()
-        .any(|word| upper.contains(word))
+    [
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "CREDENTIAL",
+        "PRIVATE",
+        "_KEY",
+    ]
+    .iter()
+    .any(|word| upper.contains(word))
         || upper == "KEY"
 }
 
@@ -82,12 +94,17 @@ impl SyntaxProblem {
                 format!("remove 'export': systemd's EnvironmentFile syntax is plain {key}=value")
             }
             SyntaxProblem::InvalidKey { .. } => {
-                "keys are letters, digits and '_', not starting with a digit, e.g. CLUSTER_NAME".to_string()
+                "keys are letters, digits and '_', not starting with a digit, e.g. CLUSTER_NAME"
+                    .to_string()
             }
             SyntaxProblem::UnterminatedQuote { quote } => {
-                format!("close the {quote}…{quote} quote (values may span lines only inside quotes)")
+                format!(
+                    "close the {quote}…{quote} quote (values may span lines only inside quotes)"
+                )
             }
-            SyntaxProblem::NotUtf8 => "write the role file as UTF-8 (plain ASCII is enough)".to_string(),
+            SyntaxProblem::NotUtf8 => {
+                "write the role file as UTF-8 (plain ASCII is enough)".to_string()
+            }
             SyntaxProblem::TooLarge { limit } => {
                 format!("a role file holds a few KEY=value lines; this one is over {limit} bytes")
             }
@@ -101,7 +118,9 @@ impl fmt::Display for SyntaxProblem {
             SyntaxProblem::MissingEquals { text } => write!(f, "{text:?} has no '='"),
             SyntaxProblem::ExportPrefix { key } => write!(f, "'export {key}' is shell syntax"),
             SyntaxProblem::InvalidKey { key } => write!(f, "{key:?} is not a valid variable name"),
-            SyntaxProblem::UnterminatedQuote { quote } => write!(f, "the {quote} quote opened here is never closed"),
+            SyntaxProblem::UnterminatedQuote { quote } => {
+                write!(f, "the {quote} quote opened here is never closed")
+            }
             SyntaxProblem::NotUtf8 => f.write_str("the file is not UTF-8 text"),
             SyntaxProblem::TooLarge { limit } => write!(f, "the file is larger than {limit} bytes"),
         }
@@ -175,7 +194,10 @@ pub fn parse_env_file(text: &str) -> Result<Vec<EnvAssignment>, SyntaxError> {
                 if c == '#' || c == ';' {
                     state = State::Comment;
                 } else if !is_blank(c) {
-                    cur = Pending { line, ..Pending::default() };
+                    cur = Pending {
+                        line,
+                        ..Pending::default()
+                    };
                     cur.key.push(c);
                     state = State::Key;
                 }
@@ -190,7 +212,9 @@ pub fn parse_env_file(text: &str) -> Result<Vec<EnvAssignment>, SyntaxError> {
                 if is_newline(c) {
                     return Err(SyntaxError {
                         line: cur.line,
-                        problem: SyntaxProblem::MissingEquals { text: cur.key.trim_end().to_string() },
+                        problem: SyntaxProblem::MissingEquals {
+                            text: cur.key.trim_end().to_string(),
+                        },
                     });
                 } else if c == '=' {
                     let key = cur.key.trim_end().to_string();
@@ -277,7 +301,9 @@ pub fn parse_env_file(text: &str) -> Result<Vec<EnvAssignment>, SyntaxError> {
         State::Key => {
             return Err(SyntaxError {
                 line: cur.line,
-                problem: SyntaxProblem::MissingEquals { text: cur.key.trim_end().to_string() },
+                problem: SyntaxProblem::MissingEquals {
+                    text: cur.key.trim_end().to_string(),
+                },
             });
         }
         State::PreValue | State::Value | State::ValueEscape => out.push(finish(&mut cur)),
@@ -304,11 +330,18 @@ fn check_key(key: &str, line: usize) -> Result<(), SyntaxError> {
     {
         return Err(SyntaxError {
             line,
-            problem: SyntaxProblem::ExportPrefix { key: rest.trim_start().to_string() },
+            problem: SyntaxProblem::ExportPrefix {
+                key: rest.trim_start().to_string(),
+            },
         });
     }
     if !is_valid_key(key) {
-        return Err(SyntaxError { line, problem: SyntaxProblem::InvalidKey { key: key.to_string() } });
+        return Err(SyntaxError {
+            line,
+            problem: SyntaxProblem::InvalidKey {
+                key: key.to_string(),
+            },
+        });
     }
     Ok(())
 }
@@ -318,7 +351,11 @@ fn finish(cur: &mut Pending) -> EnvAssignment {
     if let Some(len) = cur.trim_to.take() {
         value.truncate(len);
     }
-    EnvAssignment { key: std::mem::take(&mut cur.key), value, line: cur.line }
+    EnvAssignment {
+        key: std::mem::take(&mut cur.key),
+        value,
+        line: cur.line,
+    }
 }
 
 #[cfg(test)]
@@ -327,7 +364,10 @@ mod tests {
 
     fn parse(text: &str) -> Vec<(String, String, usize)> {
         match parse_env_file(text) {
-            Ok(entries) => entries.into_iter().map(|e| (e.key, e.value, e.line)).collect(),
+            Ok(entries) => entries
+                .into_iter()
+                .map(|e| (e.key, e.value, e.line))
+                .collect(),
             Err(e) => panic!("unexpected error {e:?} for {text:?}"),
         }
     }
@@ -363,12 +403,18 @@ mod tests {
                     KUBELET_HOSTNAME=--hostname-override=ip-172-20-0-12.us-west-2.compute.internal\n";
         let entries = parse(text);
         assert_eq!(entries[1].1, "--cloud-provider=aws");
-        assert_eq!(entries[2].1, "--hostname-override=ip-172-20-0-12.us-west-2.compute.internal");
+        assert_eq!(
+            entries[2].1,
+            "--hostname-override=ip-172-20-0-12.us-west-2.compute.internal"
+        );
     }
 
     #[test]
     fn whitespace_around_key_equals_and_value_is_dropped() {
-        assert_eq!(parse("  KEY \t=  value  \t\n"), vec![("KEY".into(), "value".into(), 1)]);
+        assert_eq!(
+            parse("  KEY \t=  value  \t\n"),
+            vec![("KEY".into(), "value".into(), 1)]
+        );
         assert_eq!(one("KEY=a b  c  "), "a b  c");
     }
 
@@ -421,7 +467,13 @@ mod tests {
         // An escaped trailing space is kept.
         assert_eq!(one("KEY=a\\ "), "a ");
         let entries = parse("A=one\\\ntwo\nB=3\n");
-        assert_eq!(entries, vec![("A".into(), "onetwo".into(), 1), ("B".into(), "3".into(), 3)]);
+        assert_eq!(
+            entries,
+            vec![
+                ("A".into(), "onetwo".into(), 1),
+                ("B".into(), "3".into(), 3)
+            ]
+        );
     }
 
     #[test]
@@ -432,7 +484,10 @@ mod tests {
 
     #[test]
     fn comment_with_trailing_backslash_does_not_continue() {
-        assert_eq!(parse("# comment \\\nKEY=v\n"), vec![("KEY".into(), "v".into(), 2)]);
+        assert_eq!(
+            parse("# comment \\\nKEY=v\n"),
+            vec![("KEY".into(), "v".into(), 2)]
+        );
     }
 
     #[test]
@@ -444,7 +499,12 @@ mod tests {
     fn line_without_equals_is_an_error() {
         assert_eq!(
             err("A=1\njust words\n"),
-            SyntaxError { line: 2, problem: SyntaxProblem::MissingEquals { text: "just words".into() } }
+            SyntaxError {
+                line: 2,
+                problem: SyntaxProblem::MissingEquals {
+                    text: "just words".into()
+                }
+            }
         );
         assert_eq!(err("A=1\nB").line, 2);
     }
@@ -452,7 +512,15 @@ mod tests {
     #[test]
     fn export_is_rejected_with_a_hint() {
         let e = err("export CLUSTER_NAME=prod\n");
-        assert_eq!(e, SyntaxError { line: 1, problem: SyntaxProblem::ExportPrefix { key: "CLUSTER_NAME".into() } });
+        assert_eq!(
+            e,
+            SyntaxError {
+                line: 1,
+                problem: SyntaxProblem::ExportPrefix {
+                    key: "CLUSTER_NAME".into()
+                }
+            }
+        );
         assert!(e.problem.hint().contains("remove 'export'"));
     }
 
@@ -460,7 +528,13 @@ mod tests {
     fn invalid_keys_are_rejected() {
         for key in ["1ABC", "A-B", "A.B", "A B", "ÄB"] {
             let e = err(&format!("{key}=v\n"));
-            assert_eq!(e.problem, SyntaxProblem::InvalidKey { key: key.to_string() }, "{key}");
+            assert_eq!(
+                e.problem,
+                SyntaxProblem::InvalidKey {
+                    key: key.to_string()
+                },
+                "{key}"
+            );
         }
         assert!(is_valid_key("_A1") && is_valid_key("a") && !is_valid_key(""));
     }
@@ -469,9 +543,15 @@ mod tests {
     fn unterminated_quotes_name_the_line_they_open_on() {
         assert_eq!(
             err("A=1\nB=\"open\n\nC=3\n"),
-            SyntaxError { line: 2, problem: SyntaxProblem::UnterminatedQuote { quote: '"' } }
+            SyntaxError {
+                line: 2,
+                problem: SyntaxProblem::UnterminatedQuote { quote: '"' }
+            }
         );
-        assert_eq!(err("B='x").problem, SyntaxProblem::UnterminatedQuote { quote: '\'' });
+        assert_eq!(
+            err("B='x").problem,
+            SyntaxProblem::UnterminatedQuote { quote: '\'' }
+        );
     }
 
     #[test]
@@ -482,11 +562,26 @@ mod tests {
 
     #[test]
     fn debug_hides_secret_looking_values() {
-        let token = EnvAssignment { key: "BOOTSTRAP_TOKEN".into(), value: "abcdef.0123456789abcdef".into(), line: 1 };
+        let token = EnvAssignment {
+            key: "BOOTSTRAP_TOKEN".into(),
+            value: "abcdef.0123456789abcdef".into(),
+            line: 1,
+        };
         let shown = format!("{token:?}");
-        assert!(!shown.contains("0123456789abcdef") && shown.contains("<redacted>"), "{shown}");
-        let plain = EnvAssignment { key: "CLUSTER_NAME".into(), value: "prod".into(), line: 1 };
+        assert!(
+            !shown.contains("0123456789abcdef") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        let plain = EnvAssignment {
+            key: "CLUSTER_NAME".into(),
+            value: "prod".into(),
+            line: 1,
+        };
         assert!(format!("{plain:?}").contains("prod"));
-        assert!(looks_secret("AWS_SECRET_ACCESS_KEY") && looks_secret("JOIN_TOKEN") && !looks_secret("KUBELET"));
+        assert!(
+            looks_secret("AWS_SECRET_ACCESS_KEY")
+                && looks_secret("JOIN_TOKEN")
+                && !looks_secret("KUBELET")
+        );
     }
 }

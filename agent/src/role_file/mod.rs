@@ -33,7 +33,8 @@ pub mod values;
 
 pub use env_syntax::{EnvAssignment, SyntaxProblem};
 pub use values::{
-    BootstrapToken, CaPin, CloudProvider, ClusterName, DnsName, MasterProbe, REDACTED, Secret, ValueProblem,
+    BootstrapToken, CaPin, CloudProvider, ClusterName, DnsName, HostCheckMode, MasterProbe, REDACTED, Secret,
+    ValueProblem,
 };
 
 use crate::node_role::{MASTER_ROLE_FILE, MINION_ROLE_FILE, NodeRole};
@@ -56,6 +57,7 @@ pub mod keys {
     pub const MASTER_PROBE: &str = "MASTER_PROBE";
     pub const MASTER_PORT: &str = "MASTER_PORT";
     pub const WEAVE_CONSENSUS: &str = "WEAVE_CONSENSUS";
+    pub const HOST_CHECKS: &str = "HOST_CHECKS";
     /// All of them, in the order `k8s-agent role` prints them.
     pub const ALL: &[&str] = &[
         CLUSTER_NAME,
@@ -68,6 +70,7 @@ pub mod keys {
         MASTER_PROBE,
         MASTER_PORT,
         WEAVE_CONSENSUS,
+        HOST_CHECKS,
     ];
 }
 
@@ -92,13 +95,28 @@ pub enum RoleFileError {
     /// The file exists but could not be read.
     Unreadable { path: PathBuf, message: String },
     /// Not valid `EnvironmentFile=` syntax.
-    Syntax { path: PathBuf, line: usize, problem: SyntaxProblem },
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        problem: SyntaxProblem,
+    },
     /// A key assigned twice.
-    DuplicateKey { path: PathBuf, key: String, first_line: usize, line: usize },
+    DuplicateKey {
+        path: PathBuf,
+        key: String,
+        first_line: usize,
+        line: usize,
+    },
     /// A required key is missing (or empty, for keys where empty means unset).
     MissingKey { path: PathBuf, key: &'static str },
     /// A value that does not check. `value` is `<redacted>` for secrets.
-    InvalidValue { path: PathBuf, line: usize, key: &'static str, value: String, problem: ValueProblem },
+    InvalidValue {
+        path: PathBuf,
+        line: usize,
+        key: &'static str,
+        value: String,
+        problem: ValueProblem,
+    },
     /// A minion with `MASTER_PROBE=https` but no CA to verify the masters with.
     NoMasterTrust { path: PathBuf },
     /// `minions.<cluster>.<domain>` would be longer than a DNS name may be.
@@ -158,15 +176,34 @@ impl RoleFileError {
 impl fmt::Display for RoleFileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RoleFileError::Unreadable { path, message } => write!(f, "cannot read {}: {message}", path.display())?,
-            RoleFileError::Syntax { path, line, problem } => write!(f, "{}:{line}: {problem}", path.display())?,
-            RoleFileError::DuplicateKey { path, key, first_line, line } => {
-                write!(f, "{key} is set twice in {} (lines {first_line} and {line})", path.display())?
+            RoleFileError::Unreadable { path, message } => {
+                write!(f, "cannot read {}: {message}", path.display())?
             }
-            RoleFileError::MissingKey { path, key } => write!(f, "{} has no {key}", path.display())?,
-            RoleFileError::InvalidValue { path, line, key, value, problem } => {
-                write!(f, "{key} {value:?} on {}:{line} {problem}", path.display())?
+            RoleFileError::Syntax {
+                path,
+                line,
+                problem,
+            } => write!(f, "{}:{line}: {problem}", path.display())?,
+            RoleFileError::DuplicateKey {
+                path,
+                key,
+                first_line,
+                line,
+            } => write!(
+                f,
+                "{key} is set twice in {} (lines {first_line} and {line})",
+                path.display()
+            )?,
+            RoleFileError::MissingKey { path, key } => {
+                write!(f, "{} has no {key}", path.display())?
             }
+            RoleFileError::InvalidValue {
+                path,
+                line,
+                key,
+                value,
+                problem,
+            } => write!(f, "{key} {value:?} on {}:{line} {problem}", path.display())?,
             RoleFileError::NoMasterTrust { path } => write!(
                 f,
                 "{} has neither CA_CERT_HASH nor CA_CERT_FILE, so the masters' TLS certificate cannot be verified",
@@ -192,9 +229,17 @@ pub enum RoleWarning {
     /// A key the agent does not know (kept in [`RoleConfig::extra`]).
     UnknownKey { key: String, line: usize },
     /// A value written as the seeds' kubelet flag (`--cloud-provider=aws`); the bare value is used.
-    SeedFlagForm { key: &'static str, line: usize, flag: &'static str },
+    SeedFlagForm {
+        key: &'static str,
+        line: usize,
+        flag: &'static str,
+    },
     /// A minion-only key in a master's file (checked, then ignored).
-    NotForRole { key: &'static str, line: usize, role: NodeRole },
+    NotForRole {
+        key: &'static str,
+        line: usize,
+        role: NodeRole,
+    },
     /// A cloud provider current kubelets do not accept.
     CloudProviderNotExternal { line: usize, provider: String },
 }
@@ -211,7 +256,10 @@ impl fmt::Display for RoleWarning {
                 "line {line}: {key} is written as the kubelet flag {flag}…; k8s-agent uses the value after '='"
             ),
             RoleWarning::NotForRole { key, line, role } => {
-                write!(f, "line {line}: {key} is only used on minions; ignored on a {role}")
+                write!(
+                    f,
+                    "line {line}: {key} is only used on minions; ignored on a {role}"
+                )
             }
             RoleWarning::CloudProviderNotExternal { line, provider } => write!(
                 f,
@@ -233,7 +281,13 @@ pub struct MasterEndpoint {
 impl MasterEndpoint {
     /// The health URL to probe, e.g. `https://masters.prod.k8s:6443/readyz`.
     pub fn url(&self) -> String {
-        format!("{}://{}:{}{}", self.probe.scheme(), self.host, self.port, self.probe.path())
+        format!(
+            "{}://{}:{}{}",
+            self.probe.scheme(),
+            self.host,
+            self.port,
+            self.probe.path()
+        )
     }
 }
 
@@ -255,7 +309,11 @@ impl MasterTrust {
         if let Some(file) = &self.ca_cert_file {
             parts.push(format!("CA_CERT_FILE {}", file.display()));
         }
-        if parts.is_empty() { "no CA configured".to_string() } else { parts.join(" and ") }
+        if parts.is_empty() {
+            "no CA configured".to_string()
+        } else {
+            parts.join(" and ")
+        }
     }
 }
 
@@ -278,18 +336,29 @@ pub struct RoleConfig {
     pub minions_name: DnsName,
     /// `WEAVE_CONSENSUS` (required on minions, ignored on masters).
     pub weave_consensus: Option<ConsensusSize>,
+    /// `HOST_CHECKS`: whether failing live host checks block (default) or only warn.
+    pub host_checks: HostCheckMode,
     /// Keys the agent does not know, as written (secret-looking values are redacted when printed).
     #[serde(serialize_with = "serialize_redacted_entries")]
     pub extra: Vec<EnvAssignment>,
     pub warnings: Vec<RoleWarning>,
 }
 
-fn serialize_redacted_entries<S: Serializer>(entries: &[EnvAssignment], serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_redacted_entries<S: Serializer>(
+    entries: &[EnvAssignment],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;
     let mut seq = serializer.serialize_seq(Some(entries.len()))?;
     for entry in entries {
-        let value = if env_syntax::looks_secret(&entry.key) { REDACTED } else { entry.value.as_str() };
-        seq.serialize_element(&serde_json::json!({ "key": entry.key, "value": value, "line": entry.line }))?;
+        let value = if env_syntax::looks_secret(&entry.key) {
+            REDACTED
+        } else {
+            entry.value.as_str()
+        };
+        seq.serialize_element(
+            &serde_json::json!({ "key": entry.key, "value": value, "line": entry.line }),
+        )?;
     }
     seq.end()
 }
@@ -297,16 +366,31 @@ fn serialize_redacted_entries<S: Serializer>(entries: &[EnvAssignment], serializ
 impl RoleConfig {
     /// What the masters' certificate is verified against.
     pub fn master_trust(&self) -> MasterTrust {
-        MasterTrust { ca_cert_hash: self.ca_cert_hash.clone(), ca_cert_file: self.ca_cert_file.clone() }
+        MasterTrust {
+            ca_cert_hash: self.ca_cert_hash.clone(),
+            ca_cert_file: self.ca_cert_file.clone(),
+        }
     }
 
     /// The configuration as `KEY=value` lines for `k8s-agent role`, secrets shown as `<redacted>`, defaults and
     /// derived values marked in `#` comments, then unknown keys and warnings as comments.
     pub fn redacted_lines(&self) -> Vec<String> {
-        let mut lines = vec![format!("# role: {} (from {})", self.role, self.source.display())];
+        let mut lines = vec![format!(
+            "# role: {} (from {})",
+            self.role,
+            self.source.display()
+        )];
         lines.push(format!("{}={}", keys::CLUSTER_NAME, self.cluster_name));
-        let domain_note = if self.dns_domain.as_str() == DEFAULT_DNS_DOMAIN { "  # default" } else { "" };
-        lines.push(format!("{}={}{domain_note}", keys::DNS_DOMAIN, self.dns_domain));
+        let domain_note = if self.dns_domain.as_str() == DEFAULT_DNS_DOMAIN {
+            "  # default"
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "{}={}{domain_note}",
+            keys::DNS_DOMAIN,
+            self.dns_domain
+        ));
         if let Some(provider) = &self.cloud_provider {
             lines.push(format!("{}={provider}", keys::CLOUD_PROVIDER));
         }
@@ -324,19 +408,47 @@ impl RoleConfig {
         }
         if self.role == NodeRole::Minion {
             let endpoint = &self.master_endpoint;
-            let probe_note = if endpoint.probe == MasterProbe::default() { "  # default" } else { "" };
-            lines.push(format!("{}={}{probe_note}", keys::MASTER_PROBE, endpoint.probe));
-            let port_note = if endpoint.port == endpoint.probe.default_port() { "  # default" } else { "" };
-            lines.push(format!("{}={}{port_note}", keys::MASTER_PORT, endpoint.port));
+            let probe_note = if endpoint.probe == MasterProbe::default() {
+                "  # default"
+            } else {
+                ""
+            };
+            lines.push(format!(
+                "{}={}{probe_note}",
+                keys::MASTER_PROBE,
+                endpoint.probe
+            ));
+            let port_note = if endpoint.port == endpoint.probe.default_port() {
+                "  # default"
+            } else {
+                ""
+            };
+            lines.push(format!(
+                "{}={}{port_note}",
+                keys::MASTER_PORT,
+                endpoint.port
+            ));
             if let Some(n) = self.weave_consensus {
                 lines.push(format!("{}={n}", keys::WEAVE_CONSENSUS));
             }
             lines.push(format!("# masters probed at {}", endpoint.url()));
-            lines.push(format!("# weave peers from the A records of {}", self.minions_name));
+            lines.push(format!(
+                "# weave peers from the A records of {}",
+                self.minions_name
+            ));
         }
+        let checks_note = if self.host_checks == HostCheckMode::default() { "  # default" } else { "" };
+        lines.push(format!("{}={}{checks_note}", keys::HOST_CHECKS, self.host_checks.as_str()));
         for entry in &self.extra {
-            let value = if env_syntax::looks_secret(&entry.key) { REDACTED } else { entry.value.as_str() };
-            lines.push(format!("# line {}: {}={value:?} (unknown key)", entry.line, entry.key));
+            let value = if env_syntax::looks_secret(&entry.key) {
+                REDACTED
+            } else {
+                entry.value.as_str()
+            };
+            lines.push(format!(
+                "# line {}: {}={value:?} (unknown key)",
+                entry.line, entry.key
+            ));
         }
         for warning in &self.warnings {
             lines.push(format!("# warning: {warning}"));
@@ -353,7 +465,11 @@ impl RawRoleFile {
             line: e.line,
             problem: e.problem,
         })?;
-        Ok(RawRoleFile { path: path.to_path_buf(), role, entries })
+        Ok(RawRoleFile {
+            path: path.to_path_buf(),
+            role,
+            entries,
+        })
     }
 
     /// Check every value and build the [`RoleConfig`]. Pure.
@@ -369,7 +485,10 @@ impl RawRoleFile {
                 });
             }
         }
-        let checker = Checker { raw: self, by_key: &by_key };
+        let checker = Checker {
+            raw: self,
+            by_key: &by_key,
+        };
         let mut warnings = Vec::new();
 
         let cluster_name = match by_key.get(keys::CLUSTER_NAME) {
@@ -378,12 +497,19 @@ impl RawRoleFile {
         };
         let dns_domain = match checker.set(keys::DNS_DOMAIN) {
             Some(entry) => checker.value(keys::DNS_DOMAIN, entry, DnsName::parse)?,
-            None => DnsName::parse(DEFAULT_DNS_DOMAIN).map_err(|p| checker.invalid_default(keys::DNS_DOMAIN, p))?,
+            None => DnsName::parse(DEFAULT_DNS_DOMAIN)
+                .map_err(|p| checker.invalid_default(keys::DNS_DOMAIN, p))?,
         };
         let cloud_provider = match checker.set(keys::CLOUD_PROVIDER) {
             Some(entry) => {
-                let value = strip_seed_flag(entry, keys::CLOUD_PROVIDER, "--cloud-provider=", &mut warnings);
-                let provider = checker.value_of(keys::CLOUD_PROVIDER, entry, value, CloudProvider::parse)?;
+                let value = strip_seed_flag(
+                    entry,
+                    keys::CLOUD_PROVIDER,
+                    "--cloud-provider=",
+                    &mut warnings,
+                );
+                let provider =
+                    checker.value_of(keys::CLOUD_PROVIDER, entry, value, CloudProvider::parse)?;
                 if provider.as_str() != "external" {
                     warnings.push(RoleWarning::CloudProviderNotExternal {
                         line: entry.line,
@@ -396,13 +522,20 @@ impl RawRoleFile {
         };
         let kubelet_hostname = match checker.set(keys::KUBELET_HOSTNAME) {
             Some(entry) => {
-                let value = strip_seed_flag(entry, keys::KUBELET_HOSTNAME, "--hostname-override=", &mut warnings);
+                let value = strip_seed_flag(
+                    entry,
+                    keys::KUBELET_HOSTNAME,
+                    "--hostname-override=",
+                    &mut warnings,
+                );
                 Some(checker.value_of(keys::KUBELET_HOSTNAME, entry, value, DnsName::parse)?)
             }
             None => None,
         };
         let bootstrap_token = match checker.set(keys::BOOTSTRAP_TOKEN) {
-            Some(entry) => Some(checker.value(keys::BOOTSTRAP_TOKEN, entry, BootstrapToken::parse)?),
+            Some(entry) => {
+                Some(checker.value(keys::BOOTSTRAP_TOKEN, entry, BootstrapToken::parse)?)
+            }
             None => None,
         };
         let ca_cert_hash = match checker.set(keys::CA_CERT_HASH) {
@@ -412,7 +545,11 @@ impl RawRoleFile {
         let ca_cert_file = match checker.set(keys::CA_CERT_FILE) {
             Some(entry) => Some(checker.value(keys::CA_CERT_FILE, entry, |v| {
                 let path = PathBuf::from(v);
-                if path.is_absolute() { Ok(path) } else { Err(ValueProblem::NotAbsolutePath) }
+                if path.is_absolute() {
+                    Ok(path)
+                } else {
+                    Err(ValueProblem::NotAbsolutePath)
+                }
             })?),
             None => None,
         };
@@ -439,13 +576,27 @@ impl RawRoleFile {
             None => None,
         };
 
+        let host_checks = match checker.set(keys::HOST_CHECKS) {
+            Some(entry) => checker.value(keys::HOST_CHECKS, entry, HostCheckMode::parse)?,
+            None => HostCheckMode::default(),
+        };
+
         let cluster_dns = dns_domain.child(cluster_name.as_str());
-        let minions_name = cluster_dns.as_ref().ok().and_then(|d| d.child("minions").ok());
-        let masters_name = cluster_dns.as_ref().ok().and_then(|d| d.child("masters").ok());
+        let minions_name = cluster_dns
+            .as_ref()
+            .ok()
+            .and_then(|d| d.child("minions").ok());
+        let masters_name = cluster_dns
+            .as_ref()
+            .ok()
+            .and_then(|d| d.child("masters").ok());
         let (Some(minions_name), Some(masters_name)) = (minions_name, masters_name) else {
             return Err(RoleFileError::EndpointNameTooLong {
                 path: self.path.clone(),
-                name_len: "minions.".len() + cluster_name.as_str().len() + 1 + dns_domain.as_str().len(),
+                name_len: "minions.".len()
+                    + cluster_name.as_str().len()
+                    + 1
+                    + dns_domain.as_str().len(),
             });
         };
 
@@ -455,22 +606,40 @@ impl RawRoleFile {
                     return Err(checker.missing(keys::WEAVE_CONSENSUS));
                 }
                 if probe == MasterProbe::Https && ca_cert_hash.is_none() && ca_cert_file.is_none() {
-                    return Err(RoleFileError::NoMasterTrust { path: self.path.clone() });
+                    return Err(RoleFileError::NoMasterTrust {
+                        path: self.path.clone(),
+                    });
                 }
             }
             NodeRole::Master => {
-                for key in [keys::WEAVE_CONSENSUS, keys::MASTER_PROBE, keys::MASTER_PORT, keys::KUBELET_HOSTNAME] {
+                for key in [
+                    keys::WEAVE_CONSENSUS,
+                    keys::MASTER_PROBE,
+                    keys::MASTER_PORT,
+                    keys::KUBELET_HOSTNAME,
+                ] {
                     if let Some(entry) = checker.set(key) {
-                        warnings.push(RoleWarning::NotForRole { key, line: entry.line, role: self.role });
+                        warnings.push(RoleWarning::NotForRole {
+                            key,
+                            line: entry.line,
+                            role: self.role,
+                        });
                     }
                 }
             }
         }
 
-        let extra: Vec<EnvAssignment> =
-            self.entries.iter().filter(|e| !keys::ALL.contains(&e.key.as_str())).cloned().collect();
+        let extra: Vec<EnvAssignment> = self
+            .entries
+            .iter()
+            .filter(|e| !keys::ALL.contains(&e.key.as_str()))
+            .cloned()
+            .collect();
         for entry in &extra {
-            warnings.push(RoleWarning::UnknownKey { key: entry.key.clone(), line: entry.line });
+            warnings.push(RoleWarning::UnknownKey {
+                key: entry.key.clone(),
+                line: entry.line,
+            });
         }
         warnings.sort_by_key(warning_line);
 
@@ -484,9 +653,14 @@ impl RawRoleFile {
             bootstrap_token,
             ca_cert_hash,
             ca_cert_file,
-            master_endpoint: MasterEndpoint { host: masters_name, port, probe },
+            master_endpoint: MasterEndpoint {
+                host: masters_name,
+                port,
+                probe,
+            },
             minions_name,
             weave_consensus,
+            host_checks,
             extra,
             warnings,
         })
@@ -511,7 +685,11 @@ fn strip_seed_flag<'a>(
 ) -> &'a str {
     match entry.value.strip_prefix(flag) {
         Some(rest) => {
-            warnings.push(RoleWarning::SeedFlagForm { key, line: entry.line, flag });
+            warnings.push(RoleWarning::SeedFlagForm {
+                key,
+                line: entry.line,
+                flag,
+            });
             rest
         }
         None => &entry.value,
@@ -526,7 +704,10 @@ struct Checker<'a> {
 impl Checker<'_> {
     /// The assignment of an optional key, unless it is empty (empty means unset).
     fn set(&self, key: &str) -> Option<&EnvAssignment> {
-        self.by_key.get(key).copied().filter(|e| !e.value.is_empty())
+        self.by_key
+            .get(key)
+            .copied()
+            .filter(|e| !e.value.is_empty())
     }
 
     fn value<T>(
@@ -549,31 +730,53 @@ impl Checker<'_> {
             path: self.raw.path.clone(),
             line: entry.line,
             key,
-            value: if env_syntax::looks_secret(key) { REDACTED.to_string() } else { entry.value.clone() },
+            value: if env_syntax::looks_secret(key) {
+                REDACTED.to_string()
+            } else {
+                entry.value.clone()
+            },
             problem,
         })
     }
 
     fn missing(&self, key: &'static str) -> RoleFileError {
-        RoleFileError::MissingKey { path: self.raw.path.clone(), key }
+        RoleFileError::MissingKey {
+            path: self.raw.path.clone(),
+            key,
+        }
     }
 
     fn invalid_default(&self, key: &'static str, problem: ValueProblem) -> RoleFileError {
-        RoleFileError::InvalidValue { path: self.raw.path.clone(), line: 0, key, value: String::new(), problem }
+        RoleFileError::InvalidValue {
+            path: self.raw.path.clone(),
+            line: 0,
+            key,
+            value: String::new(),
+            problem,
+        }
     }
 }
 
 /// Parse and check role file text. Pure; `path` is only used in messages.
-pub fn parse_role_file(path: &Path, role: NodeRole, text: &str) -> Result<RoleConfig, RoleFileError> {
+pub fn parse_role_file(
+    path: &Path,
+    role: NodeRole,
+    text: &str,
+) -> Result<RoleConfig, RoleFileError> {
     RawRoleFile::parse(path, role, text)?.check()
 }
 
 /// Read (at most [`MAX_ROLE_FILE_BYTES`]) and check one role file. The only read in this module.
 pub fn read_role_file(path: &Path, role: NodeRole) -> Result<RoleConfig, RoleFileError> {
-    let unreadable = |message: String| RoleFileError::Unreadable { path: path.to_path_buf(), message };
+    let unreadable = |message: String| RoleFileError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    };
     let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
     let mut bytes = Vec::new();
-    file.take(MAX_ROLE_FILE_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(|e| unreadable(e.to_string()))?;
+    file.take(MAX_ROLE_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| unreadable(e.to_string()))?;
     let text = decode_role_file(path, &bytes)?;
     parse_role_file(path, role, &text)
 }
@@ -584,7 +787,9 @@ pub fn decode_role_file(path: &Path, bytes: &[u8]) -> Result<String, RoleFileErr
         return Err(RoleFileError::Syntax {
             path: path.to_path_buf(),
             line: 1,
-            problem: SyntaxProblem::TooLarge { limit: MAX_ROLE_FILE_BYTES },
+            problem: SyntaxProblem::TooLarge {
+                limit: MAX_ROLE_FILE_BYTES,
+            },
         });
     }
     String::from_utf8(bytes.to_vec()).map_err(|e| {
@@ -620,7 +825,9 @@ impl RoleDiscovery {
                 master.display(),
                 minion.display()
             ),
-            RoleDiscovery::Found { path, role } => format!("{} makes this node a {role}", path.display()),
+            RoleDiscovery::Found { path, role } => {
+                format!("{} makes this node a {role}", path.display())
+            }
             RoleDiscovery::Both { master, minion } => format!(
                 "both {} and {} exist: a node is either a master or a minion, so nothing was started — remove the \
                  wrong one (check the instance's user data) and restart k8s-agent",
@@ -640,16 +847,32 @@ pub fn discover(root: &Path) -> RoleDiscovery {
     let minion = root.join(MINION_ROLE_FILE);
     let master_exists = match master.try_exists() {
         Ok(exists) => exists,
-        Err(e) => return RoleDiscovery::Unreadable { path: master, message: e.to_string() },
+        Err(e) => {
+            return RoleDiscovery::Unreadable {
+                path: master,
+                message: e.to_string(),
+            };
+        }
     };
     let minion_exists = match minion.try_exists() {
         Ok(exists) => exists,
-        Err(e) => return RoleDiscovery::Unreadable { path: minion, message: e.to_string() },
+        Err(e) => {
+            return RoleDiscovery::Unreadable {
+                path: minion,
+                message: e.to_string(),
+            };
+        }
     };
     match (master_exists, minion_exists) {
         (true, true) => RoleDiscovery::Both { master, minion },
-        (true, false) => RoleDiscovery::Found { path: master, role: NodeRole::Master },
-        (false, true) => RoleDiscovery::Found { path: minion, role: NodeRole::Minion },
+        (true, false) => RoleDiscovery::Found {
+            path: master,
+            role: NodeRole::Master,
+        },
+        (false, true) => RoleDiscovery::Found {
+            path: minion,
+            role: NodeRole::Minion,
+        },
         (false, false) => RoleDiscovery::NoneYet { master, minion },
     }
 }

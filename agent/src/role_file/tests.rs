@@ -31,7 +31,10 @@ fn minimal_minion_gets_the_defaults() {
     assert_eq!(config.role, NodeRole::Minion);
     assert_eq!(config.cluster_name.as_str(), "prod");
     assert_eq!(config.dns_domain.as_str(), "k8s");
-    assert_eq!(config.master_endpoint.url(), "https://masters.prod.k8s:6443/readyz");
+    assert_eq!(
+        config.master_endpoint.url(),
+        "https://masters.prod.k8s:6443/readyz"
+    );
     assert_eq!(config.minions_name.as_str(), "minions.prod.k8s");
     assert_eq!(config.weave_consensus.map(|n| n.get()), Some(3));
     assert_eq!(config.master_endpoint.probe, MasterProbe::Https);
@@ -50,7 +53,10 @@ fn the_seed_role_file_works_on_a_master_with_warnings() {
     let seed = "CLUSTER_NAME=cncfdemo\nCLOUD_PROVIDER=--cloud-provider=aws\n\
                 KUBELET_HOSTNAME=--hostname-override=ip-172-20-0-12.us-west-2.compute.internal\n";
     let config = ok(master(seed));
-    assert_eq!(config.cloud_provider.as_ref().map(|p| p.as_str()), Some("aws"));
+    assert_eq!(
+        config.cloud_provider.as_ref().map(|p| p.as_str()),
+        Some("aws")
+    );
     assert_eq!(
         config.kubelet_hostname.as_ref().map(|h| h.as_str()),
         Some("ip-172-20-0-12.us-west-2.compute.internal")
@@ -58,10 +64,25 @@ fn the_seed_role_file_works_on_a_master_with_warnings() {
     assert_eq!(
         config.warnings,
         vec![
-            RoleWarning::SeedFlagForm { key: keys::CLOUD_PROVIDER, line: 2, flag: "--cloud-provider=" },
-            RoleWarning::CloudProviderNotExternal { line: 2, provider: "aws".into() },
-            RoleWarning::SeedFlagForm { key: keys::KUBELET_HOSTNAME, line: 3, flag: "--hostname-override=" },
-            RoleWarning::NotForRole { key: keys::KUBELET_HOSTNAME, line: 3, role: NodeRole::Master },
+            RoleWarning::SeedFlagForm {
+                key: keys::CLOUD_PROVIDER,
+                line: 2,
+                flag: "--cloud-provider="
+            },
+            RoleWarning::CloudProviderNotExternal {
+                line: 2,
+                provider: "aws".into()
+            },
+            RoleWarning::SeedFlagForm {
+                key: keys::KUBELET_HOSTNAME,
+                line: 3,
+                flag: "--hostname-override="
+            },
+            RoleWarning::NotForRole {
+                key: keys::KUBELET_HOSTNAME,
+                line: 3,
+                role: NodeRole::Master
+            },
         ]
     );
 }
@@ -71,15 +92,25 @@ fn the_seed_role_file_on_a_minion_says_what_is_missing() {
     let seed = "CLUSTER_NAME=cncfdemo\nCLOUD_PROVIDER=--cloud-provider=aws\n";
     assert_eq!(
         minion(seed),
-        Err(RoleFileError::MissingKey { path: MINION.into(), key: keys::WEAVE_CONSENSUS })
+        Err(RoleFileError::MissingKey {
+            path: MINION.into(),
+            key: keys::WEAVE_CONSENSUS
+        })
     );
     assert_eq!(
         minion(&format!("{seed}WEAVE_CONSENSUS=2\n")),
-        Err(RoleFileError::NoMasterTrust { path: MINION.into() })
+        Err(RoleFileError::NoMasterTrust {
+            path: MINION.into()
+        })
     );
     // Plain HTTP (explicit) needs no CA.
-    let config = ok(minion(&format!("{seed}WEAVE_CONSENSUS=2\nMASTER_PROBE=http\n")));
-    assert_eq!(config.master_endpoint.url(), "http://masters.cncfdemo.k8s:8080/healthz");
+    let config = ok(minion(&format!(
+        "{seed}WEAVE_CONSENSUS=2\nMASTER_PROBE=http\n"
+    )));
+    assert_eq!(
+        config.master_endpoint.url(),
+        "http://masters.cncfdemo.k8s:8080/healthz"
+    );
 }
 
 #[test]
@@ -90,11 +121,26 @@ fn every_key_set() {
          CA_CERT_FILE=/etc/kubernetes/pki/ca.crt\nMASTER_PROBE=https\nMASTER_PORT=443\nWEAVE_CONSENSUS=5\n"
     );
     let config = ok(minion(&text));
-    assert_eq!(config.master_endpoint.url(), "https://masters.prod.internal.example:443/readyz");
-    assert_eq!(config.minions_name.as_str(), "minions.prod.internal.example");
-    assert_eq!(config.bootstrap_token.as_ref().map(|t| t.id()), Some("abcdef"));
-    assert_eq!(config.ca_cert_file.as_deref(), Some(Path::new("/etc/kubernetes/pki/ca.crt")));
-    assert_eq!(config.master_trust().describe(), format!("CA_CERT_HASH {PIN} and CA_CERT_FILE /etc/kubernetes/pki/ca.crt"));
+    assert_eq!(
+        config.master_endpoint.url(),
+        "https://masters.prod.internal.example:443/readyz"
+    );
+    assert_eq!(
+        config.minions_name.as_str(),
+        "minions.prod.internal.example"
+    );
+    assert_eq!(
+        config.bootstrap_token.as_ref().map(|t| t.id()),
+        Some("abcdef")
+    );
+    assert_eq!(
+        config.ca_cert_file.as_deref(),
+        Some(Path::new("/etc/kubernetes/pki/ca.crt"))
+    );
+    assert_eq!(
+        config.master_trust().describe(),
+        format!("CA_CERT_HASH {PIN} and CA_CERT_FILE /etc/kubernetes/pki/ca.crt")
+    );
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
 
@@ -136,28 +182,67 @@ fn invalid_values_each_say_which() {
     let base = minimal_minion();
     let cases: &[(&str, &str, ValueProblem)] = &[
         ("DNS_DOMAIN", "k8s.", ValueProblem::EmptyLabel),
-        ("DNS_DOMAIN", "K8S", ValueProblem::UpperCase { lower: "k8s".into() }),
+        (
+            "DNS_DOMAIN",
+            "K8S",
+            ValueProblem::UpperCase {
+                lower: "k8s".into(),
+            },
+        ),
         ("CLOUD_PROVIDER", "AWS", ValueProblem::NotCloudProvider),
-        ("KUBELET_HOSTNAME", "Node_1", ValueProblem::LabelBadChar { found: '_' }),
+        (
+            "KUBELET_HOSTNAME",
+            "Node_1",
+            ValueProblem::LabelBadChar { found: '_' },
+        ),
         ("CA_CERT_FILE", "pki/ca.crt", ValueProblem::NotAbsolutePath),
         ("MASTER_PROBE", "tcp", ValueProblem::NotMasterProbe),
         ("MASTER_PORT", "0", ValueProblem::NotPort),
         ("MASTER_PORT", "65536", ValueProblem::NotPort),
         ("MASTER_PORT", "+443", ValueProblem::NotPort),
-        ("WEAVE_CONSENSUS", "0", ValueProblem::NotConsensusSize { max: 1000 }),
-        ("WEAVE_CONSENSUS", "1001", ValueProblem::NotConsensusSize { max: 1000 }),
-        ("WEAVE_CONSENSUS", "three", ValueProblem::NotConsensusSize { max: 1000 }),
-        ("WEAVE_CONSENSUS", "+3", ValueProblem::NotConsensusSize { max: 1000 }),
+        (
+            "WEAVE_CONSENSUS",
+            "0",
+            ValueProblem::NotConsensusSize { max: 1000 },
+        ),
+        (
+            "WEAVE_CONSENSUS",
+            "1001",
+            ValueProblem::NotConsensusSize { max: 1000 },
+        ),
+        (
+            "WEAVE_CONSENSUS",
+            "three",
+            ValueProblem::NotConsensusSize { max: 1000 },
+        ),
+        (
+            "WEAVE_CONSENSUS",
+            "+3",
+            ValueProblem::NotConsensusSize { max: 1000 },
+        ),
     ];
     for (key, value, problem) in cases {
         // Replace the key if the base sets it, else append it.
-        let mut text: String =
-            base.lines().filter(|l| !l.starts_with(&format!("{key}="))).map(|l| format!("{l}\n")).collect();
+        let mut text: String = base
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{key}=")))
+            .map(|l| format!("{l}\n"))
+            .collect();
         text.push_str(&format!("{key}={value}\n"));
         let line = text.lines().count();
         match minion(&text) {
-            Err(RoleFileError::InvalidValue { key: k, value: v, problem: p, line: l, .. }) => {
-                assert_eq!((k, v.as_str(), &p, l), (*key, *value, problem, line), "{key}={value}");
+            Err(RoleFileError::InvalidValue {
+                key: k,
+                value: v,
+                problem: p,
+                line: l,
+                ..
+            }) => {
+                assert_eq!(
+                    (k, v.as_str(), &p, l),
+                    (*key, *value, problem, line),
+                    "{key}={value}"
+                );
             }
             other => panic!("{key}={value}: {other:?}"),
         }
@@ -166,7 +251,10 @@ fn invalid_values_each_say_which() {
 
 #[test]
 fn a_bad_token_is_reported_without_its_value() {
-    let text = format!("{}BOOTSTRAP_TOKEN=abcdef.0123456789ABCDEF\n", minimal_minion());
+    let text = format!(
+        "{}BOOTSTRAP_TOKEN=abcdef.0123456789ABCDEF\n",
+        minimal_minion()
+    );
     let err = minion(&text).err();
     assert_eq!(
         err,
@@ -178,13 +266,20 @@ fn a_bad_token_is_reported_without_its_value() {
             problem: ValueProblem::NotBootstrapToken,
         })
     );
-    let shown = format!("{} {:?}", err.as_ref().map(|e| e.to_string()).unwrap_or_default(), err);
+    let shown = format!(
+        "{} {:?}",
+        err.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+        err
+    );
     assert!(!shown.contains("0123456789"), "{shown}");
 }
 
 #[test]
 fn the_token_never_shows_up_in_debug_serialize_or_role_output() {
-    let text = format!("{}BOOTSTRAP_TOKEN=abcdef.zyxwvutsrq987654\nJOIN_TOKEN=also-secret\n", minimal_minion());
+    let text = format!(
+        "{}BOOTSTRAP_TOKEN=abcdef.zyxwvutsrq987654\nJOIN_TOKEN=also-secret\n",
+        minimal_minion()
+    );
     let config = ok(minion(&text));
     let debug = format!("{config:?}");
     let json = serde_json::to_string(&config).unwrap_or_default();
@@ -199,7 +294,10 @@ fn the_token_never_shows_up_in_debug_serialize_or_role_output() {
 
 #[test]
 fn redacted_lines_for_k8s_agent_role() {
-    let text = format!("{}BOOTSTRAP_TOKEN=abcdef.0123456789abcdef\nFLAVOUR=large\n", minimal_minion());
+    let text = format!(
+        "{}BOOTSTRAP_TOKEN=abcdef.0123456789abcdef\nFLAVOUR=large\n",
+        minimal_minion()
+    );
     let config = ok(minion(&text));
     assert_eq!(
         config.redacted_lines(),
@@ -227,33 +325,60 @@ fn unknown_keys_are_kept_and_warned_about() {
     assert_eq!(config.extra.len(), 1);
     assert_eq!(config.extra[0].key, "EXTRA_ARGS");
     assert_eq!(config.extra[0].value, "--v=2");
-    assert_eq!(config.warnings, vec![RoleWarning::UnknownKey { key: "EXTRA_ARGS".into(), line: 4 }]);
+    assert_eq!(
+        config.warnings,
+        vec![RoleWarning::UnknownKey {
+            key: "EXTRA_ARGS".into(),
+            line: 4
+        }]
+    );
 }
 
 #[test]
 fn duplicate_keys_are_an_error() {
     assert_eq!(
         minion("CLUSTER_NAME=a\nCLUSTER_NAME=b\n"),
-        Err(RoleFileError::DuplicateKey { path: MINION.into(), key: "CLUSTER_NAME".into(), first_line: 1, line: 2 })
+        Err(RoleFileError::DuplicateKey {
+            path: MINION.into(),
+            key: "CLUSTER_NAME".into(),
+            first_line: 1,
+            line: 2
+        })
     );
 }
 
 #[test]
 fn missing_and_empty_cluster_name() {
-    assert_eq!(master(""), Err(RoleFileError::MissingKey { path: MASTER.into(), key: keys::CLUSTER_NAME }));
+    assert_eq!(
+        master(""),
+        Err(RoleFileError::MissingKey {
+            path: MASTER.into(),
+            key: keys::CLUSTER_NAME
+        })
+    );
     assert_eq!(
         master("# only a comment\n"),
-        Err(RoleFileError::MissingKey { path: MASTER.into(), key: keys::CLUSTER_NAME })
+        Err(RoleFileError::MissingKey {
+            path: MASTER.into(),
+            key: keys::CLUSTER_NAME
+        })
     );
     assert!(matches!(
         master("CLUSTER_NAME=\n"),
-        Err(RoleFileError::InvalidValue { problem: ValueProblem::Empty, line: 1, .. })
+        Err(RoleFileError::InvalidValue {
+            problem: ValueProblem::Empty,
+            line: 1,
+            ..
+        })
     ));
 }
 
 #[test]
 fn empty_optional_values_count_as_unset() {
-    let config = ok(minion(&format!("{}DNS_DOMAIN=\nCLOUD_PROVIDER=\n", minimal_minion())));
+    let config = ok(minion(&format!(
+        "{}DNS_DOMAIN=\nCLOUD_PROVIDER=\n",
+        minimal_minion()
+    )));
     assert_eq!(config.dns_domain.as_str(), "k8s");
     assert_eq!(config.cloud_provider, None);
 }
@@ -266,7 +391,9 @@ fn syntax_errors_carry_file_and_line() {
         Some(RoleFileError::Syntax {
             path: MASTER.into(),
             line: 2,
-            problem: SyntaxProblem::ExportPrefix { key: "DNS_DOMAIN".into() },
+            problem: SyntaxProblem::ExportPrefix {
+                key: "DNS_DOMAIN".into()
+            },
         })
     );
     assert_eq!(
@@ -279,13 +406,20 @@ fn syntax_errors_carry_file_and_line() {
 #[test]
 fn quoted_values_are_unquoted_before_checking() {
     let config = ok(master("CLUSTER_NAME=\"prod\"\nDNS_DOMAIN='k8s'\n"));
-    assert_eq!((config.cluster_name.as_str(), config.dns_domain.as_str()), ("prod", "k8s"));
+    assert_eq!(
+        (config.cluster_name.as_str(), config.dns_domain.as_str()),
+        ("prod", "k8s")
+    );
 }
 
 #[test]
 fn a_trailing_comment_gets_a_specific_hint() {
     let err = master("CLUSTER_NAME=prod # the prod cluster\n").err();
-    assert!(err.map(|e| e.to_string()).unwrap_or_default().contains("no trailing comments"));
+    assert!(
+        err.map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("no trailing comments")
+    );
 }
 
 #[test]
@@ -294,18 +428,31 @@ fn names_too_long_for_dns() {
     let text = format!("CLUSTER_NAME={}\nDNS_DOMAIN={domain}\n", "c".repeat(10));
     assert_eq!(
         master(&text),
-        Err(RoleFileError::EndpointNameTooLong { path: MASTER.into(), name_len: 8 + 10 + 1 + domain.len() })
+        Err(RoleFileError::EndpointNameTooLong {
+            path: MASTER.into(),
+            name_len: 8 + 10 + 1 + domain.len()
+        })
     );
 }
 
 #[test]
 fn minion_only_keys_on_a_master_are_checked_then_ignored() {
-    let config = ok(master("CLUSTER_NAME=a\nWEAVE_CONSENSUS=3\nMASTER_PROBE=http\n"));
+    let config = ok(master(
+        "CLUSTER_NAME=a\nWEAVE_CONSENSUS=3\nMASTER_PROBE=http\n",
+    ));
     assert_eq!(
         config.warnings,
         vec![
-            RoleWarning::NotForRole { key: keys::WEAVE_CONSENSUS, line: 2, role: NodeRole::Master },
-            RoleWarning::NotForRole { key: keys::MASTER_PROBE, line: 3, role: NodeRole::Master },
+            RoleWarning::NotForRole {
+                key: keys::WEAVE_CONSENSUS,
+                line: 2,
+                role: NodeRole::Master
+            },
+            RoleWarning::NotForRole {
+                key: keys::MASTER_PROBE,
+                line: 3,
+                role: NodeRole::Master
+            },
         ]
     );
     assert!(master("CLUSTER_NAME=a\nWEAVE_CONSENSUS=x\n").is_err());
@@ -316,12 +463,19 @@ fn not_utf8_and_too_large() {
     let path = Path::new(MASTER);
     assert_eq!(
         decode_role_file(path, b"CLUSTER_NAME=a\nX=\xff\n"),
-        Err(RoleFileError::Syntax { path: path.into(), line: 2, problem: SyntaxProblem::NotUtf8 })
+        Err(RoleFileError::Syntax {
+            path: path.into(),
+            line: 2,
+            problem: SyntaxProblem::NotUtf8
+        })
     );
     let big = vec![b'#'; MAX_ROLE_FILE_BYTES + 1];
     assert!(matches!(
         decode_role_file(path, &big),
-        Err(RoleFileError::Syntax { problem: SyntaxProblem::TooLarge { .. }, .. })
+        Err(RoleFileError::Syntax {
+            problem: SyntaxProblem::TooLarge { .. },
+            ..
+        })
     ));
 }
 
@@ -345,7 +499,11 @@ mod discovery {
         let root = tempdir();
         let found = discover(root.path());
         assert!(matches!(found, RoleDiscovery::NoneYet { .. }), "{found:?}");
-        assert!(found.reason().starts_with("cloud-init has not written a role file yet"));
+        assert!(
+            found
+                .reason()
+                .starts_with("cloud-init has not written a role file yet")
+        );
         assert_eq!(load(root.path()), RoleLoad::NotRead(found));
     }
 
@@ -353,10 +511,17 @@ mod discovery {
     fn found_each_role() {
         for role in NodeRole::ALL {
             let root = tempdir();
-            write(root.path(), role.role_file(), "CLUSTER_NAME=a\nWEAVE_CONSENSUS=1\nMASTER_PROBE=http\n");
+            write(
+                root.path(),
+                role.role_file(),
+                "CLUSTER_NAME=a\nWEAVE_CONSENSUS=1\nMASTER_PROBE=http\n",
+            );
             assert_eq!(
                 discover(root.path()),
-                RoleDiscovery::Found { path: root.path().join(role.role_file()), role }
+                RoleDiscovery::Found {
+                    path: root.path().join(role.role_file()),
+                    role
+                }
             );
             match load(root.path()) {
                 RoleLoad::Parsed(config) => assert_eq!(config.role, role),
@@ -378,13 +543,21 @@ mod discovery {
                 minion: root.path().join(MINION_ROLE_FILE)
             }
         );
-        assert!(found.reason().contains("nothing was started"), "{}", found.reason());
+        assert!(
+            found.reason().contains("nothing was started"),
+            "{}",
+            found.reason()
+        );
     }
 
     #[test]
     fn a_malformed_file_is_an_error_naming_the_real_path() {
         let root = tempdir();
-        write(root.path(), MINION_ROLE_FILE, "CLUSTER_NAME=a\nthis is not an assignment\n");
+        write(
+            root.path(),
+            MINION_ROLE_FILE,
+            "CLUSTER_NAME=a\nthis is not an assignment\n",
+        );
         match load(root.path()) {
             RoleLoad::Invalid(RoleFileError::Syntax { path, line: 2, .. }) => {
                 assert_eq!(path, root.path().join(MINION_ROLE_FILE))
@@ -396,7 +569,11 @@ mod discovery {
     #[test]
     fn a_directory_in_place_of_the_file_is_unreadable() {
         let root = tempdir();
-        std::fs::create_dir_all(root.path().join(MASTER_ROLE_FILE)).unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(load(root.path()), RoleLoad::Invalid(RoleFileError::Unreadable { .. })));
+        std::fs::create_dir_all(root.path().join(MASTER_ROLE_FILE))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            load(root.path()),
+            RoleLoad::Invalid(RoleFileError::Unreadable { .. })
+        ));
     }
 }

@@ -43,6 +43,8 @@ pub enum ValueProblem {
     NotConsensusSize { max: u32 },
     /// Not a cloud provider name (`[a-z0-9-]+`).
     NotCloudProvider,
+    /// `HOST_CHECKS` other than `enforce` or `warn`.
+    NotHostCheckMode,
 }
 
 impl ValueProblem {
@@ -82,6 +84,10 @@ impl ValueProblem {
             ValueProblem::NotCloudProvider => {
                 "use the provider name, e.g. external (current kubelets accept only external)".to_string()
             }
+            ValueProblem::NotHostCheckMode => {
+                "use enforce (the default) or warn (labs and containers whose kernel the node does not own)"
+                    .to_string()
+            }
         }
     }
 }
@@ -90,19 +96,30 @@ impl fmt::Display for ValueProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ValueProblem::Empty => f.write_str("is empty"),
-            ValueProblem::LabelBadChar { found } => write!(f, "is not a DNS label (contains {found:?})"),
-            ValueProblem::LabelTooLong { len } => write!(f, "is not a DNS label ({len} characters, at most 63)"),
-            ValueProblem::LabelHyphenAtEdge => f.write_str("is not a DNS label (starts or ends with '-')"),
+            ValueProblem::LabelBadChar { found } => {
+                write!(f, "is not a DNS label (contains {found:?})")
+            }
+            ValueProblem::LabelTooLong { len } => {
+                write!(f, "is not a DNS label ({len} characters, at most 63)")
+            }
+            ValueProblem::LabelHyphenAtEdge => {
+                f.write_str("is not a DNS label (starts or ends with '-')")
+            }
             ValueProblem::UpperCase { .. } => f.write_str("is not lower-case"),
             ValueProblem::EmptyLabel => f.write_str("is not a DNS name (empty label)"),
-            ValueProblem::NameTooLong { len } => write!(f, "is not a DNS name ({len} characters, at most 253)"),
+            ValueProblem::NameTooLong { len } => {
+                write!(f, "is not a DNS name ({len} characters, at most 253)")
+            }
             ValueProblem::NotBootstrapToken => f.write_str("is not a bootstrap token"),
             ValueProblem::NotCaPin => f.write_str("is not a CA pin"),
             ValueProblem::NotAbsolutePath => f.write_str("is not an absolute path"),
             ValueProblem::NotMasterProbe => f.write_str("is not a master probe scheme"),
             ValueProblem::NotPort => f.write_str("is not a port"),
-            ValueProblem::NotConsensusSize { max } => write!(f, "is not a consensus size (1..={max})"),
+            ValueProblem::NotConsensusSize { max } => {
+                write!(f, "is not a consensus size (1..={max})")
+            }
             ValueProblem::NotCloudProvider => f.write_str("is not a cloud provider name"),
+            ValueProblem::NotHostCheckMode => f.write_str("is not a host check mode"),
         }
     }
 }
@@ -112,7 +129,10 @@ fn check_label(label: &str) -> Result<(), ValueProblem> {
     if label.is_empty() {
         return Err(ValueProblem::EmptyLabel);
     }
-    if let Some(found) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+    if let Some(found) = label
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
         return Err(ValueProblem::LabelBadChar { found });
     }
     if label.len() > 63 {
@@ -122,7 +142,9 @@ fn check_label(label: &str) -> Result<(), ValueProblem> {
         return Err(ValueProblem::LabelHyphenAtEdge);
     }
     if label.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(ValueProblem::UpperCase { lower: label.to_ascii_lowercase() });
+        return Err(ValueProblem::UpperCase {
+            lower: label.to_ascii_lowercase(),
+        });
     }
     Ok(())
 }
@@ -179,7 +201,10 @@ impl DnsName {
             return Err(ValueProblem::Empty);
         }
         // Characters first, so "a b.c" reports the space rather than a label length.
-        if let Some(found) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.')) {
+        if let Some(found) = value
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
+        {
             return Err(ValueProblem::LabelBadChar { found });
         }
         if value.len() > MAX_DNS_NAME_LEN {
@@ -188,7 +213,9 @@ impl DnsName {
         for label in value.split('.') {
             check_label(label).map_err(|p| match p {
                 // Report upper case for the whole name, not one label.
-                ValueProblem::UpperCase { .. } => ValueProblem::UpperCase { lower: value.to_ascii_lowercase() },
+                ValueProblem::UpperCase { .. } => ValueProblem::UpperCase {
+                    lower: value.to_ascii_lowercase(),
+                },
                 other => other,
             })?;
         }
@@ -272,12 +299,16 @@ pub struct BootstrapToken {
 impl BootstrapToken {
     pub fn parse(value: &str) -> Result<BootstrapToken, ValueProblem> {
         let ok = |part: &str, len: usize| {
-            part.len() == len && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            part.len() == len
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         };
         match value.split_once('.') {
-            Some((id, secret)) if ok(id, 6) && ok(secret, 16) => {
-                Ok(BootstrapToken { id: id.to_string(), token: Secret::new(value) })
-            }
+            Some((id, secret)) if ok(id, 6) && ok(secret, 16) => Ok(BootstrapToken {
+                id: id.to_string(),
+                token: Secret::new(value),
+            }),
             _ if value.is_empty() => Err(ValueProblem::Empty),
             _ => Err(ValueProblem::NotBootstrapToken),
         }
@@ -324,7 +355,9 @@ impl CaPin {
         if value.is_empty() {
             return Err(ValueProblem::Empty);
         }
-        let hex_part = value.strip_prefix("sha256:").ok_or(ValueProblem::NotCaPin)?;
+        let hex_part = value
+            .strip_prefix("sha256:")
+            .ok_or(ValueProblem::NotCaPin)?;
         let mut bytes = [0u8; 32];
         if hex_part.len() != 64 {
             return Err(ValueProblem::NotCaPin);
@@ -361,6 +394,36 @@ impl From<CaPin> for String {
 impl fmt::Display for CaPin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "sha256:{}", hex::encode(self.0))
+    }
+}
+
+/// What failing live host checks do (`HOST_CHECKS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostCheckMode {
+    /// A failing host check stops the node from coming up (the default).
+    #[default]
+    Enforce,
+    /// Failing host checks are reported (`k8s-agent status`) but do not block: for labs and containers that do
+    /// not own their kernel (swap, cgroup version, modules are the host's) or are not built from the image.
+    Warn,
+}
+
+impl HostCheckMode {
+    pub fn parse(value: &str) -> Result<HostCheckMode, ValueProblem> {
+        match value {
+            "enforce" => Ok(HostCheckMode::Enforce),
+            "warn" => Ok(HostCheckMode::Warn),
+            "" => Err(ValueProblem::Empty),
+            _ => Err(ValueProblem::NotHostCheckMode),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostCheckMode::Enforce => "enforce",
+            HostCheckMode::Warn => "warn",
+        }
     }
 }
 
@@ -427,7 +490,10 @@ impl CloudProvider {
         if value.is_empty() {
             return Err(ValueProblem::Empty);
         }
-        if !value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
             return Err(ValueProblem::NotCloudProvider);
         }
         Ok(CloudProvider(value.to_string()))
@@ -451,17 +517,47 @@ mod tests {
     #[test]
     fn cluster_names() {
         for ok in ["cncfdemo", "prod-1", "a", "0", &"x".repeat(63)] {
-            assert_eq!(ClusterName::parse(ok).map(|n| n.to_string()), Ok(ok.to_string()));
+            assert_eq!(
+                ClusterName::parse(ok).map(|n| n.to_string()),
+                Ok(ok.to_string())
+            );
         }
-        assert_eq!(ClusterName::parse("Prod_1"), Err(ValueProblem::LabelBadChar { found: '_' }));
-        assert_eq!(ClusterName::parse("Prod"), Err(ValueProblem::UpperCase { lower: "prod".into() }));
-        assert_eq!(ClusterName::parse("-a"), Err(ValueProblem::LabelHyphenAtEdge));
-        assert_eq!(ClusterName::parse("a-"), Err(ValueProblem::LabelHyphenAtEdge));
+        assert_eq!(
+            ClusterName::parse("Prod_1"),
+            Err(ValueProblem::LabelBadChar { found: '_' })
+        );
+        assert_eq!(
+            ClusterName::parse("Prod"),
+            Err(ValueProblem::UpperCase {
+                lower: "prod".into()
+            })
+        );
+        assert_eq!(
+            ClusterName::parse("-a"),
+            Err(ValueProblem::LabelHyphenAtEdge)
+        );
+        assert_eq!(
+            ClusterName::parse("a-"),
+            Err(ValueProblem::LabelHyphenAtEdge)
+        );
         assert_eq!(ClusterName::parse(""), Err(ValueProblem::Empty));
-        assert_eq!(ClusterName::parse(&"x".repeat(64)), Err(ValueProblem::LabelTooLong { len: 64 }));
-        assert_eq!(ClusterName::parse("a.b"), Err(ValueProblem::LabelBadChar { found: '.' }));
-        assert_eq!(ClusterName::parse("prod # x"), Err(ValueProblem::LabelBadChar { found: ' ' }));
-        assert!(ValueProblem::LabelBadChar { found: ' ' }.hint().contains("trailing comments"));
+        assert_eq!(
+            ClusterName::parse(&"x".repeat(64)),
+            Err(ValueProblem::LabelTooLong { len: 64 })
+        );
+        assert_eq!(
+            ClusterName::parse("a.b"),
+            Err(ValueProblem::LabelBadChar { found: '.' })
+        );
+        assert_eq!(
+            ClusterName::parse("prod # x"),
+            Err(ValueProblem::LabelBadChar { found: ' ' })
+        );
+        assert!(
+            ValueProblem::LabelBadChar { found: ' ' }
+                .hint()
+                .contains("trailing comments")
+        );
     }
 
     #[test]
@@ -472,11 +568,24 @@ mod tests {
         assert_eq!(DnsName::parse("k8s."), Err(ValueProblem::EmptyLabel));
         assert_eq!(DnsName::parse(".k8s"), Err(ValueProblem::EmptyLabel));
         assert_eq!(DnsName::parse("a..b"), Err(ValueProblem::EmptyLabel));
-        assert_eq!(DnsName::parse("K8s.Local"), Err(ValueProblem::UpperCase { lower: "k8s.local".into() }));
-        assert_eq!(DnsName::parse("a_b.c"), Err(ValueProblem::LabelBadChar { found: '_' }));
+        assert_eq!(
+            DnsName::parse("K8s.Local"),
+            Err(ValueProblem::UpperCase {
+                lower: "k8s.local".into()
+            })
+        );
+        assert_eq!(
+            DnsName::parse("a_b.c"),
+            Err(ValueProblem::LabelBadChar { found: '_' })
+        );
         let long = vec!["a".repeat(60); 5].join(".");
-        assert_eq!(DnsName::parse(&long), Err(ValueProblem::NameTooLong { len: 304 }));
-        let name = DnsName::parse("k8s").and_then(|d| d.child("prod")).map(|d| d.to_string());
+        assert_eq!(
+            DnsName::parse(&long),
+            Err(ValueProblem::NameTooLong { len: 304 })
+        );
+        let name = DnsName::parse("k8s")
+            .and_then(|d| d.child("prod"))
+            .map(|d| d.to_string());
         assert_eq!(name, Ok("prod.k8s".to_string()));
     }
 
@@ -485,7 +594,10 @@ mod tests {
         let secret = Secret::new("hunter2-very-secret");
         assert_eq!(format!("{secret:?}"), "<redacted>");
         assert_eq!(format!("{secret}"), "<redacted>");
-        assert_eq!(serde_json::to_string(&secret).ok(), Some("\"<redacted>\"".to_string()));
+        assert_eq!(
+            serde_json::to_string(&secret).ok(),
+            Some("\"<redacted>\"".to_string())
+        );
         assert_eq!(secret.expose(), "hunter2-very-secret");
     }
 
@@ -498,12 +610,25 @@ mod tests {
         };
         assert_eq!(token.id(), "abcdef");
         assert_eq!(token.secret().expose(), "abcdef.0123456789abcdef");
-        for shown in [format!("{token:?}"), format!("{token}"), serde_json::to_string(&token).unwrap_or_default()] {
+        for shown in [
+            format!("{token:?}"),
+            format!("{token}"),
+            serde_json::to_string(&token).unwrap_or_default(),
+        ] {
             assert!(!shown.contains("0123456789abcdef"), "{shown}");
             assert!(shown.contains("<redacted>"), "{shown}");
         }
-        for bad in ["abcdef0123456789abcdef", "ABCDEF.0123456789abcdef", "abcde.0123456789abcdef", "abcdef.0123"] {
-            assert_eq!(BootstrapToken::parse(bad), Err(ValueProblem::NotBootstrapToken), "{bad}");
+        for bad in [
+            "abcdef0123456789abcdef",
+            "ABCDEF.0123456789abcdef",
+            "abcde.0123456789abcdef",
+            "abcdef.0123",
+        ] {
+            assert_eq!(
+                BootstrapToken::parse(bad),
+                Err(ValueProblem::NotBootstrapToken),
+                "{bad}"
+            );
         }
         assert_eq!(BootstrapToken::parse(""), Err(ValueProblem::Empty));
     }
@@ -515,8 +640,14 @@ mod tests {
         assert_eq!(pin, Ok(format!("sha256:{}", hex64.to_lowercase())));
         assert_eq!(CaPin::parse(&hex64), Err(ValueProblem::NotCaPin));
         assert_eq!(CaPin::parse("sha256:abcd"), Err(ValueProblem::NotCaPin));
-        assert_eq!(CaPin::parse(&format!("sha256:{}", "g".repeat(64))), Err(ValueProblem::NotCaPin));
-        assert_eq!(CaPin::parse(&format!("sha1:{hex64}")), Err(ValueProblem::NotCaPin));
+        assert_eq!(
+            CaPin::parse(&format!("sha256:{}", "g".repeat(64))),
+            Err(ValueProblem::NotCaPin)
+        );
+        assert_eq!(
+            CaPin::parse(&format!("sha1:{hex64}")),
+            Err(ValueProblem::NotCaPin)
+        );
         // The pin is the SHA-256 of the SPKI bytes.
         use sha2::{Digest, Sha256};
         let spki = b"not really DER, but bytes";
@@ -528,7 +659,10 @@ mod tests {
     fn master_probe_scheme() {
         assert_eq!(MasterProbe::parse("https"), Ok(MasterProbe::Https));
         assert_eq!(MasterProbe::parse("http"), Ok(MasterProbe::PlainHttp));
-        assert_eq!(MasterProbe::parse("HTTP"), Err(ValueProblem::NotMasterProbe));
+        assert_eq!(
+            MasterProbe::parse("HTTP"),
+            Err(ValueProblem::NotMasterProbe)
+        );
         assert_eq!(MasterProbe::default(), MasterProbe::Https);
     }
 }

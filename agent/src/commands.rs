@@ -1,0 +1,266 @@
+//! The `run`, `status` and `role` subcommands of the `k8s-agent` binary: argument types and the thin glue from
+//! the command line to the library (executor, status printer, role file reader), plus logging set-up and, when
+//! the agent is PID 1, reaping and signal forwarding.
+
+use crate::cli::{CommandError, Outcome, print_stdout};
+use clap::Args;
+use k8s_agent::checks::CheckResult;
+use k8s_agent::executor::{self, AgentConfig, CHECKS_FILE};
+use k8s_agent::image_info::ImageLock;
+use k8s_agent::pid1;
+use k8s_agent::role_file::{self, RoleDiscovery, RoleLoad};
+use k8s_agent::status::{EXIT_NO_STATE, StatusReport};
+use k8s_agent::systemd::SystemdClient;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The node's root (role files, /run/k8s-agent live under it); / on a node.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Ask this name server (IP or IP:PORT) instead of /etc/resolv.conf's.
+    #[arg(long, value_name = "ADDR", value_parser = parse_nameserver)]
+    pub nameserver: Option<SocketAddr>,
+    /// D-Bus address of systemd [default: the system bus].
+    #[arg(long, value_name = "ADDRESS")]
+    pub bus: Option<String>,
+    /// Seconds a master health probe may take.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub probe_timeout: u64,
+    /// Seconds one unit's start job may take.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub unit_timeout: u64,
+}
+
+fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{text:?} is not an IP address or IP:PORT"))
+}
+
+/// Logs go to the journal under systemd (JOURNAL_STREAM set), to stderr otherwise. `K8S_AGENT_LOG` sets the
+/// filter (default `info`).
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("K8S_AGENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if std::env::var_os("JOURNAL_STREAM").is_some()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        let _ = registry
+            .with(journald.with_syslog_identifier("k8s-agent".to_string()))
+            .try_init();
+        return;
+    }
+    let _ = registry
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .try_init();
+}
+
+/// Resolves when SIGTERM or SIGINT arrives; as PID 1 it forwards SIGTERM/SIGINT/SIGHUP to the children and reaps
+/// orphans on SIGCHLD.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut chld)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::child()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop the agent with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    let is_pid1 = pid1::is_pid1();
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                if is_pid1 { pid1::forward(nix::sys::signal::Signal::SIGTERM); }
+                return;
+            }
+            _ = int.recv() => {
+                if is_pid1 { pid1::forward(nix::sys::signal::Signal::SIGINT); }
+                return;
+            }
+            _ = hup.recv() => {
+                if is_pid1 { pid1::forward(nix::sys::signal::Signal::SIGHUP); }
+            }
+            _ = chld.recv() => {
+                if is_pid1 { pid1::reap_zombies(); }
+            }
+        }
+    }
+}
+
+/// As PID 1 after shutdown: wait (bounded) for the children to exit, reaping them.
+async fn drain_children() {
+    if !pid1::is_pid1() {
+        return;
+    }
+    for _ in 0..100 {
+        pid1::reap_zombies();
+        if pid1::children().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pid1::forward(nix::sys::signal::Signal::SIGKILL);
+    pid1::reap_zombies();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            CommandError::new(
+                anyhow::Error::new(e).context("cannot start the async runtime"),
+                None,
+            )
+        })
+}
+
+impl RunArgs {
+    pub fn run(&self) -> Result<Outcome, CommandError> {
+        init_logging();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cfg = AgentConfig {
+            nameserver: self.nameserver,
+            probe_timeout: Duration::from_secs(self.probe_timeout),
+            unit_timeout: Duration::from_secs(self.unit_timeout),
+            ..AgentConfig::new(self.root.clone())
+        };
+        let rt = runtime()?;
+        rt.block_on(async {
+            let systemd = executor::LazySystemd::new(self.bus.clone());
+            let result = executor::run_agent(&cfg, &systemd, shutdown_signal()).await;
+            drain_children().await;
+            match result {
+                Ok(state) => {
+                    tracing::info!(phase = %state.phase, "stopping");
+                    Ok(Outcome::Success)
+                }
+                Err(e) => Err(CommandError::new(anyhow::Error::new(e), None)),
+            }
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The node's root.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Print JSON (stable field names, `format_version` 1).
+    #[arg(long)]
+    pub json: bool,
+    /// D-Bus address of systemd for the units' live state [default: the system bus].
+    #[arg(long, value_name = "ADDRESS")]
+    pub bus: Option<String>,
+    /// Do not ask systemd for the units' live state.
+    #[arg(long)]
+    pub no_units: bool,
+}
+
+impl StatusArgs {
+    pub fn run(&self) -> Result<Outcome, CommandError> {
+        let state_path = self.root.join(k8s_agent::plan::STATE_FILE);
+        let state = executor::read_state(&state_path)
+            .map_err(|e| CommandError::new(anyhow::Error::new(e), None))?;
+        let checks: Vec<CheckResult> = std::fs::read(self.root.join(CHECKS_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| serde_json::from_value(v.get("results")?.clone()).ok())
+            .unwrap_or_default();
+        let lock = ImageLock::read(&self.root).ok();
+        let units: Vec<String> = state
+            .as_ref()
+            .and_then(|s| s.role())
+            .map(|r| r.units().iter().map(|u| u.to_string()).collect())
+            .unwrap_or_default();
+        let (unit_states, units_error) = if self.no_units || units.is_empty() {
+            (Vec::new(), None)
+        } else {
+            let rt = runtime()?;
+            rt.block_on(async {
+                let connect = async {
+                    match &self.bus {
+                        Some(a) => SystemdClient::at_address(a).await,
+                        None => SystemdClient::system().await,
+                    }
+                };
+                match tokio::time::timeout(Duration::from_secs(3), connect).await {
+                    Ok(Ok(client)) => (client.unit_states(&units).await, None),
+                    Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
+                    Err(_) => (
+                        Vec::new(),
+                        Some("systemd did not answer within 3 s".to_string()),
+                    ),
+                }
+            })
+        };
+        let report = StatusReport::new(
+            state.as_ref(),
+            &checks,
+            lock.as_ref(),
+            unit_states,
+            units_error,
+            executor::now_millis(),
+        );
+        let text = if self.json {
+            let mut json = serde_json::to_string_pretty(&report).map_err(|e| {
+                CommandError::new(anyhow::Error::new(e).context("cannot render JSON"), None)
+            })?;
+            json.push('\n');
+            json
+        } else {
+            report.render_human()
+        };
+        print_stdout(&text)?;
+        Ok(match report.exit_code() {
+            0 => Outcome::Success,
+            code => Outcome::Code(code),
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    /// The node's root.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+impl RoleArgs {
+    pub fn run(&self) -> Result<Outcome, CommandError> {
+        match role_file::load(&self.root) {
+            RoleLoad::Parsed(config) => {
+                print_stdout(&(config.redacted_lines().join("\n") + "\n"))?;
+                Ok(Outcome::Success)
+            }
+            RoleLoad::Invalid(e) => {
+                eprintln!("error: {e}");
+                Ok(Outcome::ChecksFailed)
+            }
+            RoleLoad::NotRead(d @ RoleDiscovery::NoneYet { .. }) => {
+                eprintln!("{}", d.reason());
+                Ok(Outcome::Code(EXIT_NO_STATE))
+            }
+            RoleLoad::NotRead(d) => {
+                eprintln!("error: {}", d.reason());
+                Ok(Outcome::ChecksFailed)
+            }
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! The executor: the only place where the agent's decisions touch the host. It loops `plan::next` → carry out the
+//! [`Action`] with an edge (role file, host checks, DNS, HTTPS probe, weave env file, systemd) → report the
+//! [`Observation`], persisting the [`AgentState`] atomically to `/run/k8s-agent/state.json` after every step and
+//! telling systemd the phase with `sd_notify` `STATUS=` lines.
+//!
+//! Units are started through the [`UnitControl`] seam: [`crate::systemd::SystemdClient`] in production and in the
+//! booted-systemd tests; a recording test double in the fast tests of the executor loop.
+//!
+//! After `Done` (Ready) or `Fail` the agent stays up and idle until it is told to stop, so `status` keeps reading a
+//! current state and systemd does not restart it in a loop; a restarted agent resumes from the persisted state
+//! (`AgentState::resume`) without restarting active units or changing the Weave decision.
+
+use crate::checks::{self, HostView, RuleSet, Status};
+use crate::dns::DnsResolver;
+use crate::plan::{self, Action, AgentState, Observation, Phase, STATE_FILE, UnitFailure};
+use crate::probe::MasterProber;
+use crate::role_file::{self, HostCheckMode, RoleLoad};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where the boot-time check report is kept (relative to the root), for `status`.
+pub const CHECKS_FILE: &str = "run/k8s-agent/checks.json";
+
+/// Starting units and reading their state: systemd over D-Bus in production.
+pub trait UnitControl {
+    /// Start `units` in order; `Ok(started)` or `Err((started_before, failure))`.
+    fn start_units(
+        &self,
+        units: &[String],
+        per_unit_timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<String>, (Vec<String>, UnitFailure)>>;
+}
+
+impl UnitControl for crate::systemd::SystemdClient {
+    fn start_units(
+        &self,
+        units: &[String],
+        per_unit_timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<String>, (Vec<String>, UnitFailure)>> {
+        crate::systemd::SystemdClient::start_units(self, units, per_unit_timeout)
+    }
+}
+
+/// systemd, connected on first use: the agent can wait for its role file and masters while D-Bus is not up yet,
+/// and a connection failure is reported as a unit failure (`bus-error`) the plan retries, not a crash. After a
+/// `bus-error` the connection is dropped and made anew on the next start (zbus does not reconnect by itself, e.g.
+/// after dbus restarted).
+pub struct LazySystemd {
+    address: Option<String>,
+    client: tokio::sync::Mutex<Option<std::sync::Arc<crate::systemd::SystemdClient>>>,
+}
+
+impl LazySystemd {
+    /// `None`: the system bus.
+    pub fn new(address: Option<String>) -> LazySystemd {
+        LazySystemd {
+            address,
+            client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The connected client, connecting now if needed.
+    pub async fn client(
+        &self,
+    ) -> Result<std::sync::Arc<crate::systemd::SystemdClient>, crate::systemd::SystemdError> {
+        let mut guard = self.client.lock().await;
+        if let Some(client) = guard.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = std::sync::Arc::new(match &self.address {
+            Some(a) => crate::systemd::SystemdClient::at_address(a).await?,
+            None => crate::systemd::SystemdClient::system().await?,
+        });
+        *guard = Some(client.clone());
+        Ok(client)
+    }
+}
+
+impl UnitControl for LazySystemd {
+    async fn start_units(
+        &self,
+        units: &[String],
+        per_unit_timeout: Duration,
+    ) -> Result<Vec<String>, (Vec<String>, UnitFailure)> {
+        match self.client().await {
+            Ok(client) => {
+                let result = client.start_units(units, per_unit_timeout).await;
+                if let Err((_, failure)) = &result
+                    && failure.result == crate::systemd::RESULT_BUS_ERROR
+                {
+                    *self.client.lock().await = None;
+                }
+                result
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach systemd");
+                Err((
+                    Vec::new(),
+                    UnitFailure {
+                        unit: units.first().cloned().unwrap_or_default(),
+                        active_state: "unknown".to_string(),
+                        sub_state: "unknown".to_string(),
+                        result: crate::systemd::RESULT_BUS_ERROR.to_string(),
+                    },
+                ))
+            }
+        }
+    }
+}
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The node's root: `/` in production, a directory in tests (role files, state and weave env live under it).
+    pub root: PathBuf,
+    /// One name server instead of the system's resolv.conf (tests, labs).
+    pub nameserver: Option<SocketAddr>,
+    pub probe_timeout: Duration,
+    pub unit_timeout: Duration,
+    /// Where the live host rules look.
+    pub host_view: HostView,
+    /// Send `sd_notify` messages (when `NOTIFY_SOCKET` is set).
+    pub notify: bool,
+}
+
+impl AgentConfig {
+    /// Production defaults for `root`.
+    pub fn new(root: PathBuf) -> AgentConfig {
+        AgentConfig {
+            root,
+            nameserver: None,
+            probe_timeout: Duration::from_secs(5),
+            unit_timeout: Duration::from_secs(300),
+            host_view: HostView::default(),
+            notify: true,
+        }
+    }
+
+    /// The state file under the root.
+    pub fn state_path(&self) -> PathBuf {
+        self.root.join(STATE_FILE)
+    }
+}
+
+/// The agent cannot run at all (as opposed to a node that waits or failed, which is state).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot set up DNS: {0}")]
+    Dns(String),
+    #[error("{path}: the saved state cannot be read: {reason} — hint: {hint}")]
+    State {
+        path: PathBuf,
+        reason: String,
+        hint: String,
+    },
+    #[error(
+        "{path}: cannot write: {reason} — hint: check that /run is writable (the unit's RuntimeDirectory=)"
+    )]
+    Write { path: PathBuf, reason: String },
+}
+
+/// Milliseconds since the epoch.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A small deterministic PRNG (splitmix64) for backoff jitter: no dependency, seeded from time and pid.
+struct Jitter(u64);
+
+impl Jitter {
+    fn seeded() -> Jitter {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Jitter(nanos ^ (u64::from(std::process::id()) << 32))
+    }
+
+    /// A number in 0..1.
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename), creating the directory.
+pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads the persisted state, if any. A state that exists but cannot be parsed is an error: starting fresh could
+/// change a Weave decision weave already runs with.
+pub fn read_state(path: &Path) -> Result<Option<AgentState>, AgentError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(AgentError::State {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+                hint: "check permissions of /run/k8s-agent".to_string(),
+            });
+        }
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| AgentError::State {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+        hint: "it was written by another agent version or damaged; reboot the node (the state lives in /run), \
+               or remove it only if weave has not started"
+            .to_string(),
+    })
+}
+
+fn sd_status(cfg: &AgentConfig, text: &str) {
+    if cfg.notify {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(text)]);
+    }
+}
+
+/// One line for `systemctl status k8s-agent`.
+pub fn status_line(state: &AgentState) -> String {
+    match state.phase {
+        Phase::Ready => "ready".to_string(),
+        Phase::Failed => format!(
+            "failed: {}",
+            state.failure.as_deref().unwrap_or("see k8s-agent status")
+        ),
+        phase => match &state.blocking {
+            Some(reason) => format!("{phase}: {reason}"),
+            None => phase.to_string(),
+        },
+    }
+}
+
+/// This node's addresses (every interface, loopback excluded), from `getifaddrs`.
+pub fn local_addrs() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for ifa in addrs {
+            let Some(addr) = ifa.address else { continue };
+            let ip = if let Some(v4) = addr.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else if let Some(v6) = addr.as_sockaddr_in6() {
+                IpAddr::V6(v6.ip())
+            } else {
+                continue;
+            };
+            if !ip.is_loopback() && !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs the boot rules; with `HOST_CHECKS=warn` failures become warnings (reported by `status`, not blocking).
+/// Writes the report for `status`.
+fn run_host_checks(cfg: &AgentConfig, mode: HostCheckMode) -> Observation {
+    let mut report = checks::check_with_host(&cfg.root, RuleSet::Boot, &cfg.host_view);
+    if mode == HostCheckMode::Warn {
+        for r in &mut report.results {
+            if r.status == Status::Fail {
+                r.status = Status::Warn;
+                r.message = format!("{} (HOST_CHECKS=warn: not blocking)", r.message);
+            }
+        }
+    }
+    if let Ok(json) = serde_json::to_vec_pretty(&report)
+        && let Err(e) = atomic_write(&cfg.root.join(CHECKS_FILE), &json, 0o644)
+    {
+        tracing::warn!(error = %e, "cannot write the check report");
+    }
+    if report.passed() {
+        Observation::HostChecksPassed {
+            local_addrs: local_addrs(),
+        }
+    } else {
+        Observation::HostChecksFailed {
+            failures: report
+                .failures()
+                .map(|r| match &r.path {
+                    Some(p) => format!("{} {}: {}", r.rule, p, r.message),
+                    None => format!("{}: {}", r.rule, r.message),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Runs the agent until `shutdown` completes. Returns the last state.
+pub async fn run_agent<U: UnitControl>(
+    cfg: &AgentConfig,
+    units: &U,
+    shutdown: impl Future<Output = ()>,
+) -> Result<AgentState, AgentError> {
+    let resolver = match cfg.nameserver {
+        Some(addr) => DnsResolver::with_nameserver(addr),
+        None => DnsResolver::from_system(),
+    }
+    .map_err(|e| AgentError::Dns(e.to_string()))?;
+    let prober = MasterProber::new(cfg.probe_timeout);
+    let state_path = cfg.state_path();
+    let mut jitter = Jitter::seeded();
+    let mut host_check_mode = HostCheckMode::default();
+
+    let now = now_millis();
+    let (mut state, mut action) = match read_state(&state_path)? {
+        Some(persisted) => {
+            tracing::info!(phase = %persisted.phase, "resuming from the saved state");
+            AgentState::resume(persisted, now).map_err(|e| AgentError::State {
+                path: state_path.clone(),
+                reason: e.to_string(),
+                hint: "reboot the node".to_string(),
+            })?
+        }
+        None => plan::next(&AgentState::new(now), Observation::Tick, now, jitter.next()),
+    };
+    if cfg.notify {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    }
+    tokio::pin!(shutdown);
+    let mut last_written: Option<AgentState> = None;
+
+    loop {
+        if last_written.as_ref() != Some(&state) {
+            let mut json = serde_json::to_vec_pretty(&state).unwrap_or_default();
+            json.push(b'\n');
+            atomic_write(&state_path, &json, 0o644).map_err(|e| AgentError::Write {
+                path: state_path.clone(),
+                reason: e.to_string(),
+            })?;
+            sd_status(cfg, &status_line(&state));
+            last_written = Some(state.clone());
+        }
+        tracing::debug!(phase = %state.phase, ?action, "next action");
+        let observation = match action {
+            Action::Wait {
+                reason,
+                retry_after,
+            } => {
+                tracing::debug!(%reason, ?retry_after, "waiting");
+                tokio::select! {
+                    () = tokio::time::sleep(retry_after) => Observation::Tick,
+                    () = &mut shutdown => return Ok(state),
+                }
+            }
+            Action::ReadRoleFile => {
+                let load = role_file::load(&cfg.root);
+                if let RoleLoad::Parsed(config) = &load {
+                    host_check_mode = config.host_checks;
+                    tracing::info!(role = %config.role, cluster = %config.cluster_name, "role file read");
+                }
+                Observation::from(load)
+            }
+            Action::RunHostChecks => run_host_checks(cfg, host_check_mode),
+            Action::Resolve { query, name } => {
+                let result = resolver.lookup_a(&name).await;
+                tracing::debug!(%name, ?result, "resolved");
+                Observation::Dns { query, result }
+            }
+            Action::ProbeMaster {
+                url,
+                connect_to,
+                trust,
+            } => {
+                let result = prober.probe(&url, &connect_to, &trust).await;
+                tracing::debug!(%url, ?result, "probed");
+                Observation::MasterProbe(result)
+            }
+            Action::WriteWeaveEnv { path, contents } => {
+                let target = cfg.root.join(&path);
+                atomic_write(&target, contents.as_bytes(), 0o644).map_err(|e| {
+                    AgentError::Write {
+                        path: target.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                tracing::info!(path = %target.display(), "weave env written");
+                Observation::WeaveEnvWritten
+            }
+            Action::StartUnits { units: names } => {
+                tracing::info!(units = ?names, "starting units");
+                match units.start_units(&names, cfg.unit_timeout).await {
+                    Ok(started) => Observation::UnitsStarted(started),
+                    Err((already_started, failure)) => {
+                        tracing::warn!(unit = %failure.unit, result = %failure.result, "unit did not start");
+                        Observation::UnitFailed {
+                            already_started,
+                            failure,
+                        }
+                    }
+                }
+            }
+            Action::Done | Action::Fail { .. } => {
+                if let Action::Fail { reason } = &action {
+                    tracing::error!(%reason, "the agent stopped bringing the node up");
+                } else {
+                    tracing::info!("node is ready");
+                }
+                (&mut shutdown).await;
+                return Ok(state);
+            }
+        };
+        let now = now_millis();
+        (state, action) = plan::next(&state, observation, now, jitter.next());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_range_and_varies() {
+        let mut j = Jitter(42);
+        let values: Vec<f64> = (0..1000).map(|_| j.next()).collect();
+        assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert!((0.4..0.6).contains(&mean), "{mean}");
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("run/k8s-agent/state.json");
+        atomic_write(&path, b"one", 0o644).expect("first");
+        atomic_write(&path, b"two", 0o644).expect("second");
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        let names: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn a_damaged_state_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        assert!(read_state(&path).expect("missing is fine").is_none());
+        std::fs::write(&path, "{ not json").expect("write");
+        let err = read_state(&path).expect_err("damaged");
+        assert!(err.to_string().contains("reboot the node"), "{err}");
+    }
+}

@@ -1,0 +1,382 @@
+//! `k8s-agent status`: what an operator on the host reads to learn where the node stands and why. A pure printer
+//! over what the agent persisted (`/run/k8s-agent/state.json`, `checks.json`), the image's lock, and the units'
+//! live state (read over D-Bus by the caller). Secrets never reach it: the persisted state holds none.
+//!
+//! Exit codes (stable, for scripts): 0 the node is Ready; 3 it is still coming up (the reason is printed);
+//! 4 the agent stopped in `Failed`; 5 there is no state yet (the agent has not run on this boot); 2 the state could
+//! not be read.
+
+use crate::checks::{CheckResult, Status};
+use crate::image_info::ImageLock;
+use crate::plan::{AgentState, DnsLookup, DnsResult, Phase};
+use crate::systemd::UnitState;
+use serde::Serialize;
+
+/// `status` exit code: Ready.
+pub const EXIT_READY: u8 = 0;
+/// `status` exit code: still coming up.
+pub const EXIT_WAITING: u8 = 3;
+/// `status` exit code: the agent stopped (Failed).
+pub const EXIT_FAILED: u8 = 4;
+/// `status` exit code: no state on this boot yet.
+pub const EXIT_NO_STATE: u8 = 5;
+
+/// Everything `status` shows, in the JSON shape `status --json` prints (format version 1).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub format_version: u32,
+    /// `ready`, `waiting`, `failed` or `no-state`.
+    pub condition: &'static str,
+    pub role: Option<String>,
+    pub role_file: Option<String>,
+    pub cluster: Option<String>,
+    pub dns_domain: Option<String>,
+    pub phase: Option<Phase>,
+    /// When the current phase was entered (unix ms) and how long ago (ms) at `now`.
+    pub since: Option<u64>,
+    pub since_ago_ms: Option<u64>,
+    /// Why it is not further, in words.
+    pub blocking: Option<String>,
+    pub retry_at: Option<u64>,
+    pub failure: Option<String>,
+    pub masters: Option<DnsLookup>,
+    pub minions: Option<DnsLookup>,
+    pub weave: Option<WeaveView>,
+    pub units_started: Vec<String>,
+    pub units: Vec<UnitState>,
+    pub units_error: Option<String>,
+    pub unit_failures: Vec<crate::plan::UnitFailure>,
+    pub failed_checks: Vec<String>,
+    pub check_warnings: Vec<CheckResult>,
+    pub warnings: Vec<String>,
+    pub image: Option<ImageView>,
+    pub transitions: Vec<crate::plan::PhaseTransition>,
+    pub restarts: u32,
+    pub dns_queries: u64,
+    pub probes: u64,
+}
+
+/// The Weave decision as shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct WeaveView {
+    pub ipalloc_init: String,
+    pub peers: Vec<String>,
+    pub consensus: u32,
+    pub quorum: u32,
+    pub core_member: bool,
+}
+
+/// The image as shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageView {
+    pub name: String,
+    pub kubernetes_version: String,
+    pub standins: Vec<String>,
+}
+
+impl StatusReport {
+    /// Builds the report. `state` is `None` when the agent has not written one yet.
+    pub fn new(
+        state: Option<&AgentState>,
+        check_results: &[CheckResult],
+        lock: Option<&ImageLock>,
+        units: Vec<UnitState>,
+        units_error: Option<String>,
+        now_millis: u64,
+    ) -> StatusReport {
+        let image = lock.map(|l| ImageView {
+            name: l.image_name.clone(),
+            kubernetes_version: l.kubernetes_version.clone(),
+            standins: l.standins().iter().map(|s| s.to_string()).collect(),
+        });
+        let check_warnings: Vec<CheckResult> = check_results
+            .iter()
+            .filter(|r| r.status == Status::Warn)
+            .cloned()
+            .collect();
+        let Some(state) = state else {
+            return StatusReport {
+                format_version: 1,
+                condition: "no-state",
+                role: None,
+                role_file: None,
+                cluster: None,
+                dns_domain: None,
+                phase: None,
+                since: None,
+                since_ago_ms: None,
+                blocking: Some(
+                    "the agent has not run on this boot yet (no /run/k8s-agent/state.json)"
+                        .to_string(),
+                ),
+                retry_at: None,
+                failure: None,
+                masters: None,
+                minions: None,
+                weave: None,
+                units_started: vec![],
+                units,
+                units_error,
+                unit_failures: vec![],
+                failed_checks: vec![],
+                check_warnings,
+                warnings: vec![],
+                image,
+                transitions: vec![],
+                restarts: 0,
+                dns_queries: 0,
+                probes: 0,
+            };
+        };
+        let condition = match state.phase {
+            Phase::Ready => "ready",
+            Phase::Failed => "failed",
+            _ => "waiting",
+        };
+        let weave = state.weave.as_ref().map(|d| WeaveView {
+            ipalloc_init: d.ipalloc_init.to_string(),
+            peers: d.peers.addrs().iter().map(|a| a.to_string()).collect(),
+            consensus: d.n.get(),
+            quorum: d.quorum(),
+            core_member: d.is_core(),
+        });
+        StatusReport {
+            format_version: 1,
+            condition,
+            role: state.node.as_ref().map(|n| n.role.to_string()),
+            role_file: state
+                .node
+                .as_ref()
+                .map(|n| n.role_file.display().to_string()),
+            cluster: state.node.as_ref().map(|n| n.cluster.to_string()),
+            dns_domain: state.node.as_ref().map(|n| n.dns_domain.to_string()),
+            phase: Some(state.phase),
+            since: Some(state.since),
+            since_ago_ms: Some(now_millis.saturating_sub(state.since)),
+            blocking: if state.phase == Phase::Ready {
+                None
+            } else {
+                state.blocking.clone()
+            },
+            retry_at: state.retry_at,
+            failure: state.failure.clone(),
+            masters: state.masters.clone(),
+            minions: state.minions.clone(),
+            weave,
+            units_started: state.units_started.clone(),
+            units,
+            units_error,
+            unit_failures: state.unit_failures.clone(),
+            failed_checks: state.failed_checks.clone(),
+            check_warnings,
+            warnings: state.warnings.clone(),
+            image,
+            transitions: state.transitions.clone(),
+            restarts: state.restarts,
+            dns_queries: state.dns_queries,
+            probes: state.probes,
+        }
+    }
+
+    /// The exit code for this report.
+    pub fn exit_code(&self) -> u8 {
+        match self.condition {
+            "ready" => EXIT_READY,
+            "failed" => EXIT_FAILED,
+            "no-state" => EXIT_NO_STATE,
+            _ => EXIT_WAITING,
+        }
+    }
+
+    /// The human rendering.
+    pub fn render_human(&self) -> String {
+        let mut out = String::new();
+        let mut line = |k: &str, v: String| out.push_str(&format!("{k:<9} {v}\n"));
+        if let Some(image) = &self.image {
+            let demo = if image.standins.is_empty() {
+                String::new()
+            } else {
+                format!(" — DEMO IMAGE: stand-ins for {}", image.standins.join(", "))
+            };
+            line(
+                "image",
+                format!(
+                    "{} (Kubernetes {}){demo}",
+                    image.name, image.kubernetes_version
+                ),
+            );
+        }
+        let role = match (&self.role, &self.role_file) {
+            (Some(r), Some(f)) => format!("{r} (from {f})"),
+            _ => "unknown (no role file read yet)".to_string(),
+        };
+        line("role", role);
+        if let Some(c) = &self.cluster {
+            line(
+                "cluster",
+                format!("{c} (domain {})", self.dns_domain.as_deref().unwrap_or("?")),
+            );
+        }
+        let phase = match (self.phase, self.since, self.since_ago_ms) {
+            (Some(p), Some(since), Some(ago)) => {
+                format!(
+                    "{p} since {} ({} ago)",
+                    crate::status::utc(since),
+                    human_ms(ago)
+                )
+            }
+            _ => "none".to_string(),
+        };
+        line(
+            "phase",
+            format!("{} — {}", self.condition.to_uppercase(), phase),
+        );
+        if let Some(b) = &self.blocking {
+            line("waiting", b.clone());
+        }
+        if let Some(f) = &self.failure {
+            line("failure", f.clone());
+        }
+        for (label, lookup) in [("masters", &self.masters), ("minions", &self.minions)] {
+            if let Some(l) = lookup {
+                line(label, describe_lookup(l));
+            }
+        }
+        if let Some(w) = &self.weave {
+            line(
+                "weave",
+                format!(
+                    "IPALLOC_INIT={} peers {} (consensus {}, quorum {}, this node {} the core)",
+                    w.ipalloc_init,
+                    w.peers.join(" "),
+                    w.consensus,
+                    w.quorum,
+                    if w.core_member { "is in" } else { "is not in" }
+                ),
+            );
+        }
+        if let Some(e) = &self.units_error {
+            line("units", format!("cannot read unit states: {e}"));
+        }
+        for u in &self.units {
+            line(
+                "unit",
+                format!(
+                    "{:<32} {}/{} result={}",
+                    u.unit, u.active_state, u.sub_state, u.result
+                ),
+            );
+        }
+        if self.units.is_empty() && self.units_error.is_none() && !self.units_started.is_empty() {
+            line(
+                "units",
+                format!("started: {}", self.units_started.join(", ")),
+            );
+        }
+        for f in &self.unit_failures {
+            line(
+                "failed",
+                format!(
+                    "{} {}/{} result={}",
+                    f.unit, f.active_state, f.sub_state, f.result
+                ),
+            );
+        }
+        for c in &self.failed_checks {
+            line("check", format!("FAIL {c}"));
+        }
+        for w in &self.check_warnings {
+            line(
+                "check",
+                format!(
+                    "WARN {}{}: {}",
+                    w.rule,
+                    w.path
+                        .as_deref()
+                        .map(|p| format!(" {p}"))
+                        .unwrap_or_default(),
+                    w.message
+                ),
+            );
+        }
+        for w in &self.warnings {
+            line("warning", w.clone());
+        }
+        if self.restarts > 0 {
+            line("restarts", self.restarts.to_string());
+        }
+        out
+    }
+}
+
+fn describe_lookup(l: &DnsLookup) -> String {
+    let what = match &l.result {
+        DnsResult::Answers { addrs, ttl_secs } => format!(
+            "{} (TTL {ttl_secs} s)",
+            addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        other => other.describe(),
+    };
+    format!("{} → {what} at {}", l.name, utc(l.at))
+}
+
+fn human_ms(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{} min {} s", ms / 60_000, (ms / 1000) % 60)
+    } else {
+        format!("{} h {} min", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}
+
+/// `HH:MM:SS.mmmZ` of a unix-ms instant (the date is rarely what an operator needs on a host that just booted).
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}Z",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_state_is_its_own_condition_and_exit_code() {
+        let r = StatusReport::new(None, &[], None, vec![], None, 0);
+        assert_eq!(r.condition, "no-state");
+        assert_eq!(r.exit_code(), EXIT_NO_STATE);
+        assert!(r.render_human().contains("has not run on this boot"));
+    }
+
+    #[test]
+    fn waiting_state_shows_phase_and_reason() {
+        let mut state = AgentState::new(1_000);
+        state.blocking = Some("waiting for the role file".to_string());
+        let r = StatusReport::new(Some(&state), &[], None, vec![], None, 6_000);
+        assert_eq!(r.exit_code(), EXIT_WAITING);
+        let text = r.render_human();
+        assert!(
+            text.contains("WAITING — role since 00:00:01.000Z (5.0 s ago)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("waiting   waiting for the role file"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn utc_formats_time_of_day() {
+        assert_eq!(utc(1_767_225_600_123 + 3_723_000), "01:02:03.123Z");
+    }
+}
