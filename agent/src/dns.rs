@@ -27,8 +27,10 @@
 //! Bounded time: each attempt has [`DnsTimeouts::per_attempt`] for the whole exchange (UDP retransmissions, the
 //! TCP fallback and every configured server in it), at most [`DnsTimeouts::attempts`] attempts (a timeout, a
 //! SERVFAIL, REFUSED or a connection error is tried again; NXDOMAIN and empty answers are not), and the whole
-//! lookup is cut off at [`DnsTimeouts::bound`]. The default is 2 s × 2 attempts. With several name servers they
-//! are asked one at a time, fastest first (hickory's query statistics; a fresh resolver starts without them).
+//! lookup is cut off at [`DnsTimeouts::bound`]. The default is 2 s × 2 attempts. With several name servers, two
+//! are asked at once and the first answer counts (hickory's default): a dead first server costs no timeout (one
+//! attempt's deadline covers every server, so asking them one after the other would spend it all on the dead
+//! one), at the price of two queries per lookup.
 //!
 //! # What comes back
 //!
@@ -230,7 +232,7 @@ impl DnsResolver {
         DnsResolver::with_nameservers(&[addr], DnsTimeouts::default())
     }
 
-    /// Explicit name servers, asked in this order at first.
+    /// Explicit name servers (with several, two are asked at once: see the module documentation).
     pub fn with_nameservers(
         addrs: &[SocketAddr],
         timeouts: DnsTimeouts,
@@ -261,7 +263,8 @@ impl DnsResolver {
             counters: Arc::default(),
         };
         // Build one hickory resolver now so a configuration it rejects is reported at start-up, not per lookup.
-        resolver.build().map_err(|e| DnsSetupError::Build {
+        let runtime = counting::CountingRuntime::new(resolver.counters.clone());
+        resolver.build(runtime).map_err(|e| DnsSetupError::Build {
             message: e.to_string(),
         })?;
         Ok(resolver)
@@ -289,7 +292,8 @@ impl DnsResolver {
             Ok(fqdn) => fqdn,
             Err(message) => return DnsResult::Other { message },
         };
-        let resolver = match self.build() {
+        let runtime = counting::CountingRuntime::new(self.counters.clone());
+        let resolver = match self.build(runtime.clone()) {
             Ok(resolver) => resolver,
             Err(e) => {
                 return DnsResult::Other {
@@ -299,6 +303,10 @@ impl DnsResolver {
         };
         let outcome =
             tokio::time::timeout(self.timeouts.bound(), resolver.lookup(fqdn, RecordType::A)).await;
+        drop(resolver);
+        // Close the lookup's TCP connections now, not whenever the runtime gets round to dropping the aborted
+        // background tasks that hold them.
+        runtime.close_tcp_connections();
         let result = match outcome {
             Ok(outcome) => map_outcome(outcome),
             Err(_elapsed) => DnsResult::Timeout,
@@ -317,14 +325,14 @@ impl DnsResolver {
         self.counters.snapshot()
     }
 
-    fn build(&self) -> Result<Resolver<counting::CountingRuntime>, NetError> {
+    fn build(
+        &self,
+        runtime: counting::CountingRuntime,
+    ) -> Result<Resolver<counting::CountingRuntime>, NetError> {
         let config = ResolverConfig::from_parts(None, Vec::new(), self.name_servers.clone());
-        Resolver::builder_with_config(
-            config,
-            counting::CountingRuntime::new(self.counters.clone()),
-        )
-        .with_options(resolver_options(self.timeouts))
-        .build()
+        Resolver::builder_with_config(config, runtime)
+            .with_options(resolver_options(self.timeouts))
+            .build()
     }
 }
 
@@ -340,8 +348,8 @@ fn resolver_options(timeouts: DnsTimeouts) -> ResolverOpts {
     // Names are made fully qualified before the lookup; ndots then plays no part.
     opts.ndots = 1;
     opts.edns0 = true;
-    // One server at a time: a poll costs one query, not one per server.
-    opts.num_concurrent_reqs = 1;
+    // Two servers at once (with several): a dead one costs no timeout (see the module documentation).
+    opts.num_concurrent_reqs = 2;
     opts.try_tcp_on_error = false;
     opts.recursion_desired = true;
     opts.case_randomization = false;
@@ -459,10 +467,10 @@ mod counting {
     };
     use std::future::Future;
     use std::io;
-    use std::net::SocketAddr;
+    use std::net::{Shutdown, SocketAddr};
     use std::pin::Pin;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex, PoisonError};
     use std::task::{Context, Poll};
     use std::time::Duration;
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -483,11 +491,13 @@ mod counting {
     }
 
     /// Tokio's runtime provider with counting sockets. A new one (with its own task set: dropping the last clone
-    /// aborts the resolver's background tasks and closes its connections) per hickory resolver.
+    /// aborts the resolver's background tasks) per hickory resolver, i.e. per lookup.
     #[derive(Clone)]
     pub(super) struct CountingRuntime {
         inner: TokioRuntimeProvider,
         counters: Arc<Counters>,
+        /// A duplicate (`dup(2)`) of every TCP connection made, to shut them down when the lookup is over.
+        tcp_connections: Arc<Mutex<Vec<std::net::TcpStream>>>,
     }
 
     impl CountingRuntime {
@@ -495,6 +505,19 @@ mod counting {
             CountingRuntime {
                 inner: TokioRuntimeProvider::new(),
                 counters,
+                tcp_connections: Arc::default(),
+            }
+        }
+
+        /// Shuts down (both directions) every TCP connection this runtime made: the server sees them closed at
+        /// once, whatever task still holds the stream.
+        pub(super) fn close_tcp_connections(&self) {
+            let mut connections = self
+                .tcp_connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for connection in connections.drain(..) {
+                let _ = connection.shutdown(Shutdown::Both);
             }
         }
     }
@@ -519,8 +542,16 @@ mod counting {
         ) -> BoxedConnect<Self::Tcp> {
             let connect = self.inner.connect_tcp(server_addr, bind_addr, timeout);
             let counters = self.counters.clone();
+            let connections = self.tcp_connections.clone();
             Box::pin(async move {
                 let AsyncIoTokioAsStd(stream) = connect.await?;
+                let stream = stream.into_std()?;
+                let duplicate = stream.try_clone()?;
+                let stream = tokio::net::TcpStream::from_std(stream)?;
+                connections
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(duplicate);
                 Ok(AsyncIoTokioAsStd(CountingTcp {
                     stream,
                     counters,

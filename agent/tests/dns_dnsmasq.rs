@@ -220,7 +220,7 @@ impl DnsmasqFixture {
         let count = || {
             self.logged_queries()
                 .iter()
-                .filter(|(_, n)| n == name)
+                .filter(|(_, n)| n.eq_ignore_ascii_case(name))
                 .count()
         };
         let deadline = Instant::now() + Duration::from_secs(3);
@@ -252,14 +252,14 @@ impl Drop for DnsmasqFixture {
                 Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             }
         }
-        // Anything left in the group (there should be nothing: --no-daemon does not fork).
-        let _ = killpg(group, Signal::SIGKILL);
         if std::thread::panicking() {
+            let log = self.log_text();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
             eprintln!(
-                "dnsmasq on port {} stderr:\n{}\nlog:\n{}",
+                "dnsmasq on port {} stderr:\n{}\nthe end of its log:\n{tail}",
                 self.port,
-                self.stderr(),
-                self.log_text()
+                self.stderr()
             );
         }
     }
@@ -509,10 +509,17 @@ async fn servfail_from_a_validating_dnsmasq() {
     // SERVFAIL is tried again (2 attempts): 2 queries, as dnsmasq saw them (plus the direct one above).
     assert_eq!(resolver.queries_sent(), 2);
     assert_eq!(validating.queries_for("broken.k8s", 3), 3);
+    let log = validating.log_text();
+    assert!(log.contains("BOGUS"), "{log}");
+    // Nothing was sent anywhere but to the upstream dnsmasq.
+    let upstream_addr = format!(" to {LOOPBACK}#{}", upstream.port);
+    let sent: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("]: forwarded ") || l.contains("]: dnssec-query["))
+        .collect();
     assert!(
-        validating.log_text().contains("BOGUS"),
-        "{}",
-        validating.log_text()
+        !sent.is_empty() && sent.iter().all(|l| l.ends_with(&upstream_addr)),
+        "{sent:#?}"
     );
     // The same server still answers its local names.
     let (addrs, _) = answer_set(&resolver.lookup_a("masters.prod.k8s").await);
@@ -738,9 +745,59 @@ async fn an_authoritative_zone_gives_negative_ttls() {
             ttl_secs: 11
         }
     );
-    assert_eq!(resolver.queries_sent(), 3);
+    // The NXDOMAIN said "cache me for 11 s"; the edge does not: the record added now is seen at once.
+    dns.set_hosts("10.0.0.1 masters.prod.k8s\nfd00::1 v6.prod.k8s\n10.0.0.5 nothing.prod.k8s\n");
+    assert_eq!(
+        resolver.lookup_a("nothing.prod.k8s").await,
+        DnsResult::Answers {
+            addrs: vec![v4("10.0.0.5")],
+            ttl_secs: 11
+        }
+    );
+    assert_eq!(resolver.queries_sent(), 4);
     assert!(
         dns.log_text().contains("auth[A] nothing.prod.k8s"),
         "answered by the authoritative side"
     );
+}
+
+#[tokio::test]
+async fn a_dead_first_name_server_costs_no_timeout() {
+    let Some(bin) = require_dnsmasq("a_dead_first_name_server_costs_no_timeout") else {
+        return;
+    };
+    let dns = DnsmasqFixture::start(&bin, "10.0.0.1 masters.prod.k8s\n", &[]);
+    let silent = SilentServer::start();
+    let timeouts = DnsTimeouts {
+        per_attempt: Duration::from_secs(2),
+        attempts: 2,
+    };
+    let resolver =
+        DnsResolver::with_nameservers(&[silent.addr, dns.query_addr], timeouts).expect("resolver");
+    let start = Instant::now();
+    assert_eq!(
+        resolver.lookup_a("masters.prod.k8s").await,
+        DnsResult::Answers {
+            addrs: vec![v4("10.0.0.1")],
+            ttl_secs: LOCAL_TTL
+        }
+    );
+    assert_eq!(
+        resolver.lookup_a("nothing.prod.k8s").await,
+        DnsResult::NxDomain {
+            negative_ttl_secs: None
+        }
+    );
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(500),
+        "no timeout waited for: {elapsed:?}"
+    );
+    // Both servers are asked at once; every query sent reached one of them.
+    let answered = dns.queries_for("masters.prod.k8s", 1) + dns.queries_for("nothing.prod.k8s", 1);
+    assert_eq!(answered, 2);
+    std::thread::sleep(Duration::from_millis(100));
+    let silent_received = silent.received.load(Ordering::Relaxed);
+    assert!(silent_received <= 2, "{silent_received}");
+    assert_eq!(resolver.queries_sent(), silent_received + 2);
 }

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# demo/local-cluster.sh: boot a local cluster of the built image on this machine — real systemd (systemd-nspawn),
+# real cloud-init (NoCloud user data: packer/user-data/{master,minion}.yaml, the same files a cloud gets), real DNS
+# (dnsmasq answering masters.<cluster>.k8s and minions.<cluster>.k8s with the nodes' addresses).
+#
+#   demo/local-cluster.sh up [MINIONS]     boot 1 master + MINIONS minions (default 2) and wait until all are Ready
+#   demo/local-cluster.sh add-minion       boot one more minion (its DNS record is added first, as an ASG would)
+#   demo/local-cluster.sh status           `k8s-agent status` of every node
+#   demo/local-cluster.sh down             stop everything; leaves no netns, bridge, cgroup, mount or process
+#   demo/local-cluster.sh leader NODE      the PID 1 of a node (for nsenter -t PID -a)
+#
+# Needs root, the demo layer (out/demo/layer.tar.gz from demo/build.sh) and the Debian packages .ci/run installs.
+# Layout: a hub network namespace `k8s-local-hub` with bridge br0 (10.79.0.1/24) and dnsmasq on 10.79.0.1:53; each
+# node is tests/nspawn/node.sh's container in its own netns (k8s-test-<node>) with eth0 (10.79.0.1x/24) on br0.
+# The node root filesystem is cached: the bookworm base (tests/nspawn/rootfs.sh) + cloud-init + the lock's host
+# packages (apt in a chroot, once), + the layer (per layer sha256); `k8s-agent check --no-live --root` gates it.
+# State: /run/k8s-local (nodes, addresses, PKI, seeds, dnsmasq pid).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+CLUSTER=${CLUSTER:-local}
+DOMAIN=k8s
+STATE=/run/k8s-local
+HUB=k8s-local-hub
+CACHE=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
+LAYER=${LAYER:-$here/out/demo/layer.tar.gz}
+NODE_SH=$here/tests/nspawn/node.sh
+AGENT=${AGENT:-$here/target/release/k8s-agent}
+
+log() { echo "local-cluster: $*" >&2; }
+die() { log "$*"; exit 1; }
+ms() { date +%s%3N; }
+
+need_root() { [ "$(id -u)" = 0 ] || die "run as root (network namespaces, nspawn, cgroups)"; }
+
+# --- node root filesystem --------------------------------------------------------------------------------------
+
+host_packages() {
+  python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["host_packages"]))' \
+    "$(dirname "$LAYER")/lock.json"
+}
+
+# bookworm base + cloud-init + host packages, cached by package list.
+cloud_rootfs() {
+  local base pkgs dir stamp
+  base=$("$here/tests/nspawn/rootfs.sh")
+  pkgs="cloud-init $(host_packages)"
+  dir=$CACHE/rootfs-cloud
+  stamp="packages=$pkgs base=$(cat "$base/.k8s-test-stamp" 2>/dev/null)"
+  if [ -f "$dir/.k8s-local-stamp" ] && [ "$(cat "$dir/.k8s-local-stamp")" = "$stamp" ]; then
+    echo "$dir"; return
+  fi
+  log "building $dir (cloud-init + $(host_packages)) — once"
+  local t0; t0=$(ms)
+  rm -rf "$dir.tmp"
+  cp -a "$base" "$dir.tmp"
+  cp /etc/resolv.conf "$dir.tmp/etc/resolv.conf"
+  mount --bind /proc "$dir.tmp/proc"
+  # shellcheck disable=SC2086
+  if ! chroot "$dir.tmp" /bin/sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends $pkgs >/dev/null && apt-get clean"; then
+    umount "$dir.tmp/proc"; die "apt-get in the node rootfs failed"
+  fi
+  umount "$dir.tmp/proc"
+  rm -rf "$dir.tmp/var/lib/apt/lists/"* "$dir.tmp/var/lib/cloud"
+  echo "$stamp" > "$dir.tmp/.k8s-local-stamp"
+  rm -rf "$dir"; mv "$dir.tmp" "$dir"
+  log "cloud rootfs built in $(( $(ms) - t0 )) ms"
+  echo "$dir"
+}
+
+# cloud rootfs + the layer, cached per layer sha256, checked by k8s-agent check.
+node_rootfs() {
+  local cloud sha dir
+  [ -f "$LAYER" ] || die "no layer at $LAYER — run ./demo/build.sh first"
+  cloud=$(cloud_rootfs)
+  sha=$(cut -c1-16 "$LAYER.sha256")
+  dir=$CACHE/node-$sha
+  if [ ! -f "$dir/.k8s-local-stamp" ]; then
+    log "making $dir (cloud rootfs + layer $sha)"
+    rm -rf "$dir.tmp"
+    cp -a "$cloud" "$dir.tmp"
+    tar -xzf "$LAYER" -C "$dir.tmp"
+    "$AGENT" check --no-live --root "$dir.tmp" >&2 || die "k8s-agent check failed on the node rootfs"
+    echo "$sha" > "$dir.tmp/.k8s-local-stamp"
+    mv "$dir.tmp" "$dir"
+    # Drop node rootfs of older layers.
+    find "$CACHE" -maxdepth 1 -name 'node-*' ! -name "node-$sha" -exec rm -rf {} + 2>/dev/null || true
+  fi
+  echo "$dir"
+}
+
+# --- PKI ---------------------------------------------------------------------------------------------------------
+
+make_pki() {
+  local d=$STATE/pki
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" -days 7 \
+    -subj "/CN=$CLUSTER-ca" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -keyout "$d/apiserver.key" -out "$d/apiserver.csr" \
+    -subj "/CN=kube-apiserver" 2>/dev/null
+  printf 'subjectAltName=DNS:masters.%s.%s,DNS:kubernetes,DNS:kubernetes.default\n' "$CLUSTER" "$DOMAIN" \
+    > "$d/san.ext"
+  openssl x509 -req -in "$d/apiserver.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 7 \
+    -extfile "$d/san.ext" -out "$d/apiserver.leaf" 2>/dev/null
+  # The API server serves leaf + CA, so a minion holding only the CA pin can verify it.
+  cat "$d/apiserver.leaf" "$d/ca.crt" > "$d/apiserver.crt"
+  # kubeadm's pin: sha256 of the CA certificate's SubjectPublicKeyInfo.
+  echo "sha256:$(openssl x509 -pubkey -noout -in "$d/ca.crt" | openssl pkey -pubin -outform der \
+    | sha256sum | cut -d' ' -f1)" > "$d/ca.pin"
+  # A kubeadm-format bootstrap token (a secret: it goes only into minions' user data).
+  echo "$(tr -dc 'a-z0-9' </dev/urandom | head -c 6).$(tr -dc 'a-z0-9' </dev/urandom | head -c 16)" > "$d/token"
+  chmod 600 "$d/ca.key" "$d/apiserver.key" "$d/token"
+}
+
+# --- seeds (NoCloud) ---------------------------------------------------------------------------------------------
+
+render() { # template node role
+  local d=$STATE/pki
+  sed -e "s|@CLUSTER_NAME@|$CLUSTER|g" -e "s|@DNS_DOMAIN@|$DOMAIN|g" -e "s|@HOST_CHECKS@|warn|g" \
+      -e "s|@CA_CERT_HASH@|$(cat "$d/ca.pin")|g" -e "s|@BOOTSTRAP_TOKEN@|$(cat "$d/token")|g" \
+      -e "s|@WEAVE_CONSENSUS@|$(cat "$STATE/consensus")|g" \
+      -e "s|@CA_CRT_B64@|$(base64 -w0 "$d/ca.crt")|g" \
+      -e "s|@APISERVER_CRT_B64@|$(base64 -w0 "$d/apiserver.crt")|g" \
+      -e "s|@APISERVER_KEY_B64@|$(base64 -w0 "$d/apiserver.key")|g" \
+      "$here/packer/user-data/$1.yaml"
+}
+
+make_seed() { # node role
+  local seed=$STATE/seed/$1
+  mkdir -p "$seed"
+  printf 'instance-id: %s-%s\nlocal-hostname: %s\n' "$CLUSTER" "$1" "$1" > "$seed/meta-data"
+  render "$2" > "$seed/user-data"
+  chmod 600 "$seed/user-data"
+}
+
+# --- network -----------------------------------------------------------------------------------------------------
+
+hub_up() {
+  ip netns add "$HUB"
+  ip -n "$HUB" link set lo up
+  ip -n "$HUB" link add br0 type bridge
+  ip -n "$HUB" addr add 10.79.0.1/24 dev br0
+  ip -n "$HUB" link set br0 up
+  : > "$STATE/hosts"
+  echo "nameserver 10.79.0.1" > "$STATE/resolv.conf"
+  # --keep-in-foreground (not --no-daemon): dnsmasq then serves TCP connections in children, so a TCP client
+  # cannot stall answers or SIGHUP reloads.
+  ip netns exec "$HUB" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+    --addn-hosts="$STATE/hosts" --listen-address=10.79.0.1 --bind-interfaces --user=root --local=/$DOMAIN/ \
+    --local-ttl=1 --log-queries --log-facility="$STATE/dnsmasq.log" --pid-file="$STATE/dnsmasq.pid" \
+    >/dev/null 2>&1 &
+  for _ in $(seq 50); do [ -s "$STATE/dnsmasq.pid" ] && break; sleep 0.05; done
+}
+
+dns_add() { # ip name
+  echo "$1 $2.$CLUSTER.$DOMAIN" >> "$STATE/hosts"
+  kill -HUP "$(cat "$STATE/dnsmasq.pid")"
+}
+
+wire_node() { # node ip
+  local ns=k8s-test-$1 host=v-$1
+  ip link add "$host" type veth peer name eth0 netns "$ns"
+  ip link set "$host" netns "$HUB"
+  ip -n "$HUB" link set "$host" master br0 up
+  ip -n "$ns" addr add "$2/24" dev eth0
+  ip -n "$ns" link set eth0 up
+}
+
+# --- nodes -------------------------------------------------------------------------------------------------------
+
+boot_node() { # node role ip
+  local node=$1 role=$2 ip=$3 rootfs
+  rootfs=$(cat "$STATE/rootfs")
+  make_seed "$node" "$role"
+  echo "$node $role $ip" >> "$STATE/nodes"
+  # node.sh makes the netns before nspawn; the address must be there before cloud-init/the agent look, so the
+  # node is wired from a background loop as soon as its netns exists.
+  ( for _ in $(seq 200); do ip netns list | grep -qw "k8s-test-$node" && break; sleep 0.02; done
+    wire_node "$node" "$ip" ) &
+  local wirer=$!
+  "$NODE_SH" up "$node" "$rootfs" --bind-ro="$STATE/seed/$node:/var/lib/cloud/seed/nocloud" \
+    --bind-ro="$STATE/resolv.conf:/etc/resolv.conf" > "$STATE/$node.leader"
+  wait "$wirer"
+}
+
+leader() { cat "$STATE/$1.leader"; }
+
+node_status() { # node [--json]
+  nsenter -t "$(leader "$1")" -a -- /usr/bin/k8s-agent status "${@:2}"
+}
+
+wait_ready() { # timeout_s nodes...
+  local deadline=$(( $(ms) + $1 * 1000 )) n; shift
+  for n in "$@"; do
+    until node_status "$n" --no-units >/dev/null 2>&1; do
+      [ "$(ms)" -lt "$deadline" ] || { log "$n is not Ready:"; node_status "$n" >&2 || true; return 1; }
+      sleep 0.2
+    done
+  done
+}
+
+cmd_up() {
+  need_root
+  local minions=${1:-2} t0 rootfs i
+  [ ! -e "$STATE/nodes" ] || die "a local cluster is already up (demo/local-cluster.sh down first)"
+  t0=$(ms)
+  rootfs=$(node_rootfs)
+  local t_rootfs=$(( $(ms) - t0 ))
+  trap 'log "up failed; tearing down"; cmd_down' ERR
+  mkdir -p "$STATE"
+  echo "$rootfs" > "$STATE/rootfs"
+  echo "$minions" > "$STATE/consensus"
+  : > "$STATE/nodes"
+  make_pki
+  hub_up
+  # DNS first, as the cloud's bookkeeping (the seeds' Lambda) would: every instance's record exists at boot.
+  dns_add 10.79.0.10 masters
+  for i in $(seq 1 "$minions"); do dns_add "10.79.0.$((10 + i))" minions; done
+  local t1; t1=$(ms)
+  boot_node master master 10.79.0.10 &
+  for i in $(seq 1 "$minions"); do boot_node "minion$i" minion "10.79.0.$((10 + i))" & done
+  wait
+  local nodes; nodes=$(cut -d' ' -f1 "$STATE/nodes")
+  # shellcheck disable=SC2086
+  wait_ready 60 $nodes
+  trap - ERR
+  log "all Ready: rootfs ${t_rootfs} ms, boot to all Ready $(( $(ms) - t1 )) ms"
+  cmd_status
+}
+
+cmd_add_minion() {
+  need_root
+  local n ip
+  n=$(( $(grep -c ' minion ' "$STATE/nodes") + 1 ))
+  ip=10.79.0.$((10 + n))
+  dns_add "$ip" minions
+  boot_node "minion$n" minion "$ip"
+  wait_ready 60 "minion$n"
+  node_status "minion$n"
+}
+
+cmd_status() {
+  local node role ip
+  while read -r node role ip; do
+    echo "== $node ($role, $ip)"
+    node_status "$node" || true
+  done < "$STATE/nodes"
+}
+
+cmd_down() {
+  need_root
+  local node
+  if [ -f "$STATE/nodes" ]; then
+    while read -r node _; do "$NODE_SH" down "$node" >/dev/null 2>&1 || true; done < "$STATE/nodes"
+  fi
+  for node in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^k8s-test-' | sed 's/^k8s-test-//'); do
+    [ -f "$STATE/nodes" ] && grep -q "^$node " "$STATE/nodes" && "$NODE_SH" down "$node" >/dev/null 2>&1 || true
+  done
+  if [ -f "$STATE/dnsmasq.pid" ]; then kill "$(cat "$STATE/dnsmasq.pid")" 2>/dev/null || true; fi
+  ip netns del "$HUB" 2>/dev/null || true
+  rm -rf "$STATE"
+}
+
+case "${1:-}" in
+  up) shift; cmd_up "$@" ;;
+  add-minion) cmd_add_minion ;;
+  status) cmd_status ;;
+  down) cmd_down ;;
+  leader) leader "$2" ;;
+  *) sed -n '6,11p' "$0" >&2; exit 2 ;;
+esac
