@@ -84,7 +84,11 @@ impl ImageLock {
 
     /// Artifacts that are stand-ins, by name.
     pub fn standins(&self) -> Vec<&str> {
-        self.artifacts.iter().filter(|a| a.standin).map(|a| a.name.as_str()).collect()
+        self.artifacts
+            .iter()
+            .filter(|a| a.standin)
+            .map(|a| a.name.as_str())
+            .collect()
     }
 
     /// Reads and parses the lock under `root`.

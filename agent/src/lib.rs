@@ -2,14 +2,14 @@
 //! can be tested without a host, and shared with `imagebuilder` (which runs the same checks on a staged tree).
 
 pub mod checks;
+pub mod dns;
+pub mod executor;
 pub mod image_info;
 pub mod node_role;
-pub mod plan;
-pub mod role_file;
-pub mod weave;
-pub mod dns;
-pub mod probe;
-pub mod systemd;
-pub mod executor;
 pub mod pid1;
+pub mod plan;
+pub mod probe;
+pub mod role_file;
 pub mod status;
+pub mod systemd;
+pub mod weave;

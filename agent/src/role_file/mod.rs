@@ -33,8 +33,8 @@ pub mod values;
 
 pub use env_syntax::{EnvAssignment, SyntaxProblem};
 pub use values::{
-    BootstrapToken, CaPin, CloudProvider, ClusterName, DnsName, HostCheckMode, MasterProbe, REDACTED, Secret,
-    ValueProblem,
+    BootstrapToken, CaPin, CloudProvider, ClusterName, DnsName, HostCheckMode, MasterProbe,
+    REDACTED, Secret, ValueProblem,
 };
 
 use crate::node_role::{MASTER_ROLE_FILE, MINION_ROLE_FILE, NodeRole};
@@ -437,8 +437,16 @@ impl RoleConfig {
                 self.minions_name
             ));
         }
-        let checks_note = if self.host_checks == HostCheckMode::default() { "  # default" } else { "" };
-        lines.push(format!("{}={}{checks_note}", keys::HOST_CHECKS, self.host_checks.as_str()));
+        let checks_note = if self.host_checks == HostCheckMode::default() {
+            "  # default"
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "{}={}{checks_note}",
+            keys::HOST_CHECKS,
+            self.host_checks.as_str()
+        ));
         for entry in &self.extra {
             let value = if env_syntax::looks_secret(&entry.key) {
                 REDACTED

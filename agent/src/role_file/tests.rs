@@ -312,6 +312,7 @@ fn redacted_lines_for_k8s_agent_role() {
             "WEAVE_CONSENSUS=3".into(),
             "# masters probed at https://masters.prod.k8s:6443/readyz".into(),
             "# weave peers from the A records of minions.prod.k8s".into(),
+            "HOST_CHECKS=enforce  # default".into(),
             "# line 5: FLAVOUR=\"large\" (unknown key)".into(),
             "# warning: line 5: unknown key FLAVOUR is ignored by k8s-agent (units that read this file still see it)"
                 .into(),
@@ -576,4 +577,20 @@ mod discovery {
             RoleLoad::Invalid(RoleFileError::Unreadable { .. })
         ));
     }
+}
+
+#[test]
+fn host_checks_mode_is_enforce_by_default_and_checked() {
+    assert_eq!(
+        ok(minion(&minimal_minion())).host_checks,
+        HostCheckMode::Enforce
+    );
+    let warn = ok(minion(&format!("{}HOST_CHECKS=warn\n", minimal_minion())));
+    assert_eq!(warn.host_checks, HostCheckMode::Warn);
+    let err = minion(&format!("{}HOST_CHECKS=loose\n", minimal_minion())).expect_err("bad mode");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("HOST_CHECKS") && shown.contains("enforce"),
+        "{shown}"
+    );
 }
