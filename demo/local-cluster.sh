@@ -8,6 +8,7 @@
 #   demo/local-cluster.sh status           `k8s-agent status` of every node
 #   demo/local-cluster.sh down             stop everything; leaves no netns, bridge, cgroup, mount or process
 #   demo/local-cluster.sh leader NODE      the PID 1 of a node (for nsenter -t PID -a)
+#   demo/local-cluster.sh rootfs           build (or reuse) the cached node root filesystem and print its path
 #
 # Needs root, the demo layer (out/demo/layer.tar.gz from demo/build.sh) and the Debian packages .ci/run installs.
 # Layout: a hub network namespace `k8s-local-hub` with bridge br0 (10.79.0.1/24) and dnsmasq on 10.79.0.1:53; each
@@ -15,6 +16,8 @@
 # The node root filesystem is cached: the bookworm base (tests/nspawn/rootfs.sh) + cloud-init + the lock's host
 # packages (apt in a chroot, once), + the layer (per layer sha256); `k8s-agent check --no-live --root` gates it.
 # State: /run/k8s-local (nodes, addresses, PKI, seeds, dnsmasq pid).
+# KUBE_APISERVER_ARGS (environment) is passed into the master's role file, e.g. --stand-in-ready-delay=5 to make the
+# demo API server answer 503 for 5 s (the end-to-end test uses it to kill a minion's agent while it waits).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -121,6 +124,7 @@ render() { # template node role
   sed -e "s|@CLUSTER_NAME@|$CLUSTER|g" -e "s|@DNS_DOMAIN@|$DOMAIN|g" -e "s|@HOST_CHECKS@|warn|g" \
       -e "s|@CA_CERT_HASH@|$(cat "$d/ca.pin")|g" -e "s|@BOOTSTRAP_TOKEN@|$(cat "$d/token")|g" \
       -e "s|@WEAVE_CONSENSUS@|$(cat "$STATE/consensus")|g" \
+      -e "s|@KUBE_APISERVER_ARGS@|${KUBE_APISERVER_ARGS:-}|g" \
       -e "s|@CA_CRT_B64@|$(base64 -w0 "$d/ca.crt")|g" \
       -e "s|@APISERVER_CRT_B64@|$(base64 -w0 "$d/apiserver.crt")|g" \
       -e "s|@APISERVER_KEY_B64@|$(base64 -w0 "$d/apiserver.key")|g" \
@@ -177,8 +181,12 @@ boot_node() { # node role ip
   echo "$node $role $ip" >> "$STATE/nodes"
   # node.sh makes the netns before nspawn; the address must be there before cloud-init/the agent look, so the
   # node is wired from a background loop as soon as its netns exists.
-  ( for _ in $(seq 200); do ip netns list | grep -qw "k8s-test-$node" && break; sleep 0.02; done
-    wire_node "$node" "$ip" ) &
+  ( for _ in $(seq 250); do
+      ip netns list | grep -qw "k8s-test-$node" && wire_node "$node" "$ip" 2>/dev/null && exit 0
+      ip link del "v-$node" 2>/dev/null || true
+      sleep 0.02
+    done
+    log "cannot wire $node into the hub"; exit 1 ) &
   local wirer=$!
   "$NODE_SH" up "$node" "$rootfs" --bind-ro="$STATE/seed/$node:/var/lib/cloud/seed/nocloud" \
     --bind-ro="$STATE/resolv.conf:/etc/resolv.conf" > "$STATE/$node.leader"
@@ -269,5 +277,6 @@ case "${1:-}" in
   status) cmd_status ;;
   down) cmd_down ;;
   leader) leader "$2" ;;
-  *) sed -n '6,11p' "$0" >&2; exit 2 ;;
+  rootfs) need_root; node_rootfs ;;
+  *) sed -n '6,12p' "$0" >&2; exit 2 ;;
 esac

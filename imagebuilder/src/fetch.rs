@@ -4,9 +4,10 @@
 //! A download is written to a temporary file in the cache, hashed while it streams, compared with the expected
 //! checksum and only then renamed to `<cache>/blobs/<algo>/<hex>`; so a failed or interrupted download never leaves a
 //! cache entry, and a cache entry is always the bytes its name says. Cache hits are re-hashed before use (a corrupt
-//! entry is removed and fetched again). Published checksum files are cached by URL under `<cache>/checksum-files/` so
-//! `--offline` builds can resolve them. Transient failures (connect errors, timeouts, 5xx, truncated bodies) are
-//! retried a bounded number of times; a 4xx or a checksum mismatch is not.
+//! entry is removed and fetched again). Published checksum files are fetched on every online build (small, and
+//! possibly updated) and cached by URL under `<cache>/checksum-files/` so `--offline` builds can resolve them.
+//! Transient failures (connect errors, timeouts, 5xx, truncated bodies) are retried a bounded number of times; a
+//! 4xx or a checksum mismatch is not.
 
 use crate::checksum::{Checksum, Hasher, find_in_checksum_file, sha256_hex};
 use crate::progress::Progress;
@@ -204,40 +205,38 @@ impl Fetcher {
         self.opts.offline
     }
 
-    /// Resolves the expected checksum from a published checksum file (cached by URL).
+    /// Resolves the expected checksum from a published checksum file. Online, the file is fetched every time (it is
+    /// small, and a cached copy could be stale, e.g. a SHA256SUMS that gained a line) and its text cached by URL;
+    /// offline, the cached text is used.
     pub async fn resolve_published(
         &self,
         checksum_url: &Url,
         artifact_url: &Url,
     ) -> Result<Checksum, FetchError> {
         let cached = self.cache.checksum_file_path(checksum_url);
-        let text = match std::fs::read_to_string(&cached) {
-            Ok(t) => t,
-            Err(_) if self.opts.offline => {
-                return Err(FetchError::OfflineMissing {
-                    missing: vec![format!("checksum file {checksum_url}")],
-                });
-            }
-            Err(_) => {
-                let bytes = self.fetch_small(checksum_url).await?;
-                let text = String::from_utf8(bytes).map_err(|_| FetchError::BadChecksumFile {
+        let text = if self.opts.offline {
+            std::fs::read_to_string(&cached).map_err(|_| FetchError::OfflineMissing {
+                missing: vec![format!("checksum file {checksum_url}")],
+            })?
+        } else {
+            let bytes = self.fetch_small(checksum_url).await?;
+            let text = String::from_utf8(bytes).map_err(|_| FetchError::BadChecksumFile {
+                url: checksum_url.clone(),
+                reason: "it is not UTF-8 text".to_string(),
+            })?;
+            // Parse before caching so a bad file is never kept.
+            find_in_checksum_file(&text, artifact_file_name(artifact_url)).map_err(|reason| {
+                FetchError::BadChecksumFile {
                     url: checksum_url.clone(),
-                    reason: "it is not UTF-8 text".to_string(),
-                })?;
-                // Parse before caching so a bad file is never kept.
-                find_in_checksum_file(&text, artifact_file_name(artifact_url)).map_err(
-                    |reason| FetchError::BadChecksumFile {
-                        url: checksum_url.clone(),
-                        reason,
-                    },
-                )?;
-                self.cache.ensure_dirs(&cached)?;
-                crate::atomic_write(&cached, text.as_bytes()).map_err(|e| FetchError::Cache {
-                    path: cached.clone(),
-                    reason: e.to_string(),
-                })?;
-                text
-            }
+                    reason,
+                }
+            })?;
+            self.cache.ensure_dirs(&cached)?;
+            crate::atomic_write(&cached, text.as_bytes()).map_err(|e| FetchError::Cache {
+                path: cached.clone(),
+                reason: e.to_string(),
+            })?;
+            text
         };
         find_in_checksum_file(&text, artifact_file_name(artifact_url)).map_err(|reason| {
             FetchError::BadChecksumFile {

@@ -583,3 +583,29 @@ fn replace_content_swaps_one_node_content_file_and_must_match_one() {
     );
     assert_no_output(&opts);
 }
+
+#[test]
+fn an_updated_checksum_file_is_fetched_again_online() {
+    let s = Setup::new();
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    run(&s.opts(&manifest, "one", "cache")).expect("first build");
+    // The release's checksum file gains a line (e.g. a re-published SHA256SUMS); the cached copy must not hide it.
+    let extra = "0".repeat(64);
+    s.server.route(
+        "/cni/cni-plugins.tgz.sha256",
+        Route::Body(
+            format!(
+                "{extra}  other.tgz\n{}  cni-plugins.tgz\n",
+                sha256(&s.fixtures.cni_tgz)
+            )
+            .into_bytes(),
+        ),
+    );
+    let hits = s.server.hits("/cni/cni-plugins.tgz.sha256");
+    run(&s.opts(&manifest, "two", "cache")).expect("second build");
+    assert_eq!(
+        s.server.hits("/cni/cni-plugins.tgz.sha256"),
+        hits + 1,
+        "online builds fetch checksum files"
+    );
+}

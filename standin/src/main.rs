@@ -13,12 +13,20 @@
 //! - `--version` or `version` prints `<name> STAND-IN (k8s-image demo, not the real <name>)` and exits 0;
 //! - anything else prints one line, `STAND-IN <name>: not a real Kubernetes binary; args: [...]`, to stderr and then
 //!   sleeps until it is killed (SIGTERM's default action ends it), so a systemd unit that runs it stays "active"
-//!   and the rest of the boot sequence can be exercised.
+//!   and the rest of the boot sequence can be exercised;
+//! - except as **kube-apiserver**: after that line it serves the API server's health endpoint over real TLS
+//!   (`GET /readyz`, `/healthz`, `/livez` → `200 ok`, anything else 404 saying it is a stand-in), with the port,
+//!   address, certificate and key from kube-apiserver's own flags, so the agents of a demo cluster see a healthy
+//!   master (see [`apiserver`]). SIGTERM ends it the same way.
 //!
-//! It uses only the standard library.
+//! Apart from the kube-apiserver mode (rustls with ring) it uses only the standard library.
+
+mod apiserver;
+mod notify;
 
 use std::ffi::OsStr;
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// Name used when `argv[0]` is missing or has no usable file name.
@@ -54,17 +62,20 @@ fn notice_line(name: &str, args: &[String]) -> String {
     format!("STAND-IN {name}: not a real Kubernetes binary; args: {args:?}")
 }
 
-fn main() {
+fn main() -> ExitCode {
     let mut argv = std::env::args_os();
     let name = identity(argv.next().as_deref());
     let args: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
 
     if wants_version(&args) {
         println!("{}", version_text(&name));
-        return;
+        return ExitCode::SUCCESS;
     }
 
     eprintln!("{}", notice_line(&name, &args));
+    if name == apiserver::NAME {
+        return apiserver::run(&args);
+    }
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# tests/local/e2e.sh: the end-to-end test of the image and the agent together, as a cloud would run them:
+# user data → cloud-init → role file → agent → DNS → units, on a local cluster (demo/local-cluster.sh) of the demo
+# layer (out/demo/layer.tar.gz; ./demo/build.sh makes it).
+#
+# Asserts, on every node: `k8s-agent status --json` reaches Ready; no minion started kubelet before the master's API
+# server was up and answering; every minion's weave.env has the same IPAM start-up and the right peers; master units
+# never ran on minions and vice versa; a minion's agent SIGKILLed while it waits for the master is restarted by
+# systemd and converges to the same result; a 3rd minion added later (DNS record first, then the node) joins as a
+# Weave observer without changing the core's decision; `down` leaves no netns, cgroup, mount, state or process.
+# Prints "N passed, M failed" and exits non-zero on any failure. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LC=demo/local-cluster.sh
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+check() { # description command...
+  local what=$1; shift
+  if "$@"; then ok "$what"; else bad "$what"; fi
+}
+inside() { local n=$1; shift; nsenter -t "$($LC leader "$n")" -a -- "$@"; }
+json() { inside "$1" /usr/bin/k8s-agent status --json --no-units 2>/dev/null || true; }
+field() { python3 -c 'import json,sys; v=json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v[int(k)] if isinstance(v, list) else (v or {}).get(k)
+print("" if v is None else v)' "$2"; }
+prop() { inside "$1" systemctl show -P "$3" "$2"; }
+unix_us() { inside "$1" systemctl show --timestamp=unix -P ActiveEnterTimestamp "$2" | tr -d '@'; }
+
+trap '$LC down >/dev/null 2>&1 || true' EXIT
+$LC down >/dev/null 2>&1 || true
+
+# A master that answers 503 for its first 6 s, so the minions visibly wait on it.
+t0=$(date +%s%3N)
+KUBE_APISERVER_ARGS=--stand-in-ready-delay=6 $LC up 2 > /tmp/k8s-local-up.log 2>&1 &
+up_pid=$!
+
+# While the minions wait for the master: SIGKILL minion1's agent (systemd restarts it: Restart=on-failure).
+killed=no
+for _ in $(seq 300); do
+  if [ -s /run/k8s-local/minion1.leader ] && [ "$(json minion1 | field phase -)" = master-healthy ]; then
+    pid=$(prop minion1 k8s-agent.service MainPID)
+    inside minion1 sh -c "kill -9 $pid" && killed=yes
+    break
+  fi
+  sleep 0.1
+done
+check "minion1's agent was SIGKILLed while waiting for the master" [ "$killed" = yes ]
+if wait "$up_pid"; then ok "local cluster up (1 master + 2 minions) in $(( $(date +%s%3N) - t0 )) ms"; else
+  bad "local cluster up"; cat /tmp/k8s-local-up.log; exit 1; fi
+tail -n +1 /tmp/k8s-local-up.log | grep -E 'all Ready|rootfs' || true
+
+for n in master minion1 minion2; do
+  s=$(json "$n")
+  check "$n: status condition is ready" [ "$(field condition - <<<"$s")" = ready ]
+done
+check "minion1's agent restarted and resumed" [ "$(json minion1 | field restarts -)" -ge 1 ]
+check "minion1's agent was restarted by systemd (NRestarts ≥ 1)" [ "$(prop minion1 k8s-agent.service NRestarts)" -ge 1 ]
+
+api_up=$(unix_us master kube-apiserver.service)
+for n in minion1 minion2; do
+  kubelet_at=$(unix_us "$n" kubelet.service)
+  check "$n: kubelet started ($kubelet_at) after the master's API server ($api_up) answered" \
+    [ "$kubelet_at" -gt "$((api_up + 6000000))" ]
+  for u in etcd kube-apiserver kube-controller-manager kube-scheduler; do
+    check "$n: master unit $u never ran" [ "$(prop "$n" "$u.service" ActiveEnterTimestampMonotonic)" = 0 ]
+  done
+done
+for u in containerd weave kubelet kube-proxy; do
+  check "master: minion unit $u never ran" [ "$(prop master "$u.service" ActiveEnterTimestampMonotonic)" = 0 ]
+done
+for u in etcd kube-apiserver kube-controller-manager kube-scheduler; do
+  check "master: $u is active" [ "$(prop master "$u.service" ActiveState)" = active ]
+done
+
+env1=$(inside minion1 cat /run/k8s-agent/weave.env)
+env2=$(inside minion2 cat /run/k8s-agent/weave.env)
+check "minion1 and minion2 have the same IPAM start-up (consensus=2)" \
+  [ "$(grep '^IPALLOC_INIT=' <<<"$env1")" = "IPALLOC_INIT=consensus=2" ] \
+  && [ "$(grep '^IPALLOC_INIT=' <<<"$env2")" = "IPALLOC_INIT=consensus=2" ]
+check "minion1 and minion2 have the same peers (10.79.0.11 10.79.0.12)" \
+  [ "$(grep '^KUBE_PEERS=' <<<"$env1")" = "$(grep '^KUBE_PEERS=' <<<"$env2")" ]
+check "the peers are the two minions" grep -q '^KUBE_PEERS="10.79.0.11 10.79.0.12"' <<<"$env1"
+for n in minion1 minion2; do
+  for u in containerd weave kubelet kube-proxy; do
+    check "$n: $u is active" [ "$(prop "$n" "$u.service" ActiveState)" = active ]
+  done
+done
+mtime1=$(inside minion1 stat -c %Y.%N /run/k8s-agent/weave.env)
+
+# A third minion joins later: its DNS record first (as the group's bookkeeping would), then the node.
+t1=$(date +%s%3N)
+if $LC add-minion > /tmp/k8s-local-add.log 2>&1; then ok "minion3 joined in $(( $(date +%s%3N) - t1 )) ms"; else
+  bad "minion3 joined"; cat /tmp/k8s-local-add.log; fi
+env3=$(inside minion3 cat /run/k8s-agent/weave.env 2>/dev/null || true)
+check "minion3 is a Weave observer (no second consensus)" grep -q '^IPALLOC_INIT=observer' <<<"$env3"
+check "minion3 peers with all three minions" grep -q '^KUBE_PEERS="10.79.0.11 10.79.0.12 10.79.0.13"' <<<"$env3"
+check "minion1's weave.env is unchanged" [ "$(inside minion1 stat -c %Y.%N /run/k8s-agent/weave.env)" = "$mtime1" ]
+
+token=$(cat /run/k8s-local/pki/token)
+secret=${token#*.}
+for n in minion1 minion2; do
+  check "$n: the bootstrap token's secret is not in the journal" \
+    bash -c "! nsenter -t $($LC leader "$n") -a -- journalctl -o cat --no-pager | grep -qF '$secret'"
+  check "$n: the bootstrap token's secret is not in status or state" \
+    bash -c "! { nsenter -t $($LC leader "$n") -a -- /usr/bin/k8s-agent status --json --no-units; \
+      nsenter -t $($LC leader "$n") -a -- cat /run/k8s-agent/state.json; } | grep -qF '$secret'"
+done
+
+echo "--- status of every node"
+$LC status || true
+
+$LC down
+check "down removed every netns" bash -c "! ip netns list | grep -q 'k8s-'"
+check "down removed the state" [ ! -e /run/k8s-local ]
+check "down removed the node cgroups" bash -c "! ls -d /sys/fs/cgroup/*/k8s-test-* /sys/fs/cgroup/k8s-test-* 2>/dev/null | grep -q ."
+check "down stopped every nspawn" bash -c "! pgrep -f 'systemd-nspawn.*k8s-test' >/dev/null"
+trap - EXIT
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
