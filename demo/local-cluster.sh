@@ -187,9 +187,10 @@ boot_node() { # node role ip
       sleep 0.02
     done
     log "cannot wire $node into the hub"; exit 1 ) &
-  local wirer=$!
-  "$NODE_SH" up "$node" "$rootfs" --bind-ro="$STATE/seed/$node:/var/lib/cloud/seed/nocloud" \
-    --bind-ro="$STATE/resolv.conf:/etc/resolv.conf" > "$STATE/$node.leader"
+  local wirer=$! leader
+  leader=$("$NODE_SH" up "$node" "$rootfs" --bind-ro="$STATE/seed/$node:/var/lib/cloud/seed/nocloud" \
+    --bind-ro="$STATE/resolv.conf:/etc/resolv.conf")
+  echo "$leader" > "$STATE/$node.leader"
   wait "$wirer"
 }
 
@@ -226,10 +227,11 @@ cmd_up() {
   # DNS first, as the cloud's bookkeeping (the seeds' Lambda) would: every instance's record exists at boot.
   dns_add 10.79.0.10 masters
   for i in $(seq 1 "$minions"); do dns_add "10.79.0.$((10 + i))" minions; done
-  local t1; t1=$(ms)
+  local t1 boots=(); t1=$(ms)
   boot_node master master 10.79.0.10 &
-  for i in $(seq 1 "$minions"); do boot_node "minion$i" minion "10.79.0.$((10 + i))" & done
-  wait
+  boots+=($!)
+  for i in $(seq 1 "$minions"); do boot_node "minion$i" minion "10.79.0.$((10 + i))" & boots+=($!); done
+  local b; for b in "${boots[@]}"; do wait "$b"; done
   local nodes; nodes=$(cut -d' ' -f1 "$STATE/nodes")
   # shellcheck disable=SC2086
   wait_ready 60 $nodes

@@ -152,6 +152,12 @@ variable "qemu_output_dir" {
   default     = "out/packer/qemu"
 }
 
+variable "qemu_disk_compression" {
+  type        = bool
+  description = "Compress the output qcow2 (smaller file, slower final conversion)."
+  default     = false
+}
+
 variable "qemu_memory" {
   type    = number
   default = 1024
@@ -204,7 +210,6 @@ source "amazon-ebs" "node" {
     Name                  = var.image_name
     "k8s-image:layer-sha" = local.layer_sidecar_sha256
     "k8s-image:base-ami"  = "{{ .SourceAMI }}"
-    "k8s-image:built-by"  = "packer {{ packer_version }}"
   }
 }
 
@@ -213,6 +218,7 @@ source "qemu" "node" {
   iso_url          = var.qemu_base_image
   iso_checksum     = var.qemu_base_checksum
   format           = "qcow2"
+  disk_compression = var.qemu_disk_compression
   skip_resize_disk = true
   accelerator      = var.qemu_accelerator
   memory           = var.qemu_memory

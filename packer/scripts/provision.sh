@@ -8,7 +8,8 @@
 #               merged-/usr's /lib are followed, never replaced);
 #   3. install  the host packages the layer's lock lists (/usr/share/k8s-image/lock.json, "host_packages"), with
 #               apt-get; the lock is read with sed, so the base image needs no jq or python;
-#   4. enable   k8s-agent.service (the only enabled unit: the role units are started by the agent);
+#   4. enable   k8s-agent.service (the only enabled unit: the role units are started by the agent), and apply the
+#               layer's modules-load.d and sysctl.d now, as the node does at boot;
 #   5. gate     `k8s-agent check --root /`: exit 0 passes (warnings allowed, e.g. a demo layer's stand-ins), anything
 #               else fails the build;
 #   6. clean up for imaging: cloud-init clean (the next boot is a first boot that reads user data), /etc/machine-id
@@ -98,10 +99,19 @@ else
 fi
 
 # --------------------------------------------------------------------------------------------------------------
-step "4/6 enable k8s-agent.service"
+step "4/6 enable k8s-agent.service; load the modules and sysctls the layer sets"
 systemctl daemon-reload 2>/dev/null || true # (no running systemd, e.g. a chroot: enable still works offline)
 systemctl enable k8s-agent.service
 [ "$(systemctl is-enabled k8s-agent.service)" = enabled ] || die "k8s-agent.service is not enabled"
+# The layer's modules-load.d and sysctl.d files act at boot; apply them now too, so that the gate's live checks on /
+# (modules loaded, sysctls in effect) see this machine as the node will boot — and fail if the base's kernel lacks a
+# module.
+if [ -d /run/systemd/system ]; then
+  systemctl restart systemd-modules-load.service systemd-sysctl.service
+else
+  /usr/lib/systemd/systemd-modules-load
+  /usr/lib/systemd/systemd-sysctl
+fi
 
 # --------------------------------------------------------------------------------------------------------------
 step "5/6 gate: k8s-agent check --root /"

@@ -61,9 +61,9 @@ image=$OUT/qemu/k8s-node.qcow2
   log "packer reported success but $image is missing"
   exit 1
 }
-log "built $image: $(du -h "$image" | cut -f1) on disk ($(qemu-img info --output=json "$image" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p') bytes virtual); base ${t_base}s, packer build ${t_build}s"
+log "built $image: $(du -h "$image" | cut -f1) on disk, virtual $(qemu-img info "$image" | sed -n 's/^virtual size: //p'); base ${t_base}s, packer build ${t_build}s"
 
 if [ "${SKIP_BOOT:-}" = 1 ]; then exit 0; fi
 t0=$(date +%s)
 tests/packer/boot-test.sh "$image" "$base/vmlinuz" "$base/initrd.img"
-log "boot test ${t_boot:-$(($(date +%s) - t0))}s; total $(($(date +%s) - start))s"
+log "base ${t_base}s, packer build ${t_build}s, boot test $(($(date +%s) - t0))s; total $(($(date +%s) - start))s"
