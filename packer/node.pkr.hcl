@@ -255,7 +255,7 @@ build {
     destination = "${local.upload_dir}/layer.tar.gz.sha256"
   }
 
-  # 2-6. Verify, extract at /, install the lock's host packages, enable k8s-agent.service, `k8s-agent check --root /`
+  # 2. Verify, extract at /, install the lock's host packages, enable k8s-agent.service, `k8s-agent check --root /`
   # as the gate, clean up for imaging. One script for every source; as root (sudo on AMIs).
   provisioner "shell" {
     script          = "${path.root}/scripts/provision.sh"

@@ -149,7 +149,7 @@ async fn fetch_one(fetcher: &Fetcher, artifact: &Artifact) -> Result<FetchedArti
         ChecksumPin::Fixed(c) => (c.clone(), "manifest".to_string()),
         ChecksumPin::Published(url) => (
             fetcher.resolve_published(url, &artifact.url).await?,
-            url.to_string(),
+            artifact.checksum_label.clone(),
         ),
     };
     let (blob, from) = fetcher

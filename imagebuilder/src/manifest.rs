@@ -120,6 +120,9 @@ pub struct Artifact {
     /// `base_url` stays relative (`../demo/artifacts/etcd.tar.gz`), so the image does not depend on the directory
     /// the manifest was checked out in.
     pub source_label: String,
+    /// Where the checksum came from, as the lock records it: `manifest`, or the checksum file's URL (kept relative
+    /// like `source_label` when it is relative to a relative `base_url`).
+    pub checksum_label: String,
     pub pin: ChecksumPin,
     pub standin: bool,
     pub install: Install,
@@ -584,12 +587,7 @@ fn check_artifact(
         ));
     }
     let url = resolve_url(map, &raw.url, base_url)?;
-    let source_label = match (relative_base, Url::parse(raw.url.get_ref())) {
-        (Some(base), Err(url::ParseError::RelativeUrlWithoutBase)) => {
-            format!("{base}{}", raw.url.get_ref())
-        }
-        _ => url.to_string(),
-    };
+    let source_label = display_label(raw.url.get_ref(), &url, relative_base);
 
     let pins = [
         raw.sha256.is_some(),
@@ -614,6 +612,12 @@ fn check_artifact(
         ChecksumPin::Published(resolve_url(map, u, base_url)?)
     } else {
         unreachable!("exactly one pin was counted above")
+    };
+    let checksum_label = match (&pin, &raw.checksum_url) {
+        (ChecksumPin::Published(resolved), Some(u)) => {
+            display_label(u.get_ref(), resolved, relative_base)
+        }
+        _ => "manifest".to_string(),
     };
 
     let install_raw = raw.install.get_ref();
@@ -714,6 +718,7 @@ fn check_artifact(
         version: raw.version.get_ref().clone(),
         url,
         source_label,
+        checksum_label,
         pin,
         standin: raw.standin,
         install,
@@ -798,6 +803,15 @@ fn resolve_base_url(manifest_path: &Path, base: &str) -> Result<Url, String> {
         url.set_path(&p);
     }
     Ok(url)
+}
+
+/// How a URL is recorded: as written when it is relative to a relative `base_url` (so the record does not depend
+/// on where the manifest was checked out), else the resolved URL.
+fn display_label(as_written: &str, resolved: &Url, relative_base: Option<&str>) -> String {
+    match (relative_base, Url::parse(as_written)) {
+        (Some(base), Err(url::ParseError::RelativeUrlWithoutBase)) => format!("{base}{as_written}"),
+        _ => resolved.to_string(),
+    }
 }
 
 /// Removes `.` and `..` components without touching the file system.

@@ -609,3 +609,41 @@ fn an_updated_checksum_file_is_fetched_again_online() {
         "online builds fetch checksum files"
     );
 }
+
+#[test]
+fn the_checkout_directory_does_not_change_the_layer() {
+    let s = Setup::new();
+    let mut shas = Vec::new();
+    for checkout in ["checkout-alpha/deep", "checkout-beta"] {
+        let root = s.dir.path().join(checkout);
+        for (path, bytes) in [
+            ("artifacts/bin/kubelet", s.fixtures.kubelet.clone()),
+            ("artifacts/cni/cni-plugins.tgz", s.fixtures.cni_tgz.clone()),
+            (
+                "artifacts/cni/cni-plugins.tgz.sha256",
+                format!("{}  cni-plugins.tgz\n", sha256(&s.fixtures.cni_tgz)).into_bytes(),
+            ),
+        ] {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&p, bytes).expect("write");
+        }
+        let manifest = root.join("manifests/image.toml");
+        std::fs::create_dir_all(manifest.parent().expect("parent")).expect("mkdir");
+        let text = s
+            .fixtures
+            .manifest(&s.server)
+            .replace(&s.server.url("/"), "../artifacts/");
+        std::fs::write(&manifest, text).expect("manifest");
+        let out = format!("{checkout}-out");
+        let report = run(&s.opts(&manifest, &out, "cache")).expect("build");
+        let lock =
+            std::fs::read_to_string(s.dir.path().join(&out).join("lock.json")).expect("lock");
+        assert!(
+            !lock.contains(checkout),
+            "the lock names the checkout: {lock}"
+        );
+        shas.push(report.layer_sha256);
+    }
+    assert_eq!(shas[0], shas[1]);
+}

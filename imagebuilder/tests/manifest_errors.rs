@@ -398,6 +398,10 @@ fn relative_base_url_resolves_against_the_manifest_directory() {
         m.artifacts[1].source_label,
         "../artifacts/cni-plugins-linux-amd64-v1.8.0.tgz"
     );
+    assert_eq!(
+        m.artifacts[1].checksum_label,
+        "../artifacts/cni-plugins-linux-amd64-v1.8.0.tgz.sha256"
+    );
 }
 
 #[test]

@@ -47,7 +47,8 @@ CLUSTER_NAME=boottest DNS_DOMAIN=k8s HOST_CHECKS=warn WEAVE_CONSENSUS=1 BOOTSTRA
   packer/render-user-data.sh minion >"$work/minion.yaml"
 
 # Runs in cloud-final (before k8s-agent.service, which is ordered after it): starts a transient unit that polls
-# `k8s-agent status` until the agent has state (exit 5 = none yet) and writes the answer to the serial console.
+# `k8s-agent status` until the agent is past its host checks (exit 5 = no state yet; exit 3 in host-check = not yet)
+# and writes the answer to the serial console.
 cat >"$work/probe.sh" <<'EOF'
 #!/bin/sh
 cat >/run/k8s-boot-probe.sh <<'PROBE'
@@ -55,7 +56,9 @@ cat >/run/k8s-boot-probe.sh <<'PROBE'
 rc=5
 for i in $(seq 1 300); do
   out=$(k8s-agent status 2>&1) && rc=0 || rc=$?
-  [ "$rc" -ne 5 ] && break
+  # Past the host checks: a minion with no masters then waits in resolve-masters (or it failed).
+  [ "$rc" -ne 5 ] && [ "$rc" -ne 3 ] && break
+  [ "$rc" -eq 3 ] && echo "$out" | grep -q resolve-masters && break
   sleep 1
 done
 {
