@@ -12,7 +12,8 @@
 # tar alone) run in the first min(REPS, 3) repetitions only. Cold, each repetition runs imagebuilder and the seeds.
 #
 # Environment: IMAGEBUILDER, AGENT (binaries; default target/release/{imagebuilder,k8s-agent}, built with cargo unless
-# NO_BUILD=1), RESULTS=FILE (also write the report there), KEEP=1 (keep the scratch directory and print it),
+# NO_BUILD=1), IMAGEBUILDER_B (a second imagebuilder, e.g. a candidate change built in a scratch copy: measured in
+# the same interleaved runs, warm and cold, with its own cache, and reported beside the first), RESULTS=FILE (also write the report there), KEEP=1 (keep the scratch directory and print it),
 # TMPDIR (where the scratch directory goes: the caches, the staged trees and the layers; all timings use it).
 #
 # Bars (issue "Benchmarks", item 1), warm: imagebuilder <= 1.5x the floor (tar c | gzip -6), and >= 3x faster than
@@ -30,6 +31,7 @@ COLD_REPS=${2:-2}
     exit 2
 }
 IB=${IMAGEBUILDER:-target/release/imagebuilder}
+IB_B=${IMAGEBUILDER_B:-}
 AGENT=${AGENT:-target/release/k8s-agent}
 MANIFEST=manifests/demo.toml
 for t in python3 curl tar gzip sha256sum; do command -v "$t" >/dev/null || {
@@ -46,8 +48,8 @@ if [ "${NO_BUILD:-}" != 1 ]; then
     note "cargo build --release --locked -p imagebuilder -p k8s-agent (a no-op when current)"
     cargo build --release --locked --quiet -p imagebuilder -p k8s-agent
 fi
-if [ ! -x "$IB" ] || [ ! -x "$AGENT" ]; then
-    echo "bench/layer.sh: no $IB or $AGENT" >&2
+if [ ! -x "$IB" ] || [ ! -x "$AGENT" ] || { [ -n "$IB_B" ] && [ ! -x "$IB_B" ]; }; then
+    echo "bench/layer.sh: no $IB, $AGENT or $IB_B" >&2
     exit 2
 fi
 # The demo artifacts: made when missing or when SHA256SUMS does not list every file the manifest names.
@@ -95,8 +97,8 @@ measure() {
         "$u" "$s" "$m" "$phases" >>"$rows"
 }
 
-ib_build() { # MANIFEST CACHE OUT: the command line (measure runs it under /usr/bin/time, so no shell function)
-    IB_CMD=("$IB" build --manifest "$1" --cache "$2" --out "$3" --content "$root" --agent-bin "$AGENT" --quiet)
+ib_build() { # MANIFEST CACHE OUT [BINARY]: the command line (measure runs it under /usr/bin/time: no function)
+    IB_CMD=("${4:-$IB}" build --manifest "$1" --cache "$2" --out "$3" --content "$root" --agent-bin "$AGENT" --quiet)
 }
 tar_tree() { tar -C "$work/tree" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" -cf - .; }
 floor_gzip() { tar_tree | gzip -6 -n >"$work/floor.tar.gz"; }
@@ -110,6 +112,10 @@ export work epoch
 note "warm-up: filling the cache ($work/cache), extracting the layer for the floor"
 ib_build "$MANIFEST" "$work/cache" "$work/ib"
 "${IB_CMD[@]}" >/dev/null
+if [ -n "$IB_B" ]; then
+    ib_build "$MANIFEST" "$work/cache-b" "$work/ib-b" "$IB_B"
+    "${IB_CMD[@]}" >/dev/null
+fi
 mkdir "$work/tree"
 tar -xzf "$work/ib/layer.tar.gz" -C "$work/tree"
 
@@ -124,6 +130,10 @@ for ((i = 1; i <= REPS; i++)); do
     ib_build "$MANIFEST" "$work/cache" "$work/ib"
     measure warm imagebuilder "${IB_CMD[@]}"
     sha256sum "$work/ib/layer.tar.gz" | cut -d' ' -f1 >>"$work/ib.sha256s"
+    if [ -n "$IB_B" ]; then
+        ib_build "$MANIFEST" "$work/cache-b" "$work/ib-b" "$IB_B"
+        measure warm imagebuilder_b "${IB_CMD[@]}"
+    fi
     measure warm seeds bench/seeds-provisioner.sh demo/artifacts "$work/seeds.tar.gz" "$AGENT"
     measure warm floor_gzip bash -o pipefail -c floor_gzip
     if ((i <= REF_REPS)); then
@@ -155,23 +165,36 @@ if ((COLD_REPS > 0)); then
         ib_build "$work/demo-http.toml" "$work/cold-cache" "$work/ib-cold"
         measure cold imagebuilder "${IB_CMD[@]}"
         measure cold seeds bench/seeds-provisioner.sh "$base" "$work/seeds-cold.tar.gz" "$AGENT"
+        if [ -n "$IB_B" ]; then
+            rm -rf "$work/cold-cache" "$work/ib-cold"
+            ib_build "$work/demo-http.toml" "$work/cold-cache" "$work/ib-cold" "$IB_B"
+            measure cold imagebuilder_b "${IB_CMD[@]}"
+        fi
     done
 fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- report -------------------------------------------------------------------------------------------------------
-sizes() { for f in "$@"; do [ -f "$f" ] && printf '%s=%s ' "$(basename "$f")" "$(stat -c %s "$f")"; done; }
+sizes() { # KEY=FILE...: "KEY=bytes " for each FILE that exists
+    local kv
+    for kv in "$@"; do
+        if [ -f "${kv#*=}" ]; then printf '%s=%s ' "${kv%%=*}" "$(stat -c %s "${kv#*=}")"; fi
+    done
+}
 BENCH_ROWS=$rows BENCH_REPS=$REPS BENCH_COLD=$COLD_REPS BENCH_LOAD="$load_start -> $load_end" BENCH_TIME=${TIME:-}
 BENCH_NPROC=$(nproc)
 BENCH_CPU=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
-BENCH_SIZES=$(sizes "$work/ib/layer.tar.gz" "$work/seeds.tar.gz" "$work/floor.tar.gz" "$work/floor-pigz.tar.gz" "$work/floor.tar.zst")
+BENCH_SIZES=$(sizes imagebuilder="$work/ib/layer.tar.gz" imagebuilder_b="$work/ib-b/layer.tar.gz" \
+    seeds="$work/seeds.tar.gz" floor_gzip="$work/floor.tar.gz" floor_pigz="$work/floor-pigz.tar.gz" \
+    floor_zstd="$work/floor.tar.zst")
 BENCH_STAGED=$(du -sb "$work/tree" | cut -f1)
 BENCH_IB_SHAS=$(sort -u "$work/ib.sha256s" | wc -l)
 BENCH_IB_LAYER=$work/ib/layer.tar.gz BENCH_SEEDS_LAYER=$work/seeds.tar.gz
 BENCH_TOOLS="$(gzip --version | head -1)"
 have pigz && BENCH_TOOLS+="; $(pigz --version 2>&1 | head -1)"
 have zstd && BENCH_TOOLS+="; $(zstd --version | sed 's/^\*\*\* //; s/, by .*//')"
-export BENCH_ROWS BENCH_REPS BENCH_COLD BENCH_LOAD BENCH_TIME BENCH_NPROC BENCH_CPU BENCH_SIZES BENCH_STAGED \
+BENCH_IB_B=$IB_B
+export BENCH_IB_B BENCH_ROWS BENCH_REPS BENCH_COLD BENCH_LOAD BENCH_TIME BENCH_NPROC BENCH_CPU BENCH_SIZES BENCH_STAGED \
     BENCH_IB_SHAS BENCH_IB_LAYER BENCH_SEEDS_LAYER BENCH_TOOLS
 report() {
     python3 - <<'EOF'
@@ -187,6 +210,7 @@ def num(x):
 
 names = {
     "imagebuilder": "imagebuilder build",
+    "imagebuilder_b": f"imagebuilder build, IMAGEBUILDER_B={os.environ['BENCH_IB_B']}",
     "seeds": "seeds-provisioner.sh (cp/curl, sha256sum -c, install, tar|gzip -6)",
     "floor_gzip": "floor: tar c | gzip -6",
     "floor_pigz": f"floor: tar c | pigz -6 ({os.environ['BENCH_NPROC']} threads)",
@@ -194,8 +218,6 @@ names = {
     "floor_tar": "reference: tar c only (no compression)",
 }
 size_of = dict(kv.split("=") for kv in os.environ["BENCH_SIZES"].split())
-out_file = {"imagebuilder": "layer.tar.gz", "seeds": "seeds.tar.gz", "floor_gzip": "floor.tar.gz",
-            "floor_pigz": "floor-pigz.tar.gz", "floor_zstd": "floor.tar.zst"}
 lines = []
 p = lines.append
 p(f"## bench/layer.sh: demo layer, {os.environ['BENCH_REPS']} warm / {os.environ['BENCH_COLD']} cold repetitions")
@@ -205,8 +227,8 @@ p(f"machine: {os.environ['BENCH_NPROC']} cores ({os.environ['BENCH_CPU']}); load
 p("")
 p("| scenario | what | n | median s | min s | max s | spread | CPU s (user+sys) | peak RSS | output |")
 p("|---|---|---|---|---|---|---|---|---|---|")
-order = [("warm", k) for k in ["imagebuilder", "seeds", "floor_gzip", "floor_pigz", "floor_zstd", "floor_tar"]] + \
-        [("cold", "imagebuilder"), ("cold", "seeds")]
+order = [("warm", k) for k in ["imagebuilder", "imagebuilder_b", "seeds", "floor_gzip", "floor_pigz", "floor_zstd", "floor_tar"]] + \
+        [("cold", "imagebuilder"), ("cold", "imagebuilder_b"), ("cold", "seeds")]
 for scen, label in order:
     rs = runs(scen, label)
     if not rs: continue
@@ -214,7 +236,7 @@ for scen, label in order:
     cpu = [num(r[3]) + num(r[4]) for r in rs if num(r[3]) is not None]
     rss = [int(r[5]) for r in rs if r[5].isdigit()]
     m = med(w)
-    out = size_of.get(out_file.get(label, "") if scen == "warm" else "", "")
+    out = size_of.get(label, "") if scen == "warm" else ""
     p(f"| {scen} | {names[label].replace('|', chr(92) + '|')} | {len(w)} | {m:.2f} | {min(w):.2f} | {max(w):.2f} | "
       f"±{(max(w)-min(w))/2/m*100:.0f}% | {med(cpu):.2f} | "
       f"{(f'{max(rss)/1024:.1f} MiB' if rss else 'n/a')} | {(f'{int(out)/1e6:.1f} MB' if out else '')} |")
@@ -245,6 +267,7 @@ def phase_table(label, title):
         p("| | " + " | ".join(f"{med([d[k] for d in ph]):.2f}" for k in keys) + " |")
         p("")
 phase_table("imagebuilder", "imagebuilder phases")
+phase_table("imagebuilder_b", "IMAGEBUILDER_B phases")
 phase_table("seeds", "seeds phases")
 
 ib, seeds, floor = med(walls("warm", "imagebuilder")), med(walls("warm", "seeds")), med(walls("warm", "floor_gzip"))
@@ -258,10 +281,16 @@ for label, what in (("floor_pigz", "imagebuilder / tar c | pigz -6"), ("floor_zs
     if walls("warm", label):
         p(f"| warm: {what.replace('|', chr(92) + '|')} (reference) | {ib / med(walls('warm', label)):.2f}x | | |")
 ibpack = [phases(r).get("pack") for r in runs("warm", "imagebuilder")]
+if walls("warm", "imagebuilder_b"):
+    b = med(walls("warm", "imagebuilder_b"))
+    ratio_line("warm: IMAGEBUILDER_B / floor (tar c \\| gzip -6)", b / floor, "<= 1.5x", b / floor <= 1.5)
+    ratio_line("warm: seeds / IMAGEBUILDER_B", seeds / b, ">= 3x", seeds / b >= 3)
 if all(ibpack):
     p(f"| warm: imagebuilder's pack phase alone / floor (reference) | {med(ibpack) / floor:.2f}x | | |")
 if walls("cold", "imagebuilder"):
     p(f"| cold: seeds / imagebuilder (reference) | {med(walls('cold', 'seeds')) / med(walls('cold', 'imagebuilder')):.2f}x | | |")
+if walls("cold", "imagebuilder_b"):
+    p(f"| cold: seeds / IMAGEBUILDER_B (reference) | {med(walls('cold', 'seeds')) / med(walls('cold', 'imagebuilder_b')):.2f}x | | |")
 p("")
 
 # Same content? The seeds' tree against imagebuilder's (minus what only imagebuilder writes).
@@ -281,6 +310,10 @@ diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 p(f"same content: {'yes' if not diff else 'NO: ' + ', '.join(diff[:8])} ({len(a)} entries compared: path, type, mode, "
   f"owner, mtime, sha256/link target; imagebuilder also writes /usr/share/k8s-image/{{lock,SBOM,manifest}}); "
   f"imagebuilder layer identical across warm runs: {'yes' if os.environ['BENCH_IB_SHAS'] == '1' else 'NO'}")
+nproc, load = int(os.environ["BENCH_NPROC"]), os.environ["BENCH_LOAD"].split()
+if max(float(load[0]), float(load[-3])) >= nproc / 2:
+    p(f"warning: the machine was busy (1-minute load {load[0]} at the start, {load[-3]} at the end, {nproc} cores): every "
+      "number is inflated and noisy; multi-threaded ones (pigz, zstd -T0, a parallel imagebuilder) suffer most")
 if not os.environ["BENCH_TIME"]:
     p("(no /usr/bin/time: CPU and peak RSS not measured; apt-get install -y time)")
 print("\n".join(lines))

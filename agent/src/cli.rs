@@ -156,22 +156,29 @@ impl CheckArgs {
             checks::RuleSet::Tree
         };
         let report = checks::check(&self.root, set);
-        let text = if self.json {
-            let mut json = serde_json::to_string_pretty(&report).map_err(|err| {
-                CommandError::new(anyhow::Error::new(err).context("cannot render JSON"), None)
-            })?;
-            json.push('\n');
-            json
-        } else {
-            report.render_human()
-        };
-        print_stdout(&text)?;
+        print_stdout(&render(self.json, &report, || report.render_human())?)?;
         Ok(if report.passed() {
             Outcome::Success
         } else {
             Outcome::ChecksFailed
         })
     }
+}
+
+/// The text a command prints: pretty JSON (with a final newline) or the human rendering.
+pub fn render(
+    json: bool,
+    value: &impl serde::Serialize,
+    human: impl FnOnce() -> String,
+) -> Result<String, CommandError> {
+    if !json {
+        return Ok(human());
+    }
+    let mut text = serde_json::to_string_pretty(value).map_err(|err| {
+        CommandError::new(anyhow::Error::new(err).context("cannot render JSON"), None)
+    })?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// Writes to stdout without panicking when it is closed. A reader that went away (`| head`) is not an error: the

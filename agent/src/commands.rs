@@ -2,7 +2,7 @@
 //! the command line to the library (executor, status printer, role file reader), plus logging set-up and, when
 //! the agent is PID 1, reaping and signal forwarding.
 
-use crate::cli::{CommandError, Outcome, print_stdout};
+use crate::cli::{CommandError, Outcome, print_stdout, render};
 use clap::Args;
 use k8s_agent::checks::CheckResult;
 use k8s_agent::executor::{self, AgentConfig, CHECKS_FILE};
@@ -218,16 +218,7 @@ impl StatusArgs {
             units_error,
             executor::now_millis(),
         );
-        let text = if self.json {
-            let mut json = serde_json::to_string_pretty(&report).map_err(|e| {
-                CommandError::new(anyhow::Error::new(e).context("cannot render JSON"), None)
-            })?;
-            json.push('\n');
-            json
-        } else {
-            report.render_human()
-        };
-        print_stdout(&text)?;
+        print_stdout(&render(self.json, &report, || report.render_human())?)?;
         Ok(match report.exit_code() {
             0 => Outcome::Success,
             code => Outcome::Code(code),
