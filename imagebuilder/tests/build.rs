@@ -647,3 +647,69 @@ fn the_checkout_directory_does_not_change_the_layer() {
     }
     assert_eq!(shas[0], shas[1]);
 }
+
+/// A small tmpfs mounted for the test and unmounted on drop (root only).
+struct SmallTmpfs(std::path::PathBuf);
+
+impl SmallTmpfs {
+    fn mount(path: std::path::PathBuf, size: &str) -> Option<SmallTmpfs> {
+        std::fs::create_dir_all(&path).expect("mkdir");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallTmpfs(path))
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_leaves_no_output_and_no_cache_entry() {
+    let s = Setup::new();
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    // Full cache: the download cannot be written.
+    let Some(cache) = SmallTmpfs::mount(s.dir.path().join("tiny-cache"), "8k") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and can mount a tmpfs"
+        );
+        eprintln!("skipped: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let mut opts = s.opts(&manifest, "out", "unused");
+    opts.fetch.cache_dir = cache.0.clone();
+    let err = run(&opts).expect_err("a full cache must fail");
+    assert!(
+        matches!(&err, BuildError::Fetch(FetchError::Cache { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    assert_no_output(&opts);
+    // What fitted is a verified entry; what did not is absent (never a truncated blob under a digest's name).
+    for blob in walk_files(&cache.0.join("blobs")) {
+        let bytes = std::fs::read(cache.0.join("blobs").join(&blob)).expect("blob");
+        assert_eq!(
+            format!("sha256/{}", sha256(&bytes)),
+            blob,
+            "a cache entry does not match its name"
+        );
+    }
+    assert!(
+        walk_files(&cache.0.join("tmp")).is_empty(),
+        "temp download left behind"
+    );
+
+    // Full output directory: the cache fills, the layer cannot be written; nothing is left in the output.
+    let out = SmallTmpfs::mount(s.dir.path().join("tiny-out"), "16k").expect("second tmpfs");
+    let mut opts = s.opts(&manifest, "unused-out", "cache");
+    opts.out_dir = out.0.clone();
+    let err = run(&opts).expect_err("a full output directory must fail");
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    assert_no_output(&opts);
+}
