@@ -403,6 +403,13 @@ pub async fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildRepo
         path: opts.out_dir.clone(),
         reason: e.error().to_string(),
     })?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        layer_tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(OUTPUT_MODE))
+            .map_err(out_err(&opts.out_dir))?;
+    }
     layer_tmp
         .as_file()
         .sync_all()

@@ -713,3 +713,20 @@ fn a_full_disk_leaves_no_output_and_no_cache_entry() {
     assert!(err.to_string().contains("No space left on device"), "{err}");
     assert_no_output(&opts);
 }
+
+#[test]
+fn outputs_are_world_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new();
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    let opts = s.opts(&manifest, "out", "cache");
+    run(&opts).expect("build");
+    for name in dir_names(&opts.out_dir) {
+        let mode = std::fs::metadata(opts.out_dir.join(&name))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o644, "{name} has mode {mode:o}");
+    }
+}
