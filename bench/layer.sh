@@ -66,6 +66,7 @@ if ! artifacts_current; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-layer.XXXXXX")
+started=$SECONDS
 server_pid=
 cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
@@ -133,6 +134,7 @@ for ((i = 1; i <= REPS; i++)); do
     if [ -n "$IB_B" ]; then
         ib_build "$MANIFEST" "$work/cache-b" "$work/ib-b" "$IB_B"
         measure warm imagebuilder_b "${IB_CMD[@]}"
+        sha256sum "$work/ib-b/layer.tar.gz" | cut -d' ' -f1 >>"$work/ib-b.sha256s"
     fi
     measure warm seeds bench/seeds-provisioner.sh demo/artifacts "$work/seeds.tar.gz" "$AGENT"
     measure warm floor_gzip bash -o pipefail -c floor_gzip
@@ -173,6 +175,7 @@ if ((COLD_REPS > 0)); then
     done
 fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+BENCH_ELAPSED=$((SECONDS - started))
 
 # --- report -------------------------------------------------------------------------------------------------------
 sizes() { # KEY=FILE...: "KEY=bytes " for each FILE that exists
@@ -193,12 +196,13 @@ BENCH_IB_LAYER=$work/ib/layer.tar.gz BENCH_SEEDS_LAYER=$work/seeds.tar.gz
 BENCH_TOOLS="$(gzip --version | head -1)"
 have pigz && BENCH_TOOLS+="; $(pigz --version 2>&1 | head -1)"
 have zstd && BENCH_TOOLS+="; $(zstd --version | sed 's/^\*\*\* //; s/, by .*//')"
-BENCH_IB_B=$IB_B
-export BENCH_IB_B BENCH_ROWS BENCH_REPS BENCH_COLD BENCH_LOAD BENCH_TIME BENCH_NPROC BENCH_CPU BENCH_SIZES BENCH_STAGED \
-    BENCH_IB_SHAS BENCH_IB_LAYER BENCH_SEEDS_LAYER BENCH_TOOLS
+BENCH_IB_B=$IB_B BENCH_IB_B_SHAS=0 BENCH_IB_B_LAYER=$work/ib-b/layer.tar.gz
+[ -n "$IB_B" ] && BENCH_IB_B_SHAS=$(sort -u "$work/ib-b.sha256s" | wc -l)
+export BENCH_ELAPSED BENCH_IB_B BENCH_IB_B_SHAS BENCH_IB_B_LAYER BENCH_ROWS BENCH_REPS BENCH_COLD BENCH_LOAD \
+    BENCH_TIME BENCH_NPROC BENCH_CPU BENCH_SIZES BENCH_STAGED BENCH_IB_SHAS BENCH_IB_LAYER BENCH_SEEDS_LAYER BENCH_TOOLS
 report() {
     python3 - <<'EOF'
-import hashlib, os, statistics as st, tarfile
+import gzip, hashlib, os, statistics as st, tarfile
 
 rows = [l.rstrip("\n").split("\t") for l in open(os.environ["BENCH_ROWS"])]
 def runs(scen, label): return [r for r in rows if r[0] == scen and r[1] == label]
@@ -220,7 +224,8 @@ names = {
 size_of = dict(kv.split("=") for kv in os.environ["BENCH_SIZES"].split())
 lines = []
 p = lines.append
-p(f"## bench/layer.sh: demo layer, {os.environ['BENCH_REPS']} warm / {os.environ['BENCH_COLD']} cold repetitions")
+p(f"## bench/layer.sh: demo layer, {os.environ['BENCH_REPS']} warm / {os.environ['BENCH_COLD']} cold repetitions "
+  f"({int(os.environ['BENCH_ELAPSED']) // 60}m{int(os.environ['BENCH_ELAPSED']) % 60:02d}s of measuring)")
 p("")
 p(f"machine: {os.environ['BENCH_NPROC']} cores ({os.environ['BENCH_CPU']}); load average {os.environ['BENCH_LOAD']}; "
   f"staged tree {int(os.environ['BENCH_STAGED'])/1e6:.1f} MB; {os.environ['BENCH_TOOLS']}")
@@ -310,10 +315,20 @@ diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 p(f"same content: {'yes' if not diff else 'NO: ' + ', '.join(diff[:8])} ({len(a)} entries compared: path, type, mode, "
   f"owner, mtime, sha256/link target; imagebuilder also writes /usr/share/k8s-image/{{lock,SBOM,manifest}}); "
   f"imagebuilder layer identical across warm runs: {'yes' if os.environ['BENCH_IB_SHAS'] == '1' else 'NO'}")
+if os.environ["BENCH_IB_B"]:
+    def tar_sha(path):
+        h = hashlib.sha256()
+        with gzip.open(path) as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        return h.hexdigest()
+    same = tar_sha(os.environ["BENCH_IB_LAYER"]) == tar_sha(os.environ["BENCH_IB_B_LAYER"])
+    p(f"IMAGEBUILDER_B: layer identical across warm runs: {'yes' if os.environ['BENCH_IB_B_SHAS'] == '1' else 'NO'}; "
+      f"unpacks to the same tar bytes as imagebuilder's: {'yes' if same else 'NO'}")
 nproc, load = int(os.environ["BENCH_NPROC"]), os.environ["BENCH_LOAD"].split()
-if max(float(load[0]), float(load[-3])) >= nproc / 2:
-    p(f"warning: the machine was busy (1-minute load {load[0]} at the start, {load[-3]} at the end, {nproc} cores): every "
-      "number is inflated and noisy; multi-threaded ones (pigz, zstd -T0, a parallel imagebuilder) suffer most")
+if float(load[0]) >= nproc / 2:
+    p(f"warning: the machine was busy when the run started (1-minute load {load[0]}, {nproc} cores; the load at the end "
+      "includes this benchmark's own): the numbers are inflated and noisy, multi-threaded ones (pigz, zstd -T0) most")
 if not os.environ["BENCH_TIME"]:
     p("(no /usr/bin/time: CPU and peak RSS not measured; apt-get install -y time)")
 print("\n".join(lines))

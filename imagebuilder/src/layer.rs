@@ -57,9 +57,10 @@ pub fn write_layer(staging: &Staging, mtime: u64, out: impl Write) -> io::Result
         );
     }
 
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(out, flate2::Compression::new(GZIP_LEVEL));
+    // The same bytes for any thread count (see parallel_gz); at most two 1 MiB blocks per thread in flight.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let gz =
+        crate::parallel_gz::ParallelGz::new(out, GZIP_LEVEL, crate::parallel_gz::BLOCK, threads)?;
     let mut tar = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, gz));
     tar.follow_symlinks(false);
     for (rel, entry) in &entries {

@@ -12,6 +12,7 @@ pub mod checksum;
 pub mod fetch;
 pub mod layer;
 pub mod manifest;
+pub mod parallel_gz;
 pub mod progress;
 pub mod sbom;
 pub mod stage;
@@ -206,28 +207,50 @@ fn stage_all(
     staging: &mut Staging,
 ) -> Result<ImageLock, BuildError> {
     let mut artifacts = Vec::new();
-    for f in fetched {
-        let a = &f.artifact;
-        match &a.install {
-            Install::File { path, mode, .. } => {
-                staging.add_file(path, &f.blob, *mode, &a.name)?;
-            }
-            Install::Archive {
-                format,
-                dir,
-                members,
-                mode,
-            } => {
-                staging.add_archive_members(
-                    &f.blob,
-                    a.url.as_str(),
-                    *format,
+    // Archives are decompressed in parallel (inflating them is most of staging), each into its own record on the same
+    // root, merged here before the single files. Two artifacts never install one path (the manifest refuses it), so
+    // the order only matters for node content, which still comes last.
+    let root = staging.root().to_path_buf();
+    let unpacked: Vec<Result<Staging, StageError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = fetched
+            .iter()
+            .filter_map(|f| match &f.artifact.install {
+                Install::Archive {
+                    format,
                     dir,
                     members,
-                    *mode,
-                    &a.name,
-                )?;
-            }
+                    mode,
+                } => {
+                    let root = root.clone();
+                    Some(scope.spawn(move || {
+                        let mut part = Staging::new(root);
+                        part.add_archive_members(
+                            &f.blob,
+                            f.artifact.url.as_str(),
+                            *format,
+                            dir,
+                            members,
+                            *mode,
+                            &f.artifact.name,
+                        )?;
+                        Ok(part)
+                    }))
+                }
+                Install::File { .. } => None,
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for part in unpacked {
+        staging.merge(part?)?;
+    }
+    for f in fetched {
+        let a = &f.artifact;
+        if let Install::File { path, mode, .. } = &a.install {
+            staging.add_file(path, &f.blob, *mode, &a.name)?;
         }
         artifacts.push(LockedArtifact {
             name: a.name.clone(),

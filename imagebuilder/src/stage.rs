@@ -79,6 +79,19 @@ impl Staging {
         }
     }
 
+    /// Takes the files another staging (on the same root) installed, refusing any path this one already has.
+    pub fn merge(&mut self, other: Staging) -> Result<(), StageError> {
+        for (path, file) in other.files {
+            self.claim(&path, &file.owner)?;
+            self.files.insert(path, file);
+        }
+        for (path, target) in other.symlinks {
+            self.claim(&path, "a symlink")?;
+            self.symlinks.insert(path, target);
+        }
+        Ok(())
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
