@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/cluster.sh: local cluster bring-up, `demo/local-cluster.sh up` to every node Ready.
 #
-#   bench/cluster.sh [--cold]      warm: 1, 3 and 6 nodes (1 master + N-1 minions), 3 runs each, median
+#   bench/cluster.sh [--cold]      warm: 1, 3 and 6 nodes (1 master + N-1 minions), REPS runs each (default 3),
+#                                  median
 #                                  --cold: also once for 3 nodes with empty caches (debootstrap, cloud-init + host
 #                                  packages, layer), in a separate cache directory
 #
@@ -23,12 +24,12 @@ up_ms() { # minions → ms from `up` start to all Ready (rootfs already cached)
 }
 
 $LC rootfs >/dev/null 2>&1   # warm the caches once
-echo "| nodes (1 master + minions) | warm up → all Ready, median of 3 (ms) | runs (ms) |"
+echo "| nodes (1 master + minions) | warm up → all Ready, median (ms) | runs (ms) |"
 echo "|---|---|---|"
 for nodes in 1 3 6; do
   runs=()
-  for _ in 1 2 3; do runs+=("$(up_ms $((nodes - 1)))"); done
-  median=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p)
+  for _ in $(seq "${REPS:-3}"); do runs+=("$(up_ms $((nodes - 1)))"); done
+  median=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(( (${#runs[@]} + 1) / 2 ))p")
   echo "| $nodes | $median | ${runs[*]} |"
 done
 
