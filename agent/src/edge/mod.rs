@@ -1,0 +1,8 @@
+//! The agent's edges: thin adapters between the world (resolver, API server, systemd, the process table) and the
+//! values the pure core ([`crate::pure`]) decides on. Each edge turns its I/O into an observation and never
+//! decides what to do next.
+
+pub mod dns;
+pub mod pid1;
+pub mod probe;
+pub mod systemd;

@@ -1,0 +1,8 @@
+//! The agent's decisions, free of I/O: every function here takes values (role file text, DNS answers, probe
+//! outcomes, the clock as a number) and returns values (the next action, a rendered file, an error to show).
+//! Nothing in this folder opens a file, a socket or a bus; the edges ([`crate::edge`]) and the executor do.
+
+pub mod node_role;
+pub mod plan;
+pub mod role_file;
+pub mod weave;
