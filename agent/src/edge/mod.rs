@@ -4,5 +4,6 @@
 
 pub mod dns;
 pub mod pid1;
+pub mod pki_files;
 pub mod probe;
 pub mod systemd;

@@ -2,7 +2,9 @@
 //! outcomes, the clock as a number) and returns values (the next action, a rendered file, an error to show).
 //! Nothing in this folder opens a file, a socket or a bus; the edges ([`crate::edge`]) and the executor do.
 
+pub mod kubeconfig;
 pub mod node_role;
+pub mod pki;
 pub mod plan;
 pub mod role_file;
 pub mod weave;
