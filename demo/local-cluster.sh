@@ -18,7 +18,9 @@
 # State: /run/k8s-local (nodes, addresses, PKI, seeds, dnsmasq pid).
 # KUBE_APISERVER_ARGS (environment) is passed into the master's role file, e.g. --stand-in-ready-delay=5 to make the
 # demo API server answer 503 for 5 s (the end-to-end test uses it to kill a minion's agent while it waits).
-set -euo pipefail
+LIB_SCRIPT=local-cluster
+# shellcheck source=demo/lib.sh
+. "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
@@ -31,11 +33,13 @@ LAYER=${LAYER:-$here/out/demo/layer.tar.gz}
 NODE_SH=$here/tests/nspawn/node.sh
 AGENT=${AGENT:-$here/target/release/k8s-agent}
 
-log() { echo "local-cluster: $*" >&2; }
-die() { log "$*"; exit 1; }
-ms() { date +%s%3N; }
-
-need_root() { [ "$(id -u)" = 0 ] || die "run as root (network namespaces, nspawn, cgroups)"; }
+ms() { ms_now; }
+# A node's own programs, with the node's PATH (not the caller's).
+in_node() { # leader command...
+  local leader=$1
+  shift
+  with_system_path nsenter -t "$leader" -a -- "$@"
+}
 
 # --- node root filesystem --------------------------------------------------------------------------------------
 
@@ -44,60 +48,73 @@ host_packages() {
     "$(dirname "$LAYER")/lock.json"
 }
 
-# bookworm base + cloud-init + host packages, cached by package list.
+# bookworm base + cloud-init + host packages, cached by package list. Sets CLOUD_ROOTFS. (Not called in $(...):
+# its cleanups must run in this shell.)
 cloud_rootfs() {
-  local base pkgs dir stamp
+  local base pkgs dir stamp tmp t0
   base=$("$here/tests/nspawn/rootfs.sh")
+  step "reading the host packages from the image lock" "run ./demo/build.sh to make out/demo/lock.json"
   pkgs="cloud-init $(host_packages)"
   dir=$CACHE/rootfs-cloud
-  stamp="packages=$pkgs base=$(cat "$base/.k8s-test-stamp" 2>/dev/null)"
-  if [ -f "$dir/.k8s-local-stamp" ] && [ "$(cat "$dir/.k8s-local-stamp")" = "$stamp" ]; then
-    echo "$dir"; return
-  fi
+  stamp="packages=$pkgs base=$(head -n 1 "$base/.k8s-test-stamp")"
+  CLOUD_ROOTFS=$dir
+  if [ -f "$dir/.k8s-local-stamp" ] && [ "$(cat "$dir/.k8s-local-stamp")" = "$stamp" ]; then return; fi
+  step "building the cloud-init rootfs $dir ($pkgs)" \
+    "apt-get runs inside a chroot of $base and needs the Debian mirror; nothing was cached, the next run starts this step again"
   log "building $dir (cloud-init + $(host_packages)) — once"
-  local t0; t0=$(ms)
-  rm -rf "$dir.tmp"
-  cp -a "$base" "$dir.tmp"
-  cp /etc/resolv.conf "$dir.tmp/etc/resolv.conf"
-  mount --bind /proc "$dir.tmp/proc"
-  # shellcheck disable=SC2086
-  if ! chroot "$dir.tmp" /bin/sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends $pkgs >/dev/null && apt-get clean"; then
-    umount "$dir.tmp/proc"; die "apt-get in the node rootfs failed"
-  fi
-  umount "$dir.tmp/proc"
-  rm -rf "$dir.tmp/var/lib/apt/lists/"* "$dir.tmp/var/lib/cloud"
-  echo "$stamp" > "$dir.tmp/.k8s-local-stamp"
-  rm -rf "$dir"; mv "$dir.tmp" "$dir"
-  log "cloud rootfs built in $(( $(ms) - t0 )) ms"
-  echo "$dir"
+  t0=$(ms)
+  for stale in "$CACHE"/.rootfs-cloud.tmp.*; do remove_tree "$stale"; done
+  tmp=$(mktemp -d "$CACHE/.rootfs-cloud.tmp.XXXXXX")
+  on_exit "remove_tree '$tmp'"
+  cp -a "$base/." "$tmp/"
+  cp -L /etc/resolv.conf "$tmp/etc/resolv.conf"
+  mount --bind /proc "$tmp/proc"
+  # shellcheck disable=SC2086 # one package a word
+  with_system_path chroot "$tmp" /bin/sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends $pkgs >/dev/null && apt-get clean" >&2
+  umount "$tmp/proc"
+  rm -rf "$tmp/var/lib/apt/lists/"* "$tmp/var/lib/cloud"
+  echo "$stamp" >"$tmp/.k8s-local-stamp"
+  remove_tree "$dir"
+  mv "$tmp" "$dir"
+  on_exit_pop
+  log "cloud rootfs built in $(($(ms) - t0)) ms"
 }
 
-# cloud rootfs + the layer, cached per layer sha256, checked by k8s-agent check.
+# cloud rootfs + the layer, cached per layer sha256, checked by k8s-agent check. Sets NODE_ROOTFS.
 node_rootfs() {
-  local cloud sha dir
-  [ -f "$LAYER" ] || die "no layer at $LAYER — run ./demo/build.sh first"
-  cloud=$(cloud_rootfs)
+  local cloud sha dir tmp
+  [ -f "$LAYER" ] || die "no layer at $LAYER" "run ./demo/build.sh first"
+  need_commands debootstrap chroot python3 tar
+  cloud_rootfs
+  cloud=$CLOUD_ROOTFS
   sha=$(cut -c1-16 "$LAYER.sha256")
   dir=$CACHE/node-$sha
   if [ ! -f "$dir/.k8s-local-stamp" ]; then
+    step "making the node rootfs $dir (cloud rootfs + layer $sha)" "nothing was cached; the next run starts this step again"
     log "making $dir (cloud rootfs + layer $sha)"
-    rm -rf "$dir.tmp"
-    cp -a "$cloud" "$dir.tmp"
-    tar -xzf "$LAYER" -C "$dir.tmp"
-    "$AGENT" check --no-live --root "$dir.tmp" >&2 || die "k8s-agent check failed on the node rootfs"
-    echo "$sha" > "$dir.tmp/.k8s-local-stamp"
-    mv "$dir.tmp" "$dir"
+    for stale in "$CACHE"/.node.tmp.*; do remove_tree "$stale"; done
+    tmp=$(mktemp -d "$CACHE/.node.tmp.XXXXXX")
+    on_exit "remove_tree '$tmp'"
+    cp -a "$cloud/." "$tmp/"
+    tar -xzf "$LAYER" -C "$tmp"
+    step "checking the node rootfs with k8s-agent check --no-live" \
+      "the layer $LAYER fails the image checks printed above: fix the manifest or the node content and rebuild it"
+    "$AGENT" check --no-live --root "$tmp" >&2
+    echo "$sha" >"$tmp/.k8s-local-stamp"
+    mv "$tmp" "$dir"
+    on_exit_pop
     # Drop node rootfs of older layers.
     find "$CACHE" -maxdepth 1 -name 'node-*' ! -name "node-$sha" -exec rm -rf {} + 2>/dev/null || true
   fi
-  echo "$dir"
+  NODE_ROOTFS=$dir
 }
 
 # --- PKI ---------------------------------------------------------------------------------------------------------
 
 make_pki() {
   local d=$STATE/pki
+  step "making the cluster CA, the API server certificate and the bootstrap token (openssl)"
   mkdir -p "$d"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" -days 7 \
     -subj "/CN=$CLUSTER-ca" 2>/dev/null
@@ -142,6 +159,8 @@ make_seed() { # node role
 # --- network -----------------------------------------------------------------------------------------------------
 
 hub_up() {
+  step "making the hub network namespace $HUB (bridge br0, dnsmasq on 10.79.0.1)" \
+    "a network namespace $HUB may be left from another run: demo/local-cluster.sh down"
   ip netns add "$HUB"
   ip -n "$HUB" link set lo up
   ip -n "$HUB" link add br0 type bridge
@@ -156,6 +175,7 @@ hub_up() {
     --local-ttl=1 --log-queries --log-facility="$STATE/dnsmasq.log" --pid-file="$STATE/dnsmasq.pid" \
     >/dev/null 2>&1 &
   for _ in $(seq 50); do [ -s "$STATE/dnsmasq.pid" ] && break; sleep 0.05; done
+  [ -s "$STATE/dnsmasq.pid" ] || die "dnsmasq did not start" "see $STATE/dnsmasq.log"
 }
 
 dns_add() { # ip name
@@ -197,27 +217,44 @@ boot_node() { # node role ip
 leader() { cat "$STATE/$1.leader"; }
 
 node_status() { # node [--json]
-  nsenter -t "$(leader "$1")" -a -- /usr/bin/k8s-agent status "${@:2}"
+  in_node "$(leader "$1")" /usr/bin/k8s-agent status "${@:2}"
 }
 
 wait_ready() { # timeout_s nodes...
   local deadline=$(( $(ms) + $1 * 1000 )) n; shift
   for n in "$@"; do
     until node_status "$n" --no-units >/dev/null 2>&1; do
-      [ "$(ms)" -lt "$deadline" ] || { log "$n is not Ready:"; node_status "$n" >&2 || true; return 1; }
+      if [ "$(ms)" -ge "$deadline" ]; then
+        node_status "$n" >&2 || true
+        die "$n is not Ready after $1 s (its status is above)" \
+          "look inside: nsenter -t \$(demo/local-cluster.sh leader $n) -a journalctl -u k8s-agent"
+      fi
       sleep 0.2
     done
   done
 }
 
+UP_DONE=1
+up_failed() {
+  if [ "$UP_DONE" = 0 ]; then
+    log "up failed; tearing the cluster down"
+    cmd_down >/dev/null 2>&1
+  fi
+}
+
 cmd_up() {
   need_root
+  need_commands ip dnsmasq openssl nsenter systemd-nspawn base64 sed
   local minions=${1:-2} t0 rootfs i
-  [ ! -e "$STATE/nodes" ] || die "a local cluster is already up (demo/local-cluster.sh down first)"
+  [[ "$minions" =~ ^[0-9]+$ ]] && [ "$minions" -ge 1 ] && [ "$minions" -le 200 ] ||
+    die "MINIONS must be a number from 1 to 200, not '$minions'" "demo/local-cluster.sh up [MINIONS]"
+  [ ! -e "$STATE/nodes" ] || die "a local cluster is already up" "demo/local-cluster.sh down first"
   t0=$(ms)
-  rootfs=$(node_rootfs)
+  node_rootfs
+  rootfs=$NODE_ROOTFS
   local t_rootfs=$(( $(ms) - t0 ))
-  trap 'log "up failed; tearing down"; cmd_down' ERR
+  UP_DONE=0
+  on_exit up_failed
   mkdir -p "$STATE"
   echo "$rootfs" > "$STATE/rootfs"
   echo "$minions" > "$STATE/consensus"
@@ -227,6 +264,7 @@ cmd_up() {
   # DNS first, as the cloud's bookkeeping (the seeds' Lambda) would: every instance's record exists at boot.
   dns_add 10.79.0.10 masters
   for i in $(seq 1 "$minions"); do dns_add "10.79.0.$((10 + i))" minions; done
+  step "booting the nodes" "each node's console log is in /run/k8s-test/<node>/console.log"
   local t1 boots=(); t1=$(ms)
   boot_node master master 10.79.0.10 &
   boots+=($!)
@@ -234,8 +272,9 @@ cmd_up() {
   local b; for b in "${boots[@]}"; do wait "$b"; done
   local nodes; nodes=$(cut -d' ' -f1 "$STATE/nodes")
   # shellcheck disable=SC2086
+  step "waiting until every node is Ready"
   wait_ready 60 $nodes
-  trap - ERR
+  UP_DONE=1
   log "all Ready: rootfs ${t_rootfs} ms, boot to all Ready $(( $(ms) - t1 )) ms"
   cmd_status
 }
@@ -279,6 +318,6 @@ case "${1:-}" in
   status) cmd_status ;;
   down) cmd_down ;;
   leader) leader "$2" ;;
-  rootfs) need_root; node_rootfs ;;
+  rootfs) need_root; node_rootfs; echo "$NODE_ROOTFS" ;;
   *) sed -n '6,12p' "$0" >&2; exit 2 ;;
 esac

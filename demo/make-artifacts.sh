@@ -12,7 +12,9 @@
 # The Debian package versions are pinned below (PIN). If apt no longer offers a pinned version the script stops and
 # says what to update: PIN here, the matching `version` in manifests/demo.toml and the table in demo/README.md.
 # Tarballs are deterministic (sorted, owner 0:0, fixed mtime, gzip -n), so the same inputs give the same SHA256SUMS.
-set -euo pipefail
+LIB_SCRIPT=make-artifacts
+# shellcheck source=demo/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -38,15 +40,8 @@ mapfile -t PKGS < <(printf '%s\n' "${!PIN[@]}" | LC_ALL=C sort)
 # Names Debian bookworm does not ship (bookworm has no cri-tools package, hence crictl): the stand-in is copied here.
 readonly STANDINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubeadm weaver crictl)
 
-die() {
-    printf 'make-artifacts: error: %s\n' "$*" >&2
-    exit 1
-}
-note() { printf 'make-artifacts: %s\n' "$*"; }
-
-for tool in apt-get apt-cache dpkg-deb tar gzip sha256sum cargo cmp; do
-    command -v "$tool" >/dev/null || die "$tool is needed but not installed"
-done
+note() { log "$*"; }
+need_commands apt-get apt-cache dpkg-deb tar gzip sha256sum cargo cmp
 
 # Upstream version inside a Debian version: drop the epoch, the Debian revision, "+ds1"/"~ds1" repack suffixes,
 # and keep what follows "+really" (1.20.5+really1.20.2-1.1+deb12u1 -> 1.20.2).
@@ -98,7 +93,7 @@ updated=0
 apt_update() {
     ((updated)) && return 0
     note "package lists are missing or stale: running apt-get update"
-    apt-get update -qq || die "apt-get update failed (it needs root and the Debian mirror)"
+    with_system_path apt-get update -qq || die "apt-get update failed" "it needs root and the Debian mirror"
     updated=1
 }
 
@@ -146,8 +141,7 @@ build_debian() {
     check_pins
     local tmp
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/make-artifacts.XXXXXX")
-    # shellcheck disable=SC2064 # expand $tmp now
-    trap "rm -rf '$tmp'" EXIT
+    on_exit "rm -rf '$tmp'"
     mkdir -p "$tmp/debs" "$tmp/x" "$tmp/stage"
     # apt drops privileges to _apt for downloads; let it write here (avoids the "unsandboxed" warning).
     chmod 0755 "$tmp"
@@ -156,11 +150,13 @@ build_debian() {
     local specs=() p
     for p in "${PKGS[@]}"; do specs+=("$p=${PIN[$p]}"); done
     note "downloading ${#specs[@]} Debian packages: ${specs[*]}"
-    if ! (cd "$tmp/debs" && apt-get download -qq "${specs[@]}"); then
+    step "apt-get download ${specs[*]}" "apt-get's message is above; it needs the Debian mirror"
+    if ! (cd "$tmp/debs" && with_system_path apt-get download -qq "${specs[@]}"); then
         ((updated)) && die "apt-get download failed (see above)"
         apt_update
-        (cd "$tmp/debs" && apt-get download -qq "${specs[@]}") || die "apt-get download failed (see above)"
+        (cd "$tmp/debs" && with_system_path apt-get download -qq "${specs[@]}")
     fi
+    step "repacking the Debian packages into upstream-shaped artifacts"
 
     local deb
     for p in "${PKGS[@]}"; do
@@ -210,8 +206,6 @@ build_debian() {
     chmod 0755 "$out/$KUBECTL" "$out/$RUNC"
 
     printf '%s\n' "$want_stamp" >"$stamp_file"
-    rm -rf "$tmp"
-    trap - EXIT
 }
 
 if debian_current; then
@@ -222,7 +216,8 @@ fi
 
 # The stand-in: cargo decides whether anything needs rebuilding.
 note "building the stand-in (cargo build --release -p k8s-standin)"
-(cd "$root" && cargo build --release --quiet -p k8s-standin) || die "cargo build of k8s-standin failed"
+step "cargo build --release -p k8s-standin" "the compiler's message is above"
+(cd "$root" && cargo build --release --quiet -p k8s-standin)
 standin_bin="${CARGO_TARGET_DIR:-$root/target}/release/k8s-standin"
 [[ -x "$standin_bin" ]] || die "no stand-in binary at $standin_bin"
 copied=0

@@ -24,19 +24,15 @@
 # SIGTERM to nspawn (the container powers off), bounded wait, SIGKILL, kill leftovers in the cgroups, rmdir the
 # cgroups depth-first, delete the netns, remove the state dir. `up` on a NAME whose state dir still exists (a run that
 # was killed) first runs `down`.
-set -euo pipefail
+LIB_SCRIPT=node.sh
+# shellcheck source=demo/lib.sh
+. "$(dirname "$0")/../../demo/lib.sh"
 
 STATE_ROOT=/run/k8s-test
 PREFIX=k8s-test-
 BOOT_TIMEOUT=${K8S_TEST_BOOT_TIMEOUT:-30}
 STOP_TIMEOUT=${K8S_TEST_STOP_TIMEOUT:-10}
 SELF=$(readlink -f "$0")
-
-log() { echo "node.sh: $*" >&2; }
-die() {
-  log "$*"
-  exit 1
-}
 
 usage() {
   sed -n '3,6p' "$SELF" >&2
@@ -129,9 +125,9 @@ cmd_down() {
 }
 
 UP_NAME=""
+UP_DONE=0
 up_failed() {
-  local rc=$?
-  if [ "$rc" != 0 ] && [ -n "$UP_NAME" ]; then
+  if [ "$UP_DONE" = 0 ] && [ -n "$UP_NAME" ]; then
     log "$UP_NAME: up failed; cleaning up"
     cmd_down "$UP_NAME" || true
   fi
@@ -152,7 +148,8 @@ cmd_up() {
   mkdir -p "$state"
   # From here on, a failure tears everything down again.
   UP_NAME=$name
-  trap up_failed EXIT
+  on_exit up_failed
+  step "booting node $name" "see its console log: $state/console.log"
 
   local -a dirs
   mapfile -t dirs < <(cgroup_dirs "$name")
@@ -168,7 +165,8 @@ cmd_up() {
   local start_us=${EPOCHREALTIME/./}
   (
     for dir in "${dirs[@]}"; do echo "$BASHPID" >"$dir/cgroup.procs"; done
-    exec systemd-nspawn --quiet --boot --directory="$rootfs" --machine="$name" \
+    nspawn_bin=$(type -P systemd-nspawn)
+    PATH=$SYSTEM_PATH exec "$nspawn_bin" --quiet --boot --directory="$rootfs" --machine="$name" \
       --register=no --keep-unit --volatile=overlay --link-journal=no --console=read-only \
       --network-namespace-path="/run/netns/$netns" --resolv-conf=off --timezone=off "$@"
   ) </dev/null >"$state/console.log" 2>&1 &
@@ -186,7 +184,7 @@ cmd_up() {
     if [ -n "$leader" ]; then
       # --wait blocks until boot finished; bounded by the time left. Before the manager listens it fails at once.
       status=$(timeout "$((deadline - SECONDS > 1 ? deadline - SECONDS : 1))" \
-        nsenter -t "$leader" -a -- systemctl is-system-running --wait 2>/dev/null || true)
+        with_system_path nsenter -t "$leader" -a -- systemctl is-system-running --wait 2>/dev/null || true)
       case "$status" in
         running | degraded)
           [ -S "/proc/$leader/root/run/dbus/system_bus_socket" ] && break
@@ -197,12 +195,12 @@ cmd_up() {
       die "$name: not booted after ${BOOT_TIMEOUT}s (leader=${leader:-none}, is-system-running=${status:-?}); console log:$(echo; tail -n 30 "$state/console.log")"
     sleep 0.2
   done
-  trap - EXIT
+  UP_DONE=1
   if [ "$status" = degraded ]; then
-    log "$name: booted degraded; failed units: $(nsenter -t "$leader" -a -- systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')"
+    log "$name: booted degraded; failed units: $(with_system_path nsenter -t "$leader" -a -- systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')"
   fi
   log "$name: booted in $(((${EPOCHREALTIME/./} - start_us) / 1000)) ms, leader $leader ($status)"
-  echo "$leader"
+  result "$leader"
 }
 
 cmd_leader() {
@@ -218,10 +216,9 @@ case "$cmd" in
   up)
     [ $# -ge 2 ] || usage
     check_name "$1"
-    [ "$(id -u)" = 0 ] || die "must run as root"
-    for tool in systemd-nspawn ip nsenter pgrep; do
-      command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y systemd-container iproute2 util-linux procps)"
-    done
+    need_root
+    need_commands systemd-nspawn ip nsenter pgrep timeout
+    stdout_is_result
     cmd_up "$@"
     ;;
   down)

@@ -10,9 +10,12 @@
 #
 # Mirror: the host's configured Debian mirror for bookworm (from /etc/apt/sources.list*), else deb.debian.org;
 # override with K8S_TEST_MIRROR.
-set -euo pipefail
+LIB_SCRIPT=rootfs.sh
+# shellcheck source=demo/lib.sh
+. "$(dirname "$0")/../../demo/lib.sh"
+stdout_is_result
 
-SUITE=bookworm
+SUITE=${K8S_TEST_SUITE:-bookworm}
 PACKAGES=systemd,systemd-sysv,dbus,iproute2,ca-certificates
 CACHE=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
 ROOTFS=$CACHE/rootfs-$SUITE
@@ -20,8 +23,6 @@ STAMP_NAME=.k8s-test-stamp
 # Bump FIXES when the post-debootstrap fixes below change: cached rootfs with another stamp are rebuilt.
 FIXES=2
 STAMP_WANT="suite=$SUITE variant=minbase include=$PACKAGES fixes=$FIXES"
-
-log() { echo "rootfs.sh: $*" >&2; }
 
 # The first http(s) Debian mirror the host's apt configuration names for $SUITE (one-line and deb822 formats).
 host_mirror() {
@@ -53,24 +54,9 @@ host_mirror() {
   done | grep -E '^https?://' | grep -v -e security -e snapshot | head -n 1 || true
 }
 
-# Remove a (partial) rootfs tree: first unmount whatever a killed debootstrap left mounted in it (proc, sys, bound
-# device nodes), deepest first, and never cross into another file system.
-remove_tree() {
-  local dir=$1 mnt
-  [ -e "$dir" ] || return 0
-  awk -v prefix="$dir/" 'index($5, prefix) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-    while read -r mnt; do umount -l "$mnt" || true; done
-  rm -rf --one-file-system "$dir"
-}
-
-if [ "$(id -u)" != 0 ]; then
-  log "must run as root (debootstrap)"
-  exit 2
-fi
-if ! command -v debootstrap >/dev/null; then
-  log "debootstrap is missing: apt-get install -y --no-install-recommends debootstrap"
-  exit 2
-fi
+step "checking what building a rootfs needs"
+need_root
+need_commands debootstrap chroot flock awk
 
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.rootfs-$SUITE.lock"
@@ -78,7 +64,7 @@ flock 9
 
 if [ -f "$ROOTFS/$STAMP_NAME" ] && [ "$(head -n 1 "$ROOTFS/$STAMP_NAME")" = "$STAMP_WANT" ]; then
   log "cached: $ROOTFS"
-  echo "$ROOTFS"
+  result "$ROOTFS"
   exit 0
 fi
 
@@ -88,16 +74,17 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 # Leftovers of an interrupted build (we hold the lock, so nobody else is building).
 for stale in "$CACHE/.rootfs-$SUITE.tmp."*; do remove_tree "$stale"; done
 TMP=$(mktemp -d "$CACHE/.rootfs-$SUITE.tmp.XXXXXX")
-cleanup() { remove_tree "$TMP"; }
-trap cleanup EXIT
+on_exit "remove_tree '$TMP'"
 
+step "debootstrap $SUITE from $MIRROR" "the mirror must be reachable (set K8S_TEST_MIRROR to another one); nothing was cached, the next run starts again"
 log "debootstrap $SUITE from $MIRROR into $TMP (about 1-2 minutes)"
 start=$(date +%s)
-if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$TMP/root" "$MIRROR" >"$TMP/debootstrap.log" 2>&1; then
-  log "debootstrap failed; last lines of its log:"
+if ! with_system_path debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$TMP/root" "$MIRROR" \
+  >"$TMP/debootstrap.log" 2>&1; then
   tail -n 30 "$TMP/debootstrap.log" >&2
-  exit 1
+  die "debootstrap failed (its last lines are above)"
 fi
+step "finishing the rootfs" "remove $CACHE/.rootfs-$SUITE.tmp.* and run again"
 
 # Small fixes for a container rootfs: no getty on a read-only console; a machine-id systemd fills at boot; no
 # /etc/hostname (debootstrap copies the host's), so each node keeps the hostname nspawn gives it (-M NAME); a minimal
@@ -113,10 +100,10 @@ printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$
   echo "mirror=$MIRROR"
   echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   # shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
-  chroot "$TMP/root" dpkg-query -W -f='${Package} ${Version}\n'
+  with_system_path chroot "$TMP/root" dpkg-query -W -f='${Package} ${Version}\n'
 } >"$TMP/root/$STAMP_NAME"
 
 remove_tree "$ROOTFS"
 mv "$TMP/root" "$ROOTFS"
 log "built $ROOTFS in $(($(date +%s) - start)) s"
-echo "$ROOTFS"
+result "$ROOTFS"

@@ -10,7 +10,10 @@
 # Cache: ${K8S_TEST_CACHE:-/var/cache/k8s-image-test}/packer-base-bookworm, rebuilt when the stamp differs. Built in a
 # temporary directory next to it and renamed when complete; concurrent callers serialise on a lock file. The private
 # key only opens the BUILD VM: provision.sh removes every authorized_keys before imaging.
-set -euo pipefail
+LIB_SCRIPT=base.sh
+# shellcheck source=demo/lib.sh
+. "$(dirname "$0")/../../demo/lib.sh"
+stdout_is_result
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
@@ -20,18 +23,9 @@ DISK_SIZE=3G
 FIXES=1
 STAMP_WANT="packages=$PACKAGES disk=$DISK_SIZE fixes=$FIXES"
 
-log() { echo "base.sh: $*" >&2; }
-
-[ "$(id -u)" = 0 ] || {
-  log "must run as root (chroot, mkfs)"
-  exit 2
-}
-for tool in mkfs.ext4 qemu-img ssh-keygen; do
-  command -v "$tool" >/dev/null || {
-    log "$tool is missing (apt-get install e2fsprogs qemu-utils openssh-client)"
-    exit 2
-  }
-done
+step "checking what building the base disk needs"
+need_root
+need_commands mkfs.ext4 qemu-img ssh-keygen chroot
 
 mkdir -p "$CACHE"
 exec 8>"$CACHE/.packer-base.lock"
@@ -39,26 +33,17 @@ flock 8
 
 if [ -f "$BASE/stamp" ] && [ "$(head -n 1 "$BASE/stamp")" = "$STAMP_WANT" ]; then
   log "cached: $BASE"
-  echo "$BASE"
+  result "$BASE"
   exit 0
 fi
 
 ROOTFS=$("$HERE/../nspawn/rootfs.sh")
 
-for stale in "$CACHE/.packer-base.tmp."*; do
-  [ -e "$stale" ] || continue
-  awk -v p="$stale/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r | xargs -r umount -l
-  rm -rf --one-file-system "$stale"
-done
+step "building the base disk $BASE" "nothing was cached; the next run starts this step again"
+for stale in "$CACHE/.packer-base.tmp."*; do remove_tree "$stale"; done
 TMP=$(mktemp -d "$CACHE/.packer-base.tmp.XXXXXX")
 root=$TMP/root
-mounts=()
-cleanup() {
-  local i
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[$i]}" 2>/dev/null || true; done
-  rm -rf --one-file-system "$TMP"
-}
-trap cleanup EXIT
+on_exit "remove_tree '$TMP'"
 
 start=$(date +%s)
 log "copying $ROOTFS"
@@ -73,33 +58,31 @@ for fs in proc sys dev dev/pts; do
     dev) mount --bind /dev "$root/dev" ;;
     dev/pts) mount -t devpts devpts "$root/dev/pts" ;;
   esac
-  mounts+=("$root/$fs")
 done
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 # No service may start inside the chroot (openssh-server's postinst would start sshd on the host's port 22).
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 0755 "$root/usr/sbin/policy-rc.d"
 
+step "installing $PACKAGES into the base (apt-get in a chroot)" "it needs the Debian mirror; nothing was cached"
 log "installing $PACKAGES (about 2 minutes)"
 # shellcheck disable=SC2086 # one package a word
-if ! chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c \
+if ! with_system_path chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c \
   "apt-get update -qq && apt-get install -y -qq --no-install-recommends $PACKAGES" >"$TMP/apt.log" 2>&1; then
-  log "apt-get failed; last lines:"
   tail -n 30 "$TMP/apt.log" >&2
-  exit 1
+  die "apt-get failed (its last lines are above)"
 fi
 rm -f "$root/usr/sbin/policy-rc.d"
-chroot "$root" apt-get clean
+with_system_path chroot "$root" apt-get clean
 rm -rf "$root"/var/lib/apt/lists/*
-
-for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[$i]}"; done
-mounts=()
+for fs in dev/pts dev sys proc; do umount "$root/$fs"; done
+step "making the base disk image"
 
 # Boot and network: a partitionless disk, DHCP on eth0 (net.ifnames=0), QEMU user networking's DNS.
 printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' >"$root/etc/fstab"
 mkdir -p "$root/etc/systemd/network"
 printf '[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n' >"$root/etc/systemd/network/50-eth0.network"
-chroot "$root" systemctl enable systemd-networkd.service >/dev/null 2>&1
+with_system_path chroot "$root" systemctl enable systemd-networkd.service >/dev/null 2>&1
 printf 'nameserver 10.0.2.3\n' >"$root/etc/resolv.conf"
 echo k8s-node >"$root/etc/hostname"
 # cloud-init: off for the build (no datasource there); NoCloud only, so a seed disk (cidata) is found at once.
@@ -112,10 +95,7 @@ install -m 0600 "$TMP/build_key.pub" "$root/root/.ssh/authorized_keys"
 
 kver=$(basename "$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)")
 kver=${kver#vmlinuz-}
-[ -n "$kver" ] || {
-  log "no kernel in $root/boot"
-  exit 1
-}
+[ -n "$kver" ] || die "no kernel in $root/boot" "linux-image-amd64 did not install a kernel"
 cp "$root/boot/vmlinuz-$kver" "$TMP/vmlinuz"
 cp "$root/boot/initrd.img-$kver" "$TMP/initrd.img"
 
@@ -135,4 +115,4 @@ rm -rf "$BASE"
 mkdir -p "$BASE"
 mv "$TMP"/{base.qcow2,base.qcow2.sha256,vmlinuz,initrd.img,build_key,build_key.pub,stamp} "$BASE/"
 log "built $BASE in $(($(date +%s) - start)) s ($(du -h "$BASE/base.qcow2" | cut -f1) qcow2, kernel $kver)"
-echo "$BASE"
+result "$BASE"

@@ -10,38 +10,34 @@
 # Needs root: QEMU (tests/packer/install-qemu.sh installs it from bookworm-backports), packer, and the base disk
 # (tests/packer/base.sh, cached). Network: the build VM reaches the Debian mirror through QEMU's user-mode network
 # (apt-get install of the lock's host packages); the boot test has no network device at all.
-set -euo pipefail
+LIB_SCRIPT=qemu-build.sh
+# shellcheck source=demo/lib.sh
+. "$(dirname "$0")/../../demo/lib.sh"
 cd "$(dirname "$0")/../.."
 
 LAYER=${LAYER:-out/demo/layer.tar.gz}
 OUT=${OUT:-out/packer}
 ACCEL=${ACCEL:-tcg}
-log() { echo "qemu-build.sh: $*" >&2; }
-
-[ "$(id -u)" = 0 ] || {
-  log "must run as root"
-  exit 2
-}
+need_root
 if [ ! -f "$LAYER" ] || [ ! -f "$LAYER.sha256" ]; then
-  log "no $LAYER (+ .sha256): run ./demo/build.sh first, or set LAYER"
-  exit 2
+  die "no $LAYER (+ .sha256)" "run ./demo/build.sh first, or set LAYER"
 fi
-command -v packer >/dev/null || {
-  log "packer is missing: apt-get install -y packer"
-  exit 2
-}
+need_commands packer
 command -v qemu-system-x86_64 >/dev/null || tests/packer/install-qemu.sh
 
 # No call home to checkpoint.hashicorp.com; Packer's download cache inside OUT, not in the working directory.
 export CHECKPOINT_DISABLE=1 PACKER_CACHE_DIR=$PWD/$OUT/packer_cache
 
 start=$(date +%s)
+step "the base disk (tests/packer/base.sh)"
 base=$(tests/packer/base.sh)
+[ -f "$base/base.qcow2" ] || die "tests/packer/base.sh printed '$base', which holds no base.qcow2"
 t_base=$(($(date +%s) - start))
 
 mkdir -p "$OUT"
 rm -rf "$OUT/qemu"
 : >"$OUT/build-serial.log"
+step "packer build -only=qemu.node" "packer's output is above; the build VM's console is in $OUT/build-serial.log"
 log "packer build -only=qemu.node (accelerator $ACCEL; the build VM's console: $OUT/build-serial.log)"
 t0=$(date +%s)
 packer build -color=false -only=qemu.node \
@@ -57,13 +53,11 @@ packer build -color=false -only=qemu.node \
   packer/node.pkr.hcl
 t_build=$(($(date +%s) - t0))
 image=$OUT/qemu/k8s-node.qcow2
-[ -f "$image" ] || {
-  log "packer reported success but $image is missing"
-  exit 1
-}
+[ -f "$image" ] || die "packer reported success but $image is missing"
 log "built $image: $(du -h "$image" | cut -f1) on disk, virtual $(qemu-img info "$image" | sed -n 's/^virtual size: //p'); base ${t_base}s, packer build ${t_build}s"
 
 if [ "${SKIP_BOOT:-}" = 1 ]; then exit 0; fi
 t0=$(date +%s)
+step "boot test of $image (tests/packer/boot-test.sh)"
 tests/packer/boot-test.sh "$image" "$base/vmlinuz" "$base/initrd.img"
 log "base ${t_base}s, packer build ${t_build}s, boot test $(($(date +%s) - t0))s; total $(($(date +%s) - start))s"
