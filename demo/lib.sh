@@ -6,7 +6,10 @@
 #     and `$(...)`;
 #   - the ERR trap prints ONE message for the whole run: the step (set with `step "what" "hint"`), the command that
 #     failed, its exit status and file:line, and the hint. Scripts started by a script share a marker file
-#     ($K8S_FAIL_MARK), so only the innermost failure is reported and the callers exit quietly with its status;
+#     ($K8S_FAIL_MARK), so only the innermost script's failure is reported and the callers exit quietly with its
+#     status. Inside a subshell (`$(...)`, `( … ) &`) a failing command only ends the subshell: the script
+#     reports the command that ran it. A child script whose failure is expected runs as `tolerate CMD…` (its
+#     message, if any, does not silence the caller's);
 #   - `on_exit CMD`: cleanups run when the script exits, last registered first (half-made directories, mounts);
 #   - `die "what" ["hint"]`: the same one message for failures found by a check instead of a command.
 #
@@ -59,6 +62,8 @@ die() { # message [hint]
 _lib_on_err() {
   local rc=$? line=$1 cmd=$2 src=${3:-$0}
   trap - ERR
+  # In a subshell: end it; the script reports the command that ran it.
+  if [ "$BASH_SUBSHELL" -gt 0 ]; then exit "$rc"; fi
   case $cmd in *$'\n'*) cmd="${cmd%%$'\n'*} …" ;; esac
   _lib_report "\`$cmd\` failed with exit status $rc (${src#"$PWD"/}:$line)" "$STEP_HINT"
   exit "$rc"
@@ -82,7 +87,17 @@ on_exit() { _lib_exit_cmds+=("$1"); }
 # Drop the last registered cleanup (it was for a temporary that has been renamed into place).
 on_exit_pop() { unset '_lib_exit_cmds[${#_lib_exit_cmds[@]}-1]'; }
 
+# tolerate CMD...: run a command (usually another script of this project) whose failure the caller accepts; a
+# failure message it prints does not mark the run as reported.
+tolerate() {
+  local mark
+  mark=$(mktemp -u "${TMPDIR:-/tmp}/k8s-fail-tolerated.XXXXXX")
+  K8S_FAIL_MARK=$mark "$@" || true
+  rm -f "$mark"
+}
+
 # stdout_is_result: from here on, stdout is stderr; `result` writes to the real stdout (fd 3).
+# Background children must not inherit fd 3 (a caller's `$(...)` would wait for them): start them with `3>&-`.
 stdout_is_result() { exec 3>&1 1>&2; }
 result() { printf '%s\n' "$*" >&3; }
 

@@ -130,7 +130,7 @@ make_pki() {
   echo "sha256:$(openssl x509 -pubkey -noout -in "$d/ca.crt" | openssl pkey -pubin -outform der \
     | sha256sum | cut -d' ' -f1)" > "$d/ca.pin"
   # A kubeadm-format bootstrap token (a secret: it goes only into minions' user data).
-  echo "$(tr -dc 'a-z0-9' </dev/urandom | head -c 6).$(tr -dc 'a-z0-9' </dev/urandom | head -c 16)" > "$d/token"
+  echo "$(openssl rand -hex 3).$(openssl rand -hex 8)" > "$d/token"
   chmod 600 "$d/ca.key" "$d/apiserver.key" "$d/token"
 }
 
@@ -202,7 +202,7 @@ boot_node() { # node role ip
   # node.sh makes the netns before nspawn; the address must be there before cloud-init/the agent look, so the
   # node is wired from a background loop as soon as its netns exists.
   ( for _ in $(seq 250); do
-      ip netns list | grep -qw "k8s-test-$node" && wire_node "$node" "$ip" 2>/dev/null && exit 0
+      ip netns list 2>/dev/null | grep -qw "k8s-test-$node" && wire_node "$node" "$ip" 2>/dev/null && exit 0
       ip link del "v-$node" 2>/dev/null || true
       sleep 0.02
     done
@@ -302,10 +302,10 @@ cmd_down() {
   need_root
   local node
   if [ -f "$STATE/nodes" ]; then
-    while read -r node _; do "$NODE_SH" down "$node" >/dev/null 2>&1 || true; done < "$STATE/nodes"
+    while read -r node _; do tolerate "$NODE_SH" down "$node" >/dev/null 2>&1; done < "$STATE/nodes"
   fi
   for node in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^k8s-test-' | sed 's/^k8s-test-//'); do
-    [ -f "$STATE/nodes" ] && grep -q "^$node " "$STATE/nodes" && "$NODE_SH" down "$node" >/dev/null 2>&1 || true
+    if [ -f "$STATE/nodes" ] && grep -q "^$node " "$STATE/nodes"; then tolerate "$NODE_SH" down "$node" >/dev/null 2>&1; fi
   done
   if [ -f "$STATE/dnsmasq.pid" ]; then kill "$(cat "$STATE/dnsmasq.pid")" 2>/dev/null || true; fi
   ip netns del "$HUB" 2>/dev/null || true

@@ -20,6 +20,6 @@ step "building the demo image layer (demo/build.sh)"
 t_build=$(ms_now)
 
 step "booting the local cluster (demo/local-cluster.sh up)"
-demo/local-cluster.sh down >/dev/null 2>&1 || true
+tolerate demo/local-cluster.sh down >/dev/null 2>&1
 demo/local-cluster.sh up "${1:-2}"
 log "done in $(( ($(ms_now) - t0) / 1000 )) s (build $(( (t_build - t0) / 1000 )) s, cluster $(( ($(ms_now) - t_build) / 1000 )) s); tear down with: demo/local-cluster.sh down"

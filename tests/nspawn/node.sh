@@ -169,11 +169,13 @@ cmd_up() {
     PATH=$SYSTEM_PATH exec "$nspawn_bin" --quiet --boot --directory="$rootfs" --machine="$name" \
       --register=no --keep-unit --volatile=overlay --link-journal=no --console=read-only \
       --network-namespace-path="/run/netns/$netns" --resolv-conf=off --timezone=off "$@"
-  ) </dev/null >"$state/console.log" 2>&1 &
+  ) </dev/null >"$state/console.log" 2>&1 3>&- &
   local nspawn=$!
   echo "$nspawn" >"$state/nspawn"
 
   local deadline=$((SECONDS + BOOT_TIMEOUT)) leader="" status=""
+  local nsenter_bin
+  nsenter_bin=$(type -P nsenter)
   while :; do
     kill -0 "$nspawn" 2>/dev/null ||
       die "$name: systemd-nspawn exited during boot; console log:$(echo; tail -n 30 "$state/console.log")"
@@ -183,8 +185,8 @@ cmd_up() {
     fi
     if [ -n "$leader" ]; then
       # --wait blocks until boot finished; bounded by the time left. Before the manager listens it fails at once.
-      status=$(timeout "$((deadline - SECONDS > 1 ? deadline - SECONDS : 1))" \
-        with_system_path nsenter -t "$leader" -a -- systemctl is-system-running --wait 2>/dev/null || true)
+      status=$(PATH=$SYSTEM_PATH timeout "$((deadline - SECONDS > 1 ? deadline - SECONDS : 1))" \
+        "$nsenter_bin" -t "$leader" -a -- systemctl is-system-running --wait 2>/dev/null || true)
       case "$status" in
         running | degraded)
           [ -S "/proc/$leader/root/run/dbus/system_bus_socket" ] && break
