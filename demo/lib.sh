@@ -74,6 +74,7 @@ _lib_on_exit() {
   local rc=$? i
   trap - ERR
   set +e
+  # shellcheck disable=SC2034 # read by the cleanups registered with on_exit
   LIB_EXIT_STATUS=$rc
   for ((i = ${#_lib_exit_cmds[@]} - 1; i >= 0; i--)); do eval "${_lib_exit_cmds[$i]}"; done
   if [ "$_lib_owns_mark" = 1 ]; then rm -f "$K8S_FAIL_MARK"; fi

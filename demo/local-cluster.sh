@@ -246,8 +246,9 @@ cmd_up() {
   need_root
   need_commands ip dnsmasq openssl nsenter systemd-nspawn base64 sed
   local minions=${1:-2} t0 rootfs i
-  [[ "$minions" =~ ^[0-9]+$ ]] && [ "$minions" -ge 1 ] && [ "$minions" -le 200 ] ||
+  if ! [[ "$minions" =~ ^[0-9]+$ ]] || [ "$minions" -lt 1 ] || [ "$minions" -gt 200 ]; then
     die "MINIONS must be a number from 1 to 200, not '$minions'" "demo/local-cluster.sh up [MINIONS]"
+  fi
   [ ! -e "$STATE/nodes" ] || die "a local cluster is already up" "demo/local-cluster.sh down first"
   t0=$(ms)
   node_rootfs
@@ -271,8 +272,8 @@ cmd_up() {
   for i in $(seq 1 "$minions"); do boot_node "minion$i" minion "10.79.0.$((10 + i))" & boots+=($!); done
   local b; for b in "${boots[@]}"; do wait "$b"; done
   local nodes; nodes=$(cut -d' ' -f1 "$STATE/nodes")
-  # shellcheck disable=SC2086
   step "waiting until every node is Ready"
+  # shellcheck disable=SC2086 # one node a word
   wait_ready 60 $nodes
   UP_DONE=1
   log "all Ready: rootfs ${t_rootfs} ms, boot to all Ready $(( $(ms) - t1 )) ms"

@@ -98,9 +98,9 @@ apt_update() {
 }
 
 check_pins() {
-    local p missing=0 have cand
-    for p in "${PKGS[@]}"; do [[ -n "$(offered "$p")" ]] || missing=1; done
-    if ((missing)); then apt_update; fi
+    local p unknown=0 have cand
+    for p in "${PKGS[@]}"; do [[ -n "$(offered "$p")" ]] || unknown=1; done
+    if ((unknown)); then apt_update; fi
     local bad=()
     for p in "${PKGS[@]}"; do
         have=$(offered "$p")

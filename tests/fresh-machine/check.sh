@@ -27,7 +27,7 @@ jail=$(mktemp -d "${TMPDIR:-/tmp}/fresh-path.XXXXXX")
 on_exit "rm -rf '$jail'"
 required=$(dpkg-query -W -f='${Package} ${Priority} ${db:Status-Status}\n' | awk '$2 == "required" && $3 == "installed" { print $1 }')
 listed=$("$root/demo/ensure-packages.sh" --list "$tier")
-mapfile -t packages < <(printf '%s\n' $required $listed | sort -u)
+mapfile -t packages < <(printf '%s\n' "$required" "$listed" | sort -u)
 for p in $listed; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed ||
     die "$p (tier $tier) is not installed" "run demo/ensure-packages.sh $tier first"
@@ -46,7 +46,7 @@ for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
   [ -d "$dir" ] || continue
   for f in "$dir"/*; do
     name=$(basename "$f")
-    [ -x "$f" ] && [ ! -d "$f" ] && [ ! -e "$jail/$name" ] || continue
+    if [ ! -x "$f" ] || [ -d "$f" ] || [ -e "$jail/$name" ]; then continue; fi
     canon="$(readlink -f "$dir")/$name"
     if ! grep -qxF -- "$canon" "$owned"; then
       case $(readlink "$f" 2>/dev/null) in

@@ -103,7 +103,9 @@ fi
 
 # --- shell
 if command -v shellcheck >/dev/null; then
-  if out=$(shellcheck packer/scripts/*.sh tests/packer/*.sh 2>&1); then ok "shellcheck packer/scripts tests/packer"; else
+  if out=$(shellcheck -x packer/scripts/*.sh tests/packer/*.sh demo/*.sh tests/nspawn/*.sh tests/fresh-machine/*.sh 2>&1); then
+    ok "shellcheck packer/scripts tests/packer demo tests/nspawn tests/fresh-machine"
+  else
     not_ok "shellcheck"
     echo "$out"
   fi
