@@ -24,7 +24,7 @@ set -Eeuo pipefail
 shopt -s inherit_errexit
 
 LIB_SCRIPT=${LIB_SCRIPT:-$(basename "$0")}
-STEP="start"
+STEP="checking what it needs"
 STEP_HINT=""
 SYSTEM_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 _lib_exit_cmds=()

@@ -2,7 +2,8 @@
 # tests/fresh-machine/check.sh [--tier main] -- COMMAND...: run COMMAND as a fresh machine would, with a PATH that
 # holds ONLY the programs of
 #   - a minimal Debian: the installed packages of Priority `required` (what debootstrap --variant=minbase installs),
-#   - the packages of the tier in demo/debian-packages.txt (default `main`: what ./demo/up.sh installs itself),
+#   - the packages of the tier in demo/debian-packages.txt (default `main`: what ./demo/up.sh installs itself) and
+#     what apt installs with them (their Depends and Pre-Depends, recursively),
 #   - the Rust toolchain's directory (cargo, rustc: rustup's proxies),
 # so that a script of the main command calling a program whose package is not in the list fails here with
 # "command not found", and this check fails with a message naming the program. It needs the packages installed
@@ -27,14 +28,19 @@ jail=$(mktemp -d "${TMPDIR:-/tmp}/fresh-path.XXXXXX")
 on_exit "rm -rf '$jail'"
 required=$(dpkg-query -W -f='${Package} ${Priority} ${db:Status-Status}\n' | awk '$2 == "required" && $3 == "installed" { print $1 }')
 listed=$("$root/demo/ensure-packages.sh" --list "$tier")
-mapfile -t packages < <(printf '%s\n' "$required" "$listed" | sort -u)
 for p in $listed; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed ||
     die "$p (tier $tier) is not installed" "run demo/ensure-packages.sh $tier first"
 done
+# What apt installs with the listed packages (Depends and Pre-Depends, recursively; not Recommends: the project
+# installs with --no-install-recommends) comes with them: python3's /usr/bin/python3 is python3-minimal's.
+# shellcheck disable=SC2086 # one package a word
+closure=$(apt-cache depends --recurse --installed --no-recommends --no-suggests --no-conflicts --no-breaks \
+  --no-replaces --no-enhances $listed 2>/dev/null | grep -v -e '^ ' -e '^<' | sed 's/:.*//')
+mapfile -t packages < <(printf '%s\n' "$required" "$closure" | sort -u)
 # Every path the packages own, with the directory canonicalised (/bin → /usr/bin on a merged-/usr system).
 owned=$jail/.owned
-dpkg-query -L "${packages[@]}" 2>/dev/null | while read -r f; do
+{ dpkg-query -L "${packages[@]}" 2>/dev/null || true; } | while read -r f; do
   case $f in /bin/* | /sbin/* | /usr/bin/* | /usr/sbin/* | /usr/local/bin/* | /usr/local/sbin/*)
     printf '%s/%s\n' "$(readlink -f "$(dirname "$f")")" "$(basename "$f")" ;;
   esac
@@ -62,10 +68,8 @@ log "PATH holds $count programs of ${#packages[@]} packages (minimal Debian + ti
 
 step "running $* with that PATH"
 out=$jail/.output
-set +e
-PATH="$jail:$cargo_bin" K8S_FRESH_PATH_CHECK=1 "$@" 2>&1 | tee "$out"
-rc=${PIPESTATUS[0]}
-set -e
+rc=0
+PATH="$jail:$cargo_bin" K8S_FRESH_PATH_CHECK=1 "$@" 2>&1 | tee "$out" || rc=${PIPESTATUS[0]}
 notfound=$({
   grep -oE '[A-Za-z0-9_.+-]+: command not found' "$out" | sed -E 's/: command not found//'
   sed -nE 's/.*missing program\(s\): (.*) \(not found\).*/\1/p' "$out" | tr ' ' '\n'
