@@ -22,7 +22,12 @@
 //! Apart from the kube-apiserver mode (rustls with ring) it uses only the standard library.
 
 mod apiserver;
+mod common;
+mod controller_manager;
+mod kubelet;
 mod notify;
+mod proxy;
+mod scheduler;
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -73,11 +78,16 @@ fn main() -> ExitCode {
     }
 
     eprintln!("{}", notice_line(&name, &args));
-    if name == apiserver::NAME {
-        return apiserver::run(&args);
-    }
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
+    common::set_name(&name);
+    match name.as_str() {
+        apiserver::NAME => apiserver::run(&args),
+        controller_manager::NAME => controller_manager::run(&args),
+        scheduler::NAME => scheduler::run(&args),
+        kubelet::NAME => kubelet::run(&args),
+        proxy::NAME => proxy::run(&args),
+        _ => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
     }
 }
 

@@ -1,22 +1,28 @@
-//! The kube-apiserver command line, as far as the stand-in needs it.
-//!
-//! `units/kube-apiserver.service` starts the API server with kubeadm's flags; the stand-in reads four of them and
-//! one of its own, and accepts (and ignores) every other flag so the unit's command line works unchanged:
+//! The kube-apiserver command line, as far as the stand-in needs it (parsed by [`crate::common::flags`]; every
+//! other flag of `units/kube-apiserver.service` is accepted and ignored).
 //!
 //! | flag | meaning here | default |
 //! |---|---|---|
 //! | `--secure-port` | TCP port to serve HTTPS on (1–65535) | `6443` |
-//! | `--bind-address` | IP address to listen on; an unspecified address (`0.0.0.0`, `::`) or an empty value means every interface and address family | `0.0.0.0` |
-//! | `--tls-cert-file` | PEM certificate chain (leaf first) | required |
-//! | `--tls-private-key-file` | PEM private key of the leaf (PKCS#1, PKCS#8 or SEC1) | required |
-//! | `--stand-in-ready-delay` | seconds (decimal allowed) during which `/readyz` answers 503 after start | `0` |
-//!
-//! Spelling follows pflag, which kube-apiserver uses: `--flag=value` or `--flag value`, one or two leading dashes,
-//! `_` and `-` interchangeable in names, the last occurrence wins. An unknown flag without `=` takes the next
-//! argument as its value unless that looks like a flag (so boolean flags such as `--allow-privileged` work either
-//! way). Like the real kube-apiserver, positional arguments are an error; empty arguments (an unset variable in a
-//! systemd `ExecStart=`) are skipped.
+//! | `--bind-address` | IP to listen on; unspecified (`0.0.0.0`, `::`, empty) = every interface and family | `0.0.0.0` |
+//! | `--tls-cert-file`, `--tls-private-key-file` | serving chain (leaf first) and key | required (no self-signed fallback) |
+//! | `--client-ca-file` | CA bundle client certificates are verified against | none: no client-certificate authentication |
+//! | `--kubelet-client-certificate`, `--kubelet-client-key` | the API server's client identity towards kubelets | none |
+//! | `--proxy-client-cert-file`, `--proxy-client-key-file` | the front proxy's client identity | none |
+//! | `--requestheader-client-ca-file` | the front-proxy CA | none |
+//! | `--service-account-key-file` (repeatable) | public keys service-account tokens are verified with | `--tls-private-key-file` |
+//! | `--service-account-signing-key-file` | private key tokens are signed with | required |
+//! | `--service-account-issuer` (repeatable) | the `iss` of tokens; the first signs | required |
+//! | `--api-audiences` | accepted token audiences | the issuers |
+//! | `--etcd-servers` | comma-separated URLs; one must accept a TCP connection | required |
+//! | `--anonymous-auth` | unauthenticated requests are `system:anonymous` | `true` |
+//! | `--enable-bootstrap-token-auth` | `Bearer <id>.<secret>` checked against bootstrap-token Secrets | `false` |
+//! | `--authorization-mode` | comma list of `Node`, `RBAC`, `AlwaysAllow`, `AlwaysDeny` | `AlwaysAllow` |
+//! | `--enable-admission-plugins` | `NodeRestriction` is honoured (the certificate plugins are always on, as upstream) | none |
+//! | `--stand-in-data-dir` | where objects are kept across restarts (stand-in only) | `/var/lib/k8s-standin/kube-apiserver` |
+//! | `--stand-in-ready-delay` | seconds `/readyz` answers 503 after start (stand-in only) | `0` |
 
+use crate::common::flags::{self, Spec};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,85 +30,90 @@ use std::time::Duration;
 /// The port kube-apiserver serves on when `--secure-port` is not given.
 pub const DEFAULT_SECURE_PORT: u16 = 6443;
 
+/// Where objects are kept when `--stand-in-data-dir` is not given.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/k8s-standin/kube-apiserver";
+
 /// What the stand-in kube-apiserver was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flags {
-    /// `--secure-port`.
     pub secure_port: u16,
-    /// `--bind-address`.
     pub bind_address: IpAddr,
-    /// `--tls-cert-file`.
     pub tls_cert_file: PathBuf,
-    /// `--tls-private-key-file`.
     pub tls_private_key_file: PathBuf,
-    /// `--stand-in-ready-delay`.
+    pub client_ca_file: Option<PathBuf>,
+    pub kubelet_client_certificate: Option<PathBuf>,
+    pub kubelet_client_key: Option<PathBuf>,
+    pub proxy_client_cert_file: Option<PathBuf>,
+    pub proxy_client_key_file: Option<PathBuf>,
+    pub requestheader_client_ca_file: Option<PathBuf>,
+    pub service_account_key_files: Vec<PathBuf>,
+    pub service_account_signing_key_file: PathBuf,
+    pub service_account_issuers: Vec<String>,
+    pub api_audiences: Vec<String>,
+    pub etcd_servers: Vec<String>,
+    pub anonymous_auth: bool,
+    pub enable_bootstrap_token_auth: bool,
+    pub authorization_modes: Vec<String>,
+    pub admission_plugins: Vec<String>,
+    pub data_dir: PathBuf,
     pub ready_delay: Duration,
 }
 
-/// The flags this stand-in reads (after `_` → `-` normalisation); each takes a value.
-const KNOWN: [&str; 5] = [
+const VALUES: &[&str] = &[
     "secure-port",
     "bind-address",
     "tls-cert-file",
     "tls-private-key-file",
+    "client-ca-file",
+    "kubelet-client-certificate",
+    "kubelet-client-key",
+    "proxy-client-cert-file",
+    "proxy-client-key-file",
+    "requestheader-client-ca-file",
+    "service-account-key-file",
+    "service-account-signing-key-file",
+    "service-account-issuer",
+    "api-audiences",
+    "etcd-servers",
+    "authorization-mode",
+    "enable-admission-plugins",
+    "stand-in-data-dir",
     "stand-in-ready-delay",
 ];
 
+const BOOLS: &[&str] = &["anonymous-auth", "enable-bootstrap-token-auth"];
+
 /// Parses kube-apiserver's arguments (without `argv[0]`). The error is one sentence for stderr.
 pub fn parse(args: &[String]) -> Result<Flags, String> {
-    let mut secure_port = DEFAULT_SECURE_PORT;
-    let mut bind_address = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-    let mut tls_cert_file: Option<PathBuf> = None;
-    let mut tls_private_key_file: Option<PathBuf> = None;
-    let mut ready_delay = Duration::ZERO;
-
-    let mut rest = args.iter().peekable();
-    while let Some(arg) = rest.next() {
-        if arg.is_empty() {
-            continue;
+    let p = flags::parse(
+        &Spec {
+            program: "kube-apiserver",
+            values: VALUES,
+            bools: BOOLS,
+        },
+        args,
+    )?;
+    let path = |name: &str| -> Result<Option<PathBuf>, String> {
+        match p.last(name) {
+            None => Ok(None),
+            Some("") => Err(format!("--{name} is empty: it must name a file")),
+            Some(v) => Ok(Some(PathBuf::from(v))),
         }
-        if arg == "--" {
-            if let Some(extra) = rest.find(|a| !a.is_empty()) {
-                return Err(positional(extra));
-            }
-            break;
-        }
-        let Some(body) = arg
-            .strip_prefix("--")
-            .or_else(|| arg.strip_prefix('-'))
-            .filter(|b| !b.is_empty() && !b.starts_with('-') && !b.starts_with('='))
-        else {
-            return Err(positional(arg));
-        };
-        let (raw_name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
-        };
-        let name = raw_name.replace('_', "-");
-        if !KNOWN.contains(&name.as_str()) {
-            // Ignored; swallow a separate value if there is one.
-            if inline.is_none() && rest.peek().is_some_and(|next| !next.starts_with('-')) {
-                rest.next();
-            }
-            continue;
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => rest
-                .next()
-                .cloned()
-                .ok_or_else(|| format!("flag needs an argument: --{name}"))?,
-        };
-        match name.as_str() {
-            "secure-port" => secure_port = parse_port(&value)?,
-            "bind-address" => bind_address = parse_bind_address(&value)?,
-            "tls-cert-file" => tls_cert_file = Some(non_empty_path(&name, value)?),
-            "tls-private-key-file" => tls_private_key_file = Some(non_empty_path(&name, value)?),
-            _ => ready_delay = parse_delay(&value)?,
-        }
-    }
-
-    let (Some(tls_cert_file), Some(tls_private_key_file)) = (tls_cert_file, tls_private_key_file)
+    };
+    let secure_port = match p.last("secure-port") {
+        Some(v) => parse_port(v)?,
+        None => DEFAULT_SECURE_PORT,
+    };
+    let bind_address = match p.last("bind-address") {
+        Some(v) => parse_bind_address(v)?,
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    let ready_delay = match p.last("stand-in-ready-delay") {
+        Some(v) => parse_delay(v)?,
+        None => Duration::ZERO,
+    };
+    let (Some(tls_cert_file), Some(tls_private_key_file)) =
+        (path("tls-cert-file")?, path("tls-private-key-file")?)
     else {
         return Err(
             "the stand-in kube-apiserver needs --tls-cert-file and --tls-private-key-file (it does not make a \
@@ -110,17 +121,96 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
                 .to_string(),
         );
     };
+    let pair = |a: &str, b: &str| -> Result<(Option<PathBuf>, Option<PathBuf>), String> {
+        match (path(a)?, path(b)?) {
+            (Some(x), Some(y)) => Ok((Some(x), Some(y))),
+            (None, None) => Ok((None, None)),
+            _ => Err(format!("--{a} and --{b} must be given together")),
+        }
+    };
+    let (kubelet_client_certificate, kubelet_client_key) =
+        pair("kubelet-client-certificate", "kubelet-client-key")?;
+    let (proxy_client_cert_file, proxy_client_key_file) =
+        pair("proxy-client-cert-file", "proxy-client-key-file")?;
+    let etcd_servers = p.list("etcd-servers");
+    if etcd_servers.is_empty() {
+        return Err("--etcd-servers must be specified".to_string());
+    }
+    let service_account_issuers: Vec<String> = p
+        .all("service-account-issuer")
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if service_account_issuers.is_empty() {
+        return Err("--service-account-issuer is a required flag".to_string());
+    }
+    let Some(service_account_signing_key_file) = path("service-account-signing-key-file")? else {
+        return Err(
+            "--service-account-signing-key-file and --service-account-issuer are required flags"
+                .to_string(),
+        );
+    };
+    let mut service_account_key_files: Vec<PathBuf> = p
+        .all("service-account-key-file")
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if service_account_key_files.is_empty() {
+        service_account_key_files.push(tls_private_key_file.clone());
+    }
+    let mut api_audiences = p.list("api-audiences");
+    if api_audiences.is_empty() {
+        api_audiences = service_account_issuers.clone();
+    }
+    let authorization_modes = {
+        let modes = p.list("authorization-mode");
+        if modes.is_empty() {
+            vec!["AlwaysAllow".to_string()]
+        } else {
+            modes
+        }
+    };
+    for mode in &authorization_modes {
+        match mode.as_str() {
+            "Node" | "RBAC" | "AlwaysAllow" | "AlwaysDeny" => {}
+            "ABAC" | "Webhook" => {
+                return Err(format!(
+                    "--authorization-mode {mode}: the stand-in kube-apiserver implements only Node, RBAC, AlwaysAllow and AlwaysDeny"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "--authorization-mode: authorization-mode {other:?} is not a valid mode"
+                ));
+            }
+        }
+    }
+    let data_dir = path("stand-in-data-dir")?.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     Ok(Flags {
         secure_port,
         bind_address,
         tls_cert_file,
         tls_private_key_file,
+        client_ca_file: path("client-ca-file")?,
+        kubelet_client_certificate,
+        kubelet_client_key,
+        proxy_client_cert_file,
+        proxy_client_key_file,
+        requestheader_client_ca_file: path("requestheader-client-ca-file")?,
+        service_account_key_files,
+        service_account_signing_key_file,
+        service_account_issuers,
+        api_audiences,
+        etcd_servers,
+        anonymous_auth: p.bool("anonymous-auth", true)?,
+        enable_bootstrap_token_auth: p.bool("enable-bootstrap-token-auth", false)?,
+        authorization_modes,
+        admission_plugins: p.list("enable-admission-plugins"),
+        data_dir,
         ready_delay,
     })
-}
-
-fn positional(arg: &str) -> String {
-    format!("kube-apiserver does not take any arguments, got {arg:?}")
 }
 
 fn parse_port(value: &str) -> Result<u16, String> {
@@ -143,13 +233,6 @@ fn parse_bind_address(value: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("invalid argument {value:?} for --bind-address: not an IP address"))
 }
 
-fn non_empty_path(name: &str, value: String) -> Result<PathBuf, String> {
-    if value.is_empty() {
-        return Err(format!("--{name} is empty: it must name a PEM file"));
-    }
-    Ok(PathBuf::from(value))
-}
-
 fn parse_delay(value: &str) -> Result<Duration, String> {
     let bad = || {
         format!(
@@ -167,17 +250,21 @@ fn parse_delay(value: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv6Addr;
 
     fn strings(args: &[&str]) -> Vec<String> {
         args.iter().map(|a| a.to_string()).collect()
     }
 
-    const CERT: &str = "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt";
-    const KEY: &str = "--tls-private-key-file=/etc/kubernetes/pki/apiserver.key";
+    const REQUIRED: &[&str] = &[
+        "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt",
+        "--tls-private-key-file=/etc/kubernetes/pki/apiserver.key",
+        "--etcd-servers=http://127.0.0.1:2379",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        "--service-account-signing-key-file=/etc/kubernetes/pki/sa.key",
+    ];
 
-    fn parse_with_tls(extra: &[&str]) -> Result<Flags, String> {
-        let mut args = strings(&[CERT, KEY]);
+    fn parse_with(extra: &[&str]) -> Result<Flags, String> {
+        let mut args = strings(REQUIRED);
         args.extend(strings(extra));
         parse(&args)
     }
@@ -203,159 +290,139 @@ mod tests {
     fn the_units_command_line_is_understood() {
         let args = unit_command_line();
         assert!(args.len() > 20, "{args:?}");
-        let flags = parse(&args).unwrap();
+        let f = parse(&args).unwrap();
+        let pki = |n: &str| Some(PathBuf::from(format!("/etc/kubernetes/pki/{n}")));
+        assert_eq!(f.secure_port, 6443);
+        assert!(f.bind_address.is_unspecified());
         assert_eq!(
-            flags,
-            Flags {
-                secure_port: 6443,
-                bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                tls_cert_file: "/etc/kubernetes/pki/apiserver.crt".into(),
-                tls_private_key_file: "/etc/kubernetes/pki/apiserver.key".into(),
-                ready_delay: Duration::ZERO,
-            }
+            f.tls_cert_file,
+            PathBuf::from("/etc/kubernetes/pki/apiserver.crt")
         );
+        assert_eq!(f.client_ca_file, pki("ca.crt"));
+        assert_eq!(
+            f.kubelet_client_certificate,
+            pki("apiserver-kubelet-client.crt")
+        );
+        assert_eq!(f.proxy_client_key_file, pki("front-proxy-client.key"));
+        assert_eq!(f.requestheader_client_ca_file, pki("front-proxy-ca.crt"));
+        assert_eq!(
+            f.service_account_key_files,
+            vec![PathBuf::from("/etc/kubernetes/pki/sa.pub")]
+        );
+        assert_eq!(
+            f.service_account_signing_key_file,
+            PathBuf::from("/etc/kubernetes/pki/sa.key")
+        );
+        assert_eq!(
+            f.service_account_issuers,
+            vec!["https://kubernetes.default.svc.cluster.local"]
+        );
+        assert_eq!(f.api_audiences, f.service_account_issuers);
+        assert_eq!(f.etcd_servers, vec!["http://127.0.0.1:2379"]);
+        assert!(f.anonymous_auth);
+        assert!(f.enable_bootstrap_token_auth);
+        assert_eq!(f.authorization_modes, vec!["Node", "RBAC"]);
+        assert_eq!(f.admission_plugins, vec!["NodeRestriction"]);
+        assert_eq!(f.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(f.ready_delay, Duration::ZERO);
     }
 
     #[test]
-    fn defaults_without_port_or_address() {
-        let flags = parse_with_tls(&[]).unwrap();
-        assert_eq!(flags.secure_port, DEFAULT_SECURE_PORT);
-        assert_eq!(flags.bind_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        assert_eq!(flags.ready_delay, Duration::ZERO);
+    fn defaults() {
+        let f = parse_with(&[]).unwrap();
+        assert_eq!(f.secure_port, DEFAULT_SECURE_PORT);
+        assert_eq!(f.authorization_modes, vec!["AlwaysAllow"]);
+        assert!(f.anonymous_auth);
+        assert!(!f.enable_bootstrap_token_auth);
+        assert_eq!(
+            f.service_account_key_files,
+            vec![f.tls_private_key_file.clone()]
+        );
+        assert_eq!(f.client_ca_file, None);
     }
 
     #[test]
-    fn values_inline_or_separate() {
-        let flags = parse(&strings(&[
+    fn values_and_bools() {
+        let f = parse_with(&[
             "--secure-port",
             "8443",
             "--bind-address=127.0.0.1",
-            "--tls-cert-file",
-            "/a.crt",
-            "--tls-private-key-file=/a.key",
+            "--anonymous-auth=false",
             "--stand-in-ready-delay",
             "2.5",
-        ]))
-        .unwrap();
-        assert_eq!(flags.secure_port, 8443);
-        assert_eq!(flags.bind_address, IpAddr::V4(Ipv4Addr::LOCALHOST));
-        assert_eq!(flags.tls_cert_file, PathBuf::from("/a.crt"));
-        assert_eq!(flags.tls_private_key_file, PathBuf::from("/a.key"));
-        assert_eq!(flags.ready_delay, Duration::from_millis(2500));
-    }
-
-    #[test]
-    fn single_dash_underscores_and_last_one_wins() {
-        let flags = parse_with_tls(&[
-            "-secure-port=1",
-            "--secure_port=2",
-            "--bind_address",
-            "::1",
-            "--stand-in-ready-delay=7",
+            "--stand-in-data-dir=/tmp/d",
+            "--service-account-key-file=/a.pub",
+            "--service-account-key-file=/b.pub",
         ])
         .unwrap();
-        assert_eq!(flags.secure_port, 2);
-        assert_eq!(flags.bind_address, IpAddr::V6(Ipv6Addr::LOCALHOST));
-        assert_eq!(flags.ready_delay, Duration::from_secs(7));
+        assert_eq!(f.secure_port, 8443);
+        assert_eq!(f.bind_address, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert!(!f.anonymous_auth);
+        assert_eq!(f.ready_delay, Duration::from_millis(2500));
+        assert_eq!(f.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(f.service_account_key_files.len(), 2);
     }
 
     #[test]
-    fn empty_bind_address_means_every_interface() {
-        let flags = parse_with_tls(&["--bind-address="]).unwrap();
-        assert!(flags.bind_address.is_unspecified());
-    }
-
-    #[test]
-    fn unknown_flags_are_ignored_in_every_spelling() {
-        let flags = parse_with_tls(&[
-            "--allow-privileged",
-            "--etcd-servers",
-            "http://127.0.0.1:2379",
-            "--authorization-mode=Node,RBAC",
-            "-v=2",
-            "-v",
-            "4",
-            "--profiling",
-            "--secure-port=7443",
-            "--enable-bootstrap-token-auth",
-        ])
-        .unwrap();
-        assert_eq!(flags.secure_port, 7443);
-    }
-
-    #[test]
-    fn empty_arguments_are_skipped() {
-        let flags = parse_with_tls(&["", "--secure-port=7000", ""]).unwrap();
-        assert_eq!(flags.secure_port, 7000);
-    }
-
-    #[test]
-    fn positional_arguments_are_refused() {
-        let err = parse_with_tls(&["serve"]).unwrap_err();
+    fn required_flags_are_named() {
+        let without = |flag: &str| {
+            let args: Vec<String> = strings(REQUIRED)
+                .into_iter()
+                .filter(|a| !a.starts_with(flag))
+                .collect();
+            parse(&args).unwrap_err()
+        };
+        assert!(without("--etcd-servers").contains("--etcd-servers must be specified"));
+        assert!(without("--service-account-issuer").contains("--service-account-issuer"));
         assert!(
-            err.contains("does not take any arguments") && err.contains("serve"),
-            "{err}"
+            without("--service-account-signing-key-file")
+                .contains("--service-account-signing-key-file")
         );
-        let err = parse_with_tls(&["--", "x"]).unwrap_err();
-        assert!(err.contains("\"x\""), "{err}");
-        assert!(parse_with_tls(&["--"]).is_ok());
-        assert!(parse_with_tls(&["-"]).is_err());
-        assert!(parse_with_tls(&["---x"]).is_err());
+        assert!(without("--tls-cert-file").contains("--tls-cert-file"));
+        assert!(without("--tls-private-key-file").contains("--tls-private-key-file"));
     }
 
     #[test]
-    fn known_flag_without_a_value_is_an_error() {
-        let err = parse(&strings(&[CERT, KEY, "--secure-port"])).unwrap_err();
-        assert!(err.contains("--secure-port"), "{err}");
-        let err = parse(&strings(&[CERT, "--tls-private-key-file"])).unwrap_err();
-        assert!(err.contains("--tls-private-key-file"), "{err}");
+    fn pairs_must_be_complete() {
+        let err = parse_with(&["--kubelet-client-certificate=/x.crt"]).unwrap_err();
+        assert!(err.contains("--kubelet-client-key"), "{err}");
+        let err = parse_with(&["--proxy-client-key-file=/x.key"]).unwrap_err();
+        assert!(err.contains("--proxy-client-cert-file"), "{err}");
     }
 
     #[test]
-    fn a_known_flag_takes_the_next_argument_even_if_it_starts_with_a_dash() {
-        let flags = parse(&strings(&[CERT, "--tls-private-key-file", "-odd.key"])).unwrap();
-        assert_eq!(flags.tls_private_key_file, PathBuf::from("-odd.key"));
-    }
-
-    #[test]
-    fn bad_ports_are_refused() {
+    fn bad_values_are_refused() {
         for port in ["0", "65536", "-1", "https", ""] {
-            let err = parse_with_tls(&[&format!("--secure-port={port}")]).unwrap_err();
+            let err = parse_with(&[&format!("--secure-port={port}")]).unwrap_err();
             assert!(err.contains("--secure-port"), "{port}: {err}");
         }
-        assert_eq!(
-            parse_with_tls(&["--secure-port=65535"])
-                .unwrap()
-                .secure_port,
-            65535
-        );
-    }
-
-    #[test]
-    fn bad_bind_addresses_are_refused() {
         for address in ["localhost", "10.0.0", "[::1]", "0.0.0.0:6443"] {
-            let err = parse_with_tls(&[&format!("--bind-address={address}")]).unwrap_err();
+            let err = parse_with(&[&format!("--bind-address={address}")]).unwrap_err();
             assert!(err.contains("--bind-address"), "{address}: {err}");
         }
-    }
-
-    #[test]
-    fn bad_ready_delays_are_refused() {
         for delay in ["-1", "soon", "NaN", "inf", "1e300", "5s", ""] {
-            let err = parse_with_tls(&[&format!("--stand-in-ready-delay={delay}")]).unwrap_err();
+            let err = parse_with(&[&format!("--stand-in-ready-delay={delay}")]).unwrap_err();
             assert!(err.contains("--stand-in-ready-delay"), "{delay}: {err}");
         }
-        let flags = parse_with_tls(&["--stand-in-ready-delay=0"]).unwrap();
-        assert_eq!(flags.ready_delay, Duration::ZERO);
-    }
-
-    #[test]
-    fn tls_files_are_required_and_not_empty() {
-        let err = parse(&strings(&[CERT])).unwrap_err();
-        assert!(err.contains("--tls-private-key-file"), "{err}");
-        let err = parse(&strings(&[KEY])).unwrap_err();
-        assert!(err.contains("--tls-cert-file"), "{err}");
-        let err = parse(&strings(&[KEY, "--tls-cert-file="])).unwrap_err();
-        assert!(err.contains("--tls-cert-file is empty"), "{err}");
+        assert!(
+            parse_with(&["--authorization-mode=Node,Magic"])
+                .unwrap_err()
+                .contains("not a valid mode")
+        );
+        assert!(
+            parse_with(&["--authorization-mode=Webhook"])
+                .unwrap_err()
+                .contains("implements only")
+        );
+        assert!(
+            parse_with(&["--tls-cert-file="])
+                .unwrap_err()
+                .contains("--tls-cert-file is empty")
+        );
+        assert!(
+            parse_with(&["serve"])
+                .unwrap_err()
+                .contains("does not take any arguments")
+        );
     }
 }

@@ -1,38 +1,43 @@
-//! The stand-in **kube-apiserver**: not an API server, only its health endpoint over real TLS.
+//! The stand-in **kube-apiserver**: a small API server that holds its clients to the real one's contract, for
+//! the offline demo image and the tests. It is not the real kube-apiserver and says so (`--version`, every log
+//! line, `X-Stand-In` on every answer, `/version`'s gitVersion `v1.33.0-standin+k8s-image-demo`).
 //!
-//! Started by `units/kube-apiserver.service` with kubeadm's flags, it reads `--secure-port` (default 6443),
-//! `--bind-address` (default every interface), `--tls-cert-file` and `--tls-private-key-file`, ignores every other
-//! flag (see [`flags`]), loads the certificate chain and key (see [`tls`]) and serves HTTPS:
-//! `GET /readyz`, `/healthz` and `/livez` answer `200 ok`, everything else 404 saying it is a stand-in (see
-//! [`http`]). That is what a minion's k8s-agent probes (`https://masters.<cluster>.<domain>:6443/readyz`,
-//! verified against a CA file or kubeadm's CA pin), so a demo cluster sees a healthy master.
+//! Started by `units/kube-apiserver.service` with kubeadm's flags ([`flags`]), it
+//! 1. checks every file the flags name and that etcd is up ([`checks`]); a problem is `error: ...`, exit 1;
+//! 2. opens its object store in `--stand-in-data-dir` ([`store`]) and creates the namespaces and the bootstrap
+//!    RBAC objects that are missing ([`policy`]);
+//! 3. serves HTTPS on `--bind-address:--secure-port` with the whole `--tls-cert-file` chain ([`tls`], [`serve`]):
+//!    authentication ([`authn`]), authorization ([`authz`]), the REST subset, discovery and health ([`api`],
+//!    [`resources`], [`kinds`], [`status`]); service-account tokens ([`serviceaccount`]).
 //!
-//! The certificate file is served as given, the whole chain: to let a client that only pins the CA's key
-//! (`CA_CERT_HASH`) verify the master, put the leaf **and** the CA into the file (leaf first).
-//!
-//! One flag is the stand-in's own: `--stand-in-ready-delay=SECONDS` makes `/readyz` answer 503 for that long
-//! after start (`/healthz` and `/livez` answer 200 at once), to exercise a client's waiting.
-//!
-//! Every answer carries `X-Stand-In: k8s-image demo`; every request is logged to stderr as one line
-//! (`STAND-IN kube-apiserver: GET /readyz 200`). The unit is `Type=notify`, so `READY=1` goes to
-//! `$NOTIFY_SOCKET` once the socket listens (see [`crate::notify`]). A flag, certificate, key or listening error
-//! is one line on stderr naming the flag and file, and exit status 1, so systemd shows the unit failed.
+//! `--stand-in-ready-delay=SECONDS` makes `/readyz` fail (500, as the real one before its post-start hooks
+//! finish) for that long. The unit is `Type=notify`: `READY=1` goes to `$NOTIFY_SOCKET` once the socket listens.
 
+pub mod api;
+pub mod authn;
+pub mod authz;
+pub mod checks;
 pub mod flags;
 pub mod http;
+pub mod kinds;
+pub mod policy;
+pub mod resources;
 pub mod serve;
+pub mod serviceaccount;
+pub mod status;
+pub mod store;
 pub mod tls;
 
-use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The name this mode answers to (`argv[0]`'s file name).
 pub const NAME: &str = "kube-apiserver";
 
-/// Writes one `STAND-IN kube-apiserver: ...` line to stderr (a closed stderr is ignored, never a panic).
+/// Writes one `STAND-IN kube-apiserver: ...` line to stderr.
 pub fn log(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "STAND-IN {NAME}: {line}");
+    crate::common::log(line);
 }
 
 /// Runs the stand-in API server with its arguments (without `argv[0]`); returns only on a start-up error.
@@ -40,15 +45,31 @@ pub fn run(args: &[String]) -> ExitCode {
     let started = Instant::now();
     let flags = match flags::parse(args) {
         Ok(flags) => flags,
-        Err(e) => return fail(&e),
+        Err(e) => return crate::common::fail(&e),
     };
-    let tls = match tls::load(&flags.tls_cert_file, &flags.tls_private_key_file) {
-        Ok(tls) => tls,
-        Err(e) => return fail(&e),
+    let loaded = match checks::load(&flags) {
+        Ok(l) => l,
+        Err(e) => return crate::common::fail(&e),
+    };
+    let config = match tls::server_config(
+        &loaded.serving_chain_pem,
+        loaded.serving_key.pkcs8.clone(),
+        loaded.client_ca.clone(),
+    ) {
+        Ok(c) => c,
+        Err(e) => return crate::common::fail(&e),
+    };
+    let store = match store::Store::open(&flags.data_dir) {
+        Ok(s) => s,
+        Err(e) => return crate::common::fail(&e),
+    };
+    let created = match api::bootstrap(&store) {
+        Ok(n) => n,
+        Err(e) => return crate::common::fail(&e),
     };
     let listener = match serve::listen(flags.bind_address, flags.secure_port) {
         Ok(listener) => listener,
-        Err(e) => return fail(&e),
+        Err(e) => return crate::common::fail(&e),
     };
     let at = listener
         .local_addr()
@@ -56,26 +77,36 @@ pub fn run(args: &[String]) -> ExitCode {
     let delay = if flags.ready_delay.is_zero() {
         String::new()
     } else {
-        format!(
-            "; /readyz answers 503 for the first {:?}",
-            flags.ready_delay
-        )
+        format!("; /readyz fails for the first {:?}", flags.ready_delay)
     };
     log(&format!(
-        "serving HTTPS on {at} (GET /readyz, /healthz, /livez; certificate chain of {} from {}){delay}",
-        tls.chain_len,
-        flags.tls_cert_file.display()
+        "serving HTTPS on {at} (certificate chain of {} from {}; {} objects in {}, {created} created at start; \
+         authorization {}){delay}",
+        loaded.serving_chain_len,
+        flags.tls_cert_file.display(),
+        store.len(),
+        flags.data_dir.display(),
+        flags.authorization_modes.join(","),
     ));
-    match crate::notify::notify(
-        "READY=1\nSTATUS=STAND-IN kube-apiserver: serving only /readyz, /healthz, /livez",
-    ) {
+    let address = format!("{}:{}", flags.bind_address, flags.secure_port);
+    let server = Arc::new(api::Server {
+        store,
+        client_ca: loaded.client_ca,
+        tokens: serviceaccount::Tokens {
+            issuers: flags.service_account_issuers.clone(),
+            audiences: flags.api_audiences.clone(),
+            keys: loaded.service_account_keys,
+            signer: loaded.service_account_signing_key,
+        },
+        etcd: loaded.etcd,
+        ready_at: started + flags.ready_delay,
+        address,
+        flags,
+    });
+    match crate::notify::notify("READY=1\nSTATUS=STAND-IN kube-apiserver (k8s-image demo): serving")
+    {
         Ok(_) => {}
         Err(e) => log(&format!("warning: {e}")),
     }
-    serve::serve(&listener, &tls.config, started + flags.ready_delay)
-}
-
-fn fail(message: &str) -> ExitCode {
-    log(&format!("error: {message}"));
-    ExitCode::FAILURE
+    serve::serve(&listener, &config, &server)
 }

@@ -1,7 +1,9 @@
 //! The listener and the connections: a blocking std `TcpListener`, one thread per connection, rustls'
-//! `StreamOwned` on top; one request per connection, bounded in size, time and number.
+//! `StreamOwned` on top; one request per connection, bounded in size, time and number. Each request is one log
+//! line: method, path (without the query), status, user (and why it was refused) — never a token or a key.
 
-use super::http::{self, MAX_HEAD_BYTES, Response};
+use super::api::{self, Server};
+use super::http::{self, Framing, MAX_BODY_BYTES, MAX_HEAD_BYTES, Response};
 use super::log;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{self, Read, Write};
@@ -61,8 +63,8 @@ fn dual_stack_possible() -> bool {
     }
 }
 
-/// Serves forever (until the process is killed). `ready_at`: when `/readyz` starts answering 200.
-pub fn serve(listener: &TcpListener, config: &Arc<ServerConfig>, ready_at: Instant) -> ! {
+/// Serves forever (until the process is killed).
+pub fn serve(listener: &TcpListener, config: &Arc<ServerConfig>, server: &Arc<Server>) -> ! {
     let active = Arc::new(AtomicUsize::new(0));
     loop {
         let stream = match listener.accept() {
@@ -83,11 +85,12 @@ pub fn serve(listener: &TcpListener, config: &Arc<ServerConfig>, ready_at: Insta
         }
         let guard = Active(active.clone());
         let config = config.clone();
+        let server = server.clone();
         let spawned = std::thread::Builder::new()
             .name("connection".into())
             .spawn(move || {
                 let _guard = guard;
-                handle(stream, config, ready_at);
+                handle(stream, config, &server);
             });
         if let Err(e) = spawned {
             log(&format!("cannot start a connection thread: {e}"));
@@ -104,8 +107,8 @@ impl Drop for Active {
     }
 }
 
-/// One connection: handshake, one request head, one answer, close.
-fn handle(stream: TcpStream, config: Arc<ServerConfig>, ready_at: Instant) {
+/// One connection: handshake, one request (head and body), one answer, close.
+fn handle(stream: TcpStream, config: Arc<ServerConfig>, server: &Server) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "an unknown peer".to_string(), |a| a.to_string());
@@ -146,38 +149,107 @@ fn handle(stream: TcpStream, config: Arc<ServerConfig>, ready_at: Instant) {
     };
 
     let (response, what) = match head {
-        Head::TooLarge => (http::head_too_large(), "request head too large".to_string()),
-        Head::Complete(bytes) => match http::parse_request(&bytes) {
-            Some(request) => {
-                let now = Instant::now();
-                let left = ready_at.saturating_duration_since(now);
-                let left_secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-                let response = http::respond(&request, left.is_zero(), left_secs);
-                (
-                    response,
-                    format!("{} {}", request.method, shorten(&request.target)),
-                )
+        Head::TooLarge(_) => (http::head_too_large(), "request head too large".to_string()),
+        Head::Complete(bytes, rest) => match http::parse_head(&bytes) {
+            Some(mut request) => {
+                let what = format!("{} {}", request.method, shorten(request.path()));
+                match read_body(&mut tls, &request, rest, deadline) {
+                    Ok(body) => {
+                        request.body = body;
+                        let chain: Option<Vec<rustls::pki_types::CertificateDer<'static>>> = tls
+                            .conn
+                            .peer_certificates()
+                            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect());
+                        let handled = api::handle(server, &request, chain.as_deref());
+                        let note = if handled.note.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", shorten(&handled.note.replace('\n', " ")))
+                        };
+                        let status = handled.response.status;
+                        (
+                            handled.response,
+                            format!("{what} {status} user={:?}{note}", handled.user),
+                        )
+                    }
+                    Err(status) => {
+                        let e = if status == 413 {
+                            super::status::too_large()
+                        } else {
+                            super::status::bad_request("the request body could not be read")
+                        };
+                        (
+                            Response::json(e.code, &e.to_status()),
+                            format!("{what} {status} (body)"),
+                        )
+                    }
+                }
             }
             None => (
                 http::bad_request(),
-                format!("malformed request from {peer}"),
+                format!("malformed request from {peer} 400"),
             ),
         },
     };
     if let Err(e) = answer(&mut tls, &response) {
-        log(&format!(
-            "{what} {}: could not send the answer: {e}",
-            response.status
-        ));
+        log(&format!("{what}: could not send the answer: {e}"));
         return;
     }
-    log(&format!("{what} {}", response.status));
+    log(&what);
     linger_close(&tls.sock);
 }
 
+/// Reads the body the head announces (`rest`: bytes already read past the head).
+fn read_body(
+    tls: &mut StreamOwned<ServerConnection, TcpStream>,
+    request: &http::Request,
+    mut data: Vec<u8>,
+    deadline: Instant,
+) -> Result<Vec<u8>, u16> {
+    let framing = http::framing(request)?;
+    let expects = request
+        .header("expect")
+        .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
+    if expects && data.is_empty() && framing != Framing::None {
+        tls.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .and_then(|()| tls.flush())
+            .map_err(|_| 400u16)?;
+    }
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        match framing {
+            Framing::None => return Ok(Vec::new()),
+            Framing::Length(n) if data.len() >= n => {
+                data.truncate(n);
+                return Ok(data);
+            }
+            Framing::Chunked => {
+                if let Some(body) = http::decode_chunked(&data)? {
+                    return Ok(body);
+                }
+            }
+            Framing::Length(_) => {}
+        }
+        if data.len() > MAX_BODY_BYTES + 64 * 1024 {
+            return Err(413);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || tls.sock.set_read_timeout(Some(left)).is_err() {
+            return Err(400);
+        }
+        match tls.read(&mut buffer) {
+            Ok(0) => return Err(400),
+            Ok(n) => data.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(400),
+        }
+    }
+}
+
 enum Head {
-    Complete(Vec<u8>),
-    TooLarge,
+    /// The head, and the bytes read after it.
+    Complete(Vec<u8>, Vec<u8>),
+    TooLarge(()),
 }
 
 /// Reads until the end of the request head. `None`: nothing to answer (closed, timed out, TLS failed; logged
@@ -191,11 +263,11 @@ fn read_head(
     let mut buffer = [0u8; 4096];
     loop {
         if let Some(end) = http::head_end(&head) {
-            head.truncate(end);
-            return Some(Head::Complete(head));
+            let rest = head.split_off(end);
+            return Some(Head::Complete(head, rest));
         }
         if head.len() > MAX_HEAD_BYTES {
-            return Some(Head::TooLarge);
+            return Some(Head::TooLarge(()));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || tls.sock.set_read_timeout(Some(left)).is_err() {
@@ -272,15 +344,17 @@ fn linger_close(stream: &TcpStream) {
     }
 }
 
-/// A request target short enough for a log line.
-fn shorten(target: &str) -> String {
+/// A path or note short enough for a log line (cut at a character boundary).
+fn shorten(text: &str) -> String {
     const MAX: usize = 200;
-    if target.len() <= MAX {
-        target.to_string()
-    } else {
-        // Printable ASCII only (checked when parsed), so any index is a char boundary.
-        format!("{}...", &target[..MAX])
+    if text.len() <= MAX {
+        return text.to_string();
     }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
 }
 
 #[cfg(test)]

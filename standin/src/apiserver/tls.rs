@@ -1,151 +1,150 @@
-//! The TLS side: the certificate chain and key from `--tls-cert-file` / `--tls-private-key-file`, made into a
-//! rustls server configuration (ring provider, TLS 1.3 and 1.2, no client certificates asked for).
+//! The TLS side: the serving chain and key from `--tls-cert-file` / `--tls-private-key-file` (served as given,
+//! every certificate in the file, leaf first), and client certificates as the real API server takes them.
 //!
-//! The certificate file is served **as given**, every certificate in it, in its order (leaf first). kubeadm's
-//! `apiserver.crt` holds only the leaf; a file holding the leaf followed by the CA lets a client that knows only
-//! the CA's key hash (kubeadm's `--discovery-token-ca-cert-hash`, the agent's `CA_CERT_HASH`) find the CA in the
-//! presented chain, since the stand-in serves no `cluster-info` ConfigMap to discover it from.
-//!
-//! Errors name the flag and the file: a missing or unreadable file, a file without a PEM certificate or key, a
-//! key that does not belong to the leaf.
+//! Go's API server asks for a client certificate without requiring one and verifies it in the x509
+//! authenticator, so a certificate from another CA gets `401 Unauthorized`, not a failed handshake. The same
+//! here: [`OptionalClientCert`] asks for a certificate (hinting the `--client-ca-file` subjects, which Go
+//! clients need to pick their certificate), checks only the handshake signature (proof of the key), and
+//! [`ClientCa::verify`] checks the chain after the handshake.
 
-use rustls::ServerConfig;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::io::Read;
-use std::path::Path;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
 use std::sync::Arc;
 
-/// PEM files larger than this are refused (a certificate chain or key is a few KiB).
-const MAX_PEM_BYTES: u64 = 1 << 20;
-
-/// A ready server configuration and what it serves.
-pub struct Tls {
-    pub config: Arc<ServerConfig>,
-    /// How many certificates the chain holds (leaf included).
-    pub chain_len: usize,
+/// The client CA: verifies presented chains (client auth EKU, validity, signature) with webpki.
+#[derive(Debug, Clone)]
+pub struct ClientCa {
+    verifier: Arc<dyn ClientCertVerifier>,
 }
 
-/// Loads the chain and key and builds the server configuration.
-pub fn load(cert_file: &Path, key_file: &Path) -> Result<Tls, String> {
-    let cert_pem = read_pem_file("--tls-cert-file", cert_file)?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            format!(
-                "--tls-cert-file {}: not a valid PEM file ({e})",
-                cert_file.display()
-            )
-        })?;
-    if chain.is_empty() {
-        return Err(format!(
-            "--tls-cert-file {}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            cert_file.display()
-        ));
+impl ClientCa {
+    /// From the DER certificates of `--client-ca-file`.
+    pub fn new(certs: &[Vec<u8>]) -> Result<ClientCa, String> {
+        let mut roots = RootCertStore::empty();
+        for der in certs {
+            roots
+                .add(CertificateDer::from(der.clone()))
+                .map_err(|e| format!("a certificate is not usable as a trust anchor ({e})"))?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| format!("cannot build the client certificate verifier ({e})"))?;
+        Ok(ClientCa { verifier })
     }
 
-    let key_pem = read_pem_file("--tls-private-key-file", key_file)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => format!(
-            "--tls-private-key-file {}: holds no PEM private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)",
-            key_file.display()
-        ),
-        e => format!("--tls-private-key-file {}: not a valid PEM file ({e})", key_file.display()),
-    })?;
+    /// Verifies a presented chain (leaf first). The error says why (for the log, never sent to the client).
+    pub fn verify(&self, chain: &[CertificateDer<'_>]) -> Result<(), String> {
+        let (leaf, intermediates) = chain.split_first().ok_or("no certificate")?;
+        self.verifier
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
 
-    let chain_len = chain.len();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// Asks for a client certificate without requiring one; see the module documentation.
+#[derive(Debug)]
+pub struct OptionalClientCert {
+    ca: Option<ClientCa>,
+    schemes: Vec<SignatureScheme>,
+}
+
+impl ClientCertVerifier for OptionalClientCert {
+    fn offer_client_auth(&self) -> bool {
+        self.ca.is_some()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.ca
+            .as_ref()
+            .map_or(&[], |ca| ca.verifier.root_hint_subjects())
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        // Checked after the handshake (ClientCa::verify), so that a bad certificate is a 401.
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.schemes.clone()
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The server configuration: the chain and key (already checked to match), optional client certificates.
+pub fn server_config(
+    chain_pem: &[u8],
+    key_pkcs8: Vec<u8>,
+    client_ca: Option<ClientCa>,
+) -> Result<Arc<ServerConfig>, String> {
+    let chain = CertificateDer::pem_slice_iter(chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--tls-cert-file: not a valid PEM file ({e})"))?;
+    let key =
+        PrivateKeyDer::try_from(key_pkcs8).map_err(|e| format!("--tls-private-key-file: {e}"))?;
+    let provider = provider();
+    let verifier = Arc::new(OptionalClientCert {
+        ca: client_ca,
+        schemes: provider
+            .signature_verification_algorithms
+            .supported_schemes(),
+    });
     let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(|e| {
             format!(
-                "--tls-cert-file {} and --tls-private-key-file {} are not a usable pair ({e}); the first \
-                 certificate in the file must be the leaf that belongs to the key",
-                cert_file.display(),
-                key_file.display()
+                "--tls-cert-file and --tls-private-key-file are not a usable pair ({e}); the first certificate in \
+                 the file must be the leaf that belongs to the key"
             )
         })?;
-    Ok(Tls {
-        config: Arc::new(config),
-        chain_len,
-    })
-}
-
-/// Reads a PEM file of at most [`MAX_PEM_BYTES`]; the error names the flag and the file.
-fn read_pem_file(flag: &str, path: &Path) -> Result<Vec<u8>, String> {
-    let cannot = |e: std::io::Error| format!("{flag} {}: cannot read it ({e})", path.display());
-    let file = std::fs::File::open(path).map_err(cannot)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_PEM_BYTES {
-        return Err(format!(
-            "{flag} {}: larger than {MAX_PEM_BYTES} bytes, not a certificate or key file",
-            path.display()
-        ));
-    }
-    Ok(bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missing_files_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let cert = dir.path().join("apiserver.crt");
-        let key = dir.path().join("apiserver.key");
-        let err = load(&cert, &key).err().unwrap();
-        assert!(
-            err.starts_with("--tls-cert-file ") && err.contains(&*cert.to_string_lossy()),
-            "{err}"
-        );
-        assert!(err.contains("cannot read"), "{err}");
-    }
-
-    #[test]
-    fn a_file_without_certificates_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let cert = dir.path().join("apiserver.crt");
-        std::fs::write(&cert, "not pem\n").unwrap();
-        let err = load(&cert, &dir.path().join("k")).err().unwrap();
-        assert!(err.contains("holds no PEM certificate"), "{err}");
-    }
-
-    #[test]
-    fn a_key_file_without_a_key_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let cert = dir.path().join("apiserver.crt");
-        let key = dir.path().join("apiserver.key");
-        // Any base64 body parses as a PEM certificate; rustls checks it against the key later.
-        std::fs::write(
-            &cert,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        std::fs::write(
-            &key,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        let err = load(&cert, &key).err().unwrap();
-        assert!(
-            err.starts_with("--tls-private-key-file ") && err.contains("holds no PEM private key"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn oversized_files_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let cert = dir.path().join("huge.crt");
-        std::fs::write(&cert, vec![b'A'; (MAX_PEM_BYTES + 1) as usize]).unwrap();
-        let err = load(&cert, &cert).err().unwrap();
-        assert!(err.contains("larger than"), "{err}");
-    }
+    Ok(Arc::new(config))
 }
