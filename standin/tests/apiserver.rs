@@ -630,6 +630,9 @@ fn anonymous_may_read_cluster_info_only_after_the_role_binding_and_nothing_else(
     }
 }
 
+/// A token id, extra Secret data, and the SelfSubjectReview status it gets.
+type Case = (&'static str, &'static [(&'static str, &'static str)], u16);
+
 #[test]
 fn bootstrap_tokens_authenticate_only_as_their_secret_says() {
     let pki = Pki::new();
@@ -666,7 +669,7 @@ fn bootstrap_tokens_authenticate_only_as_their_secret_says() {
         None,
     );
     assert_eq!(status, 401);
-    let cases: [(&str, &[(&str, &str)], u16); 5] = [
+    let cases: [Case; 5] = [
         (
             "aaaaaa",
             &[("usage-bootstrap-authentication", "false")],

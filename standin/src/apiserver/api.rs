@@ -358,6 +358,14 @@ fn body(request: &Request) -> Result<Value, ApiError> {
         "application/yaml" => serde_yaml_ng::from_slice(&request.body).map_err(|e| {
             status::bad_request(format!("the body of the request is not valid YAML: {e}"))
         })?,
+        "application/vnd.kubernetes.protobuf" => {
+            super::protobuf::decode(&request.body).map_err(|e| ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message: e,
+                details: None,
+            })?
+        }
         other => return Err(status::unsupported_media_type(other)),
     };
     Ok(value)

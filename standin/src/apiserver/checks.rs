@@ -63,13 +63,11 @@ fn load_ca(flag: &str, path: &Path) -> Result<Vec<Vec<u8>>, String> {
     Ok(certs)
 }
 
+/// A certificate file (its certificates and its bytes) and its key.
+type Pair = (Vec<Vec<u8>>, Vec<u8>, PrivateKey);
+
 /// A certificate file and its key file: the key must belong to the first certificate.
-fn load_pair(
-    cert_flag: &str,
-    cert: &Path,
-    key_flag: &str,
-    key: &Path,
-) -> Result<(Vec<Vec<u8>>, Vec<u8>, PrivateKey), String> {
+fn load_pair(cert_flag: &str, cert: &Path, key_flag: &str, key: &Path) -> Result<Pair, String> {
     let bytes = read_small_file(&format!("--{cert_flag}"), cert)?;
     let certs =
         pki::certificates(&bytes).map_err(|e| format!("{}: {e}", shown(cert_flag, cert)))?;

@@ -220,16 +220,15 @@ fn secret_defaults(object: &mut Value) -> Result<(), ApiError> {
 }
 
 fn configmap_types(object: &Value) -> Result<(), ApiError> {
-    if let Some(data) = object.get("data") {
-        if !(data.is_null()
+    if let Some(data) = object.get("data")
+        && !(data.is_null()
             || data
                 .as_object()
                 .is_some_and(|m| m.values().all(Value::is_string)))
-        {
-            return Err(status::bad_request(
-                "json: cannot unmarshal data: ConfigMap data values must be strings",
-            ));
-        }
+    {
+        return Err(status::bad_request(
+            "json: cannot unmarshal data: ConfigMap data values must be strings",
+        ));
     }
     if let Some(data) = object.get("binaryData") {
         let ok = data.is_null()
@@ -485,11 +484,15 @@ fn validate_conditions(object: &Value) -> Vec<FieldError> {
     errors
 }
 
-fn validate_certificate(pem: &str) -> Option<String> {
-    if pem.is_empty() {
+/// `status.certificate` (base64 of PEM, as JSON writes `[]byte`).
+fn validate_certificate(encoded: &str) -> Option<String> {
+    if encoded.is_empty() {
         return None;
     }
-    let blocks = match pki::blocks(pem.as_bytes()) {
+    let Some(pem) = b64decode(encoded) else {
+        return Some("not base64".into());
+    };
+    let blocks = match pki::blocks(&pem) {
         Ok(b) => b,
         Err(e) => return Some(e),
     };
@@ -782,6 +785,7 @@ pub fn validate(resource: &Resource, object: &Value, old: Option<&Value>) -> Vec
     errors
 }
 
+#[allow(clippy::too_many_arguments)]
 fn allowed(
     txn: &Txn<'_>,
     modes: &[String],
@@ -879,21 +883,21 @@ pub fn admit(
         }
         (CERTIFICATES, "certificatesigningrequests") if op != Op::Delete => {
             let signer = str_at(object, &["spec", "signerName"]);
-            if op == Op::Create && signer == "kubernetes.io/kube-apiserver-client" {
-                if let Ok(der) = csr_der(object)
-                    && let Ok((_, csr)) = X509CertificationRequest::from_der(&der)
-                    && csr
-                        .certification_request_info
-                        .subject
-                        .iter_organization()
-                        .any(|o| o.as_str() == Ok("system:masters"))
-                {
-                    return Err(status::forbidden(
-                        resource,
-                        name,
-                        "use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed",
-                    ));
-                }
+            if op == Op::Create
+                && signer == "kubernetes.io/kube-apiserver-client"
+                && let Ok(der) = csr_der(object)
+                && let Ok((_, csr)) = X509CertificationRequest::from_der(&der)
+                && csr
+                    .certification_request_info
+                    .subject
+                    .iter_organization()
+                    .any(|o| o.as_str() == Ok("system:masters"))
+            {
+                return Err(status::forbidden(
+                    resource,
+                    name,
+                    "use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed",
+                ));
             }
             if sub == "approval" && !signer_authorized(txn, modes, user, "approve", signer) {
                 return Err(status::forbidden(

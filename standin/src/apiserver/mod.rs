@@ -21,6 +21,7 @@ pub mod flags;
 pub mod http;
 pub mod kinds;
 pub mod policy;
+pub mod protobuf;
 pub mod resources;
 pub mod serve;
 pub mod serviceaccount;

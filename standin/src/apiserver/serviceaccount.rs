@@ -26,6 +26,9 @@ pub fn key_id(key: &PublicKey) -> String {
     b64(ring::digest::digest(&ring::digest::SHA256, &key.spki).as_ref())
 }
 
+/// Signs the JWS signing input.
+type Sign = Box<dyn Fn(&[u8]) -> Result<Vec<u8>, String>>;
+
 /// The token settings from the flags.
 pub struct Tokens {
     pub issuers: Vec<String>,
@@ -55,40 +58,39 @@ impl Tokens {
         now: i64,
     ) -> Result<String, String> {
         let rng = ring::rand::SystemRandom::new();
-        let (alg, sign): (&str, Box<dyn Fn(&[u8]) -> Result<Vec<u8>, String>>) =
-            match self.signer.public.kind {
-                KeyKind::Rsa => {
-                    let pair = ring::signature::RsaKeyPair::from_pkcs8(&self.signer.pkcs8)
-                        .map_err(|e| format!("the signing key: {e}"))?;
-                    (
-                        "RS256",
-                        Box::new(move |m: &[u8]| {
-                            let mut sig = vec![0u8; pair.public().modulus_len()];
-                            pair.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, m, &mut sig)
-                                .map_err(|_| "signing failed".to_string())?;
-                            Ok(sig)
-                        }),
-                    )
-                }
-                KeyKind::EcP256 => {
-                    let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
-                        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                        &self.signer.pkcs8,
-                        &rng,
-                    )
+        let (alg, sign): (&str, Sign) = match self.signer.public.kind {
+            KeyKind::Rsa => {
+                let pair = ring::signature::RsaKeyPair::from_pkcs8(&self.signer.pkcs8)
                     .map_err(|e| format!("the signing key: {e}"))?;
-                    let rng = ring::rand::SystemRandom::new();
-                    (
-                        "ES256",
-                        Box::new(move |m: &[u8]| {
-                            pair.sign(&rng, m)
-                                .map(|s| s.as_ref().to_vec())
-                                .map_err(|_| "signing failed".to_string())
-                        }),
-                    )
-                }
-                _ => return Err("the signing key is neither RSA nor ECDSA P-256".to_string()),
-            };
+                (
+                    "RS256",
+                    Box::new(move |m: &[u8]| {
+                        let mut sig = vec![0u8; pair.public().modulus_len()];
+                        pair.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, m, &mut sig)
+                            .map_err(|_| "signing failed".to_string())?;
+                        Ok(sig)
+                    }),
+                )
+            }
+            KeyKind::EcP256 => {
+                let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &self.signer.pkcs8,
+                    &rng,
+                )
+                .map_err(|e| format!("the signing key: {e}"))?;
+                let rng = ring::rand::SystemRandom::new();
+                (
+                    "ES256",
+                    Box::new(move |m: &[u8]| {
+                        pair.sign(&rng, m)
+                            .map(|s| s.as_ref().to_vec())
+                            .map_err(|_| "signing failed".to_string())
+                    }),
+                )
+            }
+            _ => return Err("the signing key is neither RSA nor ECDSA P-256".to_string()),
+        };
         let header = json!({"alg": alg, "kid": key_id(&self.signer.public)});
         let claims = json!({
             "aud": audiences,

@@ -153,11 +153,11 @@ impl Store {
             backup: None,
         };
         let result = f(&mut txn);
-        if let Some(backup) = txn.backup.take() {
-            if let Err(e) = write_atomic(&self.path, &serialize(&guard), 0o600) {
-                *guard = backup;
-                return Err(format!("the object store cannot be written: {e}"));
-            }
+        if let Some(backup) = txn.backup.take()
+            && let Err(e) = write_atomic(&self.path, &serialize(&guard), 0o600)
+        {
+            *guard = backup;
+            return Err(format!("the object store cannot be written: {e}"));
         }
         Ok(result)
     }

@@ -714,7 +714,7 @@ pub fn check_identity(client: &Client, shown: &str, expected: &str) -> Result<()
 /// Loads a kubeconfig whose client certificate must be for `expected` (when it is a certificate).
 pub fn identity_kubeconfig(
     flag: &str,
-    path: &PathBuf,
+    path: &std::path::Path,
     expected: &str,
 ) -> Result<Kubeconfig, String> {
     let k = kubeconfig::load(flag, path)?;

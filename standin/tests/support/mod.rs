@@ -289,9 +289,11 @@ pub struct Proc {
     pub name: String,
 }
 
-/// A command running the stand-in as `name` (a symlink to the built binary in `dir`).
+/// A command running the stand-in as `name` (a symlink to the built binary in `dir/bin`).
 pub fn stand_in(dir: &Path, name: &str) -> Command {
-    let link = dir.join(name);
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin directory");
+    let link = bin.join(name);
     if !link.exists() {
         std::os::unix::fs::symlink(BINARY, &link).expect("symlink the stand-in");
     }
