@@ -12,9 +12,10 @@
 
 use crate::checks::{self, HostView, RuleSet, Status};
 use crate::dns::DnsResolver;
+use crate::edge::join;
 use crate::plan::{self, Action, AgentState, Observation, Phase, STATE_FILE, UnitFailure};
 use crate::probe::MasterProber;
-use crate::role_file::{self, HostCheckMode, RoleLoad};
+use crate::role_file::{self, HostCheckMode, RoleConfig, RoleLoad};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -279,6 +280,25 @@ pub fn local_addrs() -> Vec<IpAddr> {
     out
 }
 
+/// Unix seconds now.
+fn now_secs() -> i64 {
+    (now_millis() / 1000) as i64
+}
+
+/// The role file as last read, read again if this agent process has not read it yet (after a restart that
+/// resumed past the `Role` phase). `None` when it cannot be read now; the join steps then report what is missing.
+fn role_config<'a>(
+    cfg: &AgentConfig,
+    cached: &'a mut Option<RoleConfig>,
+) -> Option<&'a RoleConfig> {
+    if cached.is_none()
+        && let RoleLoad::Parsed(config) = role_file::load(&cfg.root)
+    {
+        *cached = Some(*config);
+    }
+    cached.as_ref()
+}
+
 /// Runs the boot rules; with `HOST_CHECKS=warn` failures become warnings (reported by `status`, not blocking).
 /// Writes the report for `status`.
 fn run_host_checks(cfg: &AgentConfig, mode: HostCheckMode) -> Observation {
@@ -329,6 +349,8 @@ pub async fn run_agent<U: UnitControl>(
     let mut jitter = Jitter::seeded();
     let mut host_check_mode = HostCheckMode::default();
 
+    // The role file as last read: the join steps need its secrets (token), which the persisted state never holds.
+    let mut role: Option<RoleConfig> = None;
     let now = now_millis();
     let (mut state, mut action) = match read_state(&state_path)? {
         Some(persisted) => {
@@ -374,6 +396,7 @@ pub async fn run_agent<U: UnitControl>(
                 let load = role_file::load(&cfg.root);
                 if let RoleLoad::Parsed(config) = &load {
                     host_check_mode = config.host_checks;
+                    role = Some(config.as_ref().clone());
                     tracing::info!(role = %config.role, cluster = %config.cluster_name, "role file read");
                 }
                 Observation::from(load)
@@ -387,8 +410,14 @@ pub async fn run_agent<U: UnitControl>(
             Action::ProbeMaster {
                 url,
                 connect_to,
-                trust,
+                mut trust,
             } => {
+                // Relative trust paths (the cluster CA the agent keeps) are under the root.
+                if let Some(file) = &trust.ca_cert_file
+                    && file.is_relative()
+                {
+                    trust.ca_cert_file = Some(cfg.root.join(file));
+                }
                 let result = prober.probe(&url, &connect_to, &trust).await;
                 tracing::debug!(%url, ?result, "probed");
                 Observation::MasterProbe(result)
@@ -403,6 +432,67 @@ pub async fn run_agent<U: UnitControl>(
                 })?;
                 tracing::info!(path = %target.display(), "weave env written");
                 Observation::WeaveEnvWritten
+            }
+            Action::EnsurePki {
+                endpoint_host,
+                advertise_addrs,
+            } => {
+                let config = role_config(cfg, &mut role);
+                let name = join::node_name(
+                    config
+                        .and_then(|c| c.kubelet_hostname.as_ref())
+                        .map(|h| h.as_str()),
+                );
+                join::ensure_pki(
+                    &cfg.root,
+                    &endpoint_host,
+                    &advertise_addrs,
+                    name,
+                    now_secs(),
+                )
+            }
+            Action::EnsureJoinObjects { server, connect_to } => {
+                let token = role_config(cfg, &mut role).and_then(|c| c.bootstrap_token.clone());
+                join::ensure_join_objects(
+                    &cfg.root,
+                    &server,
+                    &connect_to,
+                    token.as_ref(),
+                    cfg.probe_timeout,
+                )
+                .await
+            }
+            Action::Discover {
+                server,
+                connect_to,
+                trust,
+            } => {
+                let config = role_config(cfg, &mut role);
+                let token = config.and_then(|c| c.bootstrap_token.clone());
+                let name = join::node_name(
+                    config
+                        .and_then(|c| c.kubelet_hostname.as_ref())
+                        .map(|h| h.as_str()),
+                );
+                join::discover(
+                    &cfg.root,
+                    &server,
+                    &connect_to,
+                    &trust,
+                    token.as_ref(),
+                    &name,
+                    cfg.probe_timeout,
+                )
+                .await
+            }
+            Action::CheckKubeletCredentials => {
+                let config = role_config(cfg, &mut role);
+                let name = join::node_name(
+                    config
+                        .and_then(|c| c.kubelet_hostname.as_ref())
+                        .map(|h| h.as_str()),
+                );
+                join::check_kubelet_credentials(&cfg.root, &name, now_secs())
             }
             Action::StartUnits { units: names } => {
                 tracing::info!(units = ?names, "starting units");

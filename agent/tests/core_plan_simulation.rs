@@ -5,7 +5,8 @@
 
 use k8s_agent::node_role::NodeRole;
 use k8s_agent::plan::{
-    Action, AgentState, DnsQuery, DnsResult, Observation, Phase, ProbeResult, next,
+    Action, AgentState, DiscoveryOutcome, DnsQuery, DnsResult, KubeletCredentials, Observation,
+    Phase, ProbeResult, next,
 };
 use k8s_agent::role_file::parse_role_file;
 use k8s_agent::weave::WeaveDecision;
@@ -63,7 +64,8 @@ struct Trace {
 
 fn minion_role_file(consensus: u32) -> Observation {
     let text = format!(
-        "CLUSTER_NAME=prod\nCA_CERT_HASH=sha256:{}\nWEAVE_CONSENSUS={consensus}\n",
+        "CLUSTER_NAME=prod\nCA_CERT_HASH=sha256:{}\nBOOTSTRAP_TOKEN=abcdef.0123456789abcdef\n\
+         WEAVE_CONSENSUS={consensus}\n",
         "ab".repeat(32)
     );
     let config = parse_role_file(
@@ -146,6 +148,35 @@ fn run_minion(world: &World, me: Ipv4Addr, boot: u64, consensus: u32, rng: &mut 
             Action::WriteWeaveEnv { .. } => {
                 now += 1;
                 Observation::WeaveEnvWritten
+            }
+            // Token discovery answers once the API server does (cluster-info exists by then in this world).
+            Action::Discover { .. } => {
+                trace.probe_times.push(now);
+                now += 5;
+                if now >= world.api_ready_at {
+                    Observation::Discovered(DiscoveryOutcome::Joined {
+                        server: "https://masters.prod.k8s:6443".into(),
+                        ca_hash: format!("sha256:{}", "ab".repeat(32)),
+                    })
+                } else {
+                    Observation::Discovered(DiscoveryOutcome::Unreachable {
+                        reason: "connection refused".into(),
+                    })
+                }
+            }
+            // kubelet's TLS bootstrap takes a second in this world.
+            Action::CheckKubeletCredentials => {
+                now += SEC;
+                Observation::KubeletChecked {
+                    node_name: "node".into(),
+                    credentials: KubeletCredentials::Issued {
+                        subject: "system:node:node".into(),
+                        not_after: "2027-01-01T00:00:00Z".into(),
+                    },
+                }
+            }
+            Action::EnsurePki { .. } | Action::EnsureJoinObjects { .. } => {
+                panic!("a minion never does {action:?}")
             }
             Action::StartUnits { units } => {
                 if trace.start_units_at == 0 {

@@ -3,6 +3,8 @@
 //! decides what to do next.
 
 pub mod dns;
+pub mod join;
+pub mod kube_api;
 pub mod pid1;
 pub mod pki_files;
 pub mod probe;

@@ -177,15 +177,15 @@ impl fmt::Debug for MasterProber {
 
 /// Where one probe goes: the URL's host and port, and the addresses to connect to instead of resolving.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Target {
-    https: bool,
-    host: String,
-    port: u16,
-    addrs: Vec<SocketAddr>,
+pub(crate) struct Target {
+    pub(crate) https: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) addrs: Vec<SocketAddr>,
 }
 
 impl Target {
-    fn new(url: &str, connect_to: &[IpAddr]) -> Result<Target, ProbeSetupError> {
+    pub(crate) fn new(url: &str, connect_to: &[IpAddr]) -> Result<Target, ProbeSetupError> {
         let bad = |reason: &str| ProbeSetupError::BadTarget {
             url: url.to_string(),
             reason: reason.to_string(),
@@ -227,7 +227,7 @@ impl Target {
         })
     }
 
-    fn authority(&self) -> String {
+    pub(crate) fn authority(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 
@@ -871,20 +871,20 @@ mod handshake_signatures {
 /// For the anonymous cluster-info GET only: accepts any chain (kubeadm's discovery does the same: the answer is
 /// checked against the pin afterwards) but records it, and still checks that the server holds the leaf's key.
 #[derive(Debug)]
-struct RecordingVerifier {
+pub(crate) struct RecordingVerifier {
     provider: Arc<CryptoProvider>,
     presented: Mutex<Vec<CertificateDer<'static>>>,
 }
 
 impl RecordingVerifier {
-    fn new(provider: Arc<CryptoProvider>) -> RecordingVerifier {
+    pub(crate) fn new(provider: Arc<CryptoProvider>) -> RecordingVerifier {
         RecordingVerifier {
             provider,
             presented: Mutex::new(Vec::new()),
         }
     }
 
-    fn take(&self) -> Vec<CertificateDer<'static>> {
+    pub(crate) fn take(&self) -> Vec<CertificateDer<'static>> {
         std::mem::take(&mut *lock(&self.presented))
     }
 }
@@ -930,7 +930,7 @@ impl ServerCertVerifier for RecordingVerifier {
 
 /// Refuses every name: the probe connects only to the addresses it is given (`resolve_to_addrs`), so a name
 /// that reaches the resolver (a redirect elsewhere, say) fails instead of being looked up.
-struct NoResolver;
+pub(crate) struct NoResolver;
 
 impl reqwest::dns::Resolve for NoResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
@@ -963,7 +963,7 @@ fn causes<'a>(error: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 's
 }
 
 /// An error with its causes, `: `-separated, repeats dropped.
-fn error_text(error: &(dyn StdError + 'static)) -> String {
+pub(crate) fn error_text(error: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in causes(error) {
         let text = cause.to_string();
@@ -976,7 +976,7 @@ fn error_text(error: &(dyn StdError + 'static)) -> String {
 
 /// Maps a failed request to a probe result: certificate verification → `TlsUntrusted`, timeouts → `Timeout`,
 /// everything else (refused, unreachable, reset, TLS protocol errors) → `Unreachable`.
-fn classify(error: &reqwest::Error, target: &Target, anchor_words: &str) -> ProbeResult {
+pub(crate) fn classify(error: &reqwest::Error, target: &Target, anchor_words: &str) -> ProbeResult {
     let chain = causes(error);
     let tls = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>());
     if let Some(tls) = tls {

@@ -2,6 +2,8 @@
 //! outcomes, the clock as a number) and returns values (the next action, a rendered file, an error to show).
 //! Nothing in this folder opens a file, a socket or a bus; the edges ([`crate::edge`]) and the executor do.
 
+pub mod discovery;
+pub mod join_objects;
 pub mod kubeconfig;
 pub mod node_role;
 pub mod pki;

@@ -29,6 +29,10 @@ pub const MINION_UNITS: &[&str] = &[
     "kube-proxy.service",
 ];
 
+/// How many of [`MINION_UNITS`] start before kubelet's TLS bootstrap: kube-proxy runs with the kubelet's client
+/// certificate, so it starts only once kubelet has one.
+pub const MINION_UNITS_BEFORE_BOOTSTRAP: usize = 3;
+
 /// The agent's own unit: the only unit enabled in the image.
 pub const AGENT_UNIT: &str = "k8s-agent.service";
 
@@ -57,6 +61,17 @@ impl NodeRole {
         match self {
             NodeRole::Master => MASTER_UNITS,
             NodeRole::Minion => MINION_UNITS,
+        }
+    }
+
+    /// The units of a start phase: a master starts all of its units at once; a minion starts containerd, weave
+    /// and kubelet, waits for kubelet's TLS bootstrap, then starts kube-proxy (`after_bootstrap`).
+    pub fn unit_group(self, after_bootstrap: bool) -> &'static [&'static str] {
+        match (self, after_bootstrap) {
+            (NodeRole::Master, false) => MASTER_UNITS,
+            (NodeRole::Master, true) => &[],
+            (NodeRole::Minion, false) => &MINION_UNITS[..MINION_UNITS_BEFORE_BOOTSTRAP],
+            (NodeRole::Minion, true) => &MINION_UNITS[MINION_UNITS_BEFORE_BOOTSTRAP..],
         }
     }
 
@@ -90,6 +105,16 @@ mod tests {
             assert!(!MINION_UNITS.contains(unit), "{unit} is in both roles");
         }
         assert!(!MASTER_UNITS.contains(&AGENT_UNIT) && !MINION_UNITS.contains(&AGENT_UNIT));
+    }
+
+    #[test]
+    fn the_minion_groups_split_at_kube_proxy() {
+        assert_eq!(
+            NodeRole::Minion.unit_group(false),
+            ["containerd.service", "weave.service", "kubelet.service"]
+        );
+        assert_eq!(NodeRole::Minion.unit_group(true), ["kube-proxy.service"]);
+        assert_eq!(NodeRole::Master.unit_group(false), MASTER_UNITS);
     }
 
     #[test]

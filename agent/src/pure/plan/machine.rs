@@ -3,11 +3,12 @@
 use super::backoff::RetryPolicy;
 use super::state::{AgentState, DnsLookup, NodeSettings, PhaseTransition};
 use super::{
-    Action, DnsQuery, DnsResult, HOST_CHECK_ATTEMPTS, MASTERS_RERESOLVE_MIN_SECS, Observation,
+    Action, CLUSTER_CA_FILE, DiscoveryOutcome, DnsQuery, DnsResult, HOST_CHECK_ATTEMPTS,
+    KubeletCredentials, MASTERS_RERESOLVE_MIN_SECS, ObjectOutcome, ObjectReport, Observation,
     Phase, ProbeResult, UnitFailure,
 };
 use crate::node_role::NodeRole;
-use crate::role_file::{RoleConfig, RoleDiscovery};
+use crate::role_file::{MasterProbe, MasterTrust, RoleConfig, RoleDiscovery};
 use crate::weave::{self, WeaveOutcome};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -39,11 +40,18 @@ impl Step {
         self.s.retry_at = None;
         let action = match self.s.phase {
             Phase::Ready => Action::Done,
-            Phase::StartControlPlane | Phase::StartUnits => self.phase_action(),
+            Phase::StartControlPlane
+            | Phase::StartUnits
+            | Phase::StartKubeProxy
+            | Phase::ApiServerReady
+            | Phase::JoinObjects
+            | Phase::KubeletBootstrap => self.phase_action(),
             Phase::WeavePeers if self.s.weave.is_some() => self.phase_action(),
             Phase::Role
             | Phase::HostCheck
+            | Phase::ControlPlanePki
             | Phase::ResolveMasters
+            | Phase::Discovery
             | Phase::MasterHealthy
             | Phase::WeavePeers
             | Phase::Failed => {
@@ -73,13 +81,39 @@ impl Step {
             (Phase::HostCheck, O::HostChecksPassed { local_addrs }) => self.on_host_ok(local_addrs),
             (Phase::HostCheck, O::HostChecksFailed { failures }) => self.on_host_failed(failures),
             (
-                Phase::ResolveMasters | Phase::MasterHealthy,
+                Phase::ResolveMasters | Phase::Discovery | Phase::MasterHealthy,
                 O::Dns {
                     query: DnsQuery::Masters,
                     result,
                 },
             ) => self.on_masters(result),
             (Phase::MasterHealthy, O::MasterProbe(result)) => self.on_probe(result),
+            (Phase::ControlPlanePki, O::PkiEnsured { node_name, written }) => {
+                self.s.node_name = Some(node_name);
+                for path in written {
+                    if !self.s.pki_written.contains(&path) {
+                        self.s.pki_written.push(path);
+                    }
+                }
+                self.enter(Phase::StartControlPlane)
+            }
+            (Phase::ControlPlanePki, O::PkiInvalid { problem }) => {
+                let reason = format!(
+                    "blocked: {problem} — nothing was started; the agent checks again every {} s",
+                    super::backoff::BLOCKED_RETRY.as_secs()
+                );
+                self.wait(RetryPolicy::Blocked, reason, None)
+            }
+            (Phase::ApiServerReady, O::MasterProbe(result)) => self.on_own_probe(result),
+            (Phase::JoinObjects, O::JoinObjectsEnsured(reports)) => self.on_join_objects(reports),
+            (Phase::Discovery, O::Discovered(outcome)) => self.on_discovered(outcome),
+            (
+                Phase::KubeletBootstrap,
+                O::KubeletChecked {
+                    node_name,
+                    credentials,
+                },
+            ) => self.on_kubelet(node_name, credentials),
             (
                 Phase::WeavePeers,
                 O::Dns {
@@ -90,11 +124,12 @@ impl Step {
             (Phase::WeavePeers, O::WeaveEnvWritten) if self.s.weave.is_some() => {
                 self.enter(Phase::StartUnits)
             }
-            (Phase::StartControlPlane | Phase::StartUnits, O::UnitsStarted(units)) => {
-                self.on_started(units)
-            }
             (
-                Phase::StartControlPlane | Phase::StartUnits,
+                Phase::StartControlPlane | Phase::StartUnits | Phase::StartKubeProxy,
+                O::UnitsStarted(units),
+            ) => self.on_started(units),
+            (
+                Phase::StartControlPlane | Phase::StartUnits | Phase::StartKubeProxy,
                 O::UnitFailed {
                     already_started,
                     failure,
@@ -204,17 +239,61 @@ impl Step {
                     .clone()
                     .unwrap_or_else(|| "failed".to_string()),
             },
-            Phase::StartControlPlane | Phase::StartUnits => {
+            Phase::StartControlPlane | Phase::StartUnits | Phase::StartKubeProxy => {
                 if self.s.node.is_none() {
                     return self.lost_settings();
                 }
                 let units = self.s.units_remaining();
                 if units.is_empty() {
-                    self.enter(Phase::Ready)
+                    let next = self.after_units();
+                    self.enter(next)
                 } else {
                     Action::StartUnits { units }
                 }
             }
+            Phase::ControlPlanePki => match &self.s.node {
+                Some(node) => Action::EnsurePki {
+                    endpoint_host: node.master_endpoint.host.to_string(),
+                    advertise_addrs: self.s.local_addrs.clone(),
+                },
+                None => self.lost_settings(),
+            },
+            Phase::ApiServerReady => match &self.s.node {
+                Some(node) => Action::ProbeMaster {
+                    url: format!("{}/readyz", own_server(node)),
+                    connect_to: vec![IpAddr::from([127, 0, 0, 1])],
+                    trust: MasterTrust {
+                        ca_cert_hash: None,
+                        ca_cert_file: Some(CLUSTER_CA_FILE.into()),
+                    },
+                },
+                None => self.lost_settings(),
+            },
+            Phase::JoinObjects => match &self.s.node {
+                Some(node) => Action::EnsureJoinObjects {
+                    server: own_server(node),
+                    connect_to: vec![IpAddr::from([127, 0, 0, 1])],
+                },
+                None => self.lost_settings(),
+            },
+            Phase::Discovery => {
+                let addrs = self.master_addrs();
+                if self.s.reresolve_masters || addrs.is_empty() {
+                    return self.resolve(DnsQuery::Masters);
+                }
+                match &self.s.node {
+                    Some(node) => Action::Discover {
+                        server: format!(
+                            "https://{}:{}",
+                            node.master_endpoint.host, node.master_endpoint.port
+                        ),
+                        connect_to: addrs,
+                        trust: node.master_trust.clone(),
+                    },
+                    None => self.lost_settings(),
+                }
+            }
+            Phase::KubeletBootstrap => Action::CheckKubeletCredentials,
             Phase::ResolveMasters => self.resolve(DnsQuery::Masters),
             Phase::MasterHealthy => {
                 let addrs = self.master_addrs();
@@ -225,7 +304,7 @@ impl Step {
                     Some(node) => Action::ProbeMaster {
                         url: node.master_endpoint.url(),
                         connect_to: addrs,
-                        trust: node.master_trust.clone(),
+                        trust: self.probe_trust(node),
                     },
                     None => self.lost_settings(),
                 }
@@ -237,6 +316,32 @@ impl Step {
                 },
                 None => self.resolve(DnsQuery::Minions),
             },
+        }
+    }
+
+    /// Where a start phase leads once all its units run.
+    fn after_units(&self) -> Phase {
+        let tls_join = self
+            .node()
+            .is_some_and(|n| n.master_endpoint.probe == MasterProbe::Https);
+        match self.s.phase {
+            Phase::StartControlPlane => Phase::ApiServerReady,
+            Phase::StartUnits if tls_join => Phase::KubeletBootstrap,
+            Phase::StartUnits => Phase::StartKubeProxy,
+            _ => Phase::Ready,
+        }
+    }
+
+    /// The minion's health probe trusts the CA discovery verified (written to [`CLUSTER_CA_FILE`]) and, if the
+    /// role file pins one, the pin too; before discovery (MASTER_PROBE=http has none) the role file's trust.
+    fn probe_trust(&self, node: &NodeSettings) -> MasterTrust {
+        if self.s.discovered_ca_hash.is_some() {
+            MasterTrust {
+                ca_cert_hash: node.master_trust.ca_cert_hash.clone(),
+                ca_cert_file: Some(CLUSTER_CA_FILE.into()),
+            }
+        } else {
+            node.master_trust.clone()
         }
     }
 
@@ -323,7 +428,7 @@ impl Step {
         self.s.local_addrs = local_addrs;
         self.s.failed_checks.clear();
         match self.node().map(|n| n.role) {
-            Some(NodeRole::Master) => self.enter(Phase::StartControlPlane),
+            Some(NodeRole::Master) => self.enter(Phase::ControlPlanePki),
             Some(NodeRole::Minion) => self.enter(Phase::ResolveMasters),
             None => self.lost_settings(),
         }
@@ -360,7 +465,14 @@ impl Step {
             DnsResult::Answers { addrs, .. } if !usable_master_addrs(addrs).is_empty() => {
                 self.s.reresolve_masters = false;
                 return if self.s.phase == Phase::ResolveMasters {
-                    self.enter(Phase::MasterHealthy)
+                    let tls_join = self
+                        .node()
+                        .is_some_and(|n| n.master_endpoint.probe == MasterProbe::Https);
+                    self.enter(if tls_join {
+                        Phase::Discovery
+                    } else {
+                        Phase::MasterHealthy
+                    })
                 } else {
                     self.s.retry_at = None;
                     self.phase_action()
@@ -381,7 +493,7 @@ impl Step {
                 return self.wait(RetryPolicy::Error, reason, None);
             }
         };
-        if self.s.phase == Phase::MasterHealthy {
+        if matches!(self.s.phase, Phase::MasterHealthy | Phase::Discovery) {
             // The record is gone (the master group lost its healthy instance): back to waiting for it.
             self.transition(Phase::ResolveMasters);
         }
@@ -452,6 +564,131 @@ impl Step {
                 .max(MASTERS_RERESOLVE_MIN_SECS);
             if self.now >= lookup.at.saturating_add(u64::from(ttl) * 1000) {
                 self.s.reresolve_masters = true;
+            }
+        }
+    }
+
+    /// The master's probe of its own API server (loopback, verified against its CA).
+    fn on_own_probe(&mut self, result: ProbeResult) -> Action {
+        let url = self
+            .node()
+            .map(|n| format!("{}/readyz", own_server(n)))
+            .unwrap_or_default();
+        match result {
+            ProbeResult::Healthy => self.enter(Phase::JoinObjects),
+            ProbeResult::HttpStatus { status } => {
+                let reason = format!(
+                    "waiting for this master's API server ({url} over 127.0.0.1) to become ready: it answered \
+                     HTTP {status}"
+                );
+                self.wait(RetryPolicy::Watch, reason, None)
+            }
+            ProbeResult::Unreachable { message } => {
+                let reason = format!(
+                    "waiting for this master's API server ({url} over 127.0.0.1): {message} — `journalctl -u \
+                     kube-apiserver` says why it does not listen"
+                );
+                self.wait(RetryPolicy::Watch, reason, None)
+            }
+            ProbeResult::Timeout => {
+                let reason = format!(
+                    "waiting for this master's API server ({url} over 127.0.0.1): no answer within the probe \
+                     timeout"
+                );
+                self.wait(RetryPolicy::Watch, reason, None)
+            }
+            ProbeResult::TlsUntrusted { message } => {
+                let reason = format!(
+                    "blocked: this master's API server certificate does not verify against /{CLUSTER_CA_FILE} \
+                     ({message}) — /etc/kubernetes/pki/apiserver.crt must be signed by ca.crt and name the endpoint; \
+                     remove it to have the agent make a new one, then `systemctl restart k8s-agent`; retrying every \
+                     {} s",
+                    super::backoff::BLOCKED_RETRY.as_secs()
+                );
+                self.wait(RetryPolicy::Blocked, reason, None)
+            }
+        }
+    }
+
+    fn on_join_objects(&mut self, reports: Vec<ObjectReport>) -> Action {
+        let failed: Vec<String> = reports
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                ObjectOutcome::Failed { reason } => Some(format!("{}: {reason}", r.object)),
+                _ => None,
+            })
+            .collect();
+        let differs: Vec<String> = reports
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                ObjectOutcome::Differs { what } => Some(what.clone()),
+                _ => None,
+            })
+            .collect();
+        self.s.join_objects = reports;
+        if !failed.is_empty() {
+            let reason = format!(
+                "creating the join objects over the API failed: {}; retrying",
+                failed.join("; ")
+            );
+            return self.wait(RetryPolicy::Error, reason, None);
+        }
+        if !differs.is_empty() {
+            let reason = format!(
+                "blocked: {} — nodes may not be able to join until this is resolved; checking again every {} s",
+                differs.join("; "),
+                super::backoff::BLOCKED_RETRY.as_secs()
+            );
+            return self.wait(RetryPolicy::Blocked, reason, None);
+        }
+        self.enter(Phase::Ready)
+    }
+
+    fn on_discovered(&mut self, outcome: DiscoveryOutcome) -> Action {
+        match outcome {
+            DiscoveryOutcome::Joined { server, ca_hash } => {
+                self.s.discovered_server = Some(server);
+                self.s.discovered_ca_hash = Some(ca_hash);
+                self.enter(Phase::MasterHealthy)
+            }
+            DiscoveryOutcome::Waiting { reason } => {
+                self.wait(RetryPolicy::Watch, format!("discovery: {reason}"), None)
+            }
+            DiscoveryOutcome::Unreachable { reason } => {
+                self.maybe_reresolve();
+                self.wait(RetryPolicy::Watch, format!("discovery: {reason}"), None)
+            }
+            DiscoveryOutcome::Refused { reason } => {
+                let role_file = self
+                    .node()
+                    .map(|n| n.role_file.display().to_string())
+                    .unwrap_or_default();
+                let reason = format!(
+                    "blocked: discovery: {reason} — this does not fix itself: fix {role_file}, then `systemctl \
+                     restart k8s-agent`; retrying every {} s",
+                    super::backoff::BLOCKED_RETRY.as_secs()
+                );
+                self.wait(RetryPolicy::Blocked, reason, None)
+            }
+        }
+    }
+
+    fn on_kubelet(&mut self, node_name: String, credentials: KubeletCredentials) -> Action {
+        self.s.node_name = Some(node_name);
+        self.s.kubelet_credentials = Some(credentials.clone());
+        match credentials {
+            KubeletCredentials::Issued { .. } => self.enter(Phase::StartKubeProxy),
+            KubeletCredentials::NotYet { reason } => self.wait(
+                RetryPolicy::Watch,
+                format!("waiting for kubelet's TLS bootstrap: {reason}"),
+                None,
+            ),
+            KubeletCredentials::Wrong { reason } => {
+                let reason = format!(
+                    "blocked: kubelet's credentials are not usable: {reason}; checking again every {} s",
+                    super::backoff::BLOCKED_RETRY.as_secs()
+                );
+                self.wait(RetryPolicy::Blocked, reason, None)
             }
         }
     }
@@ -536,7 +773,8 @@ impl Step {
         let progressed = self.record_started(&units);
         let remaining = self.s.units_remaining();
         if remaining.is_empty() {
-            return self.enter(Phase::Ready);
+            let next = self.after_units();
+            return self.enter(next);
         }
         if !progressed {
             let reason = format!(
@@ -548,6 +786,15 @@ impl Step {
         self.s.retry_at = None;
         Action::StartUnits { units: remaining }
     }
+}
+
+/// `https://<endpoint host>:<port>` of this master (its own API server, which it reaches over loopback).
+fn own_server(node: &NodeSettings) -> String {
+    let port = match node.master_endpoint.probe {
+        MasterProbe::Https => node.master_endpoint.port,
+        MasterProbe::PlainHttp => 6443,
+    };
+    format!("https://{}:{port}", node.master_endpoint.host)
 }
 
 fn unit_failed_reason(failure: &UnitFailure) -> String {

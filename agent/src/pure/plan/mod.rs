@@ -5,20 +5,28 @@
 //! [`Observation::Tick`].
 //!
 //! ```text
-//! Role ─► HostCheck ─┬─ master ─► StartControlPlane ─────────────────────────────────────────► Ready
-//!                    └─ minion ─► ResolveMasters ─► MasterHealthy ─► WeavePeers ─► StartUnits ─► Ready
-//!         any phase ─► Failed   (MasterHealthy ─► ResolveMasters when the masters record disappears)
+//! Role ─► HostCheck ─┬─ master ─► ControlPlanePki ─► StartControlPlane ─► ApiServerReady ─► JoinObjects ──────► Ready
+//!                    └─ minion ─► ResolveMasters ─► Discovery ─► MasterHealthy ─► WeavePeers ─► StartUnits
+//!                                     ─► KubeletBootstrap ─► StartKubeProxy ─► Ready
+//!         any phase ─► Failed   (Discovery / MasterHealthy ─► ResolveMasters when the masters record disappears;
+//!                                MASTER_PROBE=http skips Discovery and KubeletBootstrap: no TLS join)
 //! ```
 //!
 //! | phase | action it issues | what moves it on |
 //! |---|---|---|
 //! | `Role` | [`Action::ReadRoleFile`] | a parsed role file; none yet → wait (Watch); both files / invalid → `Failed` |
 //! | `HostCheck` | [`Action::RunHostChecks`] | checks pass (and report this node's addresses); fail → retry (Error), `Failed` after [`HOST_CHECK_ATTEMPTS`] |
-//! | `StartControlPlane` | [`Action::StartUnits`] master units | all started → `Ready`; a unit fails → `Failed` |
-//! | `ResolveMasters` | [`Action::Resolve`] `masters.<cluster>.<domain>` | addresses → `MasterHealthy`; NXDOMAIN / empty → wait (Watch, TTL floor); resolver errors → wait (Error) |
+//! | `ControlPlanePki` | [`Action::EnsurePki`] | files checked and the missing ones written → `StartControlPlane`; a supplied file is wrong → wait (Blocked) and say which and what to fix |
+//! | `StartControlPlane` | [`Action::StartUnits`] master units | all started → `ApiServerReady`; a unit fails → `Failed` |
+//! | `ApiServerReady` | [`Action::ProbeMaster`] its own `/readyz` over loopback, verified against its CA | 200 → `JoinObjects`; HTTP status / unreachable → wait (Watch); untrusted → wait (Blocked) |
+//! | `JoinObjects` | [`Action::EnsureJoinObjects`] | every object created or already equal → `Ready`; one differs → wait (Blocked); an API error → wait (Error) |
+//! | `ResolveMasters` | [`Action::Resolve`] `masters.<cluster>.<domain>` | addresses → `Discovery` (`MasterHealthy` with `MASTER_PROBE=http`); NXDOMAIN / empty → wait (Watch, TTL floor); resolver errors → wait (Error) |
+//! | `Discovery` | [`Action::Discover`] (cluster-info, JWS, CA pin; writes ca.crt, bootstrap-kubelet.conf, kube-proxy.conf) | verified → `MasterHealthy`; not signed yet / not there / unreachable → wait (Watch); wrong token or pin → wait (Blocked) |
 //! | `MasterHealthy` | [`Action::ProbeMaster`] (re-resolves first when the answer expired and the probe could not connect) | healthy → `WeavePeers`; HTTP status / unreachable / timeout → wait (Watch); TLS untrusted → wait (Blocked, 30 s) and say what to fix |
 //! | `WeavePeers` | [`Action::Resolve`] `minions.…`, then [`Action::WriteWeaveEnv`] | env written → `StartUnits` (decision: [`crate::weave`]) |
-//! | `StartUnits` | [`Action::StartUnits`] minion units not yet started | all started → `Ready` |
+//! | `StartUnits` | [`Action::StartUnits`] containerd, weave, kubelet (those not yet started) | all started → `KubeletBootstrap` (`StartKubeProxy` with `MASTER_PROBE=http`) |
+//! | `KubeletBootstrap` | [`Action::CheckKubeletCredentials`] | `kubelet.conf` + a CA-signed client certificate for `system:node:<name>` → `StartKubeProxy`; not yet → wait (Watch); wrong name or CA → wait (Blocked) |
+//! | `StartKubeProxy` | [`Action::StartUnits`] kube-proxy | started → `Ready` |
 //! | `Ready` | [`Action::Done`] | — |
 //! | `Failed` | [`Action::Fail`] | a restart of the agent ([`AgentState::resume`]) |
 //!
@@ -51,6 +59,9 @@ use std::time::Duration;
 pub const HOST_CHECK_ATTEMPTS: u32 = 5;
 /// A masters answer is re-resolved (after a failed connection) no more often than this, whatever its TTL.
 pub const MASTERS_RERESOLVE_MIN_SECS: u32 = 5;
+/// The cluster CA certificate, relative to the node root (kubeadm's path): a master's own (from user data), a
+/// minion's as discovery verified it. Trust paths in actions that are relative are under the root.
+pub const CLUSTER_CA_FILE: &str = "etc/kubernetes/pki/ca.crt";
 
 /// Where a node is in bringing itself up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -60,16 +71,28 @@ pub enum Phase {
     Role,
     /// Check the host (binaries, sysctls, modules, …).
     HostCheck,
+    /// Master: check the supplied PKI and create what is missing (kubeadm's layout).
+    ControlPlanePki,
     /// Master: start etcd and the control plane.
     StartControlPlane,
+    /// Master: wait until its own API server answers `/readyz`.
+    ApiServerReady,
+    /// Master: create the objects nodes need to join (token Secret, RBAC, cluster-info).
+    JoinObjects,
     /// Minion: wait until `masters.<cluster>.<domain>` resolves.
     ResolveMasters,
+    /// Minion: kubeadm-style token discovery: the cluster CA from cluster-info, signed with the token, pinned.
+    Discovery,
     /// Minion: wait until the API server answers its health check.
     MasterHealthy,
     /// Minion: decide and write Weave Net's peers.
     WeavePeers,
-    /// Minion: start containerd, weave, kubelet, kube-proxy.
+    /// Minion: start containerd, weave, kubelet.
     StartUnits,
+    /// Minion: wait for kubelet's TLS bootstrap (its client certificate).
+    KubeletBootstrap,
+    /// Minion: start kube-proxy (it uses the kubelet's client certificate).
+    StartKubeProxy,
     /// Everything started.
     Ready,
     /// Stopped with a reason; nothing more is done until the agent is restarted.
@@ -78,14 +101,20 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 9] = [
+    pub const ALL: [Phase; 15] = [
         Phase::Role,
         Phase::HostCheck,
+        Phase::ControlPlanePki,
         Phase::StartControlPlane,
+        Phase::ApiServerReady,
+        Phase::JoinObjects,
         Phase::ResolveMasters,
+        Phase::Discovery,
         Phase::MasterHealthy,
         Phase::WeavePeers,
         Phase::StartUnits,
+        Phase::KubeletBootstrap,
+        Phase::StartKubeProxy,
         Phase::Ready,
         Phase::Failed,
     ];
@@ -95,11 +124,17 @@ impl Phase {
         match self {
             Phase::Role => "role",
             Phase::HostCheck => "host-check",
+            Phase::ControlPlanePki => "control-plane-pki",
             Phase::StartControlPlane => "start-control-plane",
+            Phase::ApiServerReady => "api-server-ready",
+            Phase::JoinObjects => "join-objects",
             Phase::ResolveMasters => "resolve-masters",
+            Phase::Discovery => "discovery",
             Phase::MasterHealthy => "master-healthy",
             Phase::WeavePeers => "weave-peers",
             Phase::StartUnits => "start-units",
+            Phase::KubeletBootstrap => "kubelet-bootstrap",
+            Phase::StartKubeProxy => "start-kube-proxy",
             Phase::Ready => "ready",
             Phase::Failed => "failed",
         }
@@ -182,6 +217,63 @@ pub struct UnitFailure {
     pub result: String,
 }
 
+/// How one join object fared ([`Action::EnsureJoinObjects`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum ObjectOutcome {
+    /// Created now.
+    Created,
+    /// It existed and says the same.
+    Unchanged,
+    /// It existed and says something else: reported, not overwritten.
+    Differs { what: String },
+    /// Not made, on purpose (e.g. no BOOTSTRAP_TOKEN on this master).
+    Skipped { why: String },
+    /// The API server refused or could not be reached.
+    Failed { reason: String },
+}
+
+/// One object of [`Action::EnsureJoinObjects`] and how it fared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectReport {
+    /// `Kind namespace/name`.
+    pub object: String,
+    #[serde(flatten)]
+    pub outcome: ObjectOutcome,
+}
+
+/// The outcome of token discovery ([`Action::Discover`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DiscoveryOutcome {
+    /// cluster-info verified (signature, pin, verified re-fetch) and the node's join files written.
+    Joined {
+        /// The API server URL cluster-info publishes (bootstrap-kubelet.conf's server).
+        server: String,
+        /// `sha256:` of the CA's public key (kubeadm's pin format).
+        ca_hash: String,
+    },
+    /// Not yet: cluster-info missing or unsigned for this token, the API server not answering yet, …
+    Waiting { reason: String },
+    /// The API server could not be reached (the masters answer may be stale).
+    Unreachable { reason: String },
+    /// Something only the operator can fix: a wrong token secret, a wrong pin.
+    Refused { reason: String },
+}
+
+/// What kubelet's TLS bootstrap has produced so far ([`Action::CheckKubeletCredentials`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum KubeletCredentials {
+    /// `kubelet.conf` and a client certificate for `subject`, signed by the cluster CA.
+    Issued { subject: String, not_after: String },
+    /// Not there yet (kubelet is asking for it, or the controller manager has not approved it).
+    NotYet { reason: String },
+    /// There, but not usable: another node name, another CA, a key that does not match.
+    Wrong { reason: String },
+}
+
 /// What an edge reports back: the outcome of the last action, or that time passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
@@ -204,6 +296,23 @@ pub enum Observation {
     MasterProbe(ProbeResult),
     /// `WriteWeaveEnv` done (atomically).
     WeaveEnvWritten,
+    /// `EnsurePki` done: the supplied files checked, these (relative paths) written; `node_name` is the name the
+    /// certificates were made for.
+    PkiEnsured {
+        node_name: String,
+        written: Vec<String>,
+    },
+    /// `EnsurePki` found a supplied file that is wrong (the sentence names it and says what to fix).
+    PkiInvalid { problem: String },
+    /// `EnsureJoinObjects` done: how each object fared.
+    JoinObjectsEnsured(Vec<ObjectReport>),
+    /// `Discover` done.
+    Discovered(DiscoveryOutcome),
+    /// `CheckKubeletCredentials` done, for the node `node_name`.
+    KubeletChecked {
+        node_name: String,
+        credentials: KubeletCredentials,
+    },
     /// These units are started (their start jobs completed).
     UnitsStarted(Vec<String>),
     /// A unit failed to start (or failed later); `already_started` are the units started before it in this action.
@@ -247,6 +356,28 @@ pub enum Action {
     },
     /// Write `contents` atomically to `path` (relative to the root: [`crate::weave::WEAVE_ENV_FILE`]).
     WriteWeaveEnv { path: String, contents: String },
+    /// Master: check the PKI under `/etc/kubernetes` and write what is missing ([`crate::pure::pki`]), for the
+    /// endpoint name and this node's addresses (SANs of the API server certificate).
+    EnsurePki {
+        endpoint_host: String,
+        advertise_addrs: Vec<IpAddr>,
+    },
+    /// Master: create the join objects ([`crate::pure::join_objects`]) at `server` (its endpoint URL),
+    /// connecting to `connect_to` (loopback), with admin.conf's identity (super-admin.conf for
+    /// `kubeadm:cluster-admins` while admin.conf is still forbidden).
+    EnsureJoinObjects {
+        server: String,
+        connect_to: Vec<IpAddr>,
+    },
+    /// Minion: token discovery at `server` (the endpoint), connecting to `connect_to` ([`crate::pure::discovery`]);
+    /// on success write the CA, bootstrap-kubelet.conf and kube-proxy.conf.
+    Discover {
+        server: String,
+        connect_to: Vec<IpAddr>,
+        trust: MasterTrust,
+    },
+    /// Minion: read kubelet.conf and its client certificate.
+    CheckKubeletCredentials,
     /// Start these units, in this order, over systemd's D-Bus API; report the ones started.
     StartUnits { units: Vec<String> },
     /// Everything is up; nothing more to do (the agent idles, serving `status`).

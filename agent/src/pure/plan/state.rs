@@ -1,6 +1,8 @@
 //! The agent's persisted state (`/run/k8s-agent/state.json`) and what a restarted agent does with it.
 
-use super::{Action, DnsQuery, DnsResult, Phase, UnitFailure, machine};
+use super::{
+    Action, DnsQuery, DnsResult, KubeletCredentials, ObjectReport, Phase, UnitFailure, machine,
+};
 use crate::node_role::NodeRole;
 use crate::role_file::{ClusterName, DnsName, MasterEndpoint, MasterTrust, RoleConfig};
 use crate::weave::{ConsensusSize, WeaveDecision};
@@ -12,7 +14,7 @@ use std::path::PathBuf;
 /// Where the executor persists the state (relative to the root; `/run` is per boot).
 pub const STATE_FILE: &str = "run/k8s-agent/state.json";
 /// Version of the state's format; a different version is not resumed.
-pub const STATE_SCHEMA_VERSION: u32 = 1;
+pub const STATE_SCHEMA_VERSION: u32 = 2;
 
 /// What the plan needs from the role file, without secrets (so it can be persisted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +125,17 @@ pub struct AgentState {
     pub minions: Option<DnsLookup>,
     /// Set when the masters answer expired and a probe could not connect: resolve again before the next probe.
     pub reresolve_masters: bool,
+    /// The Kubernetes node name (KUBELET_HOSTNAME or the host name), once an edge reported it.
+    pub node_name: Option<String>,
+    /// Master: the PKI and kubeconfig files the agent wrote on this boot (relative paths; never their contents).
+    pub pki_written: Vec<String>,
+    /// Master: how each join object fared the last time.
+    pub join_objects: Vec<ObjectReport>,
+    /// Minion: the API server URL and CA hash token discovery verified.
+    pub discovered_server: Option<String>,
+    pub discovered_ca_hash: Option<String>,
+    /// Minion: what kubelet's TLS bootstrap produced (subject and expiry, never key material).
+    pub kubelet_credentials: Option<KubeletCredentials>,
     /// This node's addresses, as the host check reported them.
     pub local_addrs: Vec<IpAddr>,
     /// The Weave Net decision: made once, never changed on this boot.
@@ -180,6 +193,12 @@ impl AgentState {
             masters: None,
             minions: None,
             reresolve_masters: false,
+            node_name: None,
+            pki_written: Vec::new(),
+            join_objects: Vec::new(),
+            discovered_server: None,
+            discovered_ca_hash: None,
+            kubelet_credentials: None,
             local_addrs: Vec::new(),
             weave: None,
             minion_answer_notes: Vec::new(),
@@ -202,9 +221,10 @@ impl AgentState {
     /// | persisted phase | resumes | why |
     /// |---|---|---|
     /// | `Ready` | `Ready`, [`Action::Done`] | nothing to do; units are not touched |
-    /// | `StartControlPlane`, `StartUnits` | same phase, starts only the units not started yet | never restart an active unit |
+    /// | `StartControlPlane`, `StartUnits`, `StartKubeProxy` | same phase, starts only the units not started yet | never restart an active unit |
+    /// | `ApiServerReady`, `JoinObjects`, `KubeletBootstrap` | same phase, its action again | units run already; probing, creating-if-missing and reading credentials are idempotent |
     /// | `WeavePeers` with a decision | same phase, writes the *persisted* decision again | the decision never changes once made |
-    /// | `Role`, `HostCheck`, `ResolveMasters`, `MasterHealthy`, `WeavePeers` without a decision, `Failed` | `Role`: re-reads the role file, then on | nothing irreversible happened yet (or the operator restarted after a failure): redoing the cheap steps picks up a fixed role file, e.g. a corrected `CA_CERT_HASH` |
+    /// | `Role`, `HostCheck`, `ControlPlanePki`, `ResolveMasters`, `Discovery`, `MasterHealthy`, `WeavePeers` without a decision, `Failed` | `Role`: re-reads the role file, then on | nothing irreversible happened yet (or the operator restarted after a failure): redoing the cheap steps picks up a fixed role file, e.g. a corrected `CA_CERT_HASH`; PKI files already written are kept (only missing ones are made) |
     ///
     /// In every case the Weave decision, the started units and the history are kept; if the re-read role file
     /// names another cluster, role or consensus size while units run or Weave has decided, the agent fails and
@@ -241,11 +261,13 @@ impl AgentState {
         self.node.as_ref().map(|n| &n.cluster)
     }
 
-    /// The role's units not started yet, in start order.
+    /// The units of the current start phase not started yet, in start order (see
+    /// [`crate::node_role::NodeRole::unit_group`]).
     pub fn units_remaining(&self) -> Vec<String> {
+        let after_bootstrap = self.phase == Phase::StartKubeProxy;
         match self.role() {
             Some(role) => role
-                .units()
+                .unit_group(after_bootstrap)
                 .iter()
                 .filter(|u| !self.units_started.iter().any(|s| s == *u))
                 .map(|u| u.to_string())

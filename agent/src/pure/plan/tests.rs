@@ -12,6 +12,7 @@ const MINION_FILE: &str = "/etc/sysconfig/kubernetes-minions";
 const MASTER_FILE: &str = "/etc/sysconfig/kubernetes-masters";
 const PIN: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const SELF: &str = "10.0.0.2";
+const TOKEN: &str = "abcdef.0123456789abcdef";
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
@@ -21,9 +22,14 @@ fn config(role: NodeRole, extra: &str) -> RoleConfig {
     let (path, text) = match role {
         NodeRole::Minion => (
             MINION_FILE,
-            format!("CLUSTER_NAME=prod\nCA_CERT_HASH={PIN}\nWEAVE_CONSENSUS=3\n{extra}"),
+            format!(
+                "CLUSTER_NAME=prod\nCA_CERT_HASH={PIN}\nBOOTSTRAP_TOKEN={TOKEN}\nWEAVE_CONSENSUS=3\n{extra}"
+            ),
         ),
-        NodeRole::Master => (MASTER_FILE, format!("CLUSTER_NAME=prod\n{extra}")),
+        NodeRole::Master => (
+            MASTER_FILE,
+            format!("CLUSTER_NAME=prod\nBOOTSTRAP_TOKEN={TOKEN}\n{extra}"),
+        ),
     };
     parse_role_file(Path::new(path), role, &text).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -44,6 +50,43 @@ fn minions_answer() -> DnsResult {
 
 fn units(role: NodeRole) -> Vec<String> {
     role.units().iter().map(|u| u.to_string()).collect()
+}
+
+fn group(role: NodeRole, after_bootstrap: bool) -> Vec<String> {
+    role.unit_group(after_bootstrap)
+        .iter()
+        .map(|u| u.to_string())
+        .collect()
+}
+
+fn joined() -> Observation {
+    Observation::Discovered(DiscoveryOutcome::Joined {
+        server: "https://masters.prod.k8s:6443".into(),
+        ca_hash: PIN.into(),
+    })
+}
+
+fn issued() -> Observation {
+    Observation::KubeletChecked {
+        node_name: "node-2".into(),
+        credentials: KubeletCredentials::Issued {
+            subject: "system:node:node-2".into(),
+            not_after: "2027-12-01T00:00:00Z".into(),
+        },
+    }
+}
+
+fn objects(outcome: ObjectOutcome) -> Observation {
+    Observation::JoinObjectsEnsured(vec![
+        ObjectReport {
+            object: "ClusterRoleBinding kubeadm:cluster-admins".into(),
+            outcome: ObjectOutcome::Unchanged,
+        },
+        ObjectReport {
+            object: "Secret kube-system/bootstrap-token-abcdef".into(),
+            outcome,
+        },
+    ])
 }
 
 fn kubelet_failed() -> UnitFailure {
@@ -109,7 +152,13 @@ fn happy_path(role: NodeRole) -> Vec<Observation> {
             Observation::HostChecksPassed {
                 local_addrs: vec![ip("10.0.1.1")],
             },
+            Observation::PkiEnsured {
+                node_name: "master-1".into(),
+                written: vec!["etc/kubernetes/pki/apiserver.crt".into()],
+            },
             Observation::UnitsStarted(units(NodeRole::Master)),
+            Observation::MasterProbe(ProbeResult::Healthy),
+            objects(ObjectOutcome::Created),
         ],
         NodeRole::Minion => vec![
             Observation::Tick,
@@ -121,13 +170,16 @@ fn happy_path(role: NodeRole) -> Vec<Observation> {
                 query: DnsQuery::Masters,
                 result: masters_answer(),
             },
+            joined(),
             Observation::MasterProbe(ProbeResult::Healthy),
             Observation::Dns {
                 query: DnsQuery::Minions,
                 result: minions_answer(),
             },
             Observation::WeaveEnvWritten,
-            Observation::UnitsStarted(units(NodeRole::Minion)),
+            Observation::UnitsStarted(group(NodeRole::Minion, false)),
+            issued(),
+            Observation::UnitsStarted(group(NodeRole::Minion, true)),
         ],
     }
 }
@@ -144,8 +196,13 @@ fn walk(role: NodeRole, done: impl Fn(&AgentState) -> bool) -> AgentState {
     }
     assert!(
         done(&run.state),
-        "walk did not get there: {:?}",
-        run.state.phase
+        "walk of the {role} did not get there: ended in {:?} after {:?}",
+        run.state.phase,
+        run.state
+            .transitions
+            .iter()
+            .map(|t| t.phase)
+            .collect::<Vec<_>>()
     );
     run.state
 }
@@ -170,6 +227,10 @@ fn kind(action: &Action) -> &'static str {
         Action::ProbeMaster { .. } => "probe",
         Action::WriteWeaveEnv { .. } => "write-weave-env",
         Action::StartUnits { .. } => "start-units",
+        Action::EnsurePki { .. } => "ensure-pki",
+        Action::EnsureJoinObjects { .. } => "ensure-join-objects",
+        Action::Discover { .. } => "discover",
+        Action::CheckKubeletCredentials => "check-kubelet",
         Action::Done => "done",
         Action::Fail { .. } => "fail",
     }
@@ -201,14 +262,34 @@ fn table_states() -> Vec<(&'static str, NodeRole, AgentState)> {
             walk_to(NodeRole::Minion, Phase::HostCheck),
         ),
         (
+            "control-plane-pki",
+            NodeRole::Master,
+            walk_to(NodeRole::Master, Phase::ControlPlanePki),
+        ),
+        (
             "start-control-plane",
             NodeRole::Master,
             walk_to(NodeRole::Master, Phase::StartControlPlane),
         ),
         (
+            "api-server-ready",
+            NodeRole::Master,
+            walk_to(NodeRole::Master, Phase::ApiServerReady),
+        ),
+        (
+            "join-objects",
+            NodeRole::Master,
+            walk_to(NodeRole::Master, Phase::JoinObjects),
+        ),
+        (
             "resolve-masters",
             NodeRole::Minion,
             walk_to(NodeRole::Minion, Phase::ResolveMasters),
+        ),
+        (
+            "discovery",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::Discovery),
         ),
         (
             "master-healthy",
@@ -229,6 +310,16 @@ fn table_states() -> Vec<(&'static str, NodeRole, AgentState)> {
             "start-units",
             NodeRole::Minion,
             walk_to(NodeRole::Minion, Phase::StartUnits),
+        ),
+        (
+            "kubelet-bootstrap",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::KubeletBootstrap),
+        ),
+        (
+            "start-kube-proxy",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::StartKubeProxy),
         ),
         (
             "ready",
@@ -425,6 +516,70 @@ fn table_observations(role: NodeRole) -> Vec<(&'static str, Observation)> {
             Observation::MasterProbe(ProbeResult::Timeout),
         ),
         ("weave-env-written", Observation::WeaveEnvWritten),
+        (
+            "pki-ensured",
+            Observation::PkiEnsured {
+                node_name: "master-1".into(),
+                written: vec![],
+            },
+        ),
+        (
+            "pki-invalid",
+            Observation::PkiInvalid {
+                problem: "etc/kubernetes/pki/apiserver.key does not match apiserver.crt".into(),
+            },
+        ),
+        ("join-ok", objects(ObjectOutcome::Created)),
+        (
+            "join-differs",
+            objects(ObjectOutcome::Differs {
+                what: "Secret kube-system/bootstrap-token-abcdef exists and differs in data".into(),
+            }),
+        ),
+        (
+            "join-failed",
+            objects(ObjectOutcome::Failed {
+                reason: "HTTP 403".into(),
+            }),
+        ),
+        ("discovered-joined", joined()),
+        (
+            "discovered-waiting",
+            Observation::Discovered(DiscoveryOutcome::Waiting {
+                reason: "no signature yet".into(),
+            }),
+        ),
+        (
+            "discovered-unreachable",
+            Observation::Discovered(DiscoveryOutcome::Unreachable {
+                reason: "connection refused".into(),
+            }),
+        ),
+        (
+            "discovered-refused",
+            Observation::Discovered(DiscoveryOutcome::Refused {
+                reason: "wrong token".into(),
+            }),
+        ),
+        ("kubelet-issued", issued()),
+        (
+            "kubelet-not-yet",
+            Observation::KubeletChecked {
+                node_name: "node-2".into(),
+                credentials: KubeletCredentials::NotYet {
+                    reason: "no kubelet.conf".into(),
+                },
+            },
+        ),
+        (
+            "kubelet-wrong",
+            Observation::KubeletChecked {
+                node_name: "node-2".into(),
+                credentials: KubeletCredentials::Wrong {
+                    reason: "CN system:node:other".into(),
+                },
+            },
+        ),
         ("units-started", Observation::UnitsStarted(units(role))),
         (
             "unit-failed",
@@ -455,13 +610,48 @@ const TABLE: &[(&str, &str, Phase, &str)] = &[
         "resolve-masters",
     ),
     ("host-check", "host-failed", HostCheck, "wait"),
-    ("start-control-plane", "units-started", Ready, "done"),
+    (
+        "control-plane-pki",
+        "pki-ensured",
+        StartControlPlane,
+        "start-units",
+    ),
+    ("control-plane-pki", "pki-invalid", ControlPlanePki, "wait"),
+    (
+        "start-control-plane",
+        "units-started",
+        ApiServerReady,
+        "probe",
+    ),
     ("start-control-plane", "unit-failed", Failed, "fail"),
+    (
+        "api-server-ready",
+        "probe-healthy",
+        JoinObjects,
+        "ensure-join-objects",
+    ),
+    ("api-server-ready", "probe-http-503", ApiServerReady, "wait"),
+    (
+        "api-server-ready",
+        "probe-tls-untrusted",
+        ApiServerReady,
+        "wait",
+    ),
+    (
+        "api-server-ready",
+        "probe-unreachable",
+        ApiServerReady,
+        "wait",
+    ),
+    ("api-server-ready", "probe-timeout", ApiServerReady, "wait"),
+    ("join-objects", "join-ok", Ready, "done"),
+    ("join-objects", "join-differs", JoinObjects, "wait"),
+    ("join-objects", "join-failed", JoinObjects, "wait"),
     (
         "resolve-masters",
         "dns-masters-answers",
-        MasterHealthy,
-        "probe",
+        Discovery,
+        "discover",
     ),
     (
         "resolve-masters",
@@ -499,6 +689,22 @@ const TABLE: &[(&str, &str, Phase, &str)] = &[
         ResolveMasters,
         "wait",
     ),
+    ("discovery", "dns-masters-answers", Discovery, "discover"),
+    ("discovery", "dns-masters-unusable", ResolveMasters, "wait"),
+    ("discovery", "dns-masters-nxdomain", ResolveMasters, "wait"),
+    (
+        "discovery",
+        "dns-masters-no-records",
+        ResolveMasters,
+        "wait",
+    ),
+    ("discovery", "dns-masters-servfail", Discovery, "wait"),
+    ("discovery", "dns-masters-timeout", Discovery, "wait"),
+    ("discovery", "dns-masters-other", Discovery, "wait"),
+    ("discovery", "discovered-joined", MasterHealthy, "probe"),
+    ("discovery", "discovered-waiting", Discovery, "wait"),
+    ("discovery", "discovered-unreachable", Discovery, "wait"),
+    ("discovery", "discovered-refused", Discovery, "wait"),
     (
         "master-healthy",
         "dns-masters-answers",
@@ -569,8 +775,33 @@ const TABLE: &[(&str, &str, Phase, &str)] = &[
         StartUnits,
         "start-units",
     ),
-    ("start-units", "units-started", Ready, "done"),
+    (
+        "start-units",
+        "units-started",
+        KubeletBootstrap,
+        "check-kubelet",
+    ),
     ("start-units", "unit-failed", Failed, "fail"),
+    (
+        "kubelet-bootstrap",
+        "kubelet-issued",
+        StartKubeProxy,
+        "start-units",
+    ),
+    (
+        "kubelet-bootstrap",
+        "kubelet-not-yet",
+        KubeletBootstrap,
+        "wait",
+    ),
+    (
+        "kubelet-bootstrap",
+        "kubelet-wrong",
+        KubeletBootstrap,
+        "wait",
+    ),
+    ("start-kube-proxy", "units-started", Ready, "done"),
+    ("start-kube-proxy", "unit-failed", Failed, "fail"),
 ];
 
 #[test]
@@ -629,7 +860,7 @@ fn every_phase_times_every_observation() {
             }
         }
     }
-    assert_eq!(cells, 10 * 31);
+    assert_eq!(cells, 16 * 43);
     let unused: Vec<_> = TABLE
         .iter()
         .zip(used)
@@ -644,12 +875,18 @@ fn tick_issues_each_phase_action() {
     let expected = [
         ("role", "read-role"),
         ("host-check", "host-checks"),
+        ("control-plane-pki", "ensure-pki"),
         ("start-control-plane", "start-units"),
+        ("api-server-ready", "probe"),
+        ("join-objects", "ensure-join-objects"),
         ("resolve-masters", "resolve-masters"),
+        ("discovery", "discover"),
         ("master-healthy", "probe"),
         ("weave-peers", "resolve-minions"),
         ("weave-peers-decided", "write-weave-env"),
         ("start-units", "start-units"),
+        ("kubelet-bootstrap", "check-kubelet"),
+        ("start-kube-proxy", "start-units"),
         ("ready", "done"),
         ("failed", "fail"),
     ];
@@ -676,9 +913,12 @@ fn minion_path_and_its_actions() {
             "read-role",
             "host-checks",
             "resolve-masters",
+            "discover",
             "probe",
             "resolve-minions",
             "write-weave-env",
+            "start-units",
+            "check-kubelet",
             "start-units",
             "done"
         ]
@@ -691,6 +931,22 @@ fn minion_path_and_its_actions() {
         }
     );
     match &actions[3] {
+        Action::Discover {
+            server,
+            connect_to,
+            trust,
+        } => {
+            assert_eq!(server, "https://masters.prod.k8s:6443");
+            assert_eq!(connect_to, &vec![ip("10.0.1.1")]);
+            assert_eq!(
+                trust.ca_cert_hash.as_ref().map(|p| p.to_string()),
+                Some(PIN.to_string())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // After discovery the probe trusts the CA discovery wrote, and still the pin.
+    match &actions[4] {
         Action::ProbeMaster {
             url,
             connect_to,
@@ -702,17 +958,21 @@ fn minion_path_and_its_actions() {
                 trust.ca_cert_hash.as_ref().map(|p| p.to_string()),
                 Some(PIN.to_string())
             );
+            assert_eq!(
+                trust.ca_cert_file.as_deref(),
+                Some(Path::new(CLUSTER_CA_FILE))
+            );
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        actions[4],
+        actions[5],
         Action::Resolve {
             query: DnsQuery::Minions,
             name: "minions.prod.k8s".into()
         }
     );
-    match &actions[5] {
+    match &actions[6] {
         Action::WriteWeaveEnv { path, contents } => {
             assert_eq!(path, "run/k8s-agent/weave.env");
             assert!(
@@ -727,9 +987,16 @@ fn minion_path_and_its_actions() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        actions[6],
+        actions[7],
         Action::StartUnits {
-            units: units(NodeRole::Minion)
+            units: group(NodeRole::Minion, false)
+        }
+    );
+    assert_eq!(actions[8], Action::CheckKubeletCredentials);
+    assert_eq!(
+        actions[9],
+        Action::StartUnits {
+            units: vec!["kube-proxy.service".into()]
         }
     );
     let state = &run.state;
@@ -740,16 +1007,21 @@ fn minion_path_and_its_actions() {
             Role,
             HostCheck,
             ResolveMasters,
+            Discovery,
             MasterHealthy,
             WeavePeers,
             StartUnits,
+            KubeletBootstrap,
+            StartKubeProxy,
             Ready
         ]
     );
-    // Kubelet is started only after the master was healthy.
+    // Kubelet is started only after discovery and the master was healthy; kube-proxy only after the bootstrap.
     let healthy = state.entered(WeavePeers).unwrap_or(u64::MAX);
     let started = state.entered(StartUnits).unwrap_or(0);
+    assert!(state.entered(Discovery) < state.entered(MasterHealthy));
     assert!(state.entered(MasterHealthy) < Some(healthy) && healthy < started);
+    assert!(state.entered(KubeletBootstrap) < state.entered(StartKubeProxy));
     assert_eq!(state.units_started, units(NodeRole::Minion));
     assert_eq!(
         (state.dns_queries, state.probes, state.attempts_total),
@@ -757,10 +1029,19 @@ fn minion_path_and_its_actions() {
     );
     assert_eq!(state.cluster().map(|c| c.as_str()), Some("prod"));
     assert_eq!(state.weave.as_ref().map(|w| w.is_core()), Some(true));
+    assert_eq!(
+        state.discovered_server.as_deref(),
+        Some("https://masters.prod.k8s:6443")
+    );
+    assert_eq!(state.node_name.as_deref(), Some("node-2"));
+    assert!(matches!(
+        state.kubelet_credentials,
+        Some(KubeletCredentials::Issued { .. })
+    ));
 }
 
 #[test]
-fn master_path_starts_the_control_plane() {
+fn master_path_starts_the_control_plane_then_makes_the_join_objects() {
     let mut run = Run::new();
     let actions: Vec<Action> = happy_path(NodeRole::Master)
         .into_iter()
@@ -768,18 +1049,148 @@ fn master_path_starts_the_control_plane() {
         .collect();
     assert_eq!(
         actions.iter().map(kind).collect::<Vec<_>>(),
-        vec!["read-role", "host-checks", "start-units", "done"]
+        vec![
+            "read-role",
+            "host-checks",
+            "ensure-pki",
+            "start-units",
+            "probe",
+            "ensure-join-objects",
+            "done"
+        ]
     );
     assert_eq!(
         actions[2],
+        Action::EnsurePki {
+            endpoint_host: "masters.prod.k8s".into(),
+            advertise_addrs: vec![ip("10.0.1.1")],
+        }
+    );
+    assert_eq!(
+        actions[3],
         Action::StartUnits {
             units: units(NodeRole::Master)
         }
     );
+    // Its own API server, over loopback, verified against its own CA under the endpoint's name.
+    assert_eq!(
+        actions[4],
+        Action::ProbeMaster {
+            url: "https://masters.prod.k8s:6443/readyz".into(),
+            connect_to: vec![ip("127.0.0.1")],
+            trust: crate::role_file::MasterTrust {
+                ca_cert_hash: None,
+                ca_cert_file: Some(CLUSTER_CA_FILE.into()),
+            },
+        }
+    );
+    assert_eq!(
+        actions[5],
+        Action::EnsureJoinObjects {
+            server: "https://masters.prod.k8s:6443".into(),
+            connect_to: vec![ip("127.0.0.1")],
+        }
+    );
     let phases: Vec<Phase> = run.state.transitions.iter().map(|t| t.phase).collect();
-    assert_eq!(phases, vec![Role, HostCheck, StartControlPlane, Ready]);
+    assert_eq!(
+        phases,
+        vec![
+            Role,
+            HostCheck,
+            ControlPlanePki,
+            StartControlPlane,
+            ApiServerReady,
+            JoinObjects,
+            Ready
+        ]
+    );
     assert!(run.state.masters.is_none() && run.state.weave.is_none());
     assert_eq!(run.state.units_started.len(), MASTER_UNITS.len());
+    assert_eq!(
+        run.state.pki_written,
+        vec!["etc/kubernetes/pki/apiserver.crt".to_string()]
+    );
+    assert_eq!(run.state.join_objects.len(), 2);
+}
+
+#[test]
+fn a_master_is_not_ready_while_a_join_object_differs_or_fails() {
+    let mut run = Run::from(walk_to(NodeRole::Master, JoinObjects));
+    let differs = run.feed(objects(ObjectOutcome::Differs {
+        what: "Secret kube-system/bootstrap-token-abcdef exists and differs in data".into(),
+    }));
+    assert!(
+        wait_reason(&differs).starts_with("blocked: Secret"),
+        "{differs:?}"
+    );
+    assert_eq!(wait_ms(&differs), BLOCKED_RETRY.as_millis() as u64);
+    run.advance(wait_ms(&differs));
+    assert_eq!(kind(&run.feed(Observation::Tick)), "ensure-join-objects");
+    let failed = run.feed(objects(ObjectOutcome::Failed {
+        reason: "POST …: HTTP 403".into(),
+    }));
+    assert!(wait_reason(&failed).contains("HTTP 403"), "{failed:?}");
+    run.advance(wait_ms(&failed));
+    run.feed(Observation::Tick);
+    assert_eq!(kind(&run.feed(objects(ObjectOutcome::Unchanged))), "done");
+    assert_eq!(run.state.phase, Ready);
+}
+
+#[test]
+fn discovery_says_what_to_fix_and_the_masters_record_going_away_sends_it_back() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, Discovery));
+    let refused = run.feed(Observation::Discovered(DiscoveryOutcome::Refused {
+        reason: "the cluster-info signature does not verify with BOOTSTRAP_TOKEN's secret".into(),
+    }));
+    let reason = wait_reason(&refused);
+    assert!(reason.starts_with("blocked: discovery:"), "{reason}");
+    assert!(
+        reason.contains(MINION_FILE) && reason.contains("systemctl restart k8s-agent"),
+        "{reason}"
+    );
+    run.advance(wait_ms(&refused));
+    assert_eq!(kind(&run.feed(Observation::Tick)), "discover");
+    let action = run.feed(Observation::Dns {
+        query: DnsQuery::Masters,
+        result: DnsResult::NxDomain {
+            negative_ttl_secs: Some(5),
+        },
+    });
+    assert_eq!((run.state.phase, kind(&action)), (ResolveMasters, "wait"));
+}
+
+#[test]
+fn http_probe_minions_skip_discovery_and_the_bootstrap() {
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    run.feed(Observation::RoleParsed(Box::new(config(
+        NodeRole::Minion,
+        "MASTER_PROBE=http\n",
+    ))));
+    run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip(SELF)],
+    });
+    let probe = run.feed(Observation::Dns {
+        query: DnsQuery::Masters,
+        result: masters_answer(),
+    });
+    assert_eq!((run.state.phase, kind(&probe)), (MasterHealthy, "probe"));
+    run.feed(Observation::MasterProbe(ProbeResult::Healthy));
+    run.feed(Observation::Dns {
+        query: DnsQuery::Minions,
+        result: minions_answer(),
+    });
+    run.feed(Observation::WeaveEnvWritten);
+    let proxy = run.feed(Observation::UnitsStarted(group(NodeRole::Minion, false)));
+    assert_eq!(
+        (run.state.phase, proxy),
+        (
+            StartKubeProxy,
+            Action::StartUnits {
+                units: vec!["kube-proxy.service".into()]
+            }
+        )
+    );
 }
 
 #[test]
@@ -789,7 +1200,7 @@ fn units_started_one_by_one() {
     assert_eq!(
         action,
         Action::StartUnits {
-            units: units(NodeRole::Minion)[1..].to_vec()
+            units: group(NodeRole::Minion, false)[1..].to_vec()
         }
     );
     // No progress: back off instead of spinning.
@@ -799,13 +1210,16 @@ fn units_started_one_by_one() {
     assert_eq!(
         run.feed(Observation::Tick),
         Action::StartUnits {
-            units: units(NodeRole::Minion)[1..].to_vec()
+            units: group(NodeRole::Minion, false)[1..].to_vec()
         }
     );
     let action = run.feed(Observation::UnitsStarted(
-        units(NodeRole::Minion)[1..].to_vec(),
+        group(NodeRole::Minion, false)[1..].to_vec(),
     ));
-    assert_eq!((action, run.state.phase), (Action::Done, Ready));
+    assert_eq!(
+        (action, run.state.phase),
+        (Action::CheckKubeletCredentials, KubeletBootstrap)
+    );
 }
 
 #[test]
@@ -963,9 +1377,10 @@ fn backoff_resets_on_phase_change() {
             query: DnsQuery::Masters,
             result: masters_answer()
         })),
-        "probe"
+        "discover"
     );
     assert_eq!(run.state.attempt, 0);
+    assert_eq!(kind(&run.feed(joined())), "probe");
     let action = run.feed(Observation::MasterProbe(ProbeResult::Unreachable {
         message: "refused".into(),
     }));
@@ -1080,6 +1495,7 @@ fn a_zero_ttl_answer_is_re_resolved_at_most_every_five_seconds() {
             ttl_secs: 0,
         },
     });
+    run.feed(joined());
     let mut resolves = 0;
     let start = run.now;
     while run.now - start < 60_000 {
@@ -1195,6 +1611,7 @@ fn no_local_ipv4_fails_rather_than_guessing() {
         query: DnsQuery::Masters,
         result: masters_answer(),
     });
+    run.feed(joined());
     run.feed(Observation::MasterProbe(ProbeResult::Healthy));
     let action = run.feed(Observation::Dns {
         query: DnsQuery::Minions,
@@ -1277,7 +1694,7 @@ fn resume_start_units_starts_only_the_rest() {
     assert_eq!(
         action,
         Action::StartUnits {
-            units: vec!["kubelet.service".into(), "kube-proxy.service".into()]
+            units: vec!["kubelet.service".into()]
         }
     );
 }
@@ -1350,7 +1767,7 @@ fn resume_after_a_failure_keeps_the_weave_decision_and_started_units() {
     // The whole way again: no new minions lookup, the same env file, only the units not started yet.
     let mut run = Run::from(state);
     let mut actions = Vec::new();
-    for observation in happy_path(NodeRole::Minion).into_iter().skip(1).take(5) {
+    for observation in happy_path(NodeRole::Minion).into_iter().skip(1).take(6) {
         actions.push(run.feed(observation));
     }
     assert_eq!(
@@ -1358,6 +1775,7 @@ fn resume_after_a_failure_keeps_the_weave_decision_and_started_units() {
         vec![
             "host-checks",
             "resolve-masters",
+            "discover",
             "probe",
             "write-weave-env",
             "write-weave-env"
@@ -1368,7 +1786,7 @@ fn resume_after_a_failure_keeps_the_weave_decision_and_started_units() {
     assert_eq!(
         run.feed(Observation::WeaveEnvWritten),
         Action::StartUnits {
-            units: vec!["kubelet.service".into(), "kube-proxy.service".into()]
+            units: vec!["kubelet.service".into()]
         }
     );
 }
@@ -1385,7 +1803,9 @@ fn resume_with_a_changed_role_file_refuses_to_mix_configurations() {
     let other_cluster = parse_role_file(
         Path::new(MINION_FILE),
         NodeRole::Minion,
-        &format!("CLUSTER_NAME=staging\nCA_CERT_HASH={PIN}\nWEAVE_CONSENSUS=3\n"),
+        &format!(
+            "CLUSTER_NAME=staging\nCA_CERT_HASH={PIN}\nBOOTSTRAP_TOKEN={TOKEN}\nWEAVE_CONSENSUS=3\n"
+        ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     match run.feed(Observation::RoleParsed(Box::new(other_cluster))) {

@@ -5,7 +5,8 @@
 //! exact syntax), [`RoleConfig`] is what the agent works with, every value checked ([`values`]). Errors
 //! ([`RoleFileError`], `PartialEq` so tests assert the exact one) name the file, the line and carry a hint.
 //!
-//! Keys (anything else is kept in [`RoleConfig::extra`] and reported as a warning):
+//! Keys (the units' pass-through flags [`keys::UNIT_ARGS`] are kept in [`RoleConfig::extra`] silently; anything
+//! else is kept there too and reported as a warning):
 //!
 //! | key | | |
 //! |---|---|---|
@@ -13,7 +14,7 @@
 //! | `DNS_DOMAIN` | default `k8s` | lower-case DNS name; the masters are `masters.<cluster>.<domain>` |
 //! | `CLOUD_PROVIDER` | optional | kubelet cloud provider; the seeds' `--cloud-provider=aws` form is accepted with a warning |
 //! | `KUBELET_HOSTNAME` | optional | node name override; the seeds' `--hostname-override=…` form accepted with a warning |
-//! | `BOOTSTRAP_TOKEN` | optional | kubeadm token `[a-z0-9]{6}.[a-z0-9]{16}`, a [`Secret`]: never printed |
+//! | `BOOTSTRAP_TOKEN` | minion: required (https); master: the token it publishes | kubeadm token `[a-z0-9]{6}.[a-z0-9]{16}`, a [`Secret`]: never printed |
 //! | `CA_CERT_HASH` | minion: this or `CA_CERT_FILE` | kubeadm CA pin `sha256:<64 hex>` |
 //! | `CA_CERT_FILE` | minion: this or `CA_CERT_HASH` | absolute path of the cluster CA certificate |
 //! | `MASTER_PROBE` | default `https` | `https` (TLS verified) or `http` (explicit, old/test clusters only) |
@@ -58,6 +59,14 @@ pub mod keys {
     pub const MASTER_PORT: &str = "MASTER_PORT";
     pub const WEAVE_CONSENSUS: &str = "WEAVE_CONSENSUS";
     pub const HOST_CHECKS: &str = "HOST_CHECKS";
+    /// Extra command-line flags the units read from the role file (`$KUBE_APISERVER_ARGS` in `ExecStart=`); the
+    /// agent passes them through untouched and does not warn about them.
+    pub const UNIT_ARGS: &[&str] = &[
+        "KUBE_APISERVER_ARGS",
+        "KUBE_CONTROLLER_MANAGER_ARGS",
+        "KUBE_SCHEDULER_ARGS",
+        "KUBELET_EXTRA_ARGS",
+    ];
     /// All of them, in the order `k8s-agent role` prints them.
     pub const ALL: &[&str] = &[
         CLUSTER_NAME,
@@ -160,6 +169,9 @@ impl RoleFileError {
             RoleFileError::MissingKey { key, .. } => match *key {
                 keys::WEAVE_CONSENSUS => "add WEAVE_CONSENSUS=<number of minions the group starts with>, the same \
                                           in every minion's user data (README: Weave Net peers)"
+                    .to_string(),
+                keys::BOOTSTRAP_TOKEN => "add BOOTSTRAP_TOKEN=<6 chars>.<16 chars> ([a-z0-9]), the token the master \
+                                          publishes (its user data; `kubeadm token create` on a master makes another)"
                     .to_string(),
                 _ => format!("add a line {key}=<value> to the user data that writes this file, e.g. {key}=cncfdemo"),
             },
@@ -618,6 +630,9 @@ impl RawRoleFile {
                         path: self.path.clone(),
                     });
                 }
+                if probe == MasterProbe::Https && bootstrap_token.is_none() {
+                    return Err(checker.missing(keys::BOOTSTRAP_TOKEN));
+                }
             }
             NodeRole::Master => {
                 for key in [
@@ -643,7 +658,10 @@ impl RawRoleFile {
             .filter(|e| !keys::ALL.contains(&e.key.as_str()))
             .cloned()
             .collect();
-        for entry in &extra {
+        for entry in extra
+            .iter()
+            .filter(|e| !keys::UNIT_ARGS.contains(&e.key.as_str()))
+        {
             warnings.push(RoleWarning::UnknownKey {
                 key: entry.key.clone(),
                 line: entry.line,

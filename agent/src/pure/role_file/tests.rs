@@ -21,8 +21,14 @@ fn ok(result: Result<RoleConfig, RoleFileError>) -> RoleConfig {
     }
 }
 
-fn minimal_minion() -> String {
+fn minion_without_token() -> String {
     format!("CLUSTER_NAME=prod\nCA_CERT_HASH={PIN}\nWEAVE_CONSENSUS=3\n")
+}
+
+fn minimal_minion() -> String {
+    format!(
+        "CLUSTER_NAME=prod\nCA_CERT_HASH={PIN}\nBOOTSTRAP_TOKEN=abcdef.0123456789abcdef\nWEAVE_CONSENSUS=3\n"
+    )
 }
 
 #[test]
@@ -253,7 +259,7 @@ fn invalid_values_each_say_which() {
 fn a_bad_token_is_reported_without_its_value() {
     let text = format!(
         "{}BOOTSTRAP_TOKEN=abcdef.0123456789ABCDEF\n",
-        minimal_minion()
+        minion_without_token()
     );
     let err = minion(&text).err();
     assert_eq!(
@@ -278,7 +284,7 @@ fn a_bad_token_is_reported_without_its_value() {
 fn the_token_never_shows_up_in_debug_serialize_or_role_output() {
     let text = format!(
         "{}BOOTSTRAP_TOKEN=abcdef.zyxwvutsrq987654\nJOIN_TOKEN=also-secret\n",
-        minimal_minion()
+        minion_without_token()
     );
     let config = ok(minion(&text));
     let debug = format!("{config:?}");
@@ -296,7 +302,7 @@ fn the_token_never_shows_up_in_debug_serialize_or_role_output() {
 fn redacted_lines_for_k8s_agent_role() {
     let text = format!(
         "{}BOOTSTRAP_TOKEN=abcdef.0123456789abcdef\nFLAVOUR=large\n",
-        minimal_minion()
+        minion_without_token()
     );
     let config = ok(minion(&text));
     assert_eq!(
@@ -321,6 +327,26 @@ fn redacted_lines_for_k8s_agent_role() {
 }
 
 #[test]
+fn a_minion_needs_a_bootstrap_token_to_join_and_unit_flags_pass_silently() {
+    let text = format!(
+        "CLUSTER_NAME=prod\nCA_CERT_HASH={PIN}\nWEAVE_CONSENSUS=3\nKUBELET_EXTRA_ARGS=--v=2\n"
+    );
+    let err = minion(&text).expect_err("no token");
+    assert_eq!(
+        err,
+        RoleFileError::MissingKey {
+            path: MINION.into(),
+            key: keys::BOOTSTRAP_TOKEN
+        }
+    );
+    assert!(err.to_string().contains("kubeadm token create"), "{err}");
+    // MASTER_PROBE=http joins no cluster by TLS bootstrap, so it needs no token.
+    let config = ok(minion(&format!("{text}MASTER_PROBE=http\n")));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.extra.len(), 1);
+}
+
+#[test]
 fn unknown_keys_are_kept_and_warned_about() {
     let config = ok(minion(&format!("{}EXTRA_ARGS=--v=2\n", minimal_minion())));
     assert_eq!(config.extra.len(), 1);
@@ -330,7 +356,7 @@ fn unknown_keys_are_kept_and_warned_about() {
         config.warnings,
         vec![RoleWarning::UnknownKey {
             key: "EXTRA_ARGS".into(),
-            line: 4
+            line: 5
         }]
     );
 }

@@ -323,6 +323,15 @@ impl BootstrapToken {
     pub fn secret(&self) -> &Secret {
         &self.token
     }
+
+    /// The secret half (after the '.'): the HMAC key of the cluster-info signatures and the Secret's
+    /// `token-secret`. Never print it.
+    pub fn secret_part(&self) -> &str {
+        self.token
+            .expose()
+            .split_once('.')
+            .map_or("", |(_, secret)| secret)
+    }
 }
 
 impl fmt::Debug for BootstrapToken {
