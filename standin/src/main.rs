@@ -11,15 +11,24 @@
 //!   into the lock, the SBOM and the build's checks and summary;
 //! - it takes its identity from the basename of `argv[0]` (so a copy named `kubelet` calls itself kubelet);
 //! - `--version` or `version` prints `<name> STAND-IN (k8s-image demo, not the real <name>)` and exits 0;
-//! - anything else prints one line, `STAND-IN <name>: not a real Kubernetes binary; args: [...]`, to stderr and then
-//!   sleeps until it is killed (SIGTERM's default action ends it), so a systemd unit that runs it stays "active"
-//!   and the rest of the boot sequence can be exercised;
-//! - except as **kube-apiserver**: after that line it serves the API server's health endpoint over real TLS
-//!   (`GET /readyz`, `/healthz`, `/livez` → `200 ok`, anything else 404 saying it is a stand-in), with the port,
-//!   address, certificate and key from kube-apiserver's own flags, so the agents of a demo cluster see a healthy
-//!   master (see [`apiserver`]). SIGTERM ends it the same way.
+//! - run for real, it first prints `STAND-IN <name>: not a real Kubernetes binary; args: [...]` to stderr, and every
+//!   later line starts `STAND-IN <name>:`; every HTTP answer carries `X-Stand-In: k8s-image demo`.
 //!
-//! Apart from the kube-apiserver mode (rustls with ring) it uses only the standard library.
+//! Five identities are test doubles that hold their callers to the real programs' contract (what the files their
+//! flags name must be, who may do what, which objects a join needs), so that a wrong PKI, kubeconfig or binding
+//! fails the way it would against Kubernetes:
+//!
+//! | identity | does | module |
+//! |---|---|---|
+//! | kube-apiserver | checks its PKI and etcd, serves a REST subset over TLS with x509, bootstrap-token and service-account authentication, RBAC and the Node authorizer; objects persist in `--stand-in-data-dir` | [`apiserver`] |
+//! | kube-controller-manager | bootstrapsigner, tokencleaner, csrapproving (SubjectAccessReviews), csrsigning (cluster CA) | [`controller_manager`] |
+//! | kube-scheduler | authenticates as system:kube-scheduler, then idles | [`scheduler`] |
+//! | kubelet | TLS bootstrap, kubelet.conf, Node registration, `/healthz` | [`kubelet`] |
+//! | kube-proxy | lists what kube-proxy lists with its kubeconfig, `/healthz`, then idles | [`proxy`] |
+//!
+//! Any other identity (kubeadm, weaver, crictl, ...) only sleeps until killed (SIGTERM's default action ends it),
+//! so a systemd unit that runs it stays "active". Threads and blocking I/O only; rustls (ring), rcgen and
+//! x509-parser for the cryptography.
 
 mod apiserver;
 mod common;

@@ -432,3 +432,88 @@ fn refuses_to_start_with_bad_files_identities_or_controllers() {
     set_flag(&mut a, "authorization-kubeconfig", None);
     refuses(&pki, &a, &["the API server rejects --kubeconfig", "401"]);
 }
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_rsa_pki_with_pkcs1_keys_as_kubeadm_writes_them_works_end_to_end() {
+    // kubeadm's default: RSA 2048 keys in PKCS#1 ("RSA PRIVATE KEY"). rcgen (ring) cannot make RSA keys, so
+    // openssl does; rcgen signs with the PKCS#8 form, the stand-ins read the PKCS#1 files.
+    let keys = tempfile::tempdir().unwrap();
+    openssl(
+        keys.path(),
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "ca8.key",
+        ],
+    );
+    let pkcs8 = std::fs::read_to_string(keys.path().join("ca8.key")).unwrap();
+    let pki = Pki::with_ca(Ca::with_key(
+        "kubernetes",
+        rcgen::KeyPair::from_pem(&pkcs8).unwrap(),
+    ));
+    let ca_key = pki.path("ca.key").display().to_string();
+    let ca8 = keys.path().join("ca8.key").display().to_string();
+    openssl(
+        pki.dir.path(),
+        &["rsa", "-in", &ca8, "-traditional", "-out", &ca_key],
+    );
+    openssl(
+        pki.dir.path(),
+        &["genrsa", "-traditional", "-out", "sa.key", "2048"],
+    );
+    openssl(
+        pki.dir.path(),
+        &["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"],
+    );
+    assert!(
+        pki.read("ca.key")
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+    );
+    assert!(
+        pki.read("sa.key")
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+    );
+
+    let api = ApiServer::start(&pki);
+    api.create(SECRETS, &bootstrap_token("abcdef", "0123456789abcdef", &[]));
+    for b in kubeadm_bindings() {
+        api.create(CRB, &b);
+    }
+    let cm = start_controller_manager(&pki, &api, "*,bootstrapsigner,tokencleaner");
+    let (status, body, _) = submit(
+        &api,
+        Cred::Token("abcdef.0123456789abcdef"),
+        "node-csr-rsa",
+        "system:node:r1",
+        "system:nodes",
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        eventually(PATIENCE, || issued(&csr(&api, "node-csr-rsa")).is_some()),
+        "{}",
+        cm.lines.text()
+    );
+    let cert = issued(&csr(&api, "node-csr-rsa")).unwrap();
+    assert!(openssl_verifies(&pki, &cert, "sslclient"), "{cert}");
+    // The controllers' RS256 service-account tokens were accepted.
+    api.proc
+        .lines
+        .wait_for("user=\"system:serviceaccount:kube-system:certificate-controller\"");
+}

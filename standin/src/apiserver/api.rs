@@ -58,9 +58,13 @@ pub fn handle(
     request: &Request,
     peer: Option<&[CertificateDer<'static>]>,
 ) -> Handled {
+    // The etcd check of /readyz and /healthz is a TCP connect: made before taking the store's lock, so a slow
+    // or absent etcd does not hold up other requests.
+    let etcd_up = matches!(request.path().trim_end_matches('/'), "/readyz" | "/healthz")
+        .then(|| etcd_ok(server));
     let outcome = server
         .store
-        .with(|txn| handle_locked(server, txn, request, peer));
+        .with(|txn| handle_locked(server, txn, request, peer, etcd_up));
     let mut handled = match outcome {
         Ok(h) => h,
         Err(e) => Handled {
@@ -157,6 +161,7 @@ fn handle_locked(
     txn: &mut Txn<'_>,
     request: &Request,
     peer: Option<&[CertificateDer<'static>]>,
+    etcd_up: Option<bool>,
 ) -> Handled {
     let authenticator = Authenticator {
         client_ca: server.client_ca.as_ref(),
@@ -211,7 +216,7 @@ fn handle_locked(
         return handled;
     }
     handled.response = match route {
-        Route::Path => non_resource(server, request),
+        Route::Path => non_resource(server, request, etcd_up.unwrap_or(false)),
         Route::Resource {
             resource,
             version,
@@ -266,13 +271,13 @@ fn etcd_ok(server: &Server) -> bool {
         .any(|e| super::checks::reachable(e, Duration::from_millis(300)).is_ok())
 }
 
-fn health(server: &Server, request: &Request, which: &str) -> Response {
+fn health(server: &Server, request: &Request, which: &str, etcd_up: bool) -> Response {
     let verbose = request.param("verbose").is_some();
     let mut checks = vec![("ping", Ok(()))];
     if which != "livez" {
         checks.push((
             "etcd",
-            if etcd_ok(server) {
+            if etcd_up {
                 Ok(())
             } else {
                 Err("etcd does not accept connections".to_string())
@@ -311,12 +316,14 @@ fn health(server: &Server, request: &Request, which: &str) -> Response {
     Response::text(if failed { 500 } else { 200 }, body)
 }
 
-fn non_resource(server: &Server, request: &Request) -> Response {
+fn non_resource(server: &Server, request: &Request, etcd_up: bool) -> Response {
     let path = request.path().trim_end_matches('/');
     let get = matches!(request.method.as_str(), "GET" | "HEAD");
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let document = match parts.as_slice() {
-        ["readyz"] | ["healthz"] | ["livez"] if get => return health(server, request, parts[0]),
+        ["readyz"] | ["healthz"] | ["livez"] if get => {
+            return health(server, request, parts[0], etcd_up);
+        }
         ["version"] => Some(version_info()),
         ["api"] => Some(resources::api_versions(&server.address)),
         ["api", "v1"] => resources::api_resource_list("", "v1"),

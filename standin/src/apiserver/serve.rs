@@ -211,7 +211,7 @@ fn read_body(
         .header("expect")
         .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
     if expects && data.is_empty() && framing != Framing::None {
-        tls.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+        tls.write_all(b"HTTP/1.1 100 Continue\r\nX-Stand-In: k8s-image demo\r\n\r\n")
             .and_then(|()| tls.flush())
             .map_err(|_| 400u16)?;
     }
