@@ -1136,3 +1136,46 @@ fn subject_access_reviews_answer_for_others_and_for_oneself() {
     );
     assert_eq!(r["status"]["allowed"], true);
 }
+
+#[test]
+fn rbac_bindings_get_upstream_defaults_and_keep_their_role_ref() {
+    let pki = Pki::new();
+    let api = ApiServer::start(&pki);
+    let made = api.create(
+        CRB,
+        &json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "kubeadm:node-proxier"},
+            "roleRef": {"kind": "ClusterRole", "name": "system:node-proxier"},
+            "subjects": [{"kind": "Group", "name": "system:nodes"}],
+        }),
+    );
+    assert_eq!(made["roleRef"]["apiGroup"], "rbac.authorization.k8s.io");
+    assert_eq!(made["subjects"][0]["apiGroup"], "rbac.authorization.k8s.io");
+    let mut changed = made.clone();
+    changed["roleRef"]["name"] = json!("cluster-admin");
+    let (status, body) = api.call(
+        Cred::Cert("super-admin"),
+        "PUT",
+        &format!("{CRB}/kubeadm:node-proxier"),
+        Some(&changed),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot change roleRef"),
+        "{body}"
+    );
+    let (status, body) = api.call(
+        Cred::Cert("super-admin"),
+        "POST",
+        CRB,
+        Some(&json!({"metadata": {"name": "x"}, "roleRef": {"kind": "Role", "name": "r"}, "subjects": []})),
+    );
+    assert_eq!(
+        status, 422,
+        "a ClusterRoleBinding may only reference a ClusterRole: {body}"
+    );
+}

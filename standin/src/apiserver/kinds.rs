@@ -150,6 +150,7 @@ pub fn prepare_create(
         }
         ("", "secrets") => secret_defaults(object)?,
         ("", "configmaps") => configmap_types(object)?,
+        (RBAC, "rolebindings" | "clusterrolebindings") => binding_defaults(object),
         (CERTIFICATES, "certificatesigningrequests") => {
             if !object.get("spec").is_some_and(Value::is_object) {
                 object["spec"] = json!({});
@@ -217,6 +218,34 @@ fn secret_defaults(object: &mut Value) -> Result<(), ApiError> {
         object["type"] = json!("Opaque");
     }
     Ok(())
+}
+
+/// rbac/v1 defaulting: an empty `roleRef.apiGroup`, and an empty `apiGroup` of a User or Group subject, is
+/// rbac.authorization.k8s.io.
+fn binding_defaults(object: &mut Value) {
+    if let Some(role_ref) = object.get_mut("roleRef").and_then(Value::as_object_mut)
+        && role_ref
+            .get("apiGroup")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .is_empty()
+    {
+        role_ref.insert("apiGroup".into(), json!(RBAC));
+    }
+    if let Some(subjects) = object.get_mut("subjects").and_then(Value::as_array_mut) {
+        for s in subjects.iter_mut() {
+            let kind = str_at(s, &["kind"]).to_string();
+            if let Some(m) = s.as_object_mut()
+                && matches!(kind.as_str(), "User" | "Group")
+                && m.get("apiGroup")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .is_empty()
+            {
+                m.insert("apiGroup".into(), json!(RBAC));
+            }
+        }
+    }
 }
 
 fn configmap_types(object: &Value) -> Result<(), ApiError> {
@@ -301,6 +330,7 @@ pub fn prepare_update(
     match (resource.group, resource.name, sub) {
         ("", "secrets", "") => secret_defaults(new)?,
         ("", "configmaps", "") => configmap_types(new)?,
+        (RBAC, "rolebindings" | "clusterrolebindings", "") => binding_defaults(new),
         ("", "nodes" | "namespaces" | "services", "") => keep(new, "status"),
         ("", "nodes" | "namespaces" | "services", "status") => {
             let status = new.get("status").cloned();
