@@ -113,47 +113,33 @@ node_rootfs() {
 # --- PKI ---------------------------------------------------------------------------------------------------------
 
 make_pki() {
-  local d=$STATE/pki
-  step "making the cluster CA, the API server certificate and the bootstrap token (openssl)"
-  mkdir -p "$d"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" -days 7 \
-    -subj "/CN=$CLUSTER-ca" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -keyout "$d/apiserver.key" -out "$d/apiserver.csr" \
-    -subj "/CN=kube-apiserver" 2>/dev/null
-  printf 'subjectAltName=DNS:masters.%s.%s,DNS:kubernetes,DNS:kubernetes.default\n' "$CLUSTER" "$DOMAIN" \
-    > "$d/san.ext"
-  openssl x509 -req -in "$d/apiserver.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 7 \
-    -extfile "$d/san.ext" -out "$d/apiserver.leaf" 2>/dev/null
-  # The API server serves leaf + CA, so a minion holding only the CA pin can verify it.
-  cat "$d/apiserver.leaf" "$d/ca.crt" > "$d/apiserver.crt"
-  # kubeadm's pin: sha256 of the CA certificate's SubjectPublicKeyInfo.
-  echo "sha256:$(openssl x509 -pubkey -noout -in "$d/ca.crt" | openssl pkey -pubin -outform der \
-    | sha256sum | cut -d' ' -f1)" > "$d/ca.pin"
-  # A kubeadm-format bootstrap token (a secret: it goes only into minions' user data).
-  echo "$(openssl rand -hex 3).$(openssl rand -hex 8)" > "$d/token"
-  chmod 600 "$d/ca.key" "$d/apiserver.key" "$d/token"
+  step "making the cluster CA and the bootstrap token (packer/render-user-data.sh new-cluster)"
+  "$here/packer/render-user-data.sh" new-cluster "$STATE/pki" 2>/dev/null
 }
 
 # --- seeds (NoCloud) ---------------------------------------------------------------------------------------------
 
-render() { # template node role
-  local d=$STATE/pki
-  sed -e "s|@CLUSTER_NAME@|$CLUSTER|g" -e "s|@DNS_DOMAIN@|$DOMAIN|g" -e "s|@HOST_CHECKS@|warn|g" \
-      -e "s|@CA_CERT_HASH@|$(cat "$d/ca.pin")|g" -e "s|@BOOTSTRAP_TOKEN@|$(cat "$d/token")|g" \
-      -e "s|@WEAVE_CONSENSUS@|$(cat "$STATE/consensus")|g" \
-      -e "s|@KUBE_APISERVER_ARGS@|${KUBE_APISERVER_ARGS:-}|g" \
-      -e "s|@CA_CRT_B64@|$(base64 -w0 "$d/ca.crt")|g" \
-      -e "s|@APISERVER_CRT_B64@|$(base64 -w0 "$d/apiserver.crt")|g" \
-      -e "s|@APISERVER_KEY_B64@|$(base64 -w0 "$d/apiserver.key")|g" \
-      "$here/packer/user-data/$1.yaml"
+# The user data a cloud would get, rendered by the same script an operator uses. A minion's token and pin can be
+# overridden (MINION_BOOTSTRAP_TOKEN, MINION_CA_CERT_HASH) to boot a node that must NOT join.
+render() { # role
+  (
+    # shellcheck disable=SC1091 # written by make_pki
+    . "$STATE/pki/cluster.env"
+    if [ "$1" = minion ]; then
+      BOOTSTRAP_TOKEN=${MINION_BOOTSTRAP_TOKEN:-$BOOTSTRAP_TOKEN}
+      CA_CERT_HASH=${MINION_CA_CERT_HASH:-$CA_CERT_HASH}
+    fi
+    CLUSTER_NAME=$CLUSTER DNS_DOMAIN=$DOMAIN HOST_CHECKS=warn WEAVE_CONSENSUS=$(cat "$STATE/consensus") \
+      KUBE_APISERVER_ARGS=${KUBE_APISERVER_ARGS:-} BOOTSTRAP_TOKEN=$BOOTSTRAP_TOKEN CA_CERT_HASH=$CA_CERT_HASH \
+      "$here/packer/render-user-data.sh" "$1"
+  )
 }
 
 make_seed() { # node role
   local seed=$STATE/seed/$1
   mkdir -p "$seed"
   printf 'instance-id: %s-%s\nlocal-hostname: %s\n' "$CLUSTER" "$1" "$1" > "$seed/meta-data"
-  render "$2" > "$seed/user-data"
-  chmod 600 "$seed/user-data"
+  (umask 077 && render "$2" > "$seed/user-data")
 }
 
 # --- network -----------------------------------------------------------------------------------------------------

@@ -6,13 +6,62 @@
 # stdout, so keep it private when it holds secrets (bootstrap token, keys):
 #
 #   umask 077
-#   CLUSTER_NAME=prod CA_CERT_HASH=sha256:... BOOTSTRAP_TOKEN=abcdef.0123456789abcdef WEAVE_CONSENSUS=3 \
-#     packer/render-user-data.sh minion >minion.yaml
+#   packer/render-user-data.sh new-cluster pki/        # once: the cluster CA and a bootstrap token (see below)
+#   . pki/cluster.env                                  # CA_CRT_FILE, CA_KEY_FILE, CA_CERT_HASH, BOOTSTRAP_TOKEN
+#   CLUSTER_NAME=prod packer/render-user-data.sh master >master.yaml
+#   CLUSTER_NAME=prod WEAVE_CONSENSUS=3 packer/render-user-data.sh minion >minion.yaml
 #   aws ec2 run-instances ... --user-data file://minion.yaml
+#
+# `new-cluster DIR` makes, with openssl, what kubeadm's `init` would: DIR/ca.crt + DIR/ca.key (RSA 2048, CN
+# kubernetes, CA for 10 years, keyCertSign/cRLSign), DIR/token (a kubeadm token `[a-z0-9]{6}.[a-z0-9]{16}`), and
+# DIR/cluster.env with the four variables above (CA_CERT_HASH is kubeadm's pin: sha256 of the CA's public key).
+# DIR is made 0700; the key, the token and cluster.env are 0600. It refuses to overwrite an existing CA.
+# Rotating the token: make a new one (`kubeadm token create` on a master, or a new DIR/token), put it into the
+# minions' user data (launch template), then delete the old Secret kube-system/bootstrap-token-<old id>.
 set -euo pipefail
 
+new_cluster() {
+  local dir=$1
+  [ ! -e "$dir/ca.key" ] || {
+    echo "$0: $dir/ca.key exists; refusing to replace a cluster CA" >&2
+    exit 1
+  }
+  command -v openssl >/dev/null || {
+    echo "$0: openssl is needed (apt-get install openssl)" >&2
+    exit 1
+  }
+  (umask 077 && mkdir -p "$dir")
+  chmod 0700 "$dir"
+  local tmp
+  tmp=$(mktemp -d "$dir/.new.XXXXXX")
+  # shellcheck disable=SC2064 # expand $tmp now: it is local
+  trap "rm -rf '$tmp'" EXIT
+  (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -subj "/CN=kubernetes" \
+    -keyout "$tmp/ca.key" -out "$tmp/ca.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign,cRLSign" 2>/dev/null)
+  chmod 0644 "$tmp/ca.crt"
+  local hash token
+  hash="sha256:$(openssl x509 -pubkey -noout -in "$tmp/ca.crt" | openssl pkey -pubin -outform der |
+    openssl dgst -sha256 -hex | sed 's/^.*= //')"
+  token="$(openssl rand -hex 3).$(openssl rand -hex 8)"
+  (umask 077 && printf '%s\n' "$token" >"$tmp/token")
+  (umask 077 && printf 'CA_CRT_FILE=%q\nCA_KEY_FILE=%q\nCA_CERT_HASH=%q\nBOOTSTRAP_TOKEN=%q\nexport CA_CRT_FILE CA_KEY_FILE CA_CERT_HASH BOOTSTRAP_TOKEN\n' \
+    "$(cd "$dir" && pwd)/ca.crt" "$(cd "$dir" && pwd)/ca.key" "$hash" "$token" >"$tmp/cluster.env")
+  mv "$tmp/ca.crt" "$tmp/ca.key" "$tmp/token" "$tmp/cluster.env" "$dir/"
+  echo "$0: made $dir/ca.crt, ca.key, token and cluster.env (CA_CERT_HASH=$hash)" >&2
+}
+
+if [ "${1:-}" = new-cluster ]; then
+  [ $# -eq 2 ] || {
+    echo "usage: $0 new-cluster DIR" >&2
+    exit 2
+  }
+  new_cluster "$2"
+  exit 0
+fi
 if [ $# -ne 1 ] || [[ ! "$1" =~ ^(master|minion)$ ]]; then
-  echo "usage: $0 master|minion  (values from the environment; see the header)" >&2
+  echo "usage: $0 master|minion  (values from the environment; see the header) | $0 new-cluster DIR" >&2
   exit 2
 fi
 template=$(dirname "$0")/user-data/$1.yaml

@@ -54,6 +54,24 @@ pub struct StatusReport {
     pub restarts: u32,
     pub dns_queries: u64,
     pub probes: u64,
+    /// The join: what the node did to become part of the cluster (node name, PKI files written, join objects,
+    /// discovery, kubelet's credentials). Never key material or the token.
+    pub join: Option<JoinView>,
+}
+
+/// How far the node is in joining the cluster.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct JoinView {
+    pub node_name: Option<String>,
+    /// Master: PKI and kubeconfig files the agent wrote on this boot.
+    pub pki_written: Vec<String>,
+    /// Master: the join objects and how each fared.
+    pub objects: Vec<crate::plan::ObjectReport>,
+    /// Minion: the API server and CA hash token discovery verified.
+    pub discovered_server: Option<String>,
+    pub discovered_ca_hash: Option<String>,
+    /// Minion: kubelet's TLS bootstrap result.
+    pub kubelet_credentials: Option<crate::plan::KubeletCredentials>,
 }
 
 /// The Weave decision as shown.
@@ -126,6 +144,7 @@ impl StatusReport {
                 restarts: 0,
                 dns_queries: 0,
                 probes: 0,
+                join: None,
             };
         };
         let condition = match state.phase {
@@ -175,6 +194,7 @@ impl StatusReport {
             restarts: state.restarts,
             dns_queries: state.dns_queries,
             probes: state.probes,
+            join: join_view(state),
         }
     }
 
@@ -255,6 +275,47 @@ impl StatusReport {
                 ),
             );
         }
+        if let Some(j) = &self.join {
+            if let Some(name) = &j.node_name {
+                line("node", name.clone());
+            }
+            if !j.pki_written.is_empty() {
+                line(
+                    "pki",
+                    format!("made {} (the rest was supplied)", j.pki_written.join(", ")),
+                );
+            }
+            for o in &j.objects {
+                let outcome = match &o.outcome {
+                    crate::plan::ObjectOutcome::Created => "created".to_string(),
+                    crate::plan::ObjectOutcome::Unchanged => "present".to_string(),
+                    crate::plan::ObjectOutcome::Differs { what } => format!("DIFFERS: {what}"),
+                    crate::plan::ObjectOutcome::Skipped { why } => format!("skipped: {why}"),
+                    crate::plan::ObjectOutcome::Failed { reason } => format!("FAILED: {reason}"),
+                };
+                line("object", format!("{:<64} {outcome}", o.object));
+            }
+            if let (Some(server), Some(hash)) = (&j.discovered_server, &j.discovered_ca_hash) {
+                line(
+                    "joined",
+                    format!("{server} (cluster-info signed with the token; CA {hash})"),
+                );
+            }
+            if let Some(k) = &j.kubelet_credentials {
+                let text = match k {
+                    crate::plan::KubeletCredentials::Issued { subject, not_after } => {
+                        format!("client certificate {subject}, valid until {not_after}")
+                    }
+                    crate::plan::KubeletCredentials::NotYet { reason } => {
+                        format!("not yet: {reason}")
+                    }
+                    crate::plan::KubeletCredentials::Wrong { reason } => {
+                        format!("UNUSABLE: {reason}")
+                    }
+                };
+                line("kubelet", text);
+            }
+        }
         if let Some(e) = &self.units_error {
             line("units", format!("cannot read unit states: {e}"));
         }
@@ -307,6 +368,23 @@ impl StatusReport {
         }
         out
     }
+}
+
+fn join_view(state: &AgentState) -> Option<JoinView> {
+    let view = JoinView {
+        node_name: state.node_name.clone(),
+        pki_written: state.pki_written.clone(),
+        objects: state.join_objects.clone(),
+        discovered_server: state.discovered_server.clone(),
+        discovered_ca_hash: state.discovered_ca_hash.clone(),
+        kubelet_credentials: state.kubelet_credentials.clone(),
+    };
+    let empty = view.node_name.is_none()
+        && view.pki_written.is_empty()
+        && view.objects.is_empty()
+        && view.discovered_server.is_none()
+        && view.kubelet_credentials.is_none();
+    (!empty).then_some(view)
 }
 
 fn describe_lookup(l: &DnsLookup) -> String {
@@ -373,6 +451,41 @@ mod tests {
             text.contains("waiting   waiting for the role file"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_join_is_shown_without_secrets() {
+        let mut state = AgentState::new(1_000);
+        state.node_name = Some("minion1".into());
+        state.discovered_server = Some("https://masters.local.k8s:6443".into());
+        state.discovered_ca_hash = Some(format!("sha256:{}", "ab".repeat(32)));
+        state.kubelet_credentials = Some(crate::plan::KubeletCredentials::Issued {
+            subject: "system:node:minion1".into(),
+            not_after: "2027-12-01T00:00:00Z".into(),
+        });
+        state.join_objects = vec![crate::plan::ObjectReport {
+            object: "Secret kube-system/bootstrap-token-abcdef".into(),
+            outcome: crate::plan::ObjectOutcome::Created,
+        }];
+        let r = StatusReport::new(Some(&state), &[], None, vec![], None, 2_000);
+        let text = r.render_human();
+        assert!(text.contains("node      minion1"), "{text}");
+        assert!(
+            text.contains(
+                "kubelet   client certificate system:node:minion1, valid until 2027-12-01T00:00:00Z"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("joined    https://masters.local.k8s:6443"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Secret kube-system/bootstrap-token-abcdef"),
+            "{text}"
+        );
+        let json = serde_json::to_string(&r).expect("json");
+        assert!(json.contains("\"kubelet_credentials\""), "{json}");
     }
 
     #[test]
