@@ -4,7 +4,8 @@
 # (dnsmasq answering masters.<cluster>.k8s and minions.<cluster>.k8s with the nodes' addresses).
 #
 #   demo/local-cluster.sh up [MINIONS]     boot 1 master + MINIONS minions (default 2) and wait until all are Ready
-#   demo/local-cluster.sh add-minion       boot one more minion (its DNS record is added first, as an ASG would)
+#   demo/local-cluster.sh add-minion [--no-wait]  boot one more minion (its DNS record first, as an ASG would);
+#                                          MINION_BOOTSTRAP_TOKEN / MINION_CA_CERT_HASH override its join values
 #   demo/local-cluster.sh status           `k8s-agent status` of every node
 #   demo/local-cluster.sh down             stop everything; leaves no netns, bridge, cgroup, mount or process
 #   demo/local-cluster.sh leader NODE      the PID 1 of a node (for nsenter -t PID -a)
@@ -266,13 +267,17 @@ cmd_up() {
   cmd_status
 }
 
-cmd_add_minion() {
+cmd_add_minion() { # [--no-wait]
   need_root
   local n ip
   n=$(( $(grep -c ' minion ' "$STATE/nodes") + 1 ))
   ip=10.79.0.$((10 + n))
   dns_add "$ip" minions
   boot_node "minion$n" minion "$ip"
+  if [ "${1:-}" = --no-wait ]; then
+    echo "minion$n"
+    return
+  fi
   wait_ready 60 "minion$n"
   node_status "minion$n"
 }
@@ -301,10 +306,10 @@ cmd_down() {
 
 case "${1:-}" in
   up) shift; cmd_up "$@" ;;
-  add-minion) cmd_add_minion ;;
+  add-minion) shift; cmd_add_minion "$@" ;;
   status) cmd_status ;;
   down) cmd_down ;;
   leader) leader "$2" ;;
   rootfs) need_root; node_rootfs; echo "$NODE_ROOTFS" ;;
-  *) sed -n '6,12p' "$0" >&2; exit 2 ;;
+  *) sed -n '6,13p' "$0" >&2; exit 2 ;;
 esac
