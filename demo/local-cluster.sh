@@ -208,12 +208,12 @@ node_status() { # node [--json]
 }
 
 wait_ready() { # timeout_s nodes...
-  local deadline=$(( $(ms) + $1 * 1000 )) n; shift
+  local timeout=$1 deadline=$(( $(ms) + $1 * 1000 )) n; shift
   for n in "$@"; do
     until node_status "$n" --no-units >/dev/null 2>&1; do
       if [ "$(ms)" -ge "$deadline" ]; then
         node_status "$n" >&2 || true
-        die "$n is not Ready after $1 s (its status is above)" \
+        die "$n is not Ready after $timeout s (its status is above)" \
           "look inside: nsenter -t \$(demo/local-cluster.sh leader $n) -a journalctl -u k8s-agent"
       fi
       sleep 0.2

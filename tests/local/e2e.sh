@@ -3,8 +3,10 @@
 # user data → cloud-init → role file → agent → DNS → units, on a local cluster (demo/local-cluster.sh) of the demo
 # layer (out/demo/layer.tar.gz; ./demo/build.sh makes it).
 #
-# Asserts, on every node: `k8s-agent status --json` reaches Ready; no minion started kubelet before the master's API
-# server was up and answering; every minion's weave.env has the same IPAM start-up and the right peers; master units
+# Asserts, on every node: `k8s-agent status --json` reaches Ready; every node really joined (tests/local/join.sh:
+# openssl, a real kubectl with every kubeconfig, PyJWT on cluster-info's signature); minions with a wrong token secret
+# or a wrong CA pin are blocked in discovery with the reason and never start kubelet; no minion started kubelet
+# before the master's API server was up and answering; every minion's weave.env has the same IPAM start-up and the right peers; master units
 # never ran on minions and vice versa; a minion's agent SIGKILLed while it waits for the master is restarted by
 # systemd and converges to the same result; a 3rd minion added later (DNS record first, then the node) joins as a
 # Weave observer without changing the core's decision; `down` leaves no netns, cgroup, mount, state or process.
@@ -37,11 +39,12 @@ t0=$(date +%s%3N)
 KUBE_APISERVER_ARGS=--stand-in-ready-delay=6 $LC up 2 > /tmp/k8s-local-up.log 2>&1 &
 up_pid=$!
 
-# While the minions wait for the master: SIGKILL minion1's agent (systemd restarts it: Restart=on-failure).
+# While the minions wait for the master (in discovery: no cluster-info yet): SIGKILL minion1's agent (systemd
+# restarts it: Restart=on-failure).
 killed=no
 deadline=$(( $(date +%s) + 240 ))
 while [ "$(date +%s)" -lt "$deadline" ] && kill -0 "$up_pid" 2>/dev/null; do
-  if [ -s /run/k8s-local/minion1.leader ] && [ "$(json minion1 | field phase -)" = master-healthy ]; then
+  if [ -s /run/k8s-local/minion1.leader ] && [ "$(json minion1 | field phase -)" = discovery ]; then
     pid=$(prop minion1 k8s-agent.service MainPID)
     inside minion1 sh -c "kill -9 $pid" && killed=yes
     break
@@ -91,6 +94,10 @@ for n in minion1 minion2; do
 done
 mtime1=$(inside minion1 stat -c %Y.%N /run/k8s-agent/weave.env)
 
+# The join, checked with openssl, a real kubectl and PyJWT (tests/local/join.sh).
+# shellcheck source=tests/local/join.sh
+. tests/local/join.sh
+
 # A third minion joins later: its DNS record first (as the group's bookkeeping would), then the node.
 t1=$(date +%s%3N)
 if $LC add-minion > /tmp/k8s-local-add.log 2>&1; then ok "minion3 joined in $(( $(date +%s%3N) - t1 )) ms"; else
@@ -100,8 +107,38 @@ check "minion3 is a Weave observer (no second consensus)" grep -q '^IPALLOC_INIT
 check "minion3 peers with all three minions" grep -q '^KUBE_PEERS="10.79.0.11 10.79.0.12 10.79.0.13"' <<<"$env3"
 check "minion1's weave.env is unchanged" [ "$(inside minion1 stat -c %Y.%N /run/k8s-agent/weave.env)" = "$mtime1" ]
 
+# Minions that must NOT join: the right token id with a wrong secret, and a wrong CA pin. Each stays in discovery,
+# blocked with a reason that says what to fix, and never starts kubelet.
 token=$(cat /run/k8s-local/pki/token)
 secret=${token#*.}
+blocked_with() { # node text → the node's status says it within 30 s
+  local deadline=$(( $(date +%s) + 30 )) s
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    s=$(json "$1")
+    if [ "$(field phase - <<<"$s")" = discovery ] && grep -qF "$2" <<<"$(field blocking - <<<"$s")"; then return 0; fi
+    sleep 0.5
+  done
+  echo "    $1: $(field phase - <<<"$s"): $(field blocking - <<<"$s")"
+  return 1
+}
+bad_token=$(MINION_BOOTSTRAP_TOKEN="${token%%.*}.ffffffffffffffff" $LC add-minion --no-wait 2>/dev/null | tail -n 1)
+check "$bad_token (wrong token secret) is blocked: the signature does not verify with BOOTSTRAP_TOKEN's secret" \
+  blocked_with "$bad_token" "does not verify with BOOTSTRAP_TOKEN's secret"
+bad_pin=$(MINION_CA_CERT_HASH="sha256:$(printf '0%.0s' $(seq 64))" $LC add-minion --no-wait 2>/dev/null | tail -n 1)
+check "$bad_pin (wrong CA pin) is blocked: the CA does not match CA_CERT_HASH" \
+  blocked_with "$bad_pin" "does not match CA_CERT_HASH"
+for n in "$bad_token" "$bad_pin"; do
+  check "$n: kubelet never ran" [ "$(prop "$n" kubelet.service ActiveEnterTimestampMonotonic)" = 0 ]
+  check "$n: no kubelet.conf, no bootstrap-kubelet.conf" \
+    bash -c "! nsenter -t $($LC leader "$n") -a -- test -e /etc/kubernetes/kubelet.conf &&
+             ! nsenter -t $($LC leader "$n") -a -- test -e /etc/kubernetes/bootstrap-kubelet.conf"
+done
+
+check "master: no private key and not the token secret in its journal" \
+  bash -c "! nsenter -t $($LC leader master) -a -- journalctl -o cat --no-pager | grep -qF -e 'PRIVATE KEY' -e '$secret'"
+check "master: the token secret is not in status or state" \
+  bash -c "! { nsenter -t $($LC leader master) -a -- /usr/bin/k8s-agent status --json --no-units; \
+    nsenter -t $($LC leader master) -a -- cat /run/k8s-agent/state.json; } | grep -qF -e '$secret' -e 'PRIVATE KEY'"
 for n in minion1 minion2; do
   check "$n: the bootstrap token's secret is not in the journal" \
     bash -c "! nsenter -t $($LC leader "$n") -a -- journalctl -o cat --no-pager | grep -qF '$secret'"

@@ -235,7 +235,6 @@ pub enum ObjectOutcome {
 
 /// One object of [`Action::EnsureJoinObjects`] and how it fared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ObjectReport {
     /// `Kind namespace/name`.
     pub object: String,

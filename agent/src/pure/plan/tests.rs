@@ -1846,6 +1846,27 @@ fn resume_refuses_another_schema() {
 }
 
 #[test]
+fn every_state_on_both_paths_reads_back_as_written() {
+    for role in NodeRole::ALL {
+        let mut run = Run::new();
+        for observation in happy_path(role) {
+            run.advance(10);
+            run.feed(observation);
+            let json = serde_json::to_string(&run.state).expect("serialises");
+            let back: AgentState = serde_json::from_str(&json)
+                .unwrap_or_else(|e| panic!("{role} in {}: {e}\n{json}", run.state.phase));
+            assert_eq!(back, run.state, "{role} in {}", run.state.phase);
+        }
+    }
+    let master = walk_to(NodeRole::Master, Ready);
+    let json = serde_json::to_value(&master).unwrap_or_default();
+    assert_eq!(
+        json["join_objects"][1],
+        serde_json::json!({"object": "Secret kube-system/bootstrap-token-abcdef", "outcome": "created"})
+    );
+}
+
+#[test]
 fn state_json_is_stable_and_readable() {
     let state = walk_to(NodeRole::Minion, Ready);
     let json = serde_json::to_value(&state).unwrap_or_default();
