@@ -3,11 +3,15 @@
 //!
 //! The node gets the repository's real units and role drop-ins, the agent binary and `k8s-agent.service`; the
 //! Kubernetes daemons themselves are replaced by test doubles (drop-ins named `test-double.conf` that make each
-//! `ExecStart=` a `sleep`), because what is under test is the agent: role file → host checks → waiting on
-//! `masters.prod.k8s` (NXDOMAIN, then refused, then healthy over verified TLS) → Weave env from
-//! `minions.prod.k8s` → units started over D-Bus in order → Ready. Then: the role drop-in keeps a master unit off
-//! this minion; a SIGKILLed agent is restarted by systemd and resumes without restarting units or rewriting
-//! weave.env; the bootstrap token never reaches the journal, the state or `status`.
+//! `ExecStart=` a `sleep`; the "API server" is `openssl s_server -WWW` serving `/readyz` and a cluster-info
+//! ConfigMap whose JWS the test computes with `openssl dgst -hmac`, not with the agent's code; the test plays
+//! kubelet's TLS bootstrap by writing kubelet.conf and a CA-signed client certificate), because what is under test
+//! is the agent: role file → host checks → waiting on `masters.prod.k8s` (NXDOMAIN, then refused) → token
+//! discovery over verified TLS → healthy → Weave env from `minions.prod.k8s` → containerd, weave, kubelet started
+//! over D-Bus in order → waiting for kubelet's credentials (kube-proxy not started yet) → kube-proxy → Ready. Then:
+//! the role drop-in keeps a master unit off this minion; a SIGKILLed agent is restarted by systemd and resumes
+//! without restarting units or rewriting weave.env; the bootstrap token never reaches the journal, the state or
+//! `status`.
 
 use k8s_agent::systemd::SystemdClient;
 use std::io::Write;
@@ -121,8 +125,13 @@ fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Optio
     }
 }
 
-/// CA + leaf for masters.prod.k8s, as PEM (the leaf's private key too).
-fn certificates() -> (String, String, String) {
+/// CA + leaf for masters.prod.k8s, as PEM (the leaf's private key too), and the CA to sign kubelet's certificate.
+fn certificates() -> (
+    String,
+    String,
+    String,
+    rcgen::Issuer<'static, rcgen::KeyPair>,
+) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let ca_key = KeyPair::generate().expect("ca key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
@@ -134,7 +143,73 @@ fn certificates() -> (String, String, String) {
         .expect("leaf params")
         .signed_by(&leaf_key, &issuer)
         .expect("leaf");
-    (ca.pem(), leaf.pem(), leaf_key.serialize_pem())
+    (ca.pem(), leaf.pem(), leaf_key.serialize_pem(), issuer)
+}
+
+/// What kubelet's TLS bootstrap leaves: a client certificate for `system:node:<node>` (O system:nodes) with its key
+/// in one PEM, as kubelet writes kubelet-client-current.pem.
+fn kubelet_client_pem(issuer: &rcgen::Issuer<'static, rcgen::KeyPair>, node: &str) -> String {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let key = KeyPair::generate().expect("kubelet key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "system:nodes");
+    dn.push(DnType::CommonName, format!("system:node:{node}"));
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, issuer).expect("kubelet cert");
+    format!("{}{}", cert.pem(), key.serialize_pem())
+}
+
+/// base64url without padding.
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The detached JWS the controller manager's bootstrapsigner puts into cluster-info, computed with the openssl CLI
+/// (HMAC-SHA256), so the agent's verification is checked against an implementation that is not its own.
+fn openssl_detached_jws(payload: &str, token_id: &str, secret: &str) -> String {
+    let header = b64url(format!(r#"{{"alg":"HS256","kid":"{token_id}"}}"#).as_bytes());
+    let input = format!("{header}.{}", b64url(payload.as_bytes()));
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-binary", "-hmac", secret])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl dgst");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("openssl dgst");
+    assert!(
+        out.status.success() && out.stdout.len() == 32,
+        "openssl dgst -hmac"
+    );
+    format!("{header}..{}", b64url(&out.stdout))
+}
+
+/// A web root for `openssl s_server -WWW`: `/readyz` and kube-public/cluster-info (signed for the test token).
+fn api_server_files(dir: &std::path::Path, ca_pem: &str) {
+    use base64::Engine as _;
+    let kubeconfig = format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {}\n    server: https://masters.prod.k8s:6443\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\npreferences: {{}}\nusers: null\n",
+        base64::engine::general_purpose::STANDARD.encode(ca_pem)
+    );
+    let jws = openssl_detached_jws(&kubeconfig, "abcdef", TOKEN_SECRET);
+    let configmap = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cluster-info", "namespace": "kube-public"},
+        "data": {"kubeconfig": kubeconfig, "jws-kubeconfig-abcdef": jws},
+    });
+    let path = dir.join("api/v1/namespaces/kube-public/configmaps");
+    std::fs::create_dir_all(&path).expect("web root");
+    std::fs::write(path.join("cluster-info"), configmap.to_string()).expect("cluster-info");
+    std::fs::write(dir.join("readyz"), "ok").expect("readyz");
 }
 
 fn unit_prop(node: &Node, unit: &str, prop: &str) -> String {
@@ -223,7 +298,7 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
     node.helpers.push(dnsmasq);
 
     // The node: agent binary, real units and role drop-ins, test doubles for the daemons, resolv.conf, CA, role.
-    let (ca, leaf, leaf_key) = certificates();
+    let (ca, leaf, leaf_key, issuer) = certificates();
     node.write(
         "/usr/bin/k8s-agent",
         &std::fs::read(BIN).expect("agent binary"),
@@ -277,6 +352,8 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
         .as_bytes(),
         0o600,
     );
+    let www = work.path().join("www");
+    api_server_files(&www, &ca);
     let leaf_path = work.path().join("leaf.pem");
     let key_path = work.path().join("leaf.key");
     std::fs::write(&leaf_path, &leaf).expect("leaf");
@@ -339,7 +416,7 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
         );
     }
 
-    // 2. The record appears but nothing answers on 6443 yet: still waiting, now on the probe.
+    // 2. The record appears but nothing answers on 6443 yet: still waiting, now in token discovery.
     std::fs::OpenOptions::new()
         .append(true)
         .open(&hosts)
@@ -351,9 +428,9 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
     )
     .expect("reload dnsmasq");
     wait_until(
-        "the agent to probe the master",
+        "the agent to try discovery at the master",
         Duration::from_secs(30),
-        || (node.status_json().1["phase"] == "master-healthy").then_some(()),
+        || (node.status_json().1["phase"] == "discovery").then_some(()),
     );
     std::thread::sleep(Duration::from_millis(500));
     for unit in MINION_UNITS {
@@ -364,7 +441,8 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
         );
     }
 
-    // 3. The master answers over TLS (a certificate for masters.prod.k8s from the CA in CA_CERT_FILE).
+    // 3. The master answers over TLS (a certificate for masters.prod.k8s from the CA in CA_CERT_FILE), with
+    //    cluster-info signed for the token and /readyz.
     let healthy_at = k8s_agent::executor::now_millis();
     let server = Command::new("ip")
         .args([
@@ -374,7 +452,7 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
             "openssl",
             "s_server",
             "-quiet",
-            "-www",
+            "-WWW",
             "-accept",
             "10.77.0.1:6443",
         ])
@@ -382,12 +460,62 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
         .arg(&leaf_path)
         .arg("-key")
         .arg(&key_path)
+        .current_dir(&www)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("openssl s_server");
     node.helpers.push(server);
+
+    // 4. Joined by discovery; containerd, weave, kubelet run; kube-proxy waits for kubelet's credentials.
+    let v = wait_until("kubelet's TLS bootstrap", Duration::from_secs(60), || {
+        let v = node.status_json().1;
+        (v["phase"] == "kubelet-bootstrap").then_some(v)
+    });
+    assert_eq!(
+        v["join"]["discovered_server"], "https://masters.prod.k8s:6443",
+        "{v}"
+    );
+    assert!(
+        v["blocking"]
+            .as_str()
+            .unwrap_or("")
+            .contains("kubelet has not written /etc/kubernetes/kubelet.conf"),
+        "{v}"
+    );
+    let bootstrap =
+        std::fs::read_to_string(node.root().join("etc/kubernetes/bootstrap-kubelet.conf"))
+            .expect("bootstrap-kubelet.conf");
+    assert!(
+        bootstrap.contains(&format!("token: abcdef.{TOKEN_SECRET}"))
+            && bootstrap.contains("server: https://masters.prod.k8s:6443"),
+        "{bootstrap}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        unit_prop(&node, "kube-proxy.service", "ActiveState"),
+        "inactive",
+        "kube-proxy started before kubelet had credentials"
+    );
+    assert_eq!(unit_prop(&node, "kubelet.service", "ActiveState"), "active");
+    node.write(
+        "/var/lib/kubelet/pki/kubelet-client-current.pem",
+        kubelet_client_pem(&issuer, "e2e-minion").as_bytes(),
+        0o600,
+    );
+    let kubelet_conf = bootstrap
+        .replace(
+            &format!("token: abcdef.{TOKEN_SECRET}"),
+            "client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem",
+        )
+        .replace("tls-bootstrap-token-user", "default-auth");
+    node.write(
+        "/etc/kubernetes/kubelet.conf",
+        kubelet_conf.as_bytes(),
+        0o600,
+    );
+
     let (code, v) = wait_until("Ready", Duration::from_secs(60), || {
         let (code, v) = node.status_json();
         (v["condition"] == "ready").then_some((code, v))
@@ -438,7 +566,12 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
         );
     }
 
-    // 4. The safety net: a master unit cannot start on a minion, even when asked.
+    assert_eq!(
+        v["join"]["kubelet_credentials"]["subject"], "system:node:e2e-minion",
+        "{v}"
+    );
+
+    // 5. The safety net: a master unit cannot start on a minion, even when asked.
     let refused = rt.block_on(client.start_units(
         &["kube-apiserver.service".to_string()],
         Duration::from_secs(20),
@@ -448,7 +581,7 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
         Ok(s) => panic!("kube-apiserver started on a minion: {s:?}"),
     }
 
-    // 5. SIGKILL the agent: systemd restarts it; it resumes Ready without restarting units or rewriting weave.env.
+    // 6. SIGKILL the agent: systemd restarts it; it resumes Ready without restarting units or rewriting weave.env.
     let old_pid = unit_prop(&node, "k8s-agent.service", "MainPID");
     let weave_mtime = std::fs::metadata(node.root().join("run/k8s-agent/weave.env"))
         .and_then(|m| m.modified())
@@ -481,7 +614,8 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
         "weave.env was rewritten after weave started"
     );
 
-    // 6. The bootstrap token's secret is nowhere: journal, state, status.
+    // 7. The bootstrap token's secret is nowhere but bootstrap-kubelet.conf (0600): not in the journal, the state,
+    //    `status`.
     let journal = node.inside(&["journalctl", "--no-pager", "-o", "cat"]);
     assert!(
         !String::from_utf8_lossy(&journal.stdout).contains(TOKEN_SECRET),
