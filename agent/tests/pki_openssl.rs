@@ -4,8 +4,9 @@
 //! `etc/kubernetes/pki` and the client certificates embedded in every kubeconfig — checked with openssl:
 //! `verify -x509_strict -purpose` against its CA, subject, key usage, extended key usage, exact SANs, basic
 //! constraints, key identifiers, validity, and the key matching the certificate. A tampered certificate and a
-//! wrong CA must fail `openssl verify`, so these checks can fail. `kubectl` (when installed) must read every
-//! kubeconfig. Skipped, with a message, only where openssl is not installed.
+//! wrong CA must fail `openssl verify`, so these checks can fail. A real kubectl (Debian 13's) must read every
+//! kubeconfig (`config view`; the authenticated requests are in tests/local/join.sh). Skipped, with a message, only
+//! where openssl is not installed.
 
 use base64::Engine as _;
 use k8s_agent::edge::pki_files::{read_existing, write_planned};
@@ -25,8 +26,7 @@ const YEAR: i64 = 365 * 86_400;
 
 fn have(tool: &str) -> bool {
     Command::new(tool)
-        .arg("version")
-        .arg(if tool == "kubectl" { "--client" } else { "-v" })
+        .args(["version", "-v"])
         .output()
         .is_ok_and(|o| o.status.success())
 }
@@ -797,10 +797,24 @@ fn an_apiserver_certificate_made_by_openssl_is_kept_or_rejected_by_its_sans() {
 #[test]
 fn kubectl_reads_every_kubeconfig() {
     require_openssl!();
-    if !have("kubectl") {
-        eprintln!("SKIPPED: kubectl is not installed");
+    // A real kubectl: Debian 13's 1.32, fetched once by tests/tools/kubectl.sh (not whatever is on the PATH).
+    let tool = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/tools/kubectl.sh"
+    ))
+    .output()
+    .ok()
+    .filter(|o| o.status.success())
+    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let Some(kubectl) = tool else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to fetch kubectl (tests/tools/kubectl.sh)"
+        );
+        eprintln!("SKIPPED: tests/tools/kubectl.sh could not fetch kubectl");
         return;
-    }
+    };
+    let kubectl = kubectl.as_str();
     let root = tempfile::tempdir().unwrap();
     openssl_ca(root.path(), CaKind::EcSec1);
     let existing = read_existing(root.path()).unwrap();
@@ -817,7 +831,7 @@ fn kubectl_reads_every_kubeconfig() {
     ] {
         let path = root.path().join("etc/kubernetes").join(name);
         let out = run(
-            "kubectl",
+            kubectl,
             &[
                 "config",
                 "view",
@@ -844,7 +858,7 @@ fn kubectl_reads_every_kubeconfig() {
         assert_eq!(view["clusters"][0]["name"], "kubernetes", "{name}");
         // kubectl's own rendering parses back to the same configuration.
         let yaml = run(
-            "kubectl",
+            kubectl,
             &["config", "view", "--raw", "--kubeconfig", p(&path)],
         );
         let ours = kubeconfig::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();

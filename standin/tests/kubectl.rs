@@ -1,7 +1,7 @@
 //! kubectl against the stand-in API server: discovery (legacy documents, also when kubectl asks for the
 //! aggregated format), `get ... -o json|yaml`, `get --raw`, `auth whoami`, `auth can-i`, `create`, and kubectl's
-//! own error rendering of a 403. Needs `kubectl` on the PATH (or `$KUBECTL`); without one the test says so and
-//! passes, since kubectl is not a build dependency.
+//! own error rendering of a 403. Uses `$KUBECTL` or Debian 13's kubectl 1.32 (`tests/tools/kubectl.sh`); outside CI
+//! without either the test says so and passes, since kubectl is not a build dependency.
 
 mod support;
 
@@ -9,14 +9,30 @@ use serde_json::Value;
 use std::process::{Command, Output};
 use support::*;
 
+/// `$KUBECTL`, else the real Debian 13 kubectl that `tests/tools/kubectl.sh` fetches (once) and prints. CI must have
+/// one.
 fn kubectl() -> Option<String> {
-    let program = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
-    Command::new(&program)
-        .args(["version", "--client"])
+    let program = std::env::var("KUBECTL").ok().or_else(|| {
+        Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/tools/kubectl.sh"
+        ))
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|_| program)
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    });
+    let found = program.filter(|p| {
+        Command::new(p)
+            .args(["version", "--client"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    assert!(
+        found.is_some() || std::env::var_os("CI").is_none(),
+        "CI must have a kubectl (tests/tools/kubectl.sh)"
+    );
+    found
 }
 
 struct Kubectl<'a> {
