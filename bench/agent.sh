@@ -4,12 +4,13 @@
 #   sudo bench/agent.sh [TRIALS] [WAIT_SECONDS]        (defaults: 20 trials, 60 s footprint wait)
 #
 # Everything runs in a network namespace this script makes (k8sbench): dnsmasq answers minions.bench.k8s and,
-# once a trial says so, masters.bench.k8s; openssl s_server plays a healthy API server on 10.78.0.1:6443 (TLS,
-# certificate for masters.bench.k8s from a throw-away CA) and python3's http.server the seeds' plain
-# http://masters...:8080. `ip netns exec` gives the namespace its own /etc/resolv.conf (/etc/netns/k8sbench/), so
+# once a trial says so, masters.bench.k8s; `openssl s_server -WWW` plays a healthy API server on 10.78.0.1:6443
+# (TLS, certificate for masters.bench.k8s from a throw-away CA; it serves /readyz and a kube-public/cluster-info
+# signed for the bench's token with `openssl dgst -hmac`, so the agent's token discovery runs for real) and
+# python3's http.server the seeds' plain http://masters...:8080. `ip netns exec` gives the namespace its own /etc/resolv.conf (/etc/netns/k8sbench/), so
 # both the agent and the seeds' loop use the system resolver, as on a node.
 #
-# Reaction ("master healthy → StartUnit sent"): per trial, a fresh agent (the release binary, `k8s-agent run`) waits
+# Reaction ("master healthy → StartUnit sent", through discovery, the /readyz probe and the Weave decision): per trial, a fresh agent (the release binary, `k8s-agent run`) waits
 # on NXDOMAIN for a random 0.5–2.5 s, then the record appears (dnsmasq SIGHUP) with the server already answering:
 # that instant is t0. t1 is the agent's "starting units" log line, written just before its first StartUnit call
 # (the D-Bus call itself then fails: no systemd here, which does not matter for t1). The baseline is the seeds'
@@ -62,8 +63,21 @@ openssl req -newkey rsa:2048 -nodes -keyout "$work/leaf.key" -out "$work/leaf.cs
 printf 'subjectAltName=DNS:masters.bench.k8s\n' > "$work/san.ext"
 openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
   -extfile "$work/san.ext" -out "$work/leaf.crt" 2>/dev/null
-ip netns exec "$NS" openssl s_server -quiet -www -accept 10.78.0.1:6443 -cert "$work/leaf.crt" \
-  -key "$work/leaf.key" </dev/null >/dev/null 2>&1 &
+# The API server's answers: /readyz and cluster-info, its detached JWS made with openssl (HS256, key = token secret).
+TOKEN=abcdef.0123456789abcdef
+api=$work/api && mkdir -p "$api/api/v1/namespaces/kube-public/configmaps" && echo ok > "$api/readyz"
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+kubeconfig=$(printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: %s\n    server: https://masters.bench.k8s:6443\n  name: ""\ncontexts: null\ncurrent-context: ""\nkind: Config\npreferences: {}\nusers: null\n' \
+  "$(base64 -w0 "$work/ca.crt")")
+header=$(printf '{"alg":"HS256","kid":"%s"}' "${TOKEN%%.*}" | b64url)
+signature=$(printf '%s.%s' "$header" "$(printf '%s' "$kubeconfig" | b64url)" |
+  openssl dgst -sha256 -binary -hmac "${TOKEN#*.}" | b64url)
+python3 -c 'import json, sys; print(json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+  "metadata": {"name": "cluster-info", "namespace": "kube-public"},
+  "data": {"kubeconfig": sys.argv[1], "jws-kubeconfig-" + sys.argv[2]: sys.argv[3]}}))' \
+  "$kubeconfig" "${TOKEN%%.*}" "$header..$signature" >"$api/api/v1/namespaces/kube-public/configmaps/cluster-info"
+(cd "$api" && exec ip netns exec "$NS" openssl s_server -quiet -WWW -accept 10.78.0.1:6443 -cert "$work/leaf.crt" \
+  -key "$work/leaf.key" </dev/null >/dev/null 2>&1) &
 pids+=($!)
 mkdir -p "$work/www" && echo ok > "$work/www/index.html"
 ip netns exec "$NS" python3 -m http.server 8080 --bind 10.78.0.1 --directory "$work/www" >/dev/null 2>&1 &
@@ -82,8 +96,8 @@ set_masters() { # present|absent
 new_root() {
   local root=$work/root-$1
   mkdir -p "$root/etc/sysconfig"
-  printf 'CLUSTER_NAME=bench\nCA_CERT_FILE=%s\nWEAVE_CONSENSUS=1\nHOST_CHECKS=warn\n' "$work/ca.crt" \
-    > "$root/etc/sysconfig/kubernetes-minions"
+  printf 'CLUSTER_NAME=bench\nCA_CERT_FILE=%s\nBOOTSTRAP_TOKEN=%s\nWEAVE_CONSENSUS=1\nHOST_CHECKS=warn\n' \
+    "$work/ca.crt" "$TOKEN" > "$root/etc/sysconfig/kubernetes-minions"
   echo "$root"
 }
 
@@ -155,7 +169,7 @@ def pct(v, p):
     return v[f] + (v[c] - v[f]) * (k - f)
 print("| master healthy → start (ms) | n | p50 | p95 | max |")
 print("|---|---|---|---|---|")
-for who, label in (("agent", "k8s-agent run (HTTPS /readyz, CA verified)"), ("seeds", "seeds' `until curl …:8080; do sleep 5; done`")):
+for who, label in (("agent", "k8s-agent run (token discovery + HTTPS /readyz, CA verified)"), ("seeds", "seeds' `until curl …:8080; do sleep 5; done`")):
     v = [int(r[1]) for r in rows if r[0] == who]
     if v:
         print(f"| {label} | {len(v)} | {pct(v,50):.0f} | {pct(v,95):.0f} | {max(v)} |")

@@ -233,8 +233,8 @@ cmd_up() {
   need_root
   need_commands ip dnsmasq openssl nsenter systemd-nspawn base64 sed
   local minions=${1:-2} t0 rootfs i
-  if ! [[ "$minions" =~ ^[0-9]+$ ]] || [ "$minions" -lt 1 ] || [ "$minions" -gt 200 ]; then
-    die "MINIONS must be a number from 1 to 200, not '$minions'" "demo/local-cluster.sh up [MINIONS]"
+  if ! [[ "$minions" =~ ^[0-9]+$ ]] || [ "$minions" -gt 200 ]; then
+    die "MINIONS must be a number from 0 to 200, not '$minions'" "demo/local-cluster.sh up [MINIONS]"
   fi
   [ ! -e "$STATE/nodes" ] || die "a local cluster is already up" "demo/local-cluster.sh down first"
   t0=$(ms)
