@@ -134,6 +134,28 @@ for n in "$bad_token" "$bad_pin"; do
              ! nsenter -t $($LC leader "$n") -a -- test -e /etc/kubernetes/bootstrap-kubelet.conf"
 done
 
+# Token rotation sticks: the operator deletes the token Secret; the master's agent, started afresh as after a reboot
+# (its /run state gone), does not publish it again and says why.
+inside master /usr/local/bin/kubectl-test --kubeconfig /etc/kubernetes/admin.conf -n kube-system \
+  delete secret "bootstrap-token-${token%%.*}" >/dev/null 2>&1 || true
+inside master sh -c 'systemctl stop k8s-agent && rm -f /run/k8s-agent/state.json && systemctl start k8s-agent'
+rotation_kept() {
+  local deadline=$(( $(date +%s) + 30 )) s
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    s=$(json master)
+    if [ "$(field condition - <<<"$s")" = ready ] && grep -q 'published it before and it was deleted since' <<<"$s"; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "    $s" | head -c 600
+  return 1
+}
+check "master: a deleted token Secret is not published again after a fresh start (rotation sticks)" rotation_kept
+check "master: the deleted token Secret stays deleted" \
+  bash -c "! nsenter -t $($LC leader master) -a -- /usr/local/bin/kubectl-test --kubeconfig /etc/kubernetes/admin.conf \
+    -n kube-system get secret bootstrap-token-${token%%.*} >/dev/null 2>&1"
+
 check "master: no private key and not the token secret in its journal" \
   bash -c "! nsenter -t $($LC leader master) -a -- journalctl -o cat --no-pager | grep -qF -e 'PRIVATE KEY' -e '$secret'"
 check "master: the token secret is not in status or state" \

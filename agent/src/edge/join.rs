@@ -30,6 +30,8 @@ use std::time::Duration;
 pub const BOOTSTRAP_KUBELET_CONF: &str = "etc/kubernetes/bootstrap-kubelet.conf";
 pub const KUBELET_CONF: &str = "etc/kubernetes/kubelet.conf";
 pub const KUBE_PROXY_CONF: &str = "etc/kubernetes/kube-proxy.conf";
+/// Where a master records the token Secrets it published (persistent: survives reboots), one empty file each.
+pub const PUBLISHED_TOKENS_DIR: &str = "var/lib/k8s-agent/published-tokens";
 /// The first address of the service range (`--service-cluster-ip-range=10.96.0.0/12` in the units).
 pub const SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
 /// The group every node's credentials carry.
@@ -221,6 +223,27 @@ pub async fn ensure_join_objects(
             ));
             continue;
         }
+        // The token is published once: a Secret the operator (or tokencleaner) deleted after that stays deleted,
+        // or rotating the token would be undone by the next reboot of this master.
+        let published_marker = root.join(PUBLISHED_TOKENS_DIR).join(object.name());
+        if object.is_secret() && published_marker.exists() {
+            let outcome = match admin.get(&object.object_path()).await {
+                Ok(Some(_)) => ensure_object(&admin, object).await,
+                Ok(None) => Ok(ObjectOutcome::Skipped {
+                    why: format!(
+                        "this master published it before and it was deleted since (rotated or expired): not made \
+                         again — remove /{PUBLISHED_TOKENS_DIR}/{} to publish it again",
+                        object.name()
+                    ),
+                }),
+                Err(e) => Err(e),
+            };
+            let outcome = outcome.unwrap_or_else(|e| ObjectOutcome::Failed {
+                reason: e.to_string(),
+            });
+            reports.push(report(object, outcome));
+            continue;
+        }
         let mut outcome = ensure_object(&admin, object).await;
         if object.name() == join_objects::CLUSTER_ADMINS_BINDING
             && matches!(&outcome, Err(e) if e.code() == Some(403))
@@ -242,6 +265,12 @@ pub async fn ensure_join_objects(
             reason: e.to_string(),
         });
         tracing::info!(object = %object.describe(), ?outcome, "join object");
+        if object.is_secret()
+            && matches!(outcome, ObjectOutcome::Created | ObjectOutcome::Unchanged)
+            && let Err(e) = atomic_write(&published_marker, b"", 0o600)
+        {
+            tracing::warn!(path = %published_marker.display(), error = %e, "cannot record the published token");
+        }
         reports.push(report(object, outcome));
     }
     Observation::JoinObjectsEnsured(reports)
