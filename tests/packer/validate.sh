@@ -142,7 +142,7 @@ printf 'not a real certificate\n' >"$work/pem"
 for role in master minion; do
   if out=$(CLUSTER_NAME=ci DNS_DOMAIN=k8s HOST_CHECKS=warn KUBE_APISERVER_ARGS='' WEAVE_CONSENSUS=3 \
     CA_CERT_HASH="sha256:$(printf '%064d' 0)" BOOTSTRAP_TOKEN=abcdef.0123456789abcdef CA_CRT_FILE="$work/pem" \
-    APISERVER_CRT_FILE="$work/pem" APISERVER_KEY_FILE="$work/pem" packer/render-user-data.sh "$role" 2>&1) &&
+    CA_KEY_FILE="$work/pem" packer/render-user-data.sh "$role" 2>&1) &&
     [ "$(echo "$out" | head -n 1)" = "#cloud-config" ] &&
     ! echo "$out" | grep -v '^[[:space:]]*#' | grep -q '@[A-Z0-9_]*@' &&
     echo "$out" | grep -q "path: /etc/sysconfig/kubernetes-${role}s"; then
@@ -152,6 +152,22 @@ for role in master minion; do
     echo "$out"
   fi
 done
+# --- `new-cluster` makes a CA (openssl: a CA certificate, its key, kubeadm's pin) and a token that render both roles
+# shellcheck disable=SC1091 # cluster.env is written by the command itself
+if out=$(packer/render-user-data.sh new-cluster "$work/pki" 2>&1) &&
+  (. "$work/pki/cluster.env" && CLUSTER_NAME=ci WEAVE_CONSENSUS=3 packer/render-user-data.sh master >"$work/m.yaml" &&
+    CLUSTER_NAME=ci WEAVE_CONSENSUS=3 packer/render-user-data.sh minion >"$work/n.yaml") &&
+  openssl x509 -in "$work/pki/ca.crt" -noout -ext basicConstraints 2>/dev/null | grep -q 'CA:TRUE' &&
+  grep -q "CA_CERT_HASH=sha256:$(openssl x509 -pubkey -noout -in "$work/pki/ca.crt" | openssl pkey -pubin -outform der |
+    sha256sum | cut -d' ' -f1)" "$work/n.yaml" &&
+  grep -qE 'BOOTSTRAP_TOKEN=[a-z0-9]{6}\.[a-z0-9]{16}$' "$work/n.yaml" &&
+  [ "$(stat -c %a "$work/pki/ca.key")" = 600 ] &&
+  ! packer/render-user-data.sh new-cluster "$work/pki" >/dev/null 2>&1; then
+  ok "render-user-data.sh new-cluster makes a CA + pin + token that render both roles, and never replaces a CA"
+else
+  not_ok "render-user-data.sh new-cluster: $out"
+fi
+
 if out=$(env -u CLUSTER_NAME packer/render-user-data.sh minion 2>&1); then
   not_ok "render-user-data.sh rendered minion.yaml without values"
 elif echo "$out" | grep -q 'needs: .*CLUSTER_NAME'; then
