@@ -4,6 +4,7 @@
 #
 #   demo/apt-suite.sh trixie update                      fetch trixie's lists into $K8S_TEST_CACHE/apt-trixie
 #   demo/apt-suite.sh trixie policy PKG...               apt-cache policy (the candidate is the suite's version)
+#   demo/apt-suite.sh trixie madison PKG...              apt-cache madison (every version the suite offers)
 #   demo/apt-suite.sh trixie download DIR PKG[=VER]...   apt-get download the .debs into DIR (nothing installed)
 #   demo/apt-suite.sh trixie extract DIR PKG=VER         download + dpkg-deb -x into DIR/PKG (prints DIR/PKG)
 #
@@ -25,9 +26,11 @@ KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 need_commands apt-get apt-cache dpkg-deb
 
 mkdir -p "$STATE/lists/partial" "$STATE/cache/archives/partial"
+# An empty dpkg status: what the host has installed (from any repository) must not shadow the suite's versions.
+[ -f "$STATE/status" ] || : >"$STATE/status"
 printf 'deb [signed-by=%s] %s %s main\n' "$KEYRING" "$MIRROR" "$SUITE" >"$STATE/sources.list"
 APT=(-o "Dir::Etc::sourcelist=$STATE/sources.list" -o "Dir::Etc::sourceparts=-" -o "Dir::State::Lists=$STATE/lists"
-  -o "Dir::Cache=$STATE/cache" -o "APT::Get::List-Cleanup=0")
+  -o "Dir::Cache=$STATE/cache" -o "Dir::State::status=$STATE/status" -o "APT::Get::List-Cleanup=0")
 
 update() {
   step "apt-get update for $SUITE (private lists in $STATE)" "it needs the mirror $MIRROR and the keyring $KEYRING"
@@ -40,6 +43,7 @@ if [ "$CMD" = update ] || [ -z "$fresh" ]; then update; fi
 case $CMD in
   update) ;;
   policy) with_system_path apt-cache "${APT[@]}" policy "$@" ;;
+  madison) with_system_path apt-cache "${APT[@]}" madison "$@" ;;
   download | extract)
     [ $# -ge 2 ] || die "usage: demo/apt-suite.sh $SUITE $CMD DIR PKG[=VER]..."
     dir=$1

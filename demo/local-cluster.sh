@@ -5,16 +5,18 @@
 #
 #   demo/local-cluster.sh up [MINIONS]     boot 1 master + MINIONS minions (default 2) and wait until all are Ready
 #   demo/local-cluster.sh add-minion [--no-wait]  boot one more minion (its DNS record first, as an ASG would);
-#                                          MINION_BOOTSTRAP_TOKEN / MINION_CA_CERT_HASH override its join values
+#                                          MINION_BOOTSTRAP_TOKEN / MINION_CA_CERT_HASH override its join values,
+#                                          MINION_NSPAWN_ARGS adds systemd-nspawn arguments (e.g. a --bind-ro)
 #   demo/local-cluster.sh status           `k8s-agent status` of every node
 #   demo/local-cluster.sh down             stop everything; leaves no netns, bridge, cgroup, mount or process
 #   demo/local-cluster.sh leader NODE      the PID 1 of a node (for nsenter -t PID -a)
 #   demo/local-cluster.sh rootfs           build (or reuse) the cached node root filesystem and print its path
 #
 # Needs root, the demo layer (out/demo/layer.tar.gz from demo/build.sh) and the Debian packages .ci/run installs.
+# Nodes can run containers (K8S_TEST_CONTAINERS=1 for tests/nspawn/node.sh: their own cgroup controllers).
 # Layout: a hub network namespace `k8s-local-hub` with bridge br0 (10.79.0.1/24) and dnsmasq on 10.79.0.1:53; each
 # node is tests/nspawn/node.sh's container in its own netns (k8s-test-<node>) with eth0 (10.79.0.1x/24) on br0.
-# The node root filesystem is cached: the bookworm base (tests/nspawn/rootfs.sh) + cloud-init + the lock's host
+# The node root filesystem is cached: the Debian 13 base (tests/nspawn/rootfs.sh) + cloud-init + the lock's host
 # packages (apt in a chroot, once), + the layer (per layer sha256); `k8s-agent check --no-live --root` gates it.
 # State: /run/k8s-local (nodes, addresses, PKI, seeds, dnsmasq pid).
 # KUBE_APISERVER_ARGS (environment) is passed into the master's role file, e.g. --stand-in-ready-delay=5 to make the
@@ -49,14 +51,14 @@ host_packages() {
     "$(dirname "$LAYER")/lock.json"
 }
 
-# bookworm base + cloud-init + host packages, cached by package list. Sets CLOUD_ROOTFS. (Not called in $(...):
+# Debian base + cloud-init + host packages, cached by suite and package list. Sets CLOUD_ROOTFS. (Not called in $(...):
 # its cleanups must run in this shell.)
 cloud_rootfs() {
   local base pkgs dir stamp tmp t0
   base=$("$here/tests/nspawn/rootfs.sh")
   step "reading the host packages from the image lock" "run ./demo/build.sh to make out/demo/lock.json"
   pkgs="cloud-init $(host_packages)"
-  dir=$CACHE/rootfs-cloud
+  dir=$CACHE/rootfs-cloud-${K8S_TEST_SUITE:-trixie}
   stamp="packages=$pkgs base=$(head -n 1 "$base/.k8s-test-stamp")"
   CLOUD_ROOTFS=$dir
   if [ -f "$dir/.k8s-local-stamp" ] && [ "$(cat "$dir/.k8s-local-stamp")" = "$stamp" ]; then return; fi
@@ -195,8 +197,10 @@ boot_node() { # node role ip
     done
     log "cannot wire $node into the hub"; exit 1 ) &
   local wirer=$! leader
-  leader=$("$NODE_SH" up "$node" "$rootfs" --bind-ro="$STATE/seed/$node:/var/lib/cloud/seed/nocloud" \
-    --bind-ro="$STATE/resolv.conf:/etc/resolv.conf")
+  local -a extra=()
+  if [ "$role" = minion ] && [ -n "${MINION_NSPAWN_ARGS:-}" ]; then read -r -a extra <<<"$MINION_NSPAWN_ARGS"; fi
+  leader=$(K8S_TEST_CONTAINERS=1 "$NODE_SH" up "$node" "$rootfs" --bind-ro="$STATE/seed/$node:/var/lib/cloud/seed/nocloud" \
+    --bind-ro="$STATE/resolv.conf:/etc/resolv.conf" "${extra[@]}")
   echo "$leader" > "$STATE/$node.leader"
   wait "$wirer"
 }
@@ -311,5 +315,5 @@ case "${1:-}" in
   down) cmd_down ;;
   leader) leader "$2" ;;
   rootfs) need_root; node_rootfs; echo "$NODE_ROOTFS" ;;
-  *) sed -n '6,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '6,14p' "$0" >&2; exit 2 ;;
 esac

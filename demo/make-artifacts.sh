@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo/make-artifacts.sh: builds demo/artifacts/, the offline artifact directory that manifests/demo.toml points at.
 #
-# No internet needed: Debian bookworm packages (apt-get download from the configured Debian mirror, never installed)
+# No internet needed: Debian 13 (trixie) packages, downloaded with demo/apt-suite.sh (trixie's package lists in a
+# private directory, so a Debian 12 host's apt sources are not touched; never installed)
 # are unpacked with dpkg-deb -x and repacked into files shaped like the upstream release assets; the names Debian
 # does not ship are filled with the k8s-standin program (standin/, built with cargo --release), copied once per name.
 # Finally SHA256SUMS lists every artifact; demo.toml pins each artifact through it.
@@ -25,20 +26,23 @@ script="$here/$(basename "${BASH_SOURCE[0]}")"
 readonly MTIME=1767225600
 readonly ARCH=amd64
 
-# Debian bookworm (amd64) packages and the exact versions the demo manifest records.
+# The Debian suite the artifacts come from: the node root filesystem of the local cluster is the same suite.
+readonly SUITE=trixie
+# Debian 13 (amd64) packages and the exact versions the demo manifest records.
 declare -A PIN=(
-    [etcd-server]="3.4.23-4+b4"
-    [etcd-client]="3.4.23-4+b4"
-    [containernetworking-plugins]="1.1.1+ds1-3+b5"
-    [kubernetes-client]="1.20.5+really1.20.2-1.1+deb12u1"
-    [containerd]="1.6.20~ds1-1+deb12u3"
-    [runc]="1.1.5+ds1-1+deb12u1"
+    [etcd-server]="3.5.16-4"
+    [etcd-client]="3.5.16-4"
+    [containernetworking-plugins]="1.1.1+ds1-3+b17"
+    [kubectl]="1.32.3+ds-2"
+    [containerd]="1.7.24~ds1-6+deb13u1"
+    [runc]="1.1.15+ds1-2+b4"
+    [busybox-static]="1:1.37.0-6+b9"
 )
 # Sorted package list (associative arrays have no order).
 mapfile -t PKGS < <(printf '%s\n' "${!PIN[@]}" | LC_ALL=C sort)
 
-# Names Debian bookworm does not ship (bookworm has no cri-tools package, hence crictl): the stand-in is copied here.
-readonly STANDINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubeadm weaver crictl)
+# Names Debian does not ship (trixie has no cri-tools package, hence crictl): the stand-in is copied here.
+readonly STANDINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubeadm crictl)
 
 note() { log "$*"; }
 need_commands apt-get apt-cache dpkg-deb tar gzip sha256sum cargo cmp
@@ -82,18 +86,20 @@ debian_current() {
     [[ "${FORCE:-}" != 1 && -f "$stamp_file" && "$(cat "$stamp_file")" == "$want_stamp" ]] || return 1
     local f
     for f in "${DEBIAN_ARTIFACTS[@]}"; do [[ -s "$out/$f" ]] || return 1; done
+    [[ -x "$out/.build/busybox" ]] || return 1
 }
 
 # Versions apt offers for a package (one per line), from the local package lists.
 offered() {
-    apt-cache madison "$1" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | LC_ALL=C sort -u
+    "$here/apt-suite.sh" "$SUITE" madison "$1" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' |
+        LC_ALL=C sort -u
 }
 
 updated=0
 apt_update() {
     ((updated)) && return 0
     note "package lists are missing or stale: running apt-get update"
-    with_system_path apt-get update -qq || die "apt-get update failed" "it needs root and the Debian mirror"
+    "$here/apt-suite.sh" "$SUITE" update || die "apt-get update ($SUITE) failed" "it needs the Debian mirror"
     updated=1
 }
 
@@ -104,12 +110,12 @@ check_pins() {
     local bad=()
     for p in "${PKGS[@]}"; do
         have=$(offered "$p")
-        [[ -n "$have" ]] || die "apt knows no package $p: is this Debian bookworm with the main component enabled?"
+        [[ -n "$have" ]] || die "Debian $SUITE has no package $p" "check the mirror (K8S_TEST_MIRROR) and the PIN table"
         if ! grep -qxF -- "${PIN[$p]}" <<<"$have"; then
             bad+=("$p: pinned ${PIN[$p]}, apt offers $(tr '\n' ' ' <<<"$have")")
             continue
         fi
-        cand=$(apt-cache policy "$p" | awk '/Candidate:/ { print $2 }')
+        cand=$("$here/apt-suite.sh" "$SUITE" policy "$p" 2>/dev/null | awk '/Candidate:/ { print $2 }')
         if [[ -n "$cand" && "$cand" != "${PIN[$p]}" ]]; then
             note "note: $p ${PIN[$p]} is pinned; apt's candidate is $cand (the demo keeps the pin)"
         fi
@@ -151,10 +157,10 @@ build_debian() {
     for p in "${PKGS[@]}"; do specs+=("$p=${PIN[$p]}"); done
     note "downloading ${#specs[@]} Debian packages: ${specs[*]}"
     step "apt-get download ${specs[*]}" "apt-get's message is above; it needs the Debian mirror"
-    if ! (cd "$tmp/debs" && with_system_path apt-get download -qq "${specs[@]}"); then
+    if ! "$here/apt-suite.sh" "$SUITE" download "$tmp/debs" "${specs[@]}"; then
         ((updated)) && die "apt-get download failed (see above)"
         apt_update
-        (cd "$tmp/debs" && with_system_path apt-get download -qq "${specs[@]}")
+        "$here/apt-suite.sh" "$SUITE" download "$tmp/debs" "${specs[@]}"
     fi
     step "repacking the Debian packages into upstream-shaped artifacts"
 
@@ -199,11 +205,16 @@ build_debian() {
     det_tar "$tmp/stage/containerd" bin | write_artifact "$CONTAINERD_TGZ"
 
     # Single binaries, as upstream publishes kubectl and runc.amd64.
-    need "$tmp/x/kubernetes-client/usr/bin/kubectl"
-    write_artifact "$KUBECTL" <"$tmp/x/kubernetes-client/usr/bin/kubectl"
+    need "$tmp/x/kubectl/usr/bin/kubectl"
+    write_artifact "$KUBECTL" <"$tmp/x/kubectl/usr/bin/kubectl"
     need "$tmp/x/runc/usr/sbin/runc"
     write_artifact "$RUNC" <"$tmp/x/runc/usr/sbin/runc"
     chmod 0755 "$out/$KUBECTL" "$out/$RUNC"
+
+    # busybox (statically linked) is not an artifact: it is the shell of the stand-in weave image below.
+    need "$tmp/x/busybox-static/usr/bin/busybox"
+    mkdir -p "$out/.build"
+    install -m 0755 "$tmp/x/busybox-static/usr/bin/busybox" "$out/.build/busybox"
 
     printf '%s\n' "$want_stamp" >"$stamp_file"
 }
@@ -229,7 +240,45 @@ for name in "${STANDINS[@]}"; do
     fi
 done
 
-# Committed demo files (the containerd 1.6 config replacing the image's containerd 2.x one).
+# --- container images (OCI archives, made deterministically by `imagebuilder oci-image`) ----------------------------
+# The sandbox image: the pause program of this workspace (pause/), statically linked, built reproducibly (paths
+# remapped, so another checkout or target directory gives the same bytes and the same image digest as
+# manifests/demo.toml pins). A real component, not a stand-in.
+step "building pause (static) and the demo's container images" "the compiler's or imagebuilder's message is above"
+target=${CARGO_TARGET_DIR:-$root/target}
+rustflags=$(printf '%s\x1f%s\x1f%s' -Ctarget-feature=+crt-static "--remap-path-prefix=$root=/build" \
+    "--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo")
+(cd "$root" && CARGO_ENCODED_RUSTFLAGS=$rustflags cargo build --release --quiet --locked -p pause \
+    --target x86_64-unknown-linux-gnu)
+(cd "$root" && cargo build --release --quiet --locked -p imagebuilder)
+pause_bin=$target/x86_64-unknown-linux-gnu/release/pause
+imagebuilder=$target/release/imagebuilder
+PAUSE_IMAGE=pause-3.10.1.oci.tar
+WEAVE_IMAGE=weave-kube-standin-2.8.1.oci.tar
+declare -A IMAGE_DIGEST=()
+make_image() { # out-name imagebuilder-args...
+    local name=$1 printed
+    shift
+    printed=$("$imagebuilder" oci-image --created "$MTIME" --arch "$ARCH" --out "$out/.$name.tmp" "$@")
+    IMAGE_DIGEST[$name]=${printed%% *}
+    if cmp -s "$out/.$name.tmp" "$out/$name"; then rm -f "$out/.$name.tmp"; else mv -f "$out/.$name.tmp" "$out/$name"; fi
+}
+make_image "$PAUSE_IMAGE" --ref localhost/k8s-image/pause:3.10.1 --file "$pause_bin:/pause:0755" \
+    --entrypoint /pause --user 65535:65535 --label org.k8s-image.source=workspace:pause
+# The weave image is a STAND-IN: Weave Net's images cannot be fetched offline. busybox (Debian's busybox-static)
+# runs two scripts with weave-kube's names, so the path archive → import → containerd + runc → a running container
+# is the real one while the program is not.
+# shellcheck disable=SC2016 # the script's own variables, expanded when it runs in the container
+printf '#!/bin/busybox sh\necho "STAND-IN weave-kube (k8s-image demo, not Weave Net): IPALLOC_INIT=$IPALLOC_INIT KUBE_PEERS=$KUBE_PEERS"\ntrap "exit 0" TERM INT\nwhile :; do /bin/busybox sleep 3600 & wait $!; done\n' \
+    >"$out/.build/launch.sh"
+printf '#!/bin/busybox sh\necho "STAND-IN weave-kube init (k8s-image demo): no CNI plugin installed"\n' >"$out/.build/init.sh"
+make_image "$WEAVE_IMAGE" --ref localhost/k8s-image/weave-kube-standin:2.8.1 \
+    --file "$out/.build/busybox:/bin/busybox:0755" --file "$out/.build/launch.sh:/home/weave/launch.sh:0755" \
+    --file "$out/.build/init.sh:/home/weave/init.sh:0755" --entrypoint /home/weave/launch.sh \
+    --label org.k8s-image.standin=true
+IMAGE_ARTIFACTS=("$PAUSE_IMAGE" "$WEAVE_IMAGE")
+
+# Committed demo files (the containerd 1.7 config replacing the image's containerd 2.x one).
 CONFIG_ARTIFACTS=(containerd-config-v2.toml)
 for name in "${CONFIG_ARTIFACTS[@]}"; do
     if ! cmp -s "$root/demo/$name" "$out/$name"; then
@@ -239,7 +288,8 @@ for name in "${CONFIG_ARTIFACTS[@]}"; do
 done
 
 # Anything else in the directory is left over from other pins; SHA256SUMS must list exactly the artifacts.
-mapfile -t ARTIFACTS < <(printf '%s\n' "${DEBIAN_ARTIFACTS[@]}" "${STANDINS[@]}" "${CONFIG_ARTIFACTS[@]}" | LC_ALL=C sort)
+mapfile -t ARTIFACTS < <(printf '%s\n' "${DEBIAN_ARTIFACTS[@]}" "${STANDINS[@]}" "${IMAGE_ARTIFACTS[@]}" \
+    "${CONFIG_ARTIFACTS[@]}" | LC_ALL=C sort)
 shopt -s nullglob
 for f in "$out"/*; do
     base=$(basename "$f")
@@ -267,8 +317,11 @@ source_of() {
     "$ETCD_TGZ") echo "debian etcd-server + etcd-client ${PIN[etcd-server]}" ;;
     "$CNI_TGZ") echo "debian containernetworking-plugins ${PIN[containernetworking-plugins]}" ;;
     "$CONTAINERD_TGZ") echo "debian containerd ${PIN[containerd]}" ;;
-    "$KUBECTL") echo "debian kubernetes-client ${PIN[kubernetes-client]}" ;;
+    "$KUBECTL") echo "debian kubectl ${PIN[kubectl]}" ;;
     "$RUNC") echo "debian runc ${PIN[runc]}" ;;
+    "$PAUSE_IMAGE") echo "OCI image of this workspace's pause (static), manifest ${IMAGE_DIGEST[$1]}" ;;
+    "$WEAVE_IMAGE") echo "STAND-IN OCI image (busybox-static + 2 scripts), manifest ${IMAGE_DIGEST[$1]}" ;;
+    containerd-config-v2.toml) echo "demo/containerd-config-v2.toml" ;;
     *) echo "STAND-IN (k8s-standin, not the real binary)" ;;
     esac
 }

@@ -124,6 +124,8 @@ pub struct AgentConfig {
     pub host_view: HostView,
     /// Send `sd_notify` messages (when `NOTIFY_SOCKET` is set).
     pub notify: bool,
+    /// containerd's client, for importing the baked images.
+    pub ctr: PathBuf,
 }
 
 impl AgentConfig {
@@ -136,6 +138,7 @@ impl AgentConfig {
             unit_timeout: Duration::from_secs(300),
             host_view: HostView::default(),
             notify: true,
+            ctr: PathBuf::from(crate::edge::images::CTR),
         }
     }
 
@@ -424,6 +427,14 @@ pub async fn run_agent<U: UnitControl>(
             }
             Action::WriteWeaveEnv { path, contents } => {
                 let target = cfg.root.join(&path);
+                // weave.service runs the image the image's lock bakes as `weave-kube` (its default otherwise).
+                let image = crate::image_info::ImageLock::read(&cfg.root)
+                    .ok()
+                    .and_then(|lock| crate::weave::weave_image(&lock));
+                let contents = match image {
+                    Some(reference) => format!("{contents}WEAVE_IMAGE={reference}\n"),
+                    None => contents,
+                };
                 atomic_write(&target, contents.as_bytes(), 0o644).map_err(|e| {
                     AgentError::Write {
                         path: target.clone(),
@@ -431,6 +442,13 @@ pub async fn run_agent<U: UnitControl>(
                     }
                 })?;
                 tracing::info!(path = %target.display(), "weave env written");
+                let cni = cfg.root.join(crate::weave::WEAVE_CNI_CONFIG);
+                atomic_write(&cni, crate::weave::render_cni_config().as_bytes(), 0o644).map_err(
+                    |e| AgentError::Write {
+                        path: cni.clone(),
+                        reason: e.to_string(),
+                    },
+                )?;
                 Observation::WeaveEnvWritten
             }
             Action::EnsurePki {
@@ -484,6 +502,9 @@ pub async fn run_agent<U: UnitControl>(
                     cfg.probe_timeout,
                 )
                 .await
+            }
+            Action::ImportImages => {
+                crate::edge::images::import_images(&cfg.root, &cfg.ctr, cfg.unit_timeout).await
             }
             Action::CheckKubeletCredentials => {
                 let config = role_config(cfg, &mut role);

@@ -55,6 +55,24 @@ pub struct LockedArtifact {
     pub standin: bool,
     /// Every file this artifact installed, sorted by path.
     pub files: Vec<InstalledFile>,
+    /// A container image archive: what it is and where it is baked (absent for other artifacts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<LockedImage>,
+}
+
+/// A container image baked into the image (`/usr/share/k8s-image/images/<name>.tar`), imported at boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedImage {
+    /// The reference containerd names it by, e.g. `registry.k8s.io/pause:3.10.1`.
+    pub reference: String,
+    /// The digest of its manifest (or index), `sha256:<hex>`, verified against the archive at build time; what
+    /// `ctr -n k8s.io images ls` must show after the import.
+    pub manifest_digest: String,
+    /// Where the archive is on the node.
+    pub archive: String,
+    /// Platforms the archive holds, e.g. `linux/amd64`.
+    pub platforms: Vec<String>,
 }
 
 /// One file installed into the image.
@@ -77,6 +95,14 @@ impl InstalledFile {
 }
 
 impl ImageLock {
+    /// The container images baked into the image, in manifest order.
+    pub fn images(&self) -> Vec<(&LockedArtifact, &LockedImage)> {
+        self.artifacts
+            .iter()
+            .filter_map(|a| a.image.as_ref().map(|i| (a, i)))
+            .collect()
+    }
+
     /// Path of the lock inside a tree rooted at `root`.
     pub fn path_under(root: &Path) -> PathBuf {
         root.join(IMAGE_INFO_DIR).join(LOCK_FILE)
@@ -161,6 +187,39 @@ pub struct SpdxPackage {
     pub supplier: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Container images: their `purl` (`pkg:oci/...`), reference and manifest digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_refs: Vec<SpdxExternalRef>,
+}
+
+/// An SPDX 2.3 external reference (`referenceCategory` / `referenceType` / `referenceLocator`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpdxExternalRef {
+    pub reference_category: String,
+    pub reference_type: String,
+    pub reference_locator: String,
+}
+
+/// The package URL of a container image (purl spec, type `oci`): `pkg:oci/<last path component>@<digest>` with
+/// `repository_url` and `tag` qualifiers, e.g. `pkg:oci/pause@sha256%3Aab…?repository_url=registry.k8s.io/pause&tag=3.10.1`.
+pub fn oci_purl(reference: &str, manifest_digest: &str) -> String {
+    let (repository, tag) = match reference.split_once('@') {
+        Some((name, _)) => (name, None),
+        None => match reference.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+            _ => (reference, None),
+        },
+    };
+    let name = repository.rsplit('/').next().unwrap_or(repository);
+    let mut purl = format!(
+        "pkg:oci/{name}@{}?repository_url={repository}",
+        manifest_digest.replace(':', "%3A")
+    );
+    if let Some(tag) = tag {
+        purl.push_str(&format!("&tag={tag}"));
+    }
+    purl
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

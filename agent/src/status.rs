@@ -72,6 +72,8 @@ pub struct JoinView {
     pub discovered_ca_hash: Option<String>,
     /// Minion: kubelet's TLS bootstrap result.
     pub kubelet_credentials: Option<crate::plan::KubeletCredentials>,
+    /// Minion: the baked container images in containerd (reference, digest, imported / present / …).
+    pub images: Vec<crate::plan::ImageReport>,
 }
 
 /// The Weave decision as shown.
@@ -301,6 +303,19 @@ impl StatusReport {
                     format!("{server} (cluster-info signed with the token; CA {hash})"),
                 );
             }
+            for i in &j.images {
+                let outcome = match &i.outcome {
+                    crate::plan::ImageOutcome::Imported { millis } => {
+                        format!("imported and pinned in {millis} ms")
+                    }
+                    crate::plan::ImageOutcome::Present => "present, pinned".to_string(),
+                    crate::plan::ImageOutcome::WrongDigest { found } => {
+                        format!("WRONG DIGEST: containerd has {found}")
+                    }
+                    crate::plan::ImageOutcome::Failed { reason } => format!("FAILED: {reason}"),
+                };
+                line("image", format!("{} {} {outcome}", i.reference, i.digest));
+            }
             if let Some(k) = &j.kubelet_credentials {
                 let text = match k {
                     crate::plan::KubeletCredentials::Issued { subject, not_after } => {
@@ -378,8 +393,10 @@ fn join_view(state: &AgentState) -> Option<JoinView> {
         discovered_server: state.discovered_server.clone(),
         discovered_ca_hash: state.discovered_ca_hash.clone(),
         kubelet_credentials: state.kubelet_credentials.clone(),
+        images: state.images.clone(),
     };
     let empty = view.node_name.is_none()
+        && view.images.is_empty()
         && view.pki_written.is_empty()
         && view.objects.is_empty()
         && view.discovered_server.is_none()

@@ -277,6 +277,7 @@ fn artifact(name: &str, standin: bool, files: Vec<InstalledFile>) -> LockedArtif
         checksum_source: "manifest".to_owned(),
         standin,
         files,
+        image: None,
     }
 }
 

@@ -175,6 +175,11 @@ fn run_minion(world: &World, me: Ipv4Addr, boot: u64, consensus: u32, rng: &mut 
                     },
                 }
             }
+            // No images baked in this world.
+            Action::ImportImages => {
+                now += 1;
+                Observation::ImagesImported(Vec::new())
+            }
             Action::EnsurePki { .. } | Action::EnsureJoinObjects { .. } => {
                 panic!("a minion never does {action:?}")
             }

@@ -88,6 +88,8 @@ pub struct FetchOptions {
     pub timeout: Duration,
     /// Delay before the second attempt; doubles each time.
     pub retry_delay: Duration,
+    /// Talk plain HTTP to container registries (a local test registry or mirror only; never for the internet).
+    pub plain_http_registries: bool,
 }
 
 /// The content-addressed cache directory.
@@ -203,6 +205,11 @@ impl Fetcher {
 
     pub fn offline(&self) -> bool {
         self.opts.offline
+    }
+
+    /// The options it was made with.
+    pub fn options(&self) -> &FetchOptions {
+        &self.opts
     }
 
     /// Resolves the expected checksum from a published checksum file. Online, the file is fetched every time (it is

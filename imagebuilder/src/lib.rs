@@ -12,8 +12,10 @@ pub mod checksum;
 pub mod fetch;
 pub mod layer;
 pub mod manifest;
+pub mod oci;
 pub mod parallel_gz;
 pub mod progress;
+pub mod registry;
 pub mod sbom;
 pub mod stage;
 
@@ -22,7 +24,7 @@ use fetch::{FetchError, FetchOptions, FetchedFrom, Fetcher};
 use futures_util::StreamExt;
 use k8s_agent::image_info::{
     IMAGE_INFO_DIR, ImageLock, InstalledFile, LOCK_FILE, LOCK_SCHEMA_VERSION, LockedArtifact,
-    MANIFEST_FILE, SBOM_FILE,
+    LockedImage, MANIFEST_FILE, SBOM_FILE,
 };
 use manifest::{Artifact, ChecksumPin, Install, Manifest, ManifestError};
 use progress::Progress;
@@ -69,6 +71,14 @@ pub enum BuildError {
     Checks(String),
     #[error("{path}: {reason}\n  hint: check free space and permissions of the output directory")]
     Output { path: PathBuf, reason: String },
+    #[error(
+        "artifact {artifact:?} ({url}) is not the container image the manifest says: {reason}\n  hint: the archive must be an OCI image layout tar (skopeo copy … oci-archive:FILE) whose index.json names manifest_digest; fix the digest or the archive"
+    )]
+    Image {
+        artifact: String,
+        url: String,
+        reason: String,
+    },
 }
 
 /// Inputs of a build.
@@ -144,7 +154,11 @@ pub fn source_date_epoch(manifest: &Manifest, env: Option<&str>) -> Result<u64, 
     }
 }
 
-async fn fetch_one(fetcher: &Fetcher, artifact: &Artifact) -> Result<FetchedArtifact, FetchError> {
+async fn fetch_one(
+    fetcher: &Fetcher,
+    artifact: &Artifact,
+    arch: &str,
+) -> Result<FetchedArtifact, FetchError> {
     let label = format!("{} {}", artifact.name, artifact.version);
     let (checksum, source) = match &artifact.pin {
         ChecksumPin::Fixed(c) => (c.clone(), "manifest".to_string()),
@@ -152,6 +166,7 @@ async fn fetch_one(fetcher: &Fetcher, artifact: &Artifact) -> Result<FetchedArti
             fetcher.resolve_published(url, &artifact.url).await?,
             artifact.checksum_label.clone(),
         ),
+        ChecksumPin::Registry => return pull_image(fetcher, artifact, arch).await,
     };
     let (blob, from) = fetcher
         .fetch_verified(&label, &artifact.url, &checksum, &source)
@@ -165,6 +180,78 @@ async fn fetch_one(fetcher: &Fetcher, artifact: &Artifact) -> Result<FetchedArti
     })
 }
 
+/// A container image pulled from its registry by digest into `<cache>/oci/<key>.tar` (key: reference, digest and
+/// architecture), verified on every use: a cache hit is re-verified with [`oci::verify_image_archive`], a pull
+/// verifies every document and blob by digest before the archive is renamed into the cache.
+async fn pull_image(
+    fetcher: &Fetcher,
+    artifact: &Artifact,
+    arch: &str,
+) -> Result<FetchedArtifact, FetchError> {
+    let Install::Image {
+        reference,
+        manifest_digest,
+        ..
+    } = &artifact.install
+    else {
+        return Err(FetchError::Other {
+            url: artifact.url.clone(),
+            reason: "only a container image is pulled from a registry".to_string(),
+        });
+    };
+    let key = sha256_hex(format!("{reference}\n{manifest_digest}\n{arch}\n").as_bytes());
+    let dir = fetcher.cache().root.join("oci");
+    let cached = dir.join(format!("{key}.tar"));
+    let cache_err = |e: std::io::Error| FetchError::Cache {
+        path: dir.clone(),
+        reason: e.to_string(),
+    };
+    let from =
+        if cached.is_file() && oci::verify_image_archive(&cached, manifest_digest, arch).is_ok() {
+            FetchedFrom::Cache
+        } else {
+            if fetcher.offline() {
+                return Err(FetchError::OfflineMissing {
+                    missing: vec![format!(
+                        "image {reference} ({manifest_digest}) from its registry"
+                    )],
+                });
+            }
+            std::fs::create_dir_all(&dir).map_err(cache_err)?;
+            let tmp = tempfile::Builder::new()
+                .prefix(".pull-")
+                .tempfile_in(&dir)
+                .map_err(cache_err)?;
+            let image = registry::ImageRef::parse(reference).map_err(|e| FetchError::Other {
+                url: artifact.url.clone(),
+                reason: e.to_string(),
+            })?;
+            let opts = registry::PullOptions {
+                timeout: fetcher.options().timeout,
+                attempts: fetcher.options().attempts,
+                plain_http: fetcher.options().plain_http_registries,
+            };
+            registry::pull_to_archive(&image, manifest_digest, arch, tmp.path(), &opts)
+                .await
+                .map_err(|e| FetchError::Other {
+                    url: artifact.url.clone(),
+                    reason: e.to_string(),
+                })?;
+            tmp.persist(&cached).map_err(|e| cache_err(e.error))?;
+            FetchedFrom::Network
+        };
+    let file = std::fs::File::open(&cached).map_err(cache_err)?;
+    let digest =
+        checksum::digest_reader(checksum::ChecksumAlgo::Sha256, file).map_err(cache_err)?;
+    Ok(FetchedArtifact {
+        artifact: artifact.clone(),
+        blob: cached,
+        checksum: digest,
+        checksum_source: artifact.checksum_label.clone(),
+        from,
+    })
+}
+
 /// Fetches and verifies every artifact of `manifest` into the cache. In offline mode, every missing item is
 /// reported at once.
 pub async fn fetch_all(
@@ -173,7 +260,7 @@ pub async fn fetch_all(
 ) -> Result<Vec<FetchedArtifact>, BuildError> {
     let results: Vec<Result<FetchedArtifact, FetchError>> =
         futures_util::stream::iter(manifest.artifacts.iter())
-            .map(|a| fetch_one(fetcher, a))
+            .map(|a| fetch_one(fetcher, a, manifest.arch.as_str()))
             .buffered(FETCH_CONCURRENCY)
             .collect()
             .await;
@@ -236,7 +323,7 @@ fn stage_all(
                         Ok(part)
                     }))
                 }
-                Install::File { .. } => None,
+                Install::File { .. } | Install::Image { .. } => None,
             })
             .collect();
         handles
@@ -249,8 +336,32 @@ fn stage_all(
     }
     for f in fetched {
         let a = &f.artifact;
-        if let Install::File { path, mode, .. } = &a.install {
-            staging.add_file(path, &f.blob, *mode, &a.name)?;
+        let mut image = None;
+        match &a.install {
+            Install::File { path, mode, .. } => {
+                staging.add_file(path, &f.blob, *mode, &a.name)?;
+            }
+            Install::Image {
+                reference,
+                manifest_digest,
+                path,
+            } => {
+                let verified =
+                    oci::verify_image_archive(&f.blob, manifest_digest, manifest.arch.as_str())
+                        .map_err(|error| BuildError::Image {
+                            artifact: a.name.clone(),
+                            url: a.source_label.clone(),
+                            reason: error.to_string(),
+                        })?;
+                staging.add_file(path, &f.blob, 0o644, &a.name)?;
+                image = Some(LockedImage {
+                    reference: reference.clone(),
+                    manifest_digest: verified.manifest_digest,
+                    archive: path.clone(),
+                    platforms: verified.platforms,
+                });
+            }
+            Install::Archive { .. } => {}
         }
         artifacts.push(LockedArtifact {
             name: a.name.clone(),
@@ -260,6 +371,7 @@ fn stage_all(
             checksum_source: f.checksum_source.clone(),
             standin: a.standin,
             files: vec![],
+            image,
         });
     }
 
@@ -275,6 +387,7 @@ fn stage_all(
         checksum_source: "built".to_string(),
         standin: false,
         files: vec![],
+        image: None,
     });
 
     let content = stage::list_node_content(&opts.content_dir)?;
@@ -334,6 +447,7 @@ fn stage_all(
         checksum_source: "built".to_string(),
         standin: false,
         files: vec![],
+        image: None,
     });
 
     for locked in &mut artifacts {

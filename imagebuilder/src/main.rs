@@ -1,5 +1,6 @@
-//! `imagebuilder` command line: `build` (manifest → layer.tar.gz + SBOM + lock) and `fetch` (fill the cache only,
-//! for air-gapped builds).
+//! `imagebuilder` command line: `build` (manifest → layer.tar.gz + SBOM + lock), `fetch` (fill the cache only, for
+//! air-gapped builds), `oci-image` (pack files into a deterministic OCI image archive: the demo's pause image) and
+//! `verify-image` (check an image archive against a manifest digest).
 //!
 //! Exit codes: 0 success; 1 the build or fetch failed (bad manifest, download, checksum, checks, output); 2 usage
 //! error (bad flags).
@@ -30,6 +31,52 @@ enum Command {
     Build(BuildArgs),
     /// Fetch and verify every artifact into the cache, nothing else (then build --offline).
     Fetch(FetchArgs),
+    /// Pack files into an OCI image archive, deterministically (same inputs, same bytes and digest).
+    OciImage(OciImageArgs),
+    /// Verify an image archive (every blob's digest) against its manifest digest; print what it holds.
+    VerifyImage(VerifyImageArgs),
+}
+
+#[derive(Args)]
+struct OciImageArgs {
+    /// The image reference containerd will name it by, e.g. registry.k8s.io/pause:3.10.1.
+    #[arg(long = "ref")]
+    reference: String,
+    /// amd64 or arm64.
+    #[arg(long, default_value = "amd64")]
+    arch: String,
+    /// A file: SRC:DEST:MODE (DEST absolute in the image, MODE octal), e.g. target/…/pause:/pause:0755.
+    #[arg(long = "file")]
+    files: Vec<String>,
+    /// The entrypoint, one argument each time (--entrypoint /pause).
+    #[arg(long, allow_hyphen_values = true)]
+    entrypoint: Vec<String>,
+    /// Environment of the image's config: K=V.
+    #[arg(long)]
+    env: Vec<String>,
+    /// Labels of the image's config: K=V.
+    #[arg(long)]
+    label: Vec<String>,
+    /// The user the process runs as, e.g. 65535:65535 (upstream pause's).
+    #[arg(long)]
+    user: Option<String>,
+    /// Creation time (seconds since the epoch) [default: $SOURCE_DATE_EPOCH].
+    #[arg(long)]
+    created: Option<i64>,
+    /// The archive to write (temp file + rename).
+    #[arg(long, short = 'o')]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct VerifyImageArgs {
+    /// The image archive (OCI image layout in a tar).
+    archive: PathBuf,
+    /// The manifest (or index) digest it must hold, sha256:<hex>.
+    #[arg(long)]
+    digest: String,
+    #[arg(long, default_value = "amd64")]
+    arch: String,
 }
 
 #[derive(Args)]
@@ -52,6 +99,9 @@ struct FetchArgs {
     /// No progress output.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Pull container images over plain HTTP (a local test registry or mirror only).
+    #[arg(long)]
+    plain_http_registries: bool,
 }
 
 #[derive(Args)]
@@ -81,6 +131,7 @@ impl FetchArgs {
             attempts: self.attempts,
             timeout: Duration::from_secs(self.timeout),
             retry_delay: Duration::from_millis(500),
+            plain_http_registries: self.plain_http_registries,
         })
     }
 }
@@ -139,6 +190,64 @@ async fn run_build(args: BuildArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn key_values(
+    pairs: &[String],
+    what: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("{what} {p:?} is not K=V"))
+        })
+        .collect()
+}
+
+fn run_oci_image(args: OciImageArgs) -> anyhow::Result<()> {
+    use imagebuilder::oci;
+    let created = match args.created {
+        Some(c) => c,
+        None => std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .context("no creation time: pass --created SECONDS or set SOURCE_DATE_EPOCH (images must be reproducible)")?,
+    };
+    let files = args
+        .files
+        .iter()
+        .map(|f| oci::parse_file_arg(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spec = oci::OciImageSpec {
+        files,
+        entrypoint: args.entrypoint,
+        env: args.env,
+        ref_name: args.reference,
+        arch: args.arch,
+        created_unix: created,
+        labels: key_values(&args.label, "label")?,
+        user: args.user,
+    };
+    let digest = oci::write_oci_archive_file(&spec, &args.out)?;
+    println!("{digest}  {}", args.out.display());
+    Ok(())
+}
+
+fn run_verify_image(args: VerifyImageArgs) -> anyhow::Result<()> {
+    let image = imagebuilder::oci::verify_image_archive(&args.archive, &args.digest, &args.arch)?;
+    println!(
+        "{}: {} ({}), {} ({} layers, {} bytes of blobs), names: {}",
+        args.archive.display(),
+        image.manifest_digest,
+        image.media_type,
+        image.platforms.join(", "),
+        image.layers.len(),
+        image.total_blob_bytes,
+        image.ref_names.join(", ")
+    );
+    Ok(())
+}
+
 async fn run_fetch(args: FetchArgs) -> anyhow::Result<()> {
     let progress = Progress::for_stderr(args.quiet);
     let manifest = Manifest::load(&args.manifest)?;
@@ -175,6 +284,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Build(args) => run_build(args).await,
             Command::Fetch(args) => run_fetch(args).await,
+            Command::OciImage(args) => run_oci_image(args),
+            Command::VerifyImage(args) => run_verify_image(args),
         }
     });
     match result {

@@ -20,6 +20,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const MIN_KUBERNETES_MINOR: u32 = 33;
 /// Paths the builder writes itself; artifacts may not install there.
 pub const RESERVED_PATHS: &[&str] = &["/usr/share/k8s-image", "/usr/bin/k8s-agent"];
+/// Where container image archives are baked (one `<artifact name>.tar` each), for the agent to import at boot.
+pub const IMAGES_DIR: &str = "/usr/share/k8s-image/images";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +52,9 @@ struct RawHost {
 struct RawArtifact {
     name: Spanned<String>,
     version: Spanned<String>,
-    url: Spanned<String>,
+    /// Where the bytes are; optional only for an image pulled from its registry by digest.
+    #[serde(default)]
+    url: Option<Spanned<String>>,
     #[serde(default)]
     sha256: Option<Spanned<String>>,
     #[serde(default)]
@@ -75,6 +79,12 @@ struct RawInstall {
     mode: Option<Spanned<String>>,
     #[serde(default)]
     replace_content: Option<Spanned<bool>>,
+    /// A container image archive: its reference (`registry.k8s.io/pause:3.10.1`).
+    #[serde(default)]
+    image: Option<Spanned<String>>,
+    /// With `image`: the image's manifest digest (`sha256:<hex>`), checked against the archive at build time.
+    #[serde(default)]
+    manifest_digest: Option<Spanned<String>>,
 }
 
 /// A checked manifest.
@@ -135,6 +145,9 @@ pub enum ChecksumPin {
     Fixed(Checksum),
     /// Read from a published checksum file (bare digest or `sha256sum` lines).
     Published(Url),
+    /// A container image pulled from its registry: its `manifest_digest` pins every byte (the registry's
+    /// documents and blobs are content-addressed); the archive made from them is hashed after the pull.
+    Registry,
 }
 
 /// How an artifact lands in the image.
@@ -154,13 +167,20 @@ pub enum Install {
         members: Vec<String>,
         mode: u32,
     },
+    /// A container image archive (OCI image layout in a tar), verified against `manifest_digest` and baked at
+    /// `path` (`/usr/share/k8s-image/images/<name>.tar`, 0644) for the agent to import into containerd at boot.
+    Image {
+        reference: String,
+        manifest_digest: String,
+        path: String,
+    },
 }
 
 impl Install {
     /// Every node path this install writes, in manifest order.
     pub fn target_paths(&self) -> Vec<String> {
         match self {
-            Install::File { path, .. } => vec![path.clone()],
+            Install::File { path, .. } | Install::Image { path, .. } => vec![path.clone()],
             Install::Archive { dir, members, .. } => members
                 .iter()
                 .map(|m| format!("{}/{}", dir.trim_end_matches('/'), member_basename(m)))
@@ -251,6 +271,16 @@ pub enum ManifestErrorKind {
     ReplaceWithoutFile {
         artifact: String,
     },
+    /// `image` together with `file`/`dir`/`members`/`mode`, or `manifest_digest` without `image`.
+    ImageInstall {
+        artifact: String,
+        reason: String,
+    },
+    BadImageReference {
+        reference: String,
+        reason: String,
+    },
+    BadManifestDigest(String),
 }
 
 impl ManifestErrorKind {
@@ -302,6 +332,13 @@ impl ManifestErrorKind {
                     "artifact {artifact:?}: replace_content only goes with a single-file install"
                 )
             }
+            ImageInstall { artifact, reason } => format!("artifact {artifact:?}: {reason}"),
+            BadImageReference { reference, reason } => {
+                format!("image {reference:?} is not a usable image reference: {reason}")
+            }
+            BadManifestDigest(d) => {
+                format!("manifest_digest {d:?} is not a digest like \"sha256:<64 hex>\"")
+            }
         }
     }
 
@@ -349,6 +386,18 @@ impl ManifestErrorKind {
             BadHostPackage(_) => "use the package's Debian name, e.g. \"conntrack\"",
             ReplaceWithoutFile { .. } => {
                 "use install = { file = \"/etc/...\", replace_content = true } to replace one node-content file"
+            }
+            ImageInstall { .. } => {
+                "an image is installed with install = { image = \"registry/name:tag\", manifest_digest = \"sha256:…\" } \
+                 and nothing else (the builder bakes it under /usr/share/k8s-image/images/)"
+            }
+            BadImageReference { .. } => {
+                "write the full reference as containerd names it: registry host, repository and tag, e.g. \
+                 \"registry.k8s.io/pause:3.10.1\""
+            }
+            BadManifestDigest(_) => {
+                "the digest of the image's manifest (or index), as `skopeo inspect --raw … | sha256sum` or the \
+                 registry shows it"
             }
         }
     }
@@ -505,10 +554,12 @@ impl Manifest {
                 ));
             }
             let install_span = raw_artifact.get_ref().install.span();
+            let builder_chosen = matches!(artifact.install, Install::Image { .. });
             for target in artifact.install.target_paths() {
-                if RESERVED_PATHS
-                    .iter()
-                    .any(|r| target == *r || target.starts_with(&format!("{r}/")))
+                if !builder_chosen
+                    && RESERVED_PATHS
+                        .iter()
+                        .any(|r| target == *r || target.starts_with(&format!("{r}/")))
                 {
                     return Err(map.error(
                         install_span.clone(),
@@ -586,8 +637,11 @@ fn check_artifact(
             ManifestErrorKind::Toml("version must not be empty".to_string()),
         ));
     }
-    let url = resolve_url(map, &raw.url, base_url)?;
-    let source_label = display_label(raw.url.get_ref(), &url, relative_base);
+    let Some(raw_url) = &raw.url else {
+        return registry_image_artifact(map, spanned, name);
+    };
+    let url = resolve_url(map, raw_url, base_url)?;
+    let source_label = display_label(raw_url.get_ref(), &url, relative_base);
 
     let pins = [
         raw.sha256.is_some(),
@@ -626,6 +680,74 @@ fn check_artifact(
         Some(m) => parse_mode(m.get_ref())
             .ok_or_else(|| map.error(m.span(), ManifestErrorKind::BadMode(m.get_ref().clone())))?,
     };
+    if let (None, Some(d)) = (&install_raw.image, &install_raw.manifest_digest) {
+        return Err(map.error(
+            d.span(),
+            ManifestErrorKind::ImageInstall {
+                artifact: name,
+                reason: "manifest_digest only goes with image".to_string(),
+            },
+        ));
+    }
+    if let Some(reference) = &install_raw.image {
+        let extra = [
+            install_raw.file.as_ref().map(|v| ("file", v.span())),
+            install_raw.dir.as_ref().map(|v| ("dir", v.span())),
+            install_raw.members.as_ref().map(|v| ("members", v.span())),
+            install_raw.mode.as_ref().map(|v| ("mode", v.span())),
+            install_raw
+                .replace_content
+                .as_ref()
+                .map(|v| ("replace_content", v.span())),
+        ];
+        if let Some((key, span)) = extra.into_iter().flatten().next() {
+            return Err(map.error(
+                span,
+                ManifestErrorKind::ImageInstall {
+                    artifact: name,
+                    reason: format!("`{key}` does not go with `image`"),
+                },
+            ));
+        }
+        let Some(digest) = &install_raw.manifest_digest else {
+            return Err(map.error(
+                raw.install.span(),
+                ManifestErrorKind::ImageInstall {
+                    artifact: name,
+                    reason: "an image needs its manifest_digest".to_string(),
+                },
+            ));
+        };
+        if let Err(reason) = check_image_reference(reference.get_ref()) {
+            return Err(map.error(
+                reference.span(),
+                ManifestErrorKind::BadImageReference {
+                    reference: reference.get_ref().clone(),
+                    reason,
+                },
+            ));
+        }
+        if !is_sha256_digest(digest.get_ref()) {
+            return Err(map.error(
+                digest.span(),
+                ManifestErrorKind::BadManifestDigest(digest.get_ref().clone()),
+            ));
+        }
+        return Ok(Artifact {
+            install: Install::Image {
+                reference: reference.get_ref().clone(),
+                manifest_digest: digest.get_ref().clone(),
+                path: format!("{IMAGES_DIR}/{name}.tar"),
+            },
+            name,
+            version: raw.version.get_ref().clone(),
+            url,
+            source_label,
+            checksum_label,
+            pin,
+            standin: raw.standin,
+        });
+    }
     let install = match (&install_raw.file, &install_raw.dir) {
         (Some(file), None) => {
             if let Some(members) = &install_raw.members {
@@ -653,7 +775,7 @@ fn check_artifact(
             let dir_path = check_node_path(map, dir)?;
             let format = archive_format(url.path()).ok_or_else(|| {
                 map.error(
-                    raw.url.span(),
+                    raw_url.span(),
                     ManifestErrorKind::UnknownArchiveFormat {
                         artifact: name.clone(),
                         url: url.to_string(),
@@ -723,6 +845,160 @@ fn check_artifact(
         standin: raw.standin,
         install,
     })
+}
+
+/// An image artifact without `url`: pulled from the registry its reference names, pinned by `manifest_digest`
+/// (and only that: a sha256/sha512/checksum_url would pin an archive that does not exist before the pull).
+fn registry_image_artifact(
+    map: &SourceMap<'_>,
+    spanned: &Spanned<RawArtifact>,
+    name: String,
+) -> Result<Artifact, ManifestError> {
+    let raw = spanned.get_ref();
+    let install = raw.install.get_ref();
+    let (Some(reference), Some(digest)) = (&install.image, &install.manifest_digest) else {
+        return Err(map.error(
+            spanned.span(),
+            ManifestErrorKind::Toml(format!(
+                "artifact {name:?}: missing field `url` (only a container image with install.image and \
+                 install.manifest_digest may leave it out, to be pulled from its registry)"
+            )),
+        ));
+    };
+    let extra_pin = [
+        raw.sha256.as_ref(),
+        raw.sha512.as_ref(),
+        raw.checksum_url.as_ref(),
+    ];
+    if let Some(pin) = extra_pin.into_iter().flatten().next() {
+        return Err(map.error(
+            pin.span(),
+            ManifestErrorKind::ImageInstall {
+                artifact: name,
+                reason: "an image pulled from its registry is pinned by manifest_digest alone (sha256, sha512 and \
+                         checksum_url pin a downloaded archive: give its url too)"
+                    .to_string(),
+            },
+        ));
+    }
+    if let Err(reason) = check_image_reference(reference.get_ref()) {
+        return Err(map.error(
+            reference.span(),
+            ManifestErrorKind::BadImageReference {
+                reference: reference.get_ref().clone(),
+                reason,
+            },
+        ));
+    }
+    if !is_sha256_digest(digest.get_ref()) {
+        return Err(map.error(
+            digest.span(),
+            ManifestErrorKind::BadManifestDigest(digest.get_ref().clone()),
+        ));
+    }
+    for (key, present) in [
+        ("file", install.file.is_some()),
+        ("dir", install.dir.is_some()),
+        ("members", install.members.is_some()),
+        ("mode", install.mode.is_some()),
+        ("replace_content", install.replace_content.is_some()),
+    ] {
+        if present {
+            return Err(map.error(
+                raw.install.span(),
+                ManifestErrorKind::ImageInstall {
+                    artifact: name,
+                    reason: format!("`{key}` does not go with `image`"),
+                },
+            ));
+        }
+    }
+    let reference = reference.get_ref().clone();
+    let digest = digest.get_ref().clone();
+    let label = format!(
+        "oci://{}@{digest}",
+        reference
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .map_or(reference.as_str(), |(n, _)| n)
+    );
+    let url = Url::parse(&format!("oci://{reference}")).map_err(|e| {
+        map.error(
+            raw.install.span(),
+            ManifestErrorKind::BadImageReference {
+                reference: reference.clone(),
+                reason: e.to_string(),
+            },
+        )
+    })?;
+    Ok(Artifact {
+        install: Install::Image {
+            reference,
+            manifest_digest: digest.clone(),
+            path: format!("{IMAGES_DIR}/{name}.tar"),
+        },
+        name,
+        version: raw.version.get_ref().clone(),
+        url,
+        source_label: label,
+        checksum_label: format!("registry manifest digest {digest}"),
+        pin: ChecksumPin::Registry,
+        standin: raw.standin,
+    })
+}
+
+/// `sha256:` + 64 lower-case hex digits.
+pub fn is_sha256_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// A full image reference as containerd names an imported image: `host[:port]/path:tag` (a digest form
+/// `…@sha256:…` is accepted too). Lower-case repository components, no spaces.
+pub fn check_image_reference(reference: &str) -> Result<(), String> {
+    let (name, tag) = match reference.split_once('@') {
+        Some((name, digest)) => {
+            if !is_sha256_digest(digest) {
+                return Err("the part after '@' is not a sha256 digest".to_string());
+            }
+            (name, None)
+        }
+        None => match reference.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+            _ => return Err("it has no tag (':3.10.1') or digest".to_string()),
+        },
+    };
+    let Some((host, path)) = name.split_once('/') else {
+        return Err("it has no registry host (e.g. registry.k8s.io/)".to_string());
+    };
+    if !(host.contains('.') || host.contains(':') || host == "localhost") {
+        return Err(format!(
+            "{host:?} is not a registry host (containerd needs the full name, e.g. docker.io/{host}/…)"
+        ));
+    }
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    };
+    if !path.split('/').all(component_ok) {
+        return Err(
+            "repository components are lower-case letters, digits, '.', '_', '-'".to_string(),
+        );
+    }
+    if let Some(tag) = tag
+        && (tag.is_empty()
+            || tag.len() > 128
+            || !tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+    {
+        return Err("the tag is 1–128 of letters, digits, '.', '_', '-'".to_string());
+    }
+    Ok(())
 }
 
 fn parse_pinned(

@@ -9,8 +9,8 @@
 use crate::checksum::sha256_hex;
 use crate::stage::Staging;
 use k8s_agent::image_info::{
-    IMAGE_INFO_DIR, ImageLock, SpdxChecksum, SpdxCreationInfo, SpdxDocument, SpdxFile, SpdxPackage,
-    SpdxRelationship,
+    IMAGE_INFO_DIR, ImageLock, SpdxChecksum, SpdxCreationInfo, SpdxDocument, SpdxExternalRef,
+    SpdxFile, SpdxPackage, SpdxRelationship, oci_purl,
 };
 
 /// The SPDX id of a package for an artifact name.
@@ -46,6 +46,7 @@ pub fn build_sbom(lock: &ImageLock, lock_json: &[u8], staging: &Staging) -> Spdx
         copyright_text: no(),
         supplier: no(),
         comment: stand_in_comment(lock),
+        external_refs: vec![],
     }];
     let mut relationships = vec![SpdxRelationship {
         spdx_element_id: "SPDXRef-DOCUMENT".to_string(),
@@ -86,6 +87,15 @@ pub fn build_sbom(lock: &ImageLock, lock_json: &[u8], staging: &Staging) -> Spdx
             } else {
                 Some(format!("built from {} (checksum from {})", artifact.url, artifact.checksum_source))
             },
+            external_refs: artifact
+                .image
+                .iter()
+                .map(|image| SpdxExternalRef {
+                    reference_category: "PACKAGE-MANAGER".to_string(),
+                    reference_type: "purl".to_string(),
+                    reference_locator: oci_purl(&image.reference, &image.manifest_digest),
+                })
+                .collect(),
         });
         relationships.push(SpdxRelationship {
             spdx_element_id: image_id.clone(),

@@ -54,6 +54,7 @@ impl Setup {
                 attempts: 2,
                 timeout: Duration::from_secs(2),
                 retry_delay: Duration::from_millis(10),
+                plain_http_registries: false,
             },
             source_date_epoch_env: None,
         }

@@ -107,6 +107,10 @@ check "minion3 is a Weave observer (no second consensus)" grep -q '^IPALLOC_INIT
 check "minion3 peers with all three minions" grep -q '^KUBE_PEERS="10.79.0.11 10.79.0.12 10.79.0.13"' <<<"$env3"
 check "minion1's weave.env is unchanged" [ "$(inside minion1 stat -c %Y.%N /run/k8s-agent/weave.env)" = "$mtime1" ]
 
+# The baked container images: imported, pinned, run by containerd and runc (tests/local/images.sh).
+# shellcheck source=tests/local/images.sh
+. tests/local/images.sh
+
 # Minions that must NOT join: the right token id with a wrong secret, and a wrong CA pin. Each stays in discovery,
 # blocked with a reason that says what to fix, and never starts kubelet.
 token=$(cat /run/k8s-local/pki/token)
@@ -136,8 +140,12 @@ done
 
 # Token rotation sticks: the operator deletes the token Secret; the master's agent, started afresh as after a reboot
 # (its /run state gone), does not publish it again and says why.
-inside master /usr/local/bin/kubectl-test --kubeconfig /etc/kubernetes/admin.conf -n kube-system \
-  delete secret "bootstrap-token-${token%%.*}" >/dev/null 2>&1 || true
+deleted=$(inside master /usr/local/bin/kubectl-test --kubeconfig /etc/kubernetes/admin.conf --request-timeout=10s \
+  -n kube-system delete secret "bootstrap-token-${token%%.*}" 2>&1 || true)
+if grep -q 'deleted' <<<"$deleted"; then ok "master: kubectl deleted the token Secret"; else
+  bad "master: kubectl deleted the token Secret ($deleted)"
+  inside master journalctl -u kube-apiserver -u etcd -n 30 -o short-monotonic --no-pager | sed 's/^/    /' || true
+fi
 inside master sh -c 'systemctl stop k8s-agent && rm -f /run/k8s-agent/state.json && systemctl start k8s-agent'
 rotation_kept() {
   local deadline=$(( $(date +%s) + 30 )) s

@@ -15,6 +15,7 @@
 #     by all nodes, every write goes to a tmpfs overlay that disappears with the node), --console=read-only with the
 #     console written to /run/k8s-test/NAME/console.log; extra args (e.g. --bind=SRC:DST, --bind-ro=..., --setenv=...)
 #     are passed through;
+#   - with K8S_TEST_CONTAINERS=1, the node can run containers itself (see delegate_inside below);
 #   - the state dir /run/k8s-test/NAME: `leader` (container PID 1), `nspawn` (systemd-nspawn's PID), `netns`,
 #     `cgroups` (one directory a line), `console.log`.
 # `up` waits (bounded by K8S_TEST_BOOT_TIMEOUT, default 30 s) until `systemctl is-system-running` in the container says
@@ -56,6 +57,40 @@ cgroup_dirs() {
   for h in systemd unified; do
     if [ -d "/sys/fs/cgroup/$h" ]; then echo "/sys/fs/cgroup/$h/$PREFIX$name"; fi
   done
+  if [ "${K8S_TEST_CONTAINERS:-0}" = 1 ]; then
+    # Every v1 controller hierarchy, each node dir under this script's own cgroup there (so nothing leaves the
+    # cgroup a supervisor put us in).
+    for h in $(v1_controllers); do
+      echo "/sys/fs/cgroup/$h$(own_cgroup "$h")/$PREFIX$name" | sed 's|//*|/|g'
+    done
+  fi
+}
+
+# The cgroup v1 controller hierarchies mounted on this host (cpu, memory, pids, …), by mount point name.
+v1_controllers() {
+  awk '$3 == "cgroup" && $2 ~ "^/sys/fs/cgroup/" && $4 !~ /name=/ { sub("^/sys/fs/cgroup/", "", $2); print $2 }' \
+    /proc/self/mounts | sort -u
+}
+
+# This process's cgroup in the hierarchy mounted at /sys/fs/cgroup/<h> ("" for the root).
+own_cgroup() {
+  local h=$1 controllers path
+  while IFS=: read -r _ controllers path; do
+    case ",$controllers," in *",${h%%,*},"*) [ "$path" = / ] || printf '%s' "$path"; return ;; esac
+  done </proc/self/cgroup
+}
+
+# K8S_TEST_CONTAINERS=1: the node can run containers itself (containerd + runc inside). On a cgroup v1 hybrid host
+# nspawn mounts the controller hierarchies read-only in the container; the node gets its own subtree of each (made
+# and joined before nspawn starts) and, once booted, fresh read-write mounts of them inside its cgroup namespace,
+# rooted at that subtree — so it can make cgroups below its own and nowhere else. runc also needs every capability
+# and the keyring and bpf system calls. Measured here (TESTING.md has the failures without each piece).
+delegate_inside() { # leader
+  local h
+  for h in $(v1_controllers); do
+    nsenter -t "$1" -m -- mount -t cgroup -o "rw,nosuid,nodev,noexec,$h" cgroup "/sys/fs/cgroup/$h" ||
+      die "cannot mount the $h controller read-write inside the node"
+  done
 }
 
 # True when PID is alive and is the systemd-nspawn of node NAME (guards against a reused PID).
@@ -77,7 +112,12 @@ cgroup_pids() {
 cmd_down() {
   local name=$1 state=$STATE_ROOT/$1 pid="" netns=$PREFIX$1 i
   local -a dirs
-  mapfile -t dirs < <(cgroup_dirs "$name")
+  # The cgroups `up` made (its list survives in the state dir), else what `up` would make now.
+  if [ -s "$state/cgroups" ]; then
+    mapfile -t dirs <"$state/cgroups"
+  else
+    mapfile -t dirs < <(K8S_TEST_CONTAINERS=1 cgroup_dirs "$name")
+  fi
 
   if [ -f "$state/nspawn" ]; then pid=$(cat "$state/nspawn"); fi
   if is_our_nspawn "$pid" "$name"; then
@@ -156,7 +196,22 @@ cmd_up() {
   [ "${#dirs[@]}" -gt 0 ] || die "no usable cgroup hierarchy under /sys/fs/cgroup"
   printf '%s\n' "${dirs[@]}" >"$state/cgroups"
   local dir
-  for dir in "${dirs[@]}"; do mkdir -p "$dir"; done
+  for dir in "${dirs[@]}"; do
+    mkdir -p "$dir"
+    # A new cpuset cgroup starts with no CPUs and no memory nodes: give it its parent's.
+    if [ -f "$dir/cpuset.cpus" ] && [ -z "$(cat "$dir/cpuset.cpus")" ]; then
+      cat "$(dirname "$dir")/cpuset.cpus" >"$dir/cpuset.cpus"
+      cat "$(dirname "$dir")/cpuset.mems" >"$dir/cpuset.mems"
+    fi
+  done
+  local -a container_args=()
+  if [ "${K8S_TEST_CONTAINERS:-0}" = 1 ]; then
+    container_args=(--capability=all --system-call-filter=add_key --system-call-filter=keyctl
+      --system-call-filter=request_key --system-call-filter=bpf
+      # containerd's overlayfs snapshots cannot sit on the node's own overlay root (--volatile=overlay): an overlay
+      # upper directory on overlayfs is refused ("failed to mount rootfs component: invalid argument").
+      --tmpfs=/var/lib/containerd:mode=0711)
+  fi
 
   ip netns add "$netns"
   echo "$netns" >"$state/netns"
@@ -168,7 +223,7 @@ cmd_up() {
     nspawn_bin=$(type -P systemd-nspawn)
     PATH=$SYSTEM_PATH exec "$nspawn_bin" --quiet --boot --directory="$rootfs" --machine="$name" \
       --register=no --keep-unit --volatile=overlay --link-journal=no --console=read-only \
-      --network-namespace-path="/run/netns/$netns" --resolv-conf=off --timezone=off "$@"
+      --network-namespace-path="/run/netns/$netns" --resolv-conf=off --timezone=off "${container_args[@]}" "$@"
   ) </dev/null >"$state/console.log" 2>&1 3>&- &
   local nspawn=$!
   echo "$nspawn" >"$state/nspawn"
@@ -197,6 +252,9 @@ cmd_up() {
       die "$name: not booted after ${BOOT_TIMEOUT}s (leader=${leader:-none}, is-system-running=${status:-?}); console log:$(echo; tail -n 30 "$state/console.log")"
     sleep 0.2
   done
+  if [ "${K8S_TEST_CONTAINERS:-0}" = 1 ] && [ "$(stat -f -c %T /sys/fs/cgroup)" != cgroup2fs ]; then
+    delegate_inside "$leader"
+  fi
   UP_DONE=1
   if [ "$status" = degraded ]; then
     log "$name: booted degraded; failed units: $(with_system_path nsenter -t "$leader" -a -- systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')"

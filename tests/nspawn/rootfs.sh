@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# Build (once) and cache a Debian bookworm minbase root filesystem that boots real systemd under systemd-nspawn.
+# Build (once) and cache a Debian minbase root filesystem that boots real systemd under systemd-nspawn: Debian 13
+# (trixie, what the nodes run) unless K8S_TEST_SUITE names another suite.
 #
 # Usage: tests/nspawn/rootfs.sh            prints the rootfs directory on stdout (everything else goes to stderr)
 #
-# Cache: ${K8S_TEST_CACHE:-/var/cache/k8s-image-test}/rootfs-bookworm, with a stamp file `.k8s-test-stamp` holding
+# Cache: ${K8S_TEST_CACHE:-/var/cache/k8s-image-test}/rootfs-<suite>, with a stamp file `.k8s-test-stamp` holding
 # the package list. The rootfs is built in a temporary directory next to it and renamed only when complete, so an
 # interrupted run never leaves a half rootfs behind. A rootfs whose stamp does not match the package list below is
 # rebuilt. Concurrent callers serialise on a lock file.
 #
-# Mirror: the host's configured Debian mirror for bookworm (from /etc/apt/sources.list*), else deb.debian.org;
+# Mirror: the host's configured Debian mirror for the suite (from /etc/apt/sources.list*), else deb.debian.org;
 # override with K8S_TEST_MIRROR.
 LIB_SCRIPT=rootfs.sh
 # shellcheck source=demo/lib.sh
 . "$(dirname "$0")/../../demo/lib.sh"
 stdout_is_result
 
-SUITE=${K8S_TEST_SUITE:-bookworm}
+SUITE=${K8S_TEST_SUITE:-trixie}
 PACKAGES=systemd,systemd-sysv,dbus,iproute2,ca-certificates
 CACHE=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
 ROOTFS=$CACHE/rootfs-$SUITE

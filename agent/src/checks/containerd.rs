@@ -2,7 +2,8 @@
 //! image means it — schema version 2 or 3, never the devmapper snapshotter (the seeds' devicemapper-on-loopback
 //! postmortem), and runc in the systemd cgroup driver that kubelet's `cgroupDriver: systemd` expects.
 //!
-//! [`check_containerd_toml`] is pure (text in, findings out); the rule reads the file and renders them.
+//! [`check_containerd_toml`] and [`sandbox_image`] are pure (text in, findings out); the rule reads the file and
+//! renders them.
 
 use super::{CheckResult, Context, RuleId, describe_io};
 use toml::{Table, Value};
@@ -31,6 +32,26 @@ const RUNC_OPTIONS_V2: &[&str] = &[
     "runc",
     "options",
 ];
+
+/// The sandbox (pause) image a containerd config names: version 3 `[plugins.'io.containerd.cri.v1.images'.pinned_images]
+/// sandbox` (containerd 2.x), or version 2 `[plugins."io.containerd.grpc.v1.cri"] sandbox_image` (1.6/1.7).
+pub fn sandbox_image(text: &str) -> Option<String> {
+    let table: Table = text.parse().ok()?;
+    let v3 = lookup(
+        &table,
+        &[
+            "plugins",
+            "io.containerd.cri.v1.images",
+            "pinned_images",
+            "sandbox",
+        ],
+    );
+    let v2 = lookup(
+        &table,
+        &["plugins", "io.containerd.grpc.v1.cri", "sandbox_image"],
+    );
+    v3.or(v2).and_then(Value::as_str).map(str::to_string)
+}
 
 /// Something wrong with a containerd config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,6 +282,23 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<CheckResult> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_sandbox_image_is_read_from_either_config_version() {
+        let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.images'.pinned_images]\nsandbox = 'registry.k8s.io/pause:3.10.1'\n";
+        assert_eq!(
+            sandbox_image(v3).as_deref(),
+            Some("registry.k8s.io/pause:3.10.1")
+        );
+        let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nsandbox_image = \"registry.k8s.io/pause:3.10\"\n";
+        assert_eq!(
+            sandbox_image(v2).as_deref(),
+            Some("registry.k8s.io/pause:3.10")
+        );
+        assert_eq!(sandbox_image("version = 3\n"), None);
+        assert_eq!(sandbox_image("not toml ["), None);
+    }
+
     use super::*;
 
     const GOOD_V3: &str = r#"

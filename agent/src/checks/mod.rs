@@ -36,6 +36,7 @@
 
 mod containerd;
 mod image;
+mod images;
 mod live;
 mod modules_load;
 mod sysctl;
@@ -88,6 +89,8 @@ pub enum RuleId {
     ContainerdConfig,
     /// Every file the SBOM lists is in the tree with its recorded sha256, and every lock file is in the SBOM.
     Sbom,
+    /// Every container image of the lock is baked with its recorded sha256; containerd's sandbox image is baked.
+    Images,
     /// Live: ip_forward and bridge-nf-call-ip{,6}tables are 1 in the running kernel.
     LiveSysctl,
     /// Live: the overlay filesystem is available and br_netfilter is loaded.
@@ -112,6 +115,7 @@ impl RuleId {
             RuleId::AgentUnit => "agent-unit",
             RuleId::ContainerdConfig => "containerd-config",
             RuleId::Sbom => "sbom",
+            RuleId::Images => "images",
             RuleId::LiveSysctl => "live-sysctl",
             RuleId::LiveModules => "live-modules",
             RuleId::Swap => "swap",
@@ -161,6 +165,7 @@ impl RuleSet {
                 RuleId::AgentUnit,
                 RuleId::ContainerdConfig,
                 RuleId::Sbom,
+                RuleId::Images,
             ],
             RuleSet::Live => &[
                 RuleId::LiveSysctl,
@@ -179,6 +184,7 @@ impl RuleSet {
                 RuleId::AgentUnit,
                 RuleId::ContainerdConfig,
                 RuleId::Sbom,
+                RuleId::Images,
                 RuleId::LiveSysctl,
                 RuleId::LiveModules,
                 RuleId::Swap,
@@ -438,6 +444,7 @@ fn run_rule(rule: RuleId, ctx: &Context<'_>) -> Vec<CheckResult> {
         RuleId::AgentUnit => units::check_agent_unit(ctx),
         RuleId::ContainerdConfig => containerd::check(ctx),
         RuleId::Sbom => image::check_sbom(ctx),
+        RuleId::Images => images::check(ctx),
         RuleId::LiveSysctl => live::check_sysctl(&ctx.host),
         RuleId::LiveModules => live::check_modules(&ctx.host),
         RuleId::Swap => live::check_swap(&ctx.host),

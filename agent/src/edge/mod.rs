@@ -3,6 +3,7 @@
 //! decides what to do next.
 
 pub mod dns;
+pub mod images;
 pub mod join;
 pub mod kube_api;
 pub mod pid1;

@@ -3,6 +3,7 @@
 //! Nothing in this folder opens a file, a socket or a bus; the edges ([`crate::edge`]) and the executor do.
 
 pub mod discovery;
+pub mod images;
 pub mod join_objects;
 pub mod kubeconfig;
 pub mod node_role;

@@ -29,9 +29,18 @@ pub const MINION_UNITS: &[&str] = &[
     "kube-proxy.service",
 ];
 
-/// How many of [`MINION_UNITS`] start before kubelet's TLS bootstrap: kube-proxy runs with the kubelet's client
-/// certificate, so it starts only once kubelet has one.
-pub const MINION_UNITS_BEFORE_BOOTSTRAP: usize = 3;
+/// When a unit starts in the bring-up: a minion starts containerd first (the baked container images are imported
+/// into it before anything that runs them), then weave and kubelet, and kube-proxy only after kubelet's TLS bootstrap
+/// (it runs with the kubelet's client certificate). A master starts all of its units in one go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitStage {
+    /// containerd (minion).
+    Runtime,
+    /// A master's control plane; a minion's weave and kubelet.
+    Node,
+    /// kube-proxy (minion).
+    AfterBootstrap,
+}
 
 /// The agent's own unit: the only unit enabled in the image.
 pub const AGENT_UNIT: &str = "k8s-agent.service";
@@ -64,14 +73,14 @@ impl NodeRole {
         }
     }
 
-    /// The units of a start phase: a master starts all of its units at once; a minion starts containerd, weave
-    /// and kubelet, waits for kubelet's TLS bootstrap, then starts kube-proxy (`after_bootstrap`).
-    pub fn unit_group(self, after_bootstrap: bool) -> &'static [&'static str] {
-        match (self, after_bootstrap) {
-            (NodeRole::Master, false) => MASTER_UNITS,
-            (NodeRole::Master, true) => &[],
-            (NodeRole::Minion, false) => &MINION_UNITS[..MINION_UNITS_BEFORE_BOOTSTRAP],
-            (NodeRole::Minion, true) => &MINION_UNITS[MINION_UNITS_BEFORE_BOOTSTRAP..],
+    /// The units of one start stage ([`UnitStage`]), in start order.
+    pub fn unit_group(self, stage: UnitStage) -> &'static [&'static str] {
+        match (self, stage) {
+            (NodeRole::Master, UnitStage::Node) => MASTER_UNITS,
+            (NodeRole::Master, _) => &[],
+            (NodeRole::Minion, UnitStage::Runtime) => &MINION_UNITS[..1],
+            (NodeRole::Minion, UnitStage::Node) => &MINION_UNITS[1..3],
+            (NodeRole::Minion, UnitStage::AfterBootstrap) => &MINION_UNITS[3..],
         }
     }
 
@@ -108,13 +117,29 @@ mod tests {
     }
 
     #[test]
-    fn the_minion_groups_split_at_kube_proxy() {
+    fn the_minion_stages_cover_its_units_once_in_order() {
         assert_eq!(
-            NodeRole::Minion.unit_group(false),
-            ["containerd.service", "weave.service", "kubelet.service"]
+            NodeRole::Minion.unit_group(UnitStage::Runtime),
+            ["containerd.service"]
         );
-        assert_eq!(NodeRole::Minion.unit_group(true), ["kube-proxy.service"]);
-        assert_eq!(NodeRole::Master.unit_group(false), MASTER_UNITS);
+        assert_eq!(
+            NodeRole::Minion.unit_group(UnitStage::Node),
+            ["weave.service", "kubelet.service"]
+        );
+        assert_eq!(
+            NodeRole::Minion.unit_group(UnitStage::AfterBootstrap),
+            ["kube-proxy.service"]
+        );
+        let all: Vec<&str> = [
+            UnitStage::Runtime,
+            UnitStage::Node,
+            UnitStage::AfterBootstrap,
+        ]
+        .iter()
+        .flat_map(|s| NodeRole::Minion.unit_group(*s).iter().copied())
+        .collect();
+        assert_eq!(all, MINION_UNITS);
+        assert_eq!(NodeRole::Master.unit_group(UnitStage::Node), MASTER_UNITS);
     }
 
     #[test]

@@ -414,6 +414,28 @@ pub fn decide(
     })
 }
 
+/// The artifact name the image's lock gives Weave Net's container image.
+pub const WEAVE_IMAGE_ARTIFACT: &str = "weave-kube";
+
+/// The reference of the Weave Net image the lock bakes (artifact [`WEAVE_IMAGE_ARTIFACT`]), for weave.service's
+/// `WEAVE_IMAGE`.
+pub fn weave_image(lock: &crate::image_info::ImageLock) -> Option<String> {
+    lock.images()
+        .into_iter()
+        .find(|(a, _)| a.name == WEAVE_IMAGE_ARTIFACT)
+        .map(|(_, i)| i.reference.clone())
+}
+
+/// Where the agent writes the CNI configuration kubelet (through containerd) uses for pods, relative to the root.
+pub const WEAVE_CNI_CONFIG: &str = "etc/cni/net.d/10-weave.conflist";
+
+/// The CNI configuration of Weave Net as weave-kube's init script writes it (the `weave-net` plugin, which the
+/// image installs into /opt/cni/bin, with hairpin mode, chained with `portmap` for hostPort), so it is there before
+/// kubelet starts and does not depend on the image's init step.
+pub fn render_cni_config() -> String {
+    "{\n    \"cniVersion\": \"0.3.0\",\n    \"name\": \"weave\",\n    \"plugins\": [\n        {\n            \"name\": \"weave\",\n            \"type\": \"weave-net\",\n            \"hairpinMode\": true\n        },\n        {\n            \"type\": \"portmap\",\n            \"capabilities\": {\"portMappings\": true},\n            \"snat\": true\n        }\n    ]\n}\n".to_string()
+}
+
 /// The contents of `/run/k8s-agent/weave.env` for a decision: systemd `EnvironmentFile=` syntax, the seeds'
 /// MEMBERS and QUORUM as a comment for humans.
 pub fn render_env(decision: &WeaveDecision) -> String {
@@ -455,6 +477,14 @@ pub fn render_env(decision: &WeaveDecision) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cni_config_is_json_naming_the_weave_plugin() {
+        let v: serde_json::Value = serde_json::from_str(&render_cni_config()).expect("json");
+        assert_eq!(v["name"], "weave");
+        assert_eq!(v["plugins"][0]["type"], "weave-net");
+        assert_eq!(v["plugins"][1]["type"], "portmap");
+    }
 
     fn v4(s: &str) -> Ipv4Addr {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))

@@ -4,11 +4,11 @@ use super::backoff::RetryPolicy;
 use super::state::{AgentState, DnsLookup, NodeSettings, PhaseTransition};
 use super::{
     Action, CLUSTER_CA_FILE, DiscoveryOutcome, DnsQuery, DnsResult, HOST_CHECK_ATTEMPTS,
-    KubeletCredentials, MASTERS_RERESOLVE_MIN_SECS, ObjectOutcome, ObjectReport, Observation,
-    Phase, ProbeResult, UnitFailure,
+    ImageOutcome, ImageReport, KubeletCredentials, MASTERS_RERESOLVE_MIN_SECS, ObjectOutcome,
+    ObjectReport, Observation, Phase, ProbeResult, UnitFailure,
 };
 use crate::node_role::NodeRole;
-use crate::role_file::{MasterProbe, MasterTrust, RoleConfig, RoleDiscovery};
+use crate::role_file::{Cni, MasterProbe, MasterTrust, RoleConfig, RoleDiscovery};
 use crate::weave::{self, WeaveOutcome};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -41,10 +41,12 @@ impl Step {
         let action = match self.s.phase {
             Phase::Ready => Action::Done,
             Phase::StartControlPlane
+            | Phase::StartRuntime
             | Phase::StartUnits
             | Phase::StartKubeProxy
             | Phase::ApiServerReady
             | Phase::JoinObjects
+            | Phase::ImportImages
             | Phase::KubeletBootstrap => self.phase_action(),
             Phase::WeavePeers if self.s.weave.is_some() => self.phase_action(),
             Phase::Role
@@ -122,14 +124,21 @@ impl Step {
                 },
             ) if self.s.weave.is_none() => self.on_minions(result),
             (Phase::WeavePeers, O::WeaveEnvWritten) if self.s.weave.is_some() => {
-                self.enter(Phase::StartUnits)
+                self.enter(Phase::StartRuntime)
             }
+            (Phase::ImportImages, O::ImagesImported(reports)) => self.on_images(reports),
             (
-                Phase::StartControlPlane | Phase::StartUnits | Phase::StartKubeProxy,
+                Phase::StartControlPlane
+                | Phase::StartRuntime
+                | Phase::StartUnits
+                | Phase::StartKubeProxy,
                 O::UnitsStarted(units),
             ) => self.on_started(units),
             (
-                Phase::StartControlPlane | Phase::StartUnits | Phase::StartKubeProxy,
+                Phase::StartControlPlane
+                | Phase::StartRuntime
+                | Phase::StartUnits
+                | Phase::StartKubeProxy,
                 O::UnitFailed {
                     already_started,
                     failure,
@@ -239,7 +248,10 @@ impl Step {
                     .clone()
                     .unwrap_or_else(|| "failed".to_string()),
             },
-            Phase::StartControlPlane | Phase::StartUnits | Phase::StartKubeProxy => {
+            Phase::StartControlPlane
+            | Phase::StartRuntime
+            | Phase::StartUnits
+            | Phase::StartKubeProxy => {
                 if self.s.node.is_none() {
                     return self.lost_settings();
                 }
@@ -294,6 +306,7 @@ impl Step {
                 }
             }
             Phase::KubeletBootstrap => Action::CheckKubeletCredentials,
+            Phase::ImportImages => Action::ImportImages,
             Phase::ResolveMasters => self.resolve(DnsQuery::Masters),
             Phase::MasterHealthy => {
                 let addrs = self.master_addrs();
@@ -326,6 +339,7 @@ impl Step {
             .is_some_and(|n| n.master_endpoint.probe == MasterProbe::Https);
         match self.s.phase {
             Phase::StartControlPlane => Phase::ApiServerReady,
+            Phase::StartRuntime => Phase::ImportImages,
             Phase::StartUnits if tls_join => Phase::KubeletBootstrap,
             Phase::StartUnits => Phase::StartKubeProxy,
             _ => Phase::Ready,
@@ -510,7 +524,14 @@ impl Step {
             .map(|n| n.master_endpoint.url())
             .unwrap_or_default();
         match result {
-            ProbeResult::Healthy => self.enter(Phase::WeavePeers),
+            ProbeResult::Healthy => {
+                if self.node().is_some_and(|n| n.cni == Cni::None) {
+                    // Bring-your-own pod network: no Weave start-up to compute, no CNI config to write.
+                    self.enter(Phase::StartRuntime)
+                } else {
+                    self.enter(Phase::WeavePeers)
+                }
+            }
             ProbeResult::HttpStatus { status } => {
                 let reason = format!(
                     "waiting for the API server at {url} to become ready: it answered HTTP {status}"
@@ -671,6 +692,46 @@ impl Step {
                 self.wait(RetryPolicy::Blocked, reason, None)
             }
         }
+    }
+
+    fn on_images(&mut self, reports: Vec<ImageReport>) -> Action {
+        let failed: Vec<String> = reports
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                ImageOutcome::Failed { reason } => Some(format!("{}: {reason}", r.reference)),
+                _ => None,
+            })
+            .collect();
+        let wrong: Vec<String> = reports
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                ImageOutcome::WrongDigest { found } => Some(format!(
+                    "{} shows {found} in containerd, the image's lock says {}",
+                    r.reference, r.digest
+                )),
+                _ => None,
+            })
+            .collect();
+        self.s.images = reports;
+        if !wrong.is_empty() {
+            let reason = format!(
+                "blocked: {} — something else put another image under that name (`ctr -n k8s.io images rm` it, \
+                 then `systemctl restart k8s-agent`); nothing that runs containers was started; checking again \
+                 every {} s",
+                wrong.join("; "),
+                super::backoff::BLOCKED_RETRY.as_secs()
+            );
+            return self.wait(RetryPolicy::Blocked, reason, None);
+        }
+        if !failed.is_empty() {
+            let reason = format!(
+                "importing the baked container images into containerd failed: {} — `journalctl -u containerd`; \
+                 retrying",
+                failed.join("; ")
+            );
+            return self.wait(RetryPolicy::Error, reason, None);
+        }
+        self.enter(Phase::StartUnits)
     }
 
     fn on_kubelet(&mut self, node_name: String, credentials: KubeletCredentials) -> Action {

@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! Role ─► HostCheck ─┬─ master ─► ControlPlanePki ─► StartControlPlane ─► ApiServerReady ─► JoinObjects ──────► Ready
-//!                    └─ minion ─► ResolveMasters ─► Discovery ─► MasterHealthy ─► WeavePeers ─► StartUnits
-//!                                     ─► KubeletBootstrap ─► StartKubeProxy ─► Ready
+//!                    └─ minion ─► ResolveMasters ─► Discovery ─► MasterHealthy ─► WeavePeers ─► StartRuntime
+//!                                     ─► ImportImages ─► StartUnits ─► KubeletBootstrap ─► StartKubeProxy ─► Ready
 //!         any phase ─► Failed   (Discovery / MasterHealthy ─► ResolveMasters when the masters record disappears;
 //!                                MASTER_PROBE=http skips Discovery and KubeletBootstrap: no TLS join)
 //! ```
@@ -24,7 +24,9 @@
 //! | `Discovery` | [`Action::Discover`] (cluster-info, JWS, CA pin; writes ca.crt, bootstrap-kubelet.conf, kube-proxy.conf) | verified → `MasterHealthy`; not signed yet / not there / unreachable → wait (Watch); wrong token or pin → wait (Blocked) |
 //! | `MasterHealthy` | [`Action::ProbeMaster`] (re-resolves first when the answer expired and the probe could not connect) | healthy → `WeavePeers`; HTTP status / unreachable / timeout → wait (Watch); TLS untrusted → wait (Blocked, 30 s) and say what to fix |
 //! | `WeavePeers` | [`Action::Resolve`] `minions.…`, then [`Action::WriteWeaveEnv`] | env written → `StartUnits` (decision: [`crate::weave`]) |
-//! | `StartUnits` | [`Action::StartUnits`] containerd, weave, kubelet (those not yet started) | all started → `KubeletBootstrap` (`StartKubeProxy` with `MASTER_PROBE=http`) |
+//! | `StartRuntime` | [`Action::StartUnits`] containerd | started → `ImportImages` |
+//! | `ImportImages` | [`Action::ImportImages`] every container image the lock lists, into containerd's `k8s.io` namespace, pinned | all there with the locked digest → `StartUnits`; a failed import → wait (Error); another digest → wait (Blocked) |
+//! | `StartUnits` | [`Action::StartUnits`] weave, kubelet (those not yet started) | all started → `KubeletBootstrap` (`StartKubeProxy` with `MASTER_PROBE=http`) |
 //! | `KubeletBootstrap` | [`Action::CheckKubeletCredentials`] | `kubelet.conf` + a CA-signed client certificate for `system:node:<name>` → `StartKubeProxy`; not yet → wait (Watch); wrong name or CA → wait (Blocked) |
 //! | `StartKubeProxy` | [`Action::StartUnits`] kube-proxy | started → `Ready` |
 //! | `Ready` | [`Action::Done`] | — |
@@ -87,7 +89,11 @@ pub enum Phase {
     MasterHealthy,
     /// Minion: decide and write Weave Net's peers.
     WeavePeers,
-    /// Minion: start containerd, weave, kubelet.
+    /// Minion: start containerd.
+    StartRuntime,
+    /// Minion: import the baked container images into containerd (pinned) before anything runs them.
+    ImportImages,
+    /// Minion: start weave, kubelet.
     StartUnits,
     /// Minion: wait for kubelet's TLS bootstrap (its client certificate).
     KubeletBootstrap,
@@ -101,7 +107,7 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 15] = [
+    pub const ALL: [Phase; 17] = [
         Phase::Role,
         Phase::HostCheck,
         Phase::ControlPlanePki,
@@ -112,6 +118,8 @@ impl Phase {
         Phase::Discovery,
         Phase::MasterHealthy,
         Phase::WeavePeers,
+        Phase::StartRuntime,
+        Phase::ImportImages,
         Phase::StartUnits,
         Phase::KubeletBootstrap,
         Phase::StartKubeProxy,
@@ -132,6 +140,8 @@ impl Phase {
             Phase::Discovery => "discovery",
             Phase::MasterHealthy => "master-healthy",
             Phase::WeavePeers => "weave-peers",
+            Phase::StartRuntime => "start-runtime",
+            Phase::ImportImages => "import-images",
             Phase::StartUnits => "start-units",
             Phase::KubeletBootstrap => "kubelet-bootstrap",
             Phase::StartKubeProxy => "start-kube-proxy",
@@ -261,6 +271,31 @@ pub enum DiscoveryOutcome {
     Refused { reason: String },
 }
 
+/// How one baked container image fared in [`Action::ImportImages`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageReport {
+    /// The reference containerd names it by.
+    pub reference: String,
+    /// The digest the lock records (what containerd must show).
+    pub digest: String,
+    #[serde(flatten)]
+    pub outcome: ImageOutcome,
+}
+
+/// The outcome of importing one image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum ImageOutcome {
+    /// Imported now (and pinned), in `millis`.
+    Imported { millis: u64 },
+    /// Already in containerd with the locked digest and pinned: not imported again.
+    Present,
+    /// containerd shows another digest under this name after the import.
+    WrongDigest { found: String },
+    /// The import (or labelling) failed.
+    Failed { reason: String },
+}
+
 /// What kubelet's TLS bootstrap has produced so far ([`Action::CheckKubeletCredentials`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -307,6 +342,8 @@ pub enum Observation {
     JoinObjectsEnsured(Vec<ObjectReport>),
     /// `Discover` done.
     Discovered(DiscoveryOutcome),
+    /// `ImportImages` done: one report per baked image.
+    ImagesImported(Vec<ImageReport>),
     /// `CheckKubeletCredentials` done, for the node `node_name`.
     KubeletChecked {
         node_name: String,
@@ -377,6 +414,9 @@ pub enum Action {
     },
     /// Minion: read kubelet.conf and its client certificate.
     CheckKubeletCredentials,
+    /// Minion: import every container image the image's lock lists into containerd (`k8s.io` namespace), pin it,
+    /// and check the digest containerd shows; images already there with that digest are not imported again.
+    ImportImages,
     /// Start these units, in this order, over systemd's D-Bus API; report the ones started.
     StartUnits { units: Vec<String> },
     /// Everything is up; nothing more to do (the agent idles, serving `status`).

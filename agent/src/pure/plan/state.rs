@@ -1,10 +1,11 @@
 //! The agent's persisted state (`/run/k8s-agent/state.json`) and what a restarted agent does with it.
 
 use super::{
-    Action, DnsQuery, DnsResult, KubeletCredentials, ObjectReport, Phase, UnitFailure, machine,
+    Action, DnsQuery, DnsResult, ImageReport, KubeletCredentials, ObjectReport, Phase, UnitFailure,
+    machine,
 };
-use crate::node_role::NodeRole;
-use crate::role_file::{ClusterName, DnsName, MasterEndpoint, MasterTrust, RoleConfig};
+use crate::node_role::{NodeRole, UnitStage};
+use crate::role_file::{ClusterName, Cni, DnsName, MasterEndpoint, MasterTrust, RoleConfig};
 use crate::weave::{ConsensusSize, WeaveDecision};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -28,6 +29,9 @@ pub struct NodeSettings {
     pub master_trust: MasterTrust,
     pub minions_name: DnsName,
     pub weave_consensus: Option<ConsensusSize>,
+    /// The pod network (`CNI`).
+    #[serde(default)]
+    pub cni: Cni,
 }
 
 impl NodeSettings {
@@ -41,6 +45,7 @@ impl NodeSettings {
             master_trust: config.master_trust(),
             minions_name: config.minions_name.clone(),
             weave_consensus: config.weave_consensus,
+            cni: config.cni,
         }
     }
 
@@ -136,6 +141,8 @@ pub struct AgentState {
     pub discovered_ca_hash: Option<String>,
     /// Minion: what kubelet's TLS bootstrap produced (subject and expiry, never key material).
     pub kubelet_credentials: Option<KubeletCredentials>,
+    /// Minion: the baked container images and how their import into containerd went.
+    pub images: Vec<ImageReport>,
     /// This node's addresses, as the host check reported them.
     pub local_addrs: Vec<IpAddr>,
     /// The Weave Net decision: made once, never changed on this boot.
@@ -199,6 +206,7 @@ impl AgentState {
             discovered_server: None,
             discovered_ca_hash: None,
             kubelet_credentials: None,
+            images: Vec::new(),
             local_addrs: Vec::new(),
             weave: None,
             minion_answer_notes: Vec::new(),
@@ -221,8 +229,8 @@ impl AgentState {
     /// | persisted phase | resumes | why |
     /// |---|---|---|
     /// | `Ready` | `Ready`, [`Action::Done`] | nothing to do; units are not touched |
-    /// | `StartControlPlane`, `StartUnits`, `StartKubeProxy` | same phase, starts only the units not started yet | never restart an active unit |
-    /// | `ApiServerReady`, `JoinObjects`, `KubeletBootstrap` | same phase, its action again | units run already; probing, creating-if-missing and reading credentials are idempotent |
+    /// | `StartControlPlane`, `StartRuntime`, `StartUnits`, `StartKubeProxy` | same phase, starts only the units not started yet | never restart an active unit |
+    /// | `ApiServerReady`, `JoinObjects`, `ImportImages`, `KubeletBootstrap` | same phase, its action again | units run already; probing, creating-if-missing, importing what is missing and reading credentials are idempotent |
     /// | `WeavePeers` with a decision | same phase, writes the *persisted* decision again | the decision never changes once made |
     /// | `Role`, `HostCheck`, `ControlPlanePki`, `ResolveMasters`, `Discovery`, `MasterHealthy`, `WeavePeers` without a decision, `Failed` | `Role`: re-reads the role file, then on | nothing irreversible happened yet (or the operator restarted after a failure): redoing the cheap steps picks up a fixed role file, e.g. a corrected `CA_CERT_HASH`; PKI files already written are kept (only missing ones are made) |
     ///
@@ -264,12 +272,20 @@ impl AgentState {
     /// The units of the current start phase not started yet, in start order (see
     /// [`crate::node_role::NodeRole::unit_group`]).
     pub fn units_remaining(&self) -> Vec<String> {
-        let after_bootstrap = self.phase == Phase::StartKubeProxy;
+        let stage = match self.phase {
+            Phase::StartRuntime => UnitStage::Runtime,
+            Phase::StartKubeProxy => UnitStage::AfterBootstrap,
+            _ => UnitStage::Node,
+        };
         match self.role() {
             Some(role) => role
-                .unit_group(after_bootstrap)
+                .unit_group(stage)
                 .iter()
                 .filter(|u| !self.units_started.iter().any(|s| s == *u))
+                .filter(|u| {
+                    !(**u == "weave.service"
+                        && self.node.as_ref().is_some_and(|n| n.cni == Cni::None))
+                })
                 .map(|u| u.to_string())
                 .collect(),
             None => Vec::new(),

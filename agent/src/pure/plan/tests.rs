@@ -3,7 +3,7 @@
 
 use super::backoff::{BLOCKED_RETRY, PATIENCE};
 use super::*;
-use crate::node_role::{MASTER_UNITS, MINION_UNITS, NodeRole};
+use crate::node_role::{MASTER_UNITS, MINION_UNITS, NodeRole, UnitStage};
 use crate::role_file::{RoleConfig, RoleFileError, parse_role_file};
 use std::path::{Path, PathBuf};
 
@@ -52,11 +52,19 @@ fn units(role: NodeRole) -> Vec<String> {
     role.units().iter().map(|u| u.to_string()).collect()
 }
 
-fn group(role: NodeRole, after_bootstrap: bool) -> Vec<String> {
-    role.unit_group(after_bootstrap)
+fn group(role: NodeRole, stage: UnitStage) -> Vec<String> {
+    role.unit_group(stage)
         .iter()
         .map(|u| u.to_string())
         .collect()
+}
+
+fn images(outcome: ImageOutcome) -> Observation {
+    Observation::ImagesImported(vec![ImageReport {
+        reference: "registry.k8s.io/pause:3.10.1".into(),
+        digest: format!("sha256:{}", "2".repeat(64)),
+        outcome,
+    }])
 }
 
 fn joined() -> Observation {
@@ -177,9 +185,11 @@ fn happy_path(role: NodeRole) -> Vec<Observation> {
                 result: minions_answer(),
             },
             Observation::WeaveEnvWritten,
-            Observation::UnitsStarted(group(NodeRole::Minion, false)),
+            Observation::UnitsStarted(group(NodeRole::Minion, UnitStage::Runtime)),
+            images(ImageOutcome::Imported { millis: 120 }),
+            Observation::UnitsStarted(group(NodeRole::Minion, UnitStage::Node)),
             issued(),
-            Observation::UnitsStarted(group(NodeRole::Minion, true)),
+            Observation::UnitsStarted(group(NodeRole::Minion, UnitStage::AfterBootstrap)),
         ],
     }
 }
@@ -231,6 +241,7 @@ fn kind(action: &Action) -> &'static str {
         Action::EnsureJoinObjects { .. } => "ensure-join-objects",
         Action::Discover { .. } => "discover",
         Action::CheckKubeletCredentials => "check-kubelet",
+        Action::ImportImages => "import-images",
         Action::Done => "done",
         Action::Fail { .. } => "fail",
     }
@@ -305,6 +316,16 @@ fn table_states() -> Vec<(&'static str, NodeRole, AgentState)> {
             "weave-peers-decided",
             NodeRole::Minion,
             walk(NodeRole::Minion, |s| s.weave.is_some()),
+        ),
+        (
+            "start-runtime",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::StartRuntime),
+        ),
+        (
+            "import-images",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::ImportImages),
         ),
         (
             "start-units",
@@ -562,6 +583,19 @@ fn table_observations(role: NodeRole) -> Vec<(&'static str, Observation)> {
             }),
         ),
         ("kubelet-issued", issued()),
+        ("images-ok", images(ImageOutcome::Present)),
+        (
+            "images-failed",
+            images(ImageOutcome::Failed {
+                reason: "ctr: connection refused".into(),
+            }),
+        ),
+        (
+            "images-wrong-digest",
+            images(ImageOutcome::WrongDigest {
+                found: format!("sha256:{}", "9".repeat(64)),
+            }),
+        ),
         (
             "kubelet-not-yet",
             Observation::KubeletChecked {
@@ -772,9 +806,19 @@ const TABLE: &[(&str, &str, Phase, &str)] = &[
     (
         "weave-peers-decided",
         "weave-env-written",
-        StartUnits,
+        StartRuntime,
         "start-units",
     ),
+    (
+        "start-runtime",
+        "units-started",
+        ImportImages,
+        "import-images",
+    ),
+    ("start-runtime", "unit-failed", Failed, "fail"),
+    ("import-images", "images-ok", StartUnits, "start-units"),
+    ("import-images", "images-failed", ImportImages, "wait"),
+    ("import-images", "images-wrong-digest", ImportImages, "wait"),
     (
         "start-units",
         "units-started",
@@ -860,7 +904,7 @@ fn every_phase_times_every_observation() {
             }
         }
     }
-    assert_eq!(cells, 16 * 43);
+    assert_eq!(cells, 18 * 46);
     let unused: Vec<_> = TABLE
         .iter()
         .zip(used)
@@ -884,6 +928,8 @@ fn tick_issues_each_phase_action() {
         ("master-healthy", "probe"),
         ("weave-peers", "resolve-minions"),
         ("weave-peers-decided", "write-weave-env"),
+        ("start-runtime", "start-units"),
+        ("import-images", "import-images"),
         ("start-units", "start-units"),
         ("kubelet-bootstrap", "check-kubelet"),
         ("start-kube-proxy", "start-units"),
@@ -917,6 +963,8 @@ fn minion_path_and_its_actions() {
             "probe",
             "resolve-minions",
             "write-weave-env",
+            "start-units",
+            "import-images",
             "start-units",
             "check-kubelet",
             "start-units",
@@ -989,12 +1037,19 @@ fn minion_path_and_its_actions() {
     assert_eq!(
         actions[7],
         Action::StartUnits {
-            units: group(NodeRole::Minion, false)
+            units: vec!["containerd.service".into()]
         }
     );
-    assert_eq!(actions[8], Action::CheckKubeletCredentials);
+    assert_eq!(actions[8], Action::ImportImages);
     assert_eq!(
         actions[9],
+        Action::StartUnits {
+            units: group(NodeRole::Minion, UnitStage::Node)
+        }
+    );
+    assert_eq!(actions[10], Action::CheckKubeletCredentials);
+    assert_eq!(
+        actions[11],
         Action::StartUnits {
             units: vec!["kube-proxy.service".into()]
         }
@@ -1010,12 +1065,18 @@ fn minion_path_and_its_actions() {
             Discovery,
             MasterHealthy,
             WeavePeers,
+            StartRuntime,
+            ImportImages,
             StartUnits,
             KubeletBootstrap,
             StartKubeProxy,
             Ready
         ]
     );
+    assert!(matches!(
+        state.images[0].outcome,
+        ImageOutcome::Imported { .. }
+    ));
     // Kubelet is started only after discovery and the master was healthy; kube-proxy only after the bootstrap.
     let healthy = state.entered(WeavePeers).unwrap_or(u64::MAX);
     let started = state.entered(StartUnits).unwrap_or(0);
@@ -1181,7 +1242,15 @@ fn http_probe_minions_skip_discovery_and_the_bootstrap() {
         result: minions_answer(),
     });
     run.feed(Observation::WeaveEnvWritten);
-    let proxy = run.feed(Observation::UnitsStarted(group(NodeRole::Minion, false)));
+    run.feed(Observation::UnitsStarted(group(
+        NodeRole::Minion,
+        UnitStage::Runtime,
+    )));
+    run.feed(Observation::ImagesImported(vec![]));
+    let proxy = run.feed(Observation::UnitsStarted(group(
+        NodeRole::Minion,
+        UnitStage::Node,
+    )));
     assert_eq!(
         (run.state.phase, proxy),
         (
@@ -1194,13 +1263,52 @@ fn http_probe_minions_skip_discovery_and_the_bootstrap() {
 }
 
 #[test]
+fn cni_none_computes_no_weave_start_up_and_starts_no_weave() {
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    let text =
+        format!("CLUSTER_NAME=prod\nCA_CERT_HASH={PIN}\nBOOTSTRAP_TOKEN={TOKEN}\nCNI=none\n");
+    let config = parse_role_file(Path::new(MINION_FILE), NodeRole::Minion, &text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    run.feed(Observation::RoleParsed(Box::new(config)));
+    run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip(SELF)],
+    });
+    run.feed(Observation::Dns {
+        query: DnsQuery::Masters,
+        result: masters_answer(),
+    });
+    run.feed(joined());
+    let runtime = run.feed(Observation::MasterProbe(ProbeResult::Healthy));
+    assert_eq!(
+        (run.state.phase, runtime),
+        (
+            StartRuntime,
+            Action::StartUnits {
+                units: vec!["containerd.service".into()]
+            }
+        )
+    );
+    run.feed(Observation::UnitsStarted(vec!["containerd.service".into()]));
+    let node = run.feed(Observation::ImagesImported(vec![]));
+    assert_eq!(
+        node,
+        Action::StartUnits {
+            units: vec!["kubelet.service".into()]
+        }
+    );
+    assert!(run.state.weave.is_none() && run.state.minions.is_none());
+    assert!(!run.state.transitions.iter().any(|t| t.phase == WeavePeers));
+}
+
+#[test]
 fn units_started_one_by_one() {
     let mut run = Run::from(walk_to(NodeRole::Minion, StartUnits));
-    let action = run.feed(Observation::UnitsStarted(vec!["containerd.service".into()]));
+    let action = run.feed(Observation::UnitsStarted(vec!["weave.service".into()]));
     assert_eq!(
         action,
         Action::StartUnits {
-            units: group(NodeRole::Minion, false)[1..].to_vec()
+            units: group(NodeRole::Minion, UnitStage::Node)[1..].to_vec()
         }
     );
     // No progress: back off instead of spinning.
@@ -1210,11 +1318,11 @@ fn units_started_one_by_one() {
     assert_eq!(
         run.feed(Observation::Tick),
         Action::StartUnits {
-            units: group(NodeRole::Minion, false)[1..].to_vec()
+            units: group(NodeRole::Minion, UnitStage::Node)[1..].to_vec()
         }
     );
     let action = run.feed(Observation::UnitsStarted(
-        group(NodeRole::Minion, false)[1..].to_vec(),
+        group(NodeRole::Minion, UnitStage::Node)[1..].to_vec(),
     ));
     assert_eq!(
         (action, run.state.phase),
@@ -1783,8 +1891,10 @@ fn resume_after_a_failure_keeps_the_weave_decision_and_started_units() {
     );
     // (the stray minions answer above was treated as a tick: the decision was already made)
     assert_eq!(run.state.weave, decision);
+    // containerd ran already: straight to the images (present now: nothing re-imported), then only kubelet.
+    assert_eq!(run.feed(Observation::WeaveEnvWritten), Action::ImportImages);
     assert_eq!(
-        run.feed(Observation::WeaveEnvWritten),
+        run.feed(images(ImageOutcome::Present)),
         Action::StartUnits {
             units: vec!["kubelet.service".into()]
         }

@@ -19,7 +19,8 @@
 //! | `CA_CERT_FILE` | minion: this or `CA_CERT_HASH` | absolute path of the cluster CA certificate |
 //! | `MASTER_PROBE` | default `https` | `https` (TLS verified) or `http` (explicit, old/test clusters only) |
 //! | `MASTER_PORT` | default 6443 (https) / 8080 (http) | port of the masters' API |
-//! | `WEAVE_CONSENSUS` | minion: required | Weave Net consensus size N, identical on every minion (see [`crate::weave`]) |
+//! | `WEAVE_CONSENSUS` | minion with `CNI=weave`: required | Weave Net consensus size N, identical on every minion (see [`crate::weave`]) |
+//! | `CNI` | default `weave` | `weave` (Weave Net from its baked image) or `none` (bring your own pod network) |
 //!
 //! A minion must be able to verify the masters: with `MASTER_PROBE=https` (the default) it needs `CA_CERT_HASH`
 //! or `CA_CERT_FILE`, otherwise the file is rejected here rather than the agent blocking later on a TLS error.
@@ -34,7 +35,7 @@ pub mod values;
 
 pub use env_syntax::{EnvAssignment, SyntaxProblem};
 pub use values::{
-    BootstrapToken, CaPin, CloudProvider, ClusterName, DnsName, HostCheckMode, MasterProbe,
+    BootstrapToken, CaPin, CloudProvider, ClusterName, Cni, DnsName, HostCheckMode, MasterProbe,
     REDACTED, Secret, ValueProblem,
 };
 
@@ -59,6 +60,7 @@ pub mod keys {
     pub const MASTER_PORT: &str = "MASTER_PORT";
     pub const WEAVE_CONSENSUS: &str = "WEAVE_CONSENSUS";
     pub const HOST_CHECKS: &str = "HOST_CHECKS";
+    pub const CNI: &str = "CNI";
     /// Extra command-line flags the units read from the role file (`$KUBE_APISERVER_ARGS` in `ExecStart=`); the
     /// agent passes them through untouched and does not warn about them.
     pub const UNIT_ARGS: &[&str] = &[
@@ -80,6 +82,7 @@ pub mod keys {
         MASTER_PORT,
         WEAVE_CONSENSUS,
         HOST_CHECKS,
+        CNI,
     ];
 }
 
@@ -350,6 +353,8 @@ pub struct RoleConfig {
     pub weave_consensus: Option<ConsensusSize>,
     /// `HOST_CHECKS`: whether failing live host checks block (default) or only warn.
     pub host_checks: HostCheckMode,
+    /// `CNI`: the pod network (default weave).
+    pub cni: Cni,
     /// Keys the agent does not know, as written (secret-looking values are redacted when printed).
     #[serde(serialize_with = "serialize_redacted_entries")]
     pub extra: Vec<EnvAssignment>,
@@ -600,6 +605,10 @@ impl RawRoleFile {
             Some(entry) => checker.value(keys::HOST_CHECKS, entry, HostCheckMode::parse)?,
             None => HostCheckMode::default(),
         };
+        let cni = match checker.set(keys::CNI) {
+            Some(entry) => checker.value(keys::CNI, entry, Cni::parse)?,
+            None => Cni::default(),
+        };
 
         let cluster_dns = dns_domain.child(cluster_name.as_str());
         let minions_name = cluster_dns
@@ -622,7 +631,7 @@ impl RawRoleFile {
 
         match self.role {
             NodeRole::Minion => {
-                if weave_consensus.is_none() {
+                if weave_consensus.is_none() && cni == Cni::Weave {
                     return Err(checker.missing(keys::WEAVE_CONSENSUS));
                 }
                 if probe == MasterProbe::Https && ca_cert_hash.is_none() && ca_cert_file.is_none() {
@@ -640,6 +649,7 @@ impl RawRoleFile {
                     keys::MASTER_PROBE,
                     keys::MASTER_PORT,
                     keys::KUBELET_HOSTNAME,
+                    keys::CNI,
                 ] {
                     if let Some(entry) = checker.set(key) {
                         warnings.push(RoleWarning::NotForRole {
@@ -687,6 +697,7 @@ impl RawRoleFile {
             minions_name,
             weave_consensus,
             host_checks,
+            cni,
             extra,
             warnings,
         })

@@ -18,17 +18,25 @@ pub enum ValueProblem {
     /// The value is empty but the key needs one.
     Empty,
     /// Not a DNS label: the character that is not allowed.
-    LabelBadChar { found: char },
+    LabelBadChar {
+        found: char,
+    },
     /// A DNS label longer than 63 characters.
-    LabelTooLong { len: usize },
+    LabelTooLong {
+        len: usize,
+    },
     /// A DNS label starting or ending with '-'.
     LabelHyphenAtEdge,
     /// Upper-case letters in a name (rejected, see the module doc).
-    UpperCase { lower: String },
+    UpperCase {
+        lower: String,
+    },
     /// A DNS name with an empty label (`a..b`, a leading or trailing dot).
     EmptyLabel,
     /// A DNS name longer than 253 characters.
-    NameTooLong { len: usize },
+    NameTooLong {
+        len: usize,
+    },
     /// Not a kubeadm bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`).
     NotBootstrapToken,
     /// Not `sha256:` followed by 64 hex digits.
@@ -40,11 +48,14 @@ pub enum ValueProblem {
     /// Not a TCP port 1..=65535.
     NotPort,
     /// `WEAVE_CONSENSUS` outside 1..=max.
-    NotConsensusSize { max: u32 },
+    NotConsensusSize {
+        max: u32,
+    },
     /// Not a cloud provider name (`[a-z0-9-]+`).
     NotCloudProvider,
     /// `HOST_CHECKS` other than `enforce` or `warn`.
     NotHostCheckMode,
+    NotCni,
 }
 
 impl ValueProblem {
@@ -88,6 +99,9 @@ impl ValueProblem {
                 "use enforce (the default) or warn (labs and containers whose kernel the node does not own)"
                     .to_string()
             }
+            ValueProblem::NotCni => {
+                "use weave (the default: Weave Net run from its baked image) or none (bring your own CNI)".to_string()
+            }
         }
     }
 }
@@ -120,6 +134,7 @@ impl fmt::Display for ValueProblem {
             }
             ValueProblem::NotCloudProvider => f.write_str("is not a cloud provider name"),
             ValueProblem::NotHostCheckMode => f.write_str("is not a host check mode"),
+            ValueProblem::NotCni => f.write_str("is not a pod network this image knows"),
         }
     }
 }
@@ -432,6 +447,36 @@ impl HostCheckMode {
         match self {
             HostCheckMode::Enforce => "enforce",
             HostCheckMode::Warn => "warn",
+        }
+    }
+}
+
+/// The pod network (`CNI`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cni {
+    /// Weave Net, the seeds' choice: the agent computes its IPAM start-up, writes its CNI configuration and starts
+    /// weave.service (the baked weave-kube image, run by containerd). The default.
+    #[default]
+    Weave,
+    /// Bring your own: the agent writes no CNI configuration, computes no Weave start-up and starts no weave.
+    None,
+}
+
+impl Cni {
+    pub fn parse(value: &str) -> Result<Cni, ValueProblem> {
+        match value {
+            "weave" => Ok(Cni::Weave),
+            "none" => Ok(Cni::None),
+            "" => Err(ValueProblem::Empty),
+            _ => Err(ValueProblem::NotCni),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cni::Weave => "weave",
+            Cni::None => "none",
         }
     }
 }

@@ -1,0 +1,124 @@
+# shellcheck shell=bash
+# tests/local/images.sh: sourced by tests/local/e2e.sh while the local cluster is up. The container images baked
+# into the image, on Debian 13 nodes with the real containerd 1.7 and runc:
+#   - every minion imported them into containerd's k8s.io namespace before kubelet, pinned (`ctr images ls` shows
+#     io.cri-containerd.pinned=pinned and the digest the image's lock records), and status says so;
+#   - containerd's live configuration (`containerd config dump`) names the baked pause image as the sandbox image;
+#   - a restart of the agent imports nothing again (status says "present", the image's creation time is unchanged);
+#   - a real container runs from the pause image (containerd + runc on the node): it is RUNNING, it is PID 1 of its
+#     PID namespace, and SIGTERM ends it with exit status 0;
+#   - weave.service runs the weave image through containerd (`ctr task ls` shows the weave task RUNNING);
+#   - a minion whose pause archive is corrupt (bind-mounted over the baked one) is refused at boot: the import fails
+#     with containerd's digest error in status, and kubelet never starts.
+# Uses ok/bad/check/inside/json/field/prop from e2e.sh.
+
+lock_images() { # node → "reference digest" lines from the node's lock
+  inside "$1" cat /usr/share/k8s-image/lock.json | python3 -c '
+import json, sys
+for a in json.load(sys.stdin)["artifacts"]:
+    if a.get("image"):
+        print(a["image"]["reference"], a["image"]["manifest_digest"])'
+}
+ctr_ls() { inside "$1" ctr -n k8s.io images ls 2>/dev/null; }
+
+echo "--- images: baked, imported before kubelet, pinned, run by containerd and runc"
+mapfile -t baked < <(lock_images minion1)
+check "the image's lock lists the baked images (${#baked[@]}: ${baked[*]%% *})" [ "${#baked[@]}" -ge 2 ]
+for n in minion1 minion2; do
+  listing=$(ctr_ls "$n")
+  for entry in "${baked[@]}"; do
+    ref=${entry%% *} digest=${entry#* }
+    line=$(awk -v r="$ref" '$1 == r' <<<"$listing")
+    check "$n: ctr images ls shows $ref with the locked digest" grep -qF "$digest" <<<"$line"
+    check "$n: $ref is labelled io.cri-containerd.pinned=pinned" grep -q 'io.cri-containerd.pinned=pinned' <<<"$line"
+  done
+  imported=$(json "$n" | python3 -c 'import json,sys; print(" ".join(i["outcome"] for i in json.load(sys.stdin)["join"]["images"]))')
+  check "$n: status reports every image imported ($imported)" bash -c "[ -n '$imported' ] && ! grep -qv imported <<<'$(tr ' ' '\n' <<<"$imported")'"
+  import_at=$(json "$n" | python3 -c '
+import json, sys
+t = {x["phase"]: x["at"] for x in json.load(sys.stdin)["transitions"]}
+print(t.get("import-images", 0), t.get("start-units", 0))')
+  check "$n: the images were imported before weave and kubelet started ($import_at)" \
+    bash -c "set -- $import_at; [ \"\$1\" -gt 0 ] && [ \"\$2\" -gt \"\$1\" ]"
+done
+sandbox=$(inside minion1 containerd config dump 2>/dev/null | sed -n 's/^ *sandbox_image = "\(.*\)"/\1/p' | head -n 1)
+check "minion1: containerd's live config names the baked pause image as sandbox_image ($sandbox)" \
+  grep -qF "$sandbox " <<<"$(printf '%s\n' "${baked[@]}")"
+
+# A restart of the agent (as after a crash) re-imports nothing.
+created_before=$(inside minion1 ctr -n k8s.io images ls 2>/dev/null | awk -v r="$sandbox" '$1 == r' | md5sum)
+inside minion1 systemctl restart k8s-agent
+restarted_ok() {
+  local deadline=$(( $(date +%s) + 20 )) s
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    s=$(json minion1)
+    if [ "$(field condition - <<<"$s")" = ready ] && [ "$(field restarts - <<<"$s")" -ge 2 ]; then return 0; fi
+    sleep 0.3
+  done
+  return 1
+}
+check "minion1: the restarted agent is Ready again" restarted_ok
+check "minion1: and imported nothing again (the pause image's entry is unchanged)" \
+  [ "$(inside minion1 ctr -n k8s.io images ls 2>/dev/null | awk -v r="$sandbox" '$1 == r' | md5sum)" = "$created_before" ]
+
+# A real container from the pause image: PID 1 of its namespace, ended by SIGTERM with status 0. `ctr run` in the
+# foreground (in the background of the node) exits with the container's status (ctr 1.7 has no `task wait`).
+# shellcheck disable=SC2016 # expanded by the node's shell
+inside minion1 sh -c 'rm -f /run/e2e-pause.status
+  nohup sh -c "ctr -n k8s.io run --rm --net-host \"\$0\" e2e-pause; echo \$? >/run/e2e-pause.status" "$0" \
+    >/dev/null 2>&1 &' "$sandbox"
+pause_running() {
+  local deadline=$(( $(date +%s) + 10 ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    inside minion1 ctr -n k8s.io task ls 2>/dev/null | awk '$1 == "e2e-pause" { print $3 }' | grep -qx RUNNING && return 0
+    sleep 0.2
+  done
+  return 1
+}
+check "minion1: a container from $sandbox runs (containerd + runc)" pause_running
+pause_pid=$(inside minion1 ctr -n k8s.io task ls 2>/dev/null | awk '$1 == "e2e-pause" { print $2 }')
+pid1_of_its_namespace() { inside minion1 cat "/proc/$pause_pid/status" 2>/dev/null | grep -qE '^NSpid:.*[[:space:]]1$'; }
+check "minion1: the pause process is PID 1 of its PID namespace" pid1_of_its_namespace
+inside minion1 ctr -n k8s.io task kill -s SIGTERM e2e-pause >/dev/null 2>&1 || true
+# shellcheck disable=SC2016 # expanded by the node's shell
+pause_status=$(inside minion1 sh -c 'for _ in $(seq 50); do [ -s /run/e2e-pause.status ] && break; sleep 0.2; done
+  cat /run/e2e-pause.status 2>/dev/null' | tr -d '[:space:]' || true)
+check "minion1: SIGTERM ends the pause container with exit status 0 (got '$pause_status')" [ "$pause_status" = 0 ]
+check "minion1: and \`ctr run --rm\` removed it" \
+  [ -z "$(inside minion1 ctr -n k8s.io containers ls -q 2>/dev/null | grep -x e2e-pause)" ]
+
+weave_running() { inside minion1 ctr -n k8s.io task ls 2>/dev/null | awk '$1 == "weave" { print $3 }' | grep -qx RUNNING; }
+check "minion1: weave.service runs the weave image through containerd (task weave RUNNING)" weave_running
+
+# A minion whose pause archive is corrupt (one byte flipped in a blob, bind-mounted over the baked archive): the import
+# is refused at boot with containerd's digest error, and nothing that runs containers starts.
+corrupt=$(mktemp /run/k8s-local/corrupt-pause.XXXXXX.tar)
+cp "$(root_of minion1)/usr/share/k8s-image/images/pause.tar" "$corrupt"
+python3 - "$corrupt" <<'PY'
+import sys, tarfile
+path = sys.argv[1]
+with tarfile.open(path) as t:
+    blobs = [m for m in t.getmembers() if m.name.startswith("blobs/") and m.size > 100000]
+    member = max(blobs, key=lambda m: m.size)
+with open(path, "r+b") as f:
+    f.seek(member.offset_data + member.size // 2)
+    b = f.read(1)
+    f.seek(-1, 1)
+    f.write(bytes([b[0] ^ 0xFF]))
+PY
+bad_archive=$(MINION_NSPAWN_ARGS="--bind-ro=$corrupt:/usr/share/k8s-image/images/pause.tar" $LC add-minion --no-wait 2>/dev/null | tail -n 1)
+import_refused() {
+  local deadline=$(( $(date +%s) + 40 )) s
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    s=$(json "$bad_archive")
+    if [ "$(field phase - <<<"$s")" = import-images ] && grep -q 'importing the baked container images' <<<"$(field blocking - <<<"$s")"; then
+      echo "    $(field blocking - <<<"$s" | cut -c1-240)"
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "    $bad_archive: $(field phase - <<<"$s"): $(field blocking - <<<"$s")"
+  return 1
+}
+check "$bad_archive (corrupt pause archive) is refused at boot: the import fails, the node waits in import-images" import_refused
+check "$bad_archive: kubelet never ran" [ "$(prop "$bad_archive" kubelet.service ActiveEnterTimestampMonotonic)" = 0 ]
