@@ -152,7 +152,9 @@ hub_up() {
     "a network namespace $HUB may be left from another run: demo/local-cluster.sh down"
   ip netns add "$HUB"
   ip -n "$HUB" link set lo up
-  ip -n "$HUB" link add br0 type bridge
+  # A fixed MAC: a bridge otherwise takes the lowest MAC of its ports, so every node added later may change it, and
+  # nodes that cached the old one lose their packets to 10.79.0.1 (DNS) for the 5 s until ARP re-probes.
+  ip -n "$HUB" link add br0 address 02:6b:38:73:00:01 type bridge
   ip -n "$HUB" addr add 10.79.0.1/24 dev br0
   ip -n "$HUB" link set br0 up
   : > "$STATE/hosts"

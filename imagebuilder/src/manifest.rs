@@ -690,17 +690,7 @@ fn check_artifact(
         ));
     }
     if let Some(reference) = &install_raw.image {
-        let extra = [
-            install_raw.file.as_ref().map(|v| ("file", v.span())),
-            install_raw.dir.as_ref().map(|v| ("dir", v.span())),
-            install_raw.members.as_ref().map(|v| ("members", v.span())),
-            install_raw.mode.as_ref().map(|v| ("mode", v.span())),
-            install_raw
-                .replace_content
-                .as_ref()
-                .map(|v| ("replace_content", v.span())),
-        ];
-        if let Some((key, span)) = extra.into_iter().flatten().next() {
+        if let Some((key, span)) = key_beside_image(install_raw) {
             return Err(map.error(
                 span,
                 ManifestErrorKind::ImageInstall {
@@ -847,6 +837,23 @@ fn check_artifact(
     })
 }
 
+/// The first install key that does not go with `image` (they describe a file or an archive), and where it is.
+fn key_beside_image(install: &RawInstall) -> Option<(&'static str, std::ops::Range<usize>)> {
+    [
+        install.file.as_ref().map(|v| ("file", v.span())),
+        install.dir.as_ref().map(|v| ("dir", v.span())),
+        install.members.as_ref().map(|v| ("members", v.span())),
+        install.mode.as_ref().map(|v| ("mode", v.span())),
+        install
+            .replace_content
+            .as_ref()
+            .map(|v| ("replace_content", v.span())),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+}
+
 /// An image artifact without `url`: pulled from the registry its reference names, pinned by `manifest_digest`
 /// (and only that: a sha256/sha512/checksum_url would pin an archive that does not exist before the pull).
 fn registry_image_artifact(
@@ -856,6 +863,24 @@ fn registry_image_artifact(
 ) -> Result<Artifact, ManifestError> {
     let raw = spanned.get_ref();
     let install = raw.install.get_ref();
+    if let (Some(_), None) = (&install.image, &install.manifest_digest) {
+        return Err(map.error(
+            raw.install.span(),
+            ManifestErrorKind::ImageInstall {
+                artifact: name,
+                reason: "an image needs its manifest_digest".to_string(),
+            },
+        ));
+    }
+    if let (None, Some(d)) = (&install.image, &install.manifest_digest) {
+        return Err(map.error(
+            d.span(),
+            ManifestErrorKind::ImageInstall {
+                artifact: name,
+                reason: "manifest_digest only goes with image".to_string(),
+            },
+        ));
+    }
     let (Some(reference), Some(digest)) = (&install.image, &install.manifest_digest) else {
         return Err(map.error(
             spanned.span(),
@@ -896,22 +921,14 @@ fn registry_image_artifact(
             ManifestErrorKind::BadManifestDigest(digest.get_ref().clone()),
         ));
     }
-    for (key, present) in [
-        ("file", install.file.is_some()),
-        ("dir", install.dir.is_some()),
-        ("members", install.members.is_some()),
-        ("mode", install.mode.is_some()),
-        ("replace_content", install.replace_content.is_some()),
-    ] {
-        if present {
-            return Err(map.error(
-                raw.install.span(),
-                ManifestErrorKind::ImageInstall {
-                    artifact: name,
-                    reason: format!("`{key}` does not go with `image`"),
-                },
-            ));
-        }
+    if let Some((key, span)) = key_beside_image(install) {
+        return Err(map.error(
+            span,
+            ManifestErrorKind::ImageInstall {
+                artifact: name,
+                reason: format!("`{key}` does not go with `image`"),
+            },
+        ));
     }
     let reference = reference.get_ref().clone();
     let digest = digest.get_ref().clone();

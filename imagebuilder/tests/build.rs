@@ -731,3 +731,113 @@ fn outputs_are_world_readable() {
         assert_eq!(mode, 0o644, "{name} has mode {mode:o}");
     }
 }
+
+/// A one-file OCI image archive (written by the project's own writer) and its manifest digest.
+fn pause_archive() -> (Vec<u8>, String) {
+    let spec = imagebuilder::oci::OciImageSpec {
+        files: vec![imagebuilder::oci::ImageFile {
+            path: "/pause".into(),
+            // Incompressible, so the layer blob is large enough to corrupt in its middle.
+            contents: (0u32..40_000)
+                .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+                .collect(),
+            mode: 0o755,
+        }],
+        entrypoint: vec!["/pause".into()],
+        ref_name: "registry.k8s.io/pause:3.10.1".into(),
+        arch: "amd64".into(),
+        created_unix: 1_767_225_600,
+        ..Default::default()
+    };
+    let mut bytes = Vec::new();
+    let digest = imagebuilder::oci::write_oci_archive(&spec, &mut bytes).expect("write image");
+    (bytes, digest)
+}
+
+/// The fixture manifest plus the image archive served at /images/pause.tar (pinned by its sha256, so the
+/// download itself always verifies: what is wrong is inside the archive).
+fn manifest_with_image(s: &Setup, archive: &[u8], manifest_digest: &str) -> std::path::PathBuf {
+    s.server
+        .route("/images/pause.tar", Route::Body(archive.to_vec()));
+    let text = format!(
+        "{}\n[[artifact]]\nname = \"pause\"\nversion = \"3.10.1\"\nurl = \"images/pause.tar\"\nsha256 = \"{}\"\n\
+         [artifact.install]\nimage = \"registry.k8s.io/pause:3.10.1\"\nmanifest_digest = \"{manifest_digest}\"\n",
+        s.fixtures.manifest(&s.server),
+        sha256(archive)
+    );
+    s.write_manifest(&text)
+}
+
+#[test]
+fn an_image_archive_is_verified_baked_and_locked() {
+    let s = Setup::new();
+    let (archive, digest) = pause_archive();
+    let manifest = manifest_with_image(&s, &archive, &digest);
+    let opts = s.opts(&manifest, "out", "cache");
+    let report = run(&opts).expect("build with an image");
+    let layer = std::fs::read(&report.layer).expect("layer");
+    assert_eq!(
+        layer_file(&layer, "usr/share/k8s-image/images/pause.tar"),
+        archive,
+        "the archive is baked byte for byte"
+    );
+    let lock: k8s_agent::image_info::ImageLock =
+        serde_json::from_slice(&std::fs::read(opts.out_dir.join("lock.json")).expect("lock"))
+            .expect("lock json");
+    let images = lock.images();
+    assert_eq!(images.len(), 1);
+    let (artifact, image) = images[0];
+    assert_eq!(artifact.name, "pause");
+    assert_eq!(image.reference, "registry.k8s.io/pause:3.10.1");
+    assert_eq!(image.manifest_digest, digest);
+    assert_eq!(image.archive, "/usr/share/k8s-image/images/pause.tar");
+    assert_eq!(image.platforms, vec!["linux/amd64".to_string()]);
+}
+
+#[test]
+fn a_corrupt_image_archive_is_refused_at_build_naming_the_blob() {
+    let s = Setup::new();
+    let (mut archive, digest) = pause_archive();
+    // The largest blob is the layer: flip one byte in its middle (the tar stays well-formed).
+    let (offset, size, member) = {
+        let mut tar = tar::Archive::new(archive.as_slice());
+        tar.entries()
+            .expect("entries")
+            .map(|e| e.expect("entry"))
+            .filter(|e| e.path().expect("path").starts_with("blobs/sha256"))
+            .map(|e| {
+                let path = e.path().expect("path").to_string_lossy().into_owned();
+                (e.raw_file_position() as usize, e.size() as usize, path)
+            })
+            .max_by_key(|(_, size, _)| *size)
+            .expect("a blob")
+    };
+    assert!(size > 10_000, "the layer blob is {size} bytes");
+    archive[offset + size / 2] ^= 0xff;
+    let manifest = manifest_with_image(&s, &archive, &digest);
+    let opts = s.opts(&manifest, "out", "cache");
+    let err = run(&opts).expect_err("a corrupt layer blob");
+    assert!(matches!(err, BuildError::Image { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("artifact \"pause\""), "{msg}");
+    assert!(
+        msg.contains("images/pause.tar"),
+        "names the archive's URL: {msg}"
+    );
+    assert!(msg.contains(&member), "names the member {member}: {msg}");
+    assert_no_output(&opts);
+}
+
+#[test]
+fn an_image_archive_with_another_manifest_digest_is_refused() {
+    let s = Setup::new();
+    let (archive, digest) = pause_archive();
+    let pinned = format!("sha256:{}", "ab".repeat(32));
+    let manifest = manifest_with_image(&s, &archive, &pinned);
+    let opts = s.opts(&manifest, "out", "cache");
+    let err = run(&opts).expect_err("another manifest digest");
+    let msg = err.to_string();
+    assert!(msg.contains(&pinned), "names the pinned digest: {msg}");
+    assert!(msg.contains(&digest), "names the archive's digest: {msg}");
+    assert_no_output(&opts);
+}

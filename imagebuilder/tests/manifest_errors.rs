@@ -36,6 +36,20 @@ dir = "/opt/cni/bin"
 members = ["./loopback", "./bridge"]
 "#;
 
+/// GOOD with a baked container image, pulled from its registry (no url: pinned by manifest_digest alone).
+fn good_with_image() -> String {
+    format!(
+        "{GOOD}
+[[artifact]]
+name = \"pause\"
+version = \"3.10.1\"
+[artifact.install]
+image = \"registry.k8s.io/pause:3.10.1\"
+manifest_digest = \"sha256:278fb9dbcca9518083ad1e11276933a2e96f23de604a3a08cc3c80002767d24c\"
+"
+    )
+}
+
 fn parse(text: &str) -> Result<Manifest, imagebuilder::manifest::ManifestError> {
     Manifest::parse(Path::new("/etc/image.toml"), text)
 }
@@ -114,7 +128,7 @@ fn table() -> Vec<(&'static str, String, usize, usize, K)> {
             19,
             1,
             K::Toml(
-                "unknown field `owner`, expected one of `file`, `dir`, `members`, `mode`, `replace_content`".into(),
+                "unknown field `owner`, expected one of `file`, `dir`, `members`, `mode`, `replace_content`, `image`, `manifest_digest`".into(),
             ),
         ),
         ("missing name", r("name = \"k8s-node\"\n", ""), 1, 1, K::Toml("missing field `name`".into())),
@@ -345,8 +359,17 @@ fn table() -> Vec<(&'static str, String, usize, usize, K)> {
 
 #[test]
 fn every_bad_manifest_gives_its_exact_error() {
+    assert_table(table());
+}
+
+#[test]
+fn every_bad_image_artifact_gives_its_exact_error() {
+    assert_table(image_table());
+}
+
+fn assert_table(table: Vec<(&'static str, String, usize, usize, K)>) {
     let mut failures = Vec::new();
-    for (case, text, line, column, kind) in table() {
+    for (case, text, line, column, kind) in table {
         match parse(&text) {
             Ok(_) => failures.push(format!("{case}: parsed, expected {kind:?}")),
             Err(e) => {
@@ -373,6 +396,135 @@ fn every_bad_manifest_gives_its_exact_error() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn an_image_artifact_parses_to_a_registry_pull_or_a_downloaded_archive() {
+    let m = parse(&good_with_image()).expect("good manifest with an image");
+    let pause = &m.artifacts[2];
+    assert_eq!(
+        pause.install,
+        Install::Image {
+            reference: "registry.k8s.io/pause:3.10.1".into(),
+            manifest_digest:
+                "sha256:278fb9dbcca9518083ad1e11276933a2e96f23de604a3a08cc3c80002767d24c".into(),
+            path: "/usr/share/k8s-image/images/pause.tar".into(),
+        }
+    );
+    assert!(matches!(pause.pin, ChecksumPin::Registry));
+    assert_eq!(
+        pause.install.target_paths(),
+        vec!["/usr/share/k8s-image/images/pause.tar"]
+    );
+
+    let archived = good_with_image().replace(
+        "version = \"3.10.1\"\n",
+        "version = \"3.10.1\"\nurl = \"pause-3.10.1.oci.tar\"\nsha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\n",
+    );
+    let m = parse(&archived).expect("an image from a downloaded OCI archive");
+    assert!(matches!(&m.artifacts[2].pin, ChecksumPin::Fixed(_)));
+    assert_eq!(
+        m.artifacts[2].url.as_str(),
+        "https://example.invalid/rel/pause-3.10.1.oci.tar"
+    );
+}
+
+/// The image cases: edits of [`good_with_image`].
+fn image_table() -> Vec<(&'static str, String, usize, usize, K)> {
+    let good = good_with_image();
+    let r = |from: &str, to: &str| {
+        assert!(good.contains(from), "table edit {from:?} does not apply");
+        good.replacen(from, to, 1)
+    };
+    let digest = "sha256:278fb9dbcca9518083ad1e11276933a2e96f23de604a3a08cc3c80002767d24c";
+    vec![
+        (
+            "image without manifest_digest",
+            r(&format!("manifest_digest = \"{digest}\"\n"), ""),
+            32,
+            1,
+            K::ImageInstall {
+                artifact: "pause".into(),
+                reason: "an image needs its manifest_digest".into(),
+            },
+        ),
+        (
+            "manifest_digest without image",
+            r("image = \"registry.k8s.io/pause:3.10.1\"\n", "file = \"/usr/bin/pause\"\n"),
+            34,
+            19,
+            K::ImageInstall {
+                artifact: "pause".into(),
+                reason: "manifest_digest only goes with image".into(),
+            },
+        ),
+        (
+            "image with a mode",
+            r("image = ", "mode = \"0644\"\nimage = "),
+            33,
+            8,
+            K::ImageInstall {
+                artifact: "pause".into(),
+                reason: "`mode` does not go with `image`".into(),
+            },
+        ),
+        (
+            "image without a tag",
+            r("registry.k8s.io/pause:3.10.1", "registry.k8s.io/pause"),
+            33,
+            9,
+            K::BadImageReference {
+                reference: "registry.k8s.io/pause".into(),
+                reason: "it has no tag (':3.10.1') or digest".into(),
+            },
+        ),
+        (
+            "image without a registry host",
+            r("registry.k8s.io/pause:3.10.1", "pause:3.10.1"),
+            33,
+            9,
+            K::BadImageReference {
+                reference: "pause:3.10.1".into(),
+                reason: "it has no registry host (e.g. registry.k8s.io/)".into(),
+            },
+        ),
+        (
+            "short manifest digest",
+            r(digest, "sha256:278fb9db"),
+            34,
+            19,
+            K::BadManifestDigest("sha256:278fb9db".into()),
+        ),
+        (
+            "a registry image with a file checksum",
+            r(
+                "version = \"3.10.1\"\n",
+                "version = \"3.10.1\"\nsha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\n",
+            ),
+            32,
+            10,
+            K::ImageInstall {
+                artifact: "pause".into(),
+                reason: "an image pulled from its registry is pinned by manifest_digest alone (sha256, sha512 and \
+                         checksum_url pin a downloaded archive: give its url too)"
+                    .into(),
+            },
+        ),
+        (
+            "a file artifact without url",
+            r(
+                "url = \"https://dl.k8s.io/release/v1.35.0/bin/linux/amd64/kubelet\"\n",
+                "",
+            ),
+            11,
+            1,
+            K::Toml(
+                "artifact \"kubelet\": missing field `url` (only a container image with install.image and \
+                 install.manifest_digest may leave it out, to be pulled from its registry)"
+                    .into(),
+            ),
+        ),
+    ]
 }
 
 #[test]

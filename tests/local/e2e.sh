@@ -144,7 +144,12 @@ deleted=$(inside master /usr/local/bin/kubectl-test --kubeconfig /etc/kubernetes
   -n kube-system delete secret "bootstrap-token-${token%%.*}" 2>&1 || true)
 if grep -q 'deleted' <<<"$deleted"; then ok "master: kubectl deleted the token Secret"; else
   bad "master: kubectl deleted the token Secret ($deleted)"
-  inside master journalctl -u kube-apiserver -u etcd -n 30 -o short-monotonic --no-pager | sed 's/^/    /' || true
+  inside master journalctl -u kube-apiserver -n 8 -o short-monotonic --no-pager | sed 's/^/    /' || true
+  inside master grep server: /etc/kubernetes/admin.conf | sed 's/^/    /' || true
+  { time inside master getent ahosts masters.local.k8s; } 2>&1 | sed 's/^/    getent: /' || true
+  tail -n 12 /run/k8s-local/dnsmasq.log | sed 's/^/    dnsmasq: /' || true
+  inside master /usr/local/bin/kubectl-test --kubeconfig /etc/kubernetes/admin.conf --request-timeout=10s -v=6 \
+    -n kube-system get secrets 2>&1 | tail -n 8 | sed 's/^/    again: /' || true
 fi
 inside master sh -c 'systemctl stop k8s-agent && rm -f /run/k8s-agent/state.json && systemctl start k8s-agent'
 rotation_kept() {
