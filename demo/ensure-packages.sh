@@ -36,6 +36,13 @@ log "installing ${#missing[@]} Debian package(s) ($tier): ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 step "apt-get update" "apt-get needs the Debian mirror configured in /etc/apt/sources.list*"
 with_system_path apt-get update -qq
+# Packages that ship a daemon (containerd, docker-registry) must not start it on this machine: the tests run their
+# own instances on private sockets and free ports. policy-rc.d (Debian's policy layer) says no while we install.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\n# written by %s while it installs packages: no daemon starts\nexit 101\n' "$0" >/usr/sbin/policy-rc.d
+  chmod 0755 /usr/sbin/policy-rc.d
+  on_exit "rm -f /usr/sbin/policy-rc.d"
+fi
 step "apt-get install ${missing[*]}" "see apt-get's message above; the package names come from $LIST"
 with_system_path apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 for p in "${missing[@]}"; do installed "$p" || die "$p is still not installed after apt-get install"; done

@@ -37,13 +37,13 @@ role_units=(
 )
 agent_unit=k8s-agent.service
 
-# Binaries the image provides (DESIGN.md: /usr/bin from the image layer, modprobe from the base distribution's
-# kmod). Deliberately a fixed list, not scraped from the units: a unit naming a binary the image does not ship
+# Binaries the image provides (DESIGN.md: /usr/bin from the image layer, containerd's archive brings ctr; modprobe
+# from the base distribution's kmod, mkdir from its coreutils). Deliberately a fixed list, not scraped from the units: a unit naming a binary the image does not ship
 # (a typo, a /usr/local/bin path) must fail verify.
 image_binaries=(
     /usr/bin/etcd /usr/bin/kube-apiserver /usr/bin/kube-controller-manager /usr/bin/kube-scheduler
-    /usr/bin/kubelet /usr/bin/kube-proxy /usr/bin/containerd /usr/bin/weaver /usr/bin/k8s-agent
-    /usr/sbin/modprobe
+    /usr/bin/kubelet /usr/bin/kube-proxy /usr/bin/containerd /usr/bin/ctr /usr/bin/k8s-agent
+    /usr/sbin/modprobe /usr/bin/mkdir
 )
 
 if ! command -v systemd-analyze >/dev/null || ! command -v systemctl >/dev/null; then

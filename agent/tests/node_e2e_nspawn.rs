@@ -343,6 +343,22 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
         0o644,
     );
     node.write("/etc/resolv.conf", b"nameserver 127.0.0.53\n", 0o644);
+    // The image's lock (test double: an image that bakes no container images, so ImportImages has nothing to do;
+    // containerd here is a sleep. tests/local/images.sh imports real images into a real containerd).
+    let lock = k8s_agent::image_info::ImageLock {
+        lock_version: k8s_agent::image_info::LOCK_SCHEMA_VERSION,
+        image_name: "node-e2e-test-double".into(),
+        kubernetes_version: "1.35.0".into(),
+        arch: "amd64".into(),
+        source_date_epoch: 0,
+        host_packages: Vec::new(),
+        artifacts: Vec::new(),
+    };
+    node.write(
+        "/usr/share/k8s-image/lock.json",
+        &serde_json::to_vec(&lock).expect("lock json"),
+        0o644,
+    );
     node.write("/etc/kubernetes/pki/ca.crt", ca.as_bytes(), 0o644);
     node.write(
         "/etc/sysconfig/kubernetes-minions",
