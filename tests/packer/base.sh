@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Build (once) and cache the base disk image the Packer qemu build starts from: the tests' Debian bookworm minbase
-# rootfs (tests/nspawn/rootfs.sh) + a kernel and initramfs (for direct kernel boot), openssh-server, cloud-init
+# Build (once) and cache the base disk image the Packer qemu build starts from: the nodes' Debian minbase rootfs
+# (tests/nspawn/rootfs.sh; trixie unless K8S_TEST_SUITE names another suite) + a kernel and initramfs (for direct kernel boot), openssh-server, cloud-init
 # (disabled for the build; provision.sh re-enables it), DHCP on eth0 (systemd-networkd), and a build-only SSH key for
 # root. The disk is a partitionless ext4 file system (root=/dev/vda) converted to qcow2.
 #
 # Usage: tests/packer/base.sh      prints the cache directory on stdout (everything else goes to stderr); it holds
 #   base.qcow2  base.qcow2.sha256  vmlinuz  initrd.img  build_key (0600, the build login's private key)  stamp
 #
-# Cache: ${K8S_TEST_CACHE:-/var/cache/k8s-image-test}/packer-base-bookworm, rebuilt when the stamp differs. Built in a
+# Cache: ${K8S_TEST_CACHE:-/var/cache/k8s-image-test}/packer-base-$SUITE, rebuilt when the stamp differs. Built in a
 # temporary directory next to it and renamed when complete; concurrent callers serialise on a lock file. The private
 # key only opens the BUILD VM: provision.sh removes every authorized_keys before imaging.
 LIB_SCRIPT=base.sh
@@ -17,18 +17,19 @@ stdout_is_result
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
-BASE=$CACHE/packer-base-bookworm
+SUITE=${K8S_TEST_SUITE:-trixie}
+BASE=$CACHE/packer-base-$SUITE
 PACKAGES="linux-image-amd64 openssh-server cloud-init"
 DISK_SIZE=3G
 FIXES=1
-STAMP_WANT="packages=$PACKAGES disk=$DISK_SIZE fixes=$FIXES"
+STAMP_WANT="suite=$SUITE packages=$PACKAGES disk=$DISK_SIZE fixes=$FIXES"
 
 step "checking what building the base disk needs"
 need_root
 need_commands mkfs.ext4 qemu-img ssh-keygen chroot
 
 mkdir -p "$CACHE"
-exec 8>"$CACHE/.packer-base.lock"
+exec 8>"$CACHE/.packer-base-$SUITE.lock"
 flock 8
 
 if [ -f "$BASE/stamp" ] && [ "$(head -n 1 "$BASE/stamp")" = "$STAMP_WANT" ]; then
@@ -37,11 +38,11 @@ if [ -f "$BASE/stamp" ] && [ "$(head -n 1 "$BASE/stamp")" = "$STAMP_WANT" ]; the
   exit 0
 fi
 
-ROOTFS=$("$HERE/../nspawn/rootfs.sh")
+ROOTFS=$(K8S_TEST_SUITE=$SUITE "$HERE/../nspawn/rootfs.sh")
 
 step "building the base disk $BASE" "nothing was cached; the next run starts this step again"
-for stale in "$CACHE/.packer-base.tmp."*; do remove_tree "$stale"; done
-TMP=$(mktemp -d "$CACHE/.packer-base.tmp.XXXXXX")
+for stale in "$CACHE/.packer-base-$SUITE.tmp."*; do remove_tree "$stale"; done
+TMP=$(mktemp -d "$CACHE/.packer-base-$SUITE.tmp.XXXXXX")
 root=$TMP/root
 on_exit "remove_tree '$TMP'"
 
