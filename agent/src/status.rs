@@ -310,7 +310,7 @@ impl StatusReport {
                     }
                     crate::plan::ImageOutcome::Present => "present, pinned".to_string(),
                     crate::plan::ImageOutcome::WrongDigest { found } => {
-                        format!("WRONG DIGEST: containerd has {found}")
+                        format!("WRONG DIGEST: the baked archive holds {found}")
                     }
                     crate::plan::ImageOutcome::Failed { reason } => format!("FAILED: {reason}"),
                 };

@@ -107,18 +107,34 @@ with open(path, "r+b") as f:
     f.write(bytes([b[0] ^ 0xFF]))
 PY
 bad_archive=$(MINION_NSPAWN_ARGS="--bind-ro=$corrupt:/usr/share/k8s-image/images/pause.tar" $LC add-minion --no-wait 2>/dev/null | tail -n 1)
-import_refused() {
+waits_in_import() { # node text → within 40 s the node waits in import-images with text in its reason
   local deadline=$(( $(date +%s) + 40 )) s
   while [ "$(date +%s)" -lt "$deadline" ]; do
-    s=$(json "$bad_archive")
-    if [ "$(field phase - <<<"$s")" = import-images ] && grep -q 'importing the baked container images' <<<"$(field blocking - <<<"$s")"; then
+    s=$(json "$1")
+    if [ "$(field phase - <<<"$s")" = import-images ] && grep -qF "$2" <<<"$(field blocking - <<<"$s")"; then
       echo "    $(field blocking - <<<"$s" | cut -c1-240)"
       return 0
     fi
     sleep 0.5
   done
-  echo "    $bad_archive: $(field phase - <<<"$s"): $(field blocking - <<<"$s")"
+  echo "    $1: $(field phase - <<<"$s"): $(field blocking - <<<"$s")"
   return 1
 }
-check "$bad_archive (corrupt pause archive) is refused at boot: the import fails, the node waits in import-images" import_refused
+check "$bad_archive (corrupt pause archive) is refused at boot: the import fails, the node waits in import-images" \
+  waits_in_import "$bad_archive" 'importing the baked container images'
 check "$bad_archive: kubelet never ran" [ "$(prop "$bad_archive" kubelet.service ActiveEnterTimestampMonotonic)" = 0 ]
+check "$bad_archive: no half-imported pause record is left in containerd" \
+  [ -z "$(inside "$bad_archive" ctr -n k8s.io images ls -q 2>/dev/null | grep -xF "$sandbox")" ]
+
+# A minion whose pause archive was swapped for another, intact image under the same name (another digest than the
+# lock's): imported, seen to be the wrong image, removed again; the node is blocked and says why.
+swapped=$(mktemp /run/k8s-local/swapped-pause.XXXXXX.tar)
+target/release/imagebuilder oci-image --ref "$sandbox" --created 1 --out "$swapped" \
+  --file demo/artifacts/.build/busybox:/pause:0755 --entrypoint /pause >/dev/null
+other_archive=$(MINION_NSPAWN_ARGS="--bind-ro=$swapped:/usr/share/k8s-image/images/pause.tar" $LC add-minion --no-wait 2>/dev/null | tail -n 1)
+check "$other_archive (pause archive swapped for another image) is blocked in import-images: the lock's digest is not the archive's" \
+  waits_in_import "$other_archive" "in its baked archive, the image's lock says $(field join.images.0.digest - <<<"$(json minion1)")"
+check "$other_archive: status shows the wrong digest" grep -q 'WRONG DIGEST' <<<"$(inside "$other_archive" k8s-agent status --no-units 2>/dev/null)"
+check "$other_archive: the other image was removed from containerd again" \
+  [ -z "$(inside "$other_archive" ctr -n k8s.io images ls -q 2>/dev/null | grep -xF "$sandbox")" ]
+check "$other_archive: kubelet never ran" [ "$(prop "$other_archive" kubelet.service ActiveEnterTimestampMonotonic)" = 0 ]

@@ -140,8 +140,12 @@ pub async fn import_images(root: &Path, ctr_bin: &Path, timeout: Duration) -> Ob
             Err(reason) => ImageOutcome::Failed { reason },
             Ok(millis) => images::judge(image, &after, millis),
         };
-        if matches!(outcome, ImageOutcome::Failed { .. }) {
-            // A half-imported record (manifest without layers) must not stay behind looking like the image.
+        if matches!(
+            outcome,
+            ImageOutcome::Failed { .. } | ImageOutcome::WrongDigest { .. }
+        ) {
+            // A half-imported record (manifest without layers), or another image under the locked name, must not
+            // stay behind looking like the image.
             if let Err(e) = ctr(ctr_bin, &["images", "rm", &image.reference], timeout).await {
                 tracing::debug!(image = %image.reference, error = %e, "nothing to remove after a failed import");
             }

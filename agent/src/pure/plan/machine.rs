@@ -706,7 +706,7 @@ impl Step {
             .iter()
             .filter_map(|r| match &r.outcome {
                 ImageOutcome::WrongDigest { found } => Some(format!(
-                    "{} shows {found} in containerd, the image's lock says {}",
+                    "{} is {found} in its baked archive, the image's lock says {}",
                     r.reference, r.digest
                 )),
                 _ => None,
@@ -715,9 +715,9 @@ impl Step {
         self.s.images = reports;
         if !wrong.is_empty() {
             let reason = format!(
-                "blocked: {} — something else put another image under that name (`ctr -n k8s.io images rm` it, \
-                 then `systemctl restart k8s-agent`); nothing that runs containers was started; checking again \
-                 every {} s",
+                "blocked: {} — the archive under /usr/share/k8s-image/images/ is not the one this image was built \
+                 with (replaced or damaged after the build; `k8s-agent check` compares it with the lock): rebuild or \
+                 re-provision the node; nothing that runs containers was started; checking again every {} s",
                 wrong.join("; "),
                 super::backoff::BLOCKED_RETRY.as_secs()
             );
