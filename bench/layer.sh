@@ -4,7 +4,9 @@
 #   - the floor: tar c | gzip -6 of the already staged bytes (imagebuilder's own layer, extracted once), and for
 #     reference tar c | pigz -6 (all cores) and tar c | zstd -T0 (level 3), plus tar c alone;
 # warm (imagebuilder's cache filled first, the seeds copy from demo/artifacts/) and cold (empty cache; both download
-# from python3's http.server on 127.0.0.1 serving demo/artifacts/).
+# from python3's http.server on 127.0.0.1 serving demo/artifacts/). Warm, imagebuilder also builds the demo manifest
+# without its two container image artifacts (pause, weave-kube), interleaved: the cost of baking (and verifying) the
+# images, beside the build without them.
 #
 #   bench/layer.sh [REPS] [COLD_REPS]      (defaults: 5 warm repetitions, 2 cold; about 4 minutes on an idle 2-core box)
 #
@@ -119,6 +121,19 @@ if [ -n "$IB_B" ]; then
 fi
 mkdir "$work/tree"
 tar -xzf "$work/ib/layer.tar.gz" -C "$work/tree"
+# The demo manifest without its image artifacts (the [[artifact]] blocks with install.image), with base_url made
+# absolute so it resolves from the scratch directory.
+python3 - "$MANIFEST" "$work/demo-noimg.toml" "file://$root/demo/artifacts/" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+head, *blocks = re.split(r"(?m)^(?=\[\[artifact\]\])", text)
+kept = [b for b in blocks if not re.search(r"(?m)^image = ", b)]
+assert len(kept) == len(blocks) - 2, "expected two image artifacts in the demo manifest"
+head = re.sub(r'(?m)^base_url = .*$', f'base_url = "{sys.argv[3]}"', head)
+open(sys.argv[2], "w").write(head + "".join(kept))
+PY
+ib_build "$work/demo-noimg.toml" "$work/cache" "$work/ib-noimg"
+"${IB_CMD[@]}" >/dev/null
 
 # --- warm: interleaved repetitions --------------------------------------------------------------------------------
 # The three numbers the bars compare run REPS times; the references (pigz, zstd, tar alone) min(REPS, 3) times.
@@ -136,6 +151,8 @@ for ((i = 1; i <= REPS; i++)); do
         measure warm imagebuilder_b "${IB_CMD[@]}"
         sha256sum "$work/ib-b/layer.tar.gz" | cut -d' ' -f1 >>"$work/ib-b.sha256s"
     fi
+    ib_build "$work/demo-noimg.toml" "$work/cache" "$work/ib-noimg"
+    measure warm imagebuilder_noimg "${IB_CMD[@]}"
     measure warm seeds bench/seeds-provisioner.sh demo/artifacts "$work/seeds.tar.gz" "$AGENT"
     measure warm floor_gzip bash -o pipefail -c floor_gzip
     if ((i <= REF_REPS)); then
@@ -188,6 +205,7 @@ BENCH_ROWS=$rows BENCH_REPS=$REPS BENCH_COLD=$COLD_REPS BENCH_LOAD="$load_start 
 BENCH_NPROC=$(nproc)
 BENCH_CPU=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
 BENCH_SIZES=$(sizes imagebuilder="$work/ib/layer.tar.gz" imagebuilder_b="$work/ib-b/layer.tar.gz" \
+    imagebuilder_noimg="$work/ib-noimg/layer.tar.gz" \
     seeds="$work/seeds.tar.gz" floor_gzip="$work/floor.tar.gz" floor_pigz="$work/floor-pigz.tar.gz" \
     floor_zstd="$work/floor.tar.zst")
 BENCH_STAGED=$(du -sb "$work/tree" | cut -f1)
@@ -215,6 +233,7 @@ def num(x):
 names = {
     "imagebuilder": "imagebuilder build",
     "imagebuilder_b": f"imagebuilder build, IMAGEBUILDER_B={os.environ['BENCH_IB_B']}",
+    "imagebuilder_noimg": "imagebuilder build, the demo manifest without its 2 image artifacts",
     "seeds": "seeds-provisioner.sh (cp/curl, sha256sum -c, install, tar|gzip -6)",
     "floor_gzip": "floor: tar c | gzip -6",
     "floor_pigz": f"floor: tar c | pigz -6 ({os.environ['BENCH_NPROC']} threads)",
@@ -232,7 +251,7 @@ p(f"machine: {os.environ['BENCH_NPROC']} cores ({os.environ['BENCH_CPU']}); load
 p("")
 p("| scenario | what | n | median s | min s | max s | spread | CPU s (user+sys) | peak RSS | output |")
 p("|---|---|---|---|---|---|---|---|---|---|")
-order = [("warm", k) for k in ["imagebuilder", "imagebuilder_b", "seeds", "floor_gzip", "floor_pigz", "floor_zstd", "floor_tar"]] + \
+order = [("warm", k) for k in ["imagebuilder", "imagebuilder_noimg", "imagebuilder_b", "seeds", "floor_gzip", "floor_pigz", "floor_zstd", "floor_tar"]] + \
         [("cold", "imagebuilder"), ("cold", "imagebuilder_b"), ("cold", "seeds")]
 for scen, label in order:
     rs = runs(scen, label)
@@ -272,6 +291,7 @@ def phase_table(label, title):
         p("| | " + " | ".join(f"{med([d[k] for d in ph]):.2f}" for k in keys) + " |")
         p("")
 phase_table("imagebuilder", "imagebuilder phases")
+phase_table("imagebuilder_noimg", "imagebuilder phases without the images")
 phase_table("imagebuilder_b", "IMAGEBUILDER_B phases")
 phase_table("seeds", "seeds phases")
 
@@ -282,6 +302,8 @@ p("| ratio (medians) | value | bar | |")
 p("|---|---|---|---|")
 ratio_line("warm: imagebuilder / floor (tar c \\| gzip -6)", ib / floor, "<= 1.5x", ib / floor <= 1.5)
 ratio_line("warm: seeds / imagebuilder", seeds / ib, ">= 3x", seeds / ib >= 3)
+if walls("warm", "imagebuilder_noimg"):
+    p(f"| warm: imagebuilder with the images / without them (reference) | {ib / med(walls('warm', 'imagebuilder_noimg')):.2f}x | | |")
 for label, what in (("floor_pigz", "imagebuilder / tar c | pigz -6"), ("floor_zstd", "imagebuilder / tar c | zstd -T0")):
     if walls("warm", label):
         p(f"| warm: {what.replace('|', chr(92) + '|')} (reference) | {ib / med(walls('warm', label)):.2f}x | | |")

@@ -43,12 +43,14 @@ ARTIFACTS=(
     "kube-proxy|file /usr/bin/kube-proxy 0755"
     "kubectl|file /usr/bin/kubectl 0755"
     "kubeadm|file /usr/bin/kubeadm 0755"
-    "etcd-v3.4.23-linux-amd64.tar.gz|tar /usr/bin 0755 1 etcd-v3.4.23-linux-amd64/etcd etcd-v3.4.23-linux-amd64/etcdctl"
-    "containerd-1.6.20-linux-amd64.tar.gz|tar /usr/bin 0755 1 bin/containerd bin/ctr bin/containerd-shim-runc-v2"
+    "etcd-v3.5.16-linux-amd64.tar.gz|tar /usr/bin 0755 1 etcd-v3.5.16-linux-amd64/etcd etcd-v3.5.16-linux-amd64/etcdctl"
+    "containerd-1.7.24-linux-amd64.tar.gz|tar /usr/bin 0755 1 bin/containerd bin/ctr bin/containerd-shim-runc-v2"
     "runc.amd64|file /usr/bin/runc 0755"
     "crictl|file /usr/bin/crictl 0755"
     "cni-plugins-linux-amd64-v1.1.1.tgz|tar /opt/cni/bin 0755 0 ./loopback ./bridge ./host-local ./portmap"
-    "weaver|file /usr/bin/weaver 0755"
+    # the container images, copied as they are (a shell script cannot check a manifest digest inside an archive)
+    "pause-3.10.1.oci.tar|file /usr/share/k8s-image/images/pause.tar 0644"
+    "weave-kube-standin-2.8.1.oci.tar|file /usr/share/k8s-image/images/weave-kube.tar 0644"
     # installed after files/, so it replaces files/etc/containerd/config.toml (demo.toml: replace_content = true)
     "containerd-config-v2.toml|file /etc/containerd/config.toml 0644"
 )
