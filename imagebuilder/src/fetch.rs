@@ -528,7 +528,8 @@ pub fn artifact_file_name(url: &Url) -> &str {
         .unwrap_or("")
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its sources, each once (reqwest nests the same text), joined with `: `.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {

@@ -680,66 +680,14 @@ fn check_artifact(
         Some(m) => parse_mode(m.get_ref())
             .ok_or_else(|| map.error(m.span(), ManifestErrorKind::BadMode(m.get_ref().clone())))?,
     };
-    if let (None, Some(d)) = (&install_raw.image, &install_raw.manifest_digest) {
-        return Err(map.error(
-            d.span(),
-            ManifestErrorKind::ImageInstall {
-                artifact: name,
-                reason: "manifest_digest only goes with image".to_string(),
-            },
-        ));
-    }
-    if let Some(reference) = &install_raw.image {
-        if let Some((key, span)) = key_beside_image(install_raw) {
-            return Err(map.error(
-                span,
-                ManifestErrorKind::ImageInstall {
-                    artifact: name,
-                    reason: format!("`{key}` does not go with `image`"),
-                },
-            ));
-        }
-        let Some(digest) = &install_raw.manifest_digest else {
-            return Err(map.error(
-                raw.install.span(),
-                ManifestErrorKind::ImageInstall {
-                    artifact: name,
-                    reason: "an image needs its manifest_digest".to_string(),
-                },
-            ));
-        };
-        if let Err(reason) = check_image_reference(reference.get_ref()) {
-            return Err(map.error(
-                reference.span(),
-                ManifestErrorKind::BadImageReference {
-                    reference: reference.get_ref().clone(),
-                    reason,
-                },
-            ));
-        }
-        if !is_sha256_digest(digest.get_ref()) {
-            return Err(map.error(
-                digest.span(),
-                ManifestErrorKind::BadManifestDigest(digest.get_ref().clone()),
-            ));
-        }
-        return Ok(Artifact {
-            install: Install::Image {
-                reference: reference.get_ref().clone(),
-                manifest_digest: digest.get_ref().clone(),
-                path: format!("{IMAGES_DIR}/{name}.tar"),
-            },
-            name,
-            version: raw.version.get_ref().clone(),
-            url,
-            source_label,
-            checksum_label,
-            pin,
-            standin: raw.standin,
-        });
-    }
-    let install = match (&install_raw.file, &install_raw.dir) {
-        (Some(file), None) => {
+    let image = image_pin(map, &name, &raw.install)?;
+    let install = match (image, &install_raw.file, &install_raw.dir) {
+        (Some((reference, manifest_digest)), _, _) => Install::Image {
+            reference,
+            manifest_digest,
+            path: format!("{IMAGES_DIR}/{name}.tar"),
+        },
+        (None, Some(file), None) => {
             if let Some(members) = &install_raw.members {
                 return Err(map.error(
                     members.span(),
@@ -755,7 +703,7 @@ fn check_artifact(
                     .is_some_and(|r| *r.get_ref()),
             }
         }
-        (None, Some(dir)) => {
+        (None, None, Some(dir)) => {
             if let Some(r) = &install_raw.replace_content {
                 return Err(map.error(
                     r.span(),
@@ -837,6 +785,64 @@ fn check_artifact(
     })
 }
 
+/// An install table's image pin: `None` when it has neither `image` nor `manifest_digest`; the reference and
+/// digest when both are there and well-formed and nothing describes a file or archive beside them; otherwise the
+/// error, at the key it is about.
+fn image_pin(
+    map: &SourceMap<'_>,
+    name: &str,
+    install: &Spanned<RawInstall>,
+) -> Result<Option<(String, String)>, ManifestError> {
+    let raw = install.get_ref();
+    let wrong = |span, reason: String| {
+        map.error(
+            span,
+            ManifestErrorKind::ImageInstall {
+                artifact: name.to_string(),
+                reason,
+            },
+        )
+    };
+    let (reference, digest) = match (&raw.image, &raw.manifest_digest) {
+        (None, None) => return Ok(None),
+        (None, Some(d)) => {
+            return Err(wrong(
+                d.span(),
+                "manifest_digest only goes with image".into(),
+            ));
+        }
+        (Some(_), None) => {
+            return Err(wrong(
+                install.span(),
+                "an image needs its manifest_digest".into(),
+            ));
+        }
+        (Some(r), Some(d)) => (r, d),
+    };
+    if let Some((key, span)) = key_beside_image(raw) {
+        return Err(wrong(span, format!("`{key}` does not go with `image`")));
+    }
+    if let Err(reason) = check_image_reference(reference.get_ref()) {
+        return Err(map.error(
+            reference.span(),
+            ManifestErrorKind::BadImageReference {
+                reference: reference.get_ref().clone(),
+                reason,
+            },
+        ));
+    }
+    if !is_sha256_digest(digest.get_ref()) {
+        return Err(map.error(
+            digest.span(),
+            ManifestErrorKind::BadManifestDigest(digest.get_ref().clone()),
+        ));
+    }
+    Ok(Some((
+        reference.get_ref().clone(),
+        digest.get_ref().clone(),
+    )))
+}
+
 /// The first install key that does not go with `image` (they describe a file or an archive), and where it is.
 fn key_beside_image(install: &RawInstall) -> Option<(&'static str, std::ops::Range<usize>)> {
     [
@@ -862,26 +868,7 @@ fn registry_image_artifact(
     name: String,
 ) -> Result<Artifact, ManifestError> {
     let raw = spanned.get_ref();
-    let install = raw.install.get_ref();
-    if let (Some(_), None) = (&install.image, &install.manifest_digest) {
-        return Err(map.error(
-            raw.install.span(),
-            ManifestErrorKind::ImageInstall {
-                artifact: name,
-                reason: "an image needs its manifest_digest".to_string(),
-            },
-        ));
-    }
-    if let (None, Some(d)) = (&install.image, &install.manifest_digest) {
-        return Err(map.error(
-            d.span(),
-            ManifestErrorKind::ImageInstall {
-                artifact: name,
-                reason: "manifest_digest only goes with image".to_string(),
-            },
-        ));
-    }
-    let (Some(reference), Some(digest)) = (&install.image, &install.manifest_digest) else {
+    let Some((reference, digest)) = image_pin(map, &name, &raw.install)? else {
         return Err(map.error(
             spanned.span(),
             ManifestErrorKind::Toml(format!(
@@ -906,32 +893,6 @@ fn registry_image_artifact(
             },
         ));
     }
-    if let Err(reason) = check_image_reference(reference.get_ref()) {
-        return Err(map.error(
-            reference.span(),
-            ManifestErrorKind::BadImageReference {
-                reference: reference.get_ref().clone(),
-                reason,
-            },
-        ));
-    }
-    if !is_sha256_digest(digest.get_ref()) {
-        return Err(map.error(
-            digest.span(),
-            ManifestErrorKind::BadManifestDigest(digest.get_ref().clone()),
-        ));
-    }
-    if let Some((key, span)) = key_beside_image(install) {
-        return Err(map.error(
-            span,
-            ManifestErrorKind::ImageInstall {
-                artifact: name,
-                reason: format!("`{key}` does not go with `image`"),
-            },
-        ));
-    }
-    let reference = reference.get_ref().clone();
-    let digest = digest.get_ref().clone();
     let label = format!(
         "oci://{}@{digest}",
         reference

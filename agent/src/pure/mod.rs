@@ -10,4 +10,5 @@ pub mod node_role;
 pub mod pki;
 pub mod plan;
 pub mod role_file;
+pub mod utc;
 pub mod weave;

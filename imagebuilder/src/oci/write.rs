@@ -13,10 +13,11 @@
 //! - the archive's members come in a fixed order (`oci-layout`, `index.json`, `blobs/`, `blobs/sha256/`, then the
 //!   blobs by digest), with mode 0644 (directories 0755), owners 0/0 and mtime `created_unix`.
 
-use super::json::{canonical, rfc3339_utc};
+use super::json::canonical;
 use super::media_type::{OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST};
 use super::verify::ARCHES;
 use super::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, ImageArchiveError};
+use crate::sbom::rfc3339_utc;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

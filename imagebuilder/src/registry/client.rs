@@ -15,6 +15,7 @@ use super::challenge::{Challenge, parse_www_authenticate};
 use super::document::{Descriptor, MANIFEST_ACCEPT};
 use super::{ImageRef, MAX_DOCUMENT_BYTES, PullOptions, RegistryError, Subject};
 use crate::checksum::{ChecksumAlgo, Hasher, sha256_hex};
+use crate::fetch::error_chain;
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use std::io::Write;
@@ -668,19 +669,6 @@ fn redact(url: &Url) -> String {
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown.to_string()
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -262,28 +262,6 @@ pub enum PkiError {
     Generate { path: String, reason: String },
 }
 
-/// `2026-12-01 20:17:04 UTC`.
-fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
-}
-
 fn is_cluster_ca(path: &str) -> bool {
     path == CA_CRT || path == CA_KEY
 }
@@ -476,8 +454,8 @@ impl fmt::Display for PkiError {
             } => write!(
                 f,
                 "{path} expired at {} (now {})",
-                utc(*not_after),
-                utc(*now)
+                crate::pure::utc::human(*not_after),
+                crate::pure::utc::human(*now)
             )?,
             PkiError::NotYetValid {
                 path,
@@ -486,8 +464,8 @@ impl fmt::Display for PkiError {
             } => write!(
                 f,
                 "{path} is valid only from {} (now {})",
-                utc(*not_before),
-                utc(*now)
+                crate::pure::utc::human(*not_before),
+                crate::pure::utc::human(*now)
             )?,
             PkiError::MissingSans { path, missing } => {
                 write!(f, "{path} does not cover {}", missing.join(", "))?

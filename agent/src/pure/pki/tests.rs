@@ -1040,6 +1040,7 @@ fn helpers_check_a_kubelet_style_combined_pem() {
 
 #[test]
 fn utc_times_read_as_dates() {
+    use crate::pure::utc::human as utc;
     assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
     assert_eq!(utc(NOW), "2026-12-15 00:00:00 UTC");
     assert_eq!(utc(951_827_696), "2000-02-29 12:34:56 UTC");

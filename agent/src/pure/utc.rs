@@ -1,0 +1,47 @@
+//! Instants as text, in UTC: RFC 3339 (`2026-01-01T00:00:00Z`, what Kubernetes objects, image configs and SPDX
+//! use) and the form `status` and error messages show (`2026-12-01 20:17:04 UTC`). Unix seconds in; the calendar
+//! arithmetic is the `time` crate's. Instants outside years 0–9999 (which no certificate or build here has) are
+//! shown as their Unix seconds.
+
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+const HUMAN: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+
+fn instant(unix: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(unix).ok()
+}
+
+/// `2026-01-01T00:00:00Z` for `unix` seconds.
+pub fn rfc3339(unix: i64) -> String {
+    instant(unix)
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("@{unix}"))
+}
+
+/// `2026-12-01 20:17:04 UTC` for `unix` seconds.
+pub fn human(unix: i64) -> String {
+    instant(unix)
+        .and_then(|t| t.format(HUMAN).ok())
+        .unwrap_or_else(|| format!("@{unix}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_798_761_599), "2026-12-31T23:59:59Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(human(1_796_156_224), "2026-12-01 20:17:04 UTC");
+        assert_eq!(rfc3339(i64::MAX), format!("@{}", i64::MAX));
+    }
+}
