@@ -88,7 +88,7 @@ own_cgroup() {
 delegate_inside() { # leader
   local h
   for h in $(v1_controllers); do
-    nsenter -t "$1" -m -- mount -t cgroup -o "rw,nosuid,nodev,noexec,$h" cgroup "/sys/fs/cgroup/$h" ||
+    with_system_path nsenter -t "$1" -m -- mount -t cgroup -o "rw,nosuid,nodev,noexec,$h" cgroup "/sys/fs/cgroup/$h" ||
       die "cannot mount the $h controller read-write inside the node"
   done
 }
