@@ -32,6 +32,10 @@ pub trait UnitControl {
         units: &[String],
         per_unit_timeout: Duration,
     ) -> impl Future<Output = Result<Vec<String>, (Vec<String>, UnitFailure)>>;
+
+    /// The units' current states (for the metrics' start durations); empty when systemd cannot be asked.
+    fn unit_states(&self, units: &[String])
+    -> impl Future<Output = Vec<crate::systemd::UnitState>>;
 }
 
 impl UnitControl for crate::systemd::SystemdClient {
@@ -41,6 +45,13 @@ impl UnitControl for crate::systemd::SystemdClient {
         per_unit_timeout: Duration,
     ) -> impl Future<Output = Result<Vec<String>, (Vec<String>, UnitFailure)>> {
         crate::systemd::SystemdClient::start_units(self, units, per_unit_timeout)
+    }
+
+    fn unit_states(
+        &self,
+        units: &[String],
+    ) -> impl Future<Output = Vec<crate::systemd::UnitState>> {
+        crate::systemd::SystemdClient::unit_states(self, units)
     }
 }
 
@@ -80,6 +91,13 @@ impl LazySystemd {
 }
 
 impl UnitControl for LazySystemd {
+    async fn unit_states(&self, units: &[String]) -> Vec<crate::systemd::UnitState> {
+        match self.client().await {
+            Ok(client) => client.unit_states(units).await,
+            Err(_) => Vec::new(),
+        }
+    }
+
     async fn start_units(
         &self,
         units: &[String],
@@ -302,6 +320,38 @@ fn role_config<'a>(
     cached.as_ref()
 }
 
+/// The metrics file for node_exporter (`crate::edge::metrics`), at every transition. Never fails the agent.
+async fn write_metrics<U: UnitControl>(
+    cfg: &AgentConfig,
+    units: &U,
+    state: &AgentState,
+    role: &mut Option<RoleConfig>,
+    timings: &mut (Vec<String>, Vec<crate::pure::metrics::UnitTiming>),
+) {
+    let configured = role_config(cfg, role).and_then(|r| r.metrics_dir.clone());
+    let Some(dir) = crate::edge::metrics::target_dir(&cfg.root, configured.as_deref()) else {
+        return;
+    };
+    if timings.0 != state.units_started {
+        let states = units.unit_states(&state.units_started).await;
+        *timings = (
+            state.units_started.clone(),
+            crate::edge::metrics::unit_timings(&states),
+        );
+    }
+    match crate::edge::metrics::write(
+        &dir,
+        state,
+        crate::edge::metrics::image_facts(&cfg.root),
+        crate::edge::metrics::boot_unix_ms(&cfg.root),
+        timings.1.clone(),
+        now_millis(),
+    ) {
+        Ok(path) => tracing::debug!(path = %path.display(), "metrics written"),
+        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot write the metrics file"),
+    }
+}
+
 /// Runs the boot rules; with `HOST_CHECKS=warn` failures become warnings (reported by `status`, not blocking).
 /// Writes the report for `status`.
 fn run_host_checks(cfg: &AgentConfig, mode: HostCheckMode) -> Observation {
@@ -371,6 +421,8 @@ pub async fn run_agent<U: UnitControl>(
     }
     tokio::pin!(shutdown);
     let mut last_written: Option<AgentState> = None;
+    // The role units' start durations, read from systemd when the set of started units changes.
+    let mut unit_timings: (Vec<String>, Vec<crate::pure::metrics::UnitTiming>) = Default::default();
 
     loop {
         if last_written.as_ref() != Some(&state) {
@@ -381,6 +433,7 @@ pub async fn run_agent<U: UnitControl>(
                 reason: e.to_string(),
             })?;
             sd_status(cfg, &status_line(&state));
+            write_metrics(cfg, units, &state, &mut role, &mut unit_timings).await;
             last_written = Some(state.clone());
         }
         tracing::debug!(phase = %state.phase, ?action, "next action");

@@ -6,6 +6,7 @@ pub mod dns;
 pub mod images;
 pub mod join;
 pub mod kube_api;
+pub mod metrics;
 pub mod pid1;
 pub mod pki_files;
 pub mod probe;

@@ -100,6 +100,8 @@ pub struct UnitState {
     pub result: String,
     /// When the unit last entered the active state: µs since the Unix epoch (CLOCK_REALTIME), 0 if never.
     pub active_enter_timestamp_us: u64,
+    /// When the unit last left the inactive state (its start began): µs since the Unix epoch, 0 if never.
+    pub inactive_exit_timestamp_us: u64,
 }
 
 /// What was read about a unit after a start job (or instead of one).
@@ -113,6 +115,7 @@ pub struct UnitProps {
     /// The unit type's `Result` property; empty when the type has none.
     pub result: String,
     pub active_enter_timestamp_us: u64,
+    pub inactive_exit_timestamp_us: u64,
 }
 
 impl UnitProps {
@@ -124,6 +127,7 @@ impl UnitProps {
             condition_result: None,
             result: String::new(),
             active_enter_timestamp_us: 0,
+            inactive_exit_timestamp_us: 0,
         }
     }
 
@@ -345,6 +349,7 @@ impl SystemdClient {
                 sub_state: props.sub_state,
                 result: props.result,
                 active_enter_timestamp_us: props.active_enter_timestamp_us,
+                inactive_exit_timestamp_us: props.inactive_exit_timestamp_us,
             });
         }
         states
@@ -481,6 +486,10 @@ impl SystemdClient {
                 .get("ActiveEnterTimestamp")
                 .and_then(value_u64)
                 .unwrap_or(0),
+            inactive_exit_timestamp_us: all
+                .get("InactiveExitTimestamp")
+                .and_then(value_u64)
+                .unwrap_or(0),
         };
         if let Some(interface) = type_interface(unit) {
             // Not every loaded unit of a type has every property (e.g. a not-found unit); absent means "".
@@ -600,6 +609,7 @@ mod tests {
             condition_result: condition,
             result: result.into(),
             active_enter_timestamp_us: 0,
+            inactive_exit_timestamp_us: 0,
         }
     }
 

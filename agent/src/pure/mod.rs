@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod images;
 pub mod join_objects;
 pub mod kubeconfig;
+pub mod metrics;
 pub mod node_role;
 pub mod pki;
 pub mod plan;

@@ -73,6 +73,29 @@ impl Step {
         }
     }
 
+    /// Counts a DNS answer the phase consumed, for the metrics (no decision reads these).
+    fn tally_dns(&mut self, record: &str, result: &DnsResult) {
+        let kind = crate::pure::metrics::dns_result_kind(result);
+        *self
+            .s
+            .tallies
+            .dns
+            .entry(record.to_string())
+            .or_default()
+            .entry(kind.to_string())
+            .or_insert(0) += 1;
+    }
+
+    /// Counts a master probe the phase consumed, for the metrics.
+    fn tally_probe(&mut self, result: &ProbeResult) {
+        *self
+            .s
+            .tallies
+            .probes
+            .entry(crate::pure::metrics::probe_outcome(result))
+            .or_insert(0) += 1;
+    }
+
     fn observe(&mut self, observation: Observation) -> Action {
         use Observation as O;
         let phase = self.s.phase;
@@ -469,6 +492,7 @@ impl Step {
     }
 
     fn on_masters(&mut self, result: DnsResult) -> Action {
+        self.tally_dns("masters", &result);
         let name = self.name(DnsQuery::Masters);
         self.s.masters = Some(DnsLookup {
             name: name.clone(),
@@ -519,6 +543,7 @@ impl Step {
     }
 
     fn on_probe(&mut self, result: ProbeResult) -> Action {
+        self.tally_probe(&result);
         let url = self
             .node()
             .map(|n| n.master_endpoint.url())
@@ -591,6 +616,7 @@ impl Step {
 
     /// The master's probe of its own API server (loopback, verified against its CA).
     fn on_own_probe(&mut self, result: ProbeResult) -> Action {
+        self.tally_probe(&result);
         let url = self
             .node()
             .map(|n| format!("{}/readyz", own_server(n)))
@@ -755,6 +781,7 @@ impl Step {
     }
 
     fn on_minions(&mut self, result: DnsResult) -> Action {
+        self.tally_dns("minions", &result);
         let name = self.name(DnsQuery::Minions);
         self.s.minions = Some(DnsLookup {
             name: name.clone(),

@@ -8,6 +8,7 @@ use crate::node_role::{NodeRole, UnitStage};
 use crate::role_file::{ClusterName, Cni, DnsName, MasterEndpoint, MasterTrust, RoleConfig};
 use crate::weave::{ConsensusSize, WeaveDecision};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -161,6 +162,18 @@ pub struct AgentState {
     pub transitions: Vec<PhaseTransition>,
     /// How often the agent was restarted on this boot.
     pub restarts: u32,
+    /// Counts for the metrics (DNS answers by kind, probes by outcome).
+    #[serde(default)]
+    pub tallies: Tallies,
+}
+
+/// What the agent saw, counted (for the metrics; never decisions).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tallies {
+    /// Record (`masters`, `minions`) → result kind (`answers`, `nxdomain`, …) → count.
+    pub dns: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Probe outcome (`healthy`, `http-503`, `unreachable`, …) → count.
+    pub probes: BTreeMap<String, u64>,
 }
 
 /// A persisted state this agent cannot continue from.
@@ -220,6 +233,7 @@ impl AgentState {
                 at: now_millis,
             }],
             restarts: 0,
+            tallies: Tallies::default(),
         }
     }
 

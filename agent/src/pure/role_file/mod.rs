@@ -21,6 +21,7 @@
 //! | `MASTER_PORT` | default 6443 (https) / 8080 (http) | port of the masters' API |
 //! | `WEAVE_CONSENSUS` | minion with `CNI=weave`: required | Weave Net consensus size N, identical on every minion (see [`crate::weave`]) |
 //! | `CNI` | default `weave` | `weave` (Weave Net from its baked image) or `none` (bring your own pod network) |
+//! | `METRICS_DIR` | default `/var/lib/prometheus/node-exporter` | absolute directory for `k8s-agent.prom` (node_exporter's textfile collector); the default is written only when it exists |
 //!
 //! A minion must be able to verify the masters: with `MASTER_PROBE=https` (the default) it needs `CA_CERT_HASH`
 //! or `CA_CERT_FILE`, otherwise the file is rejected here rather than the agent blocking later on a TLS error.
@@ -61,6 +62,7 @@ pub mod keys {
     pub const WEAVE_CONSENSUS: &str = "WEAVE_CONSENSUS";
     pub const HOST_CHECKS: &str = "HOST_CHECKS";
     pub const CNI: &str = "CNI";
+    pub const METRICS_DIR: &str = "METRICS_DIR";
     /// Extra command-line flags the units read from the role file (`$KUBE_APISERVER_ARGS` in `ExecStart=`); the
     /// agent passes them through untouched and does not warn about them.
     pub const UNIT_ARGS: &[&str] = &[
@@ -83,6 +85,7 @@ pub mod keys {
         WEAVE_CONSENSUS,
         HOST_CHECKS,
         CNI,
+        METRICS_DIR,
     ];
 }
 
@@ -355,6 +358,8 @@ pub struct RoleConfig {
     pub host_checks: HostCheckMode,
     /// `CNI`: the pod network (default weave).
     pub cni: Cni,
+    /// `METRICS_DIR`: where the metrics file goes (`None`: node_exporter's default directory, if it exists).
+    pub metrics_dir: Option<PathBuf>,
     /// Keys the agent does not know, as written (secret-looking values are redacted when printed).
     #[serde(serialize_with = "serialize_redacted_entries")]
     pub extra: Vec<EnvAssignment>,
@@ -422,6 +427,9 @@ impl RoleConfig {
         }
         if let Some(file) = &self.ca_cert_file {
             lines.push(format!("{}={}", keys::CA_CERT_FILE, file.display()));
+        }
+        if let Some(dir) = &self.metrics_dir {
+            lines.push(format!("{}={}", keys::METRICS_DIR, dir.display()));
         }
         if self.role == NodeRole::Minion {
             let endpoint = &self.master_endpoint;
@@ -567,15 +575,20 @@ impl RawRoleFile {
             Some(entry) => Some(checker.value(keys::CA_CERT_HASH, entry, CaPin::parse)?),
             None => None,
         };
+        let absolute = |v: &str| {
+            let path = PathBuf::from(v);
+            if path.is_absolute() {
+                Ok(path)
+            } else {
+                Err(ValueProblem::NotAbsolutePath)
+            }
+        };
         let ca_cert_file = match checker.set(keys::CA_CERT_FILE) {
-            Some(entry) => Some(checker.value(keys::CA_CERT_FILE, entry, |v| {
-                let path = PathBuf::from(v);
-                if path.is_absolute() {
-                    Ok(path)
-                } else {
-                    Err(ValueProblem::NotAbsolutePath)
-                }
-            })?),
+            Some(entry) => Some(checker.value(keys::CA_CERT_FILE, entry, absolute)?),
+            None => None,
+        };
+        let metrics_dir = match checker.set(keys::METRICS_DIR) {
+            Some(entry) => Some(checker.value(keys::METRICS_DIR, entry, absolute)?),
             None => None,
         };
         let probe = match checker.set(keys::MASTER_PROBE) {
@@ -698,6 +711,7 @@ impl RawRoleFile {
             weave_consensus,
             host_checks,
             cni,
+            metrics_dir,
             extra,
             warnings,
         })
