@@ -171,6 +171,10 @@ pub struct StatusArgs {
     /// Do not ask systemd for the units' live state.
     #[arg(long)]
     pub no_units: bool,
+    /// Also print the boot timeline: cloud-init's stages and each phase with its start, duration and the reasons
+    /// it waited on (`--json` always has it, under `timeline`).
+    #[arg(long)]
+    pub timeline: bool,
 }
 
 impl StatusArgs {
@@ -210,15 +214,38 @@ impl StatusArgs {
                 }
             })
         };
-        let report = StatusReport::new(
+        let now = executor::now_millis();
+        let mut report = StatusReport::new(
             state.as_ref(),
             &checks,
             lock.as_ref(),
             unit_states,
             units_error,
-            executor::now_millis(),
+            now,
         );
-        print_stdout(&render(self.json, &report, || report.render_human())?)?;
+        let cloud_init =
+            |name: &str| std::fs::read_to_string(self.root.join("run/cloud-init").join(name)).ok();
+        report.timeline = k8s_agent::pure::timeline::build(
+            state.as_ref(),
+            cloud_init("status.json").as_deref(),
+            cloud_init("result.json").as_deref(),
+            k8s_agent::pure::timeline::BootClock {
+                kernel_boot: k8s_agent::edge::metrics::kernel_boot_unix_ms(),
+                node_boot: k8s_agent::edge::metrics::boot_unix_ms(&self.root),
+            },
+            now,
+        );
+        print_stdout(&render(self.json, &report, || {
+            if self.timeline {
+                format!(
+                    "{}\n{}",
+                    report.render_human(),
+                    report.timeline.render_human()
+                )
+            } else {
+                report.render_human()
+            }
+        })?)?;
         Ok(match report.exit_code() {
             0 => Outcome::Success,
             code => Outcome::Code(code),

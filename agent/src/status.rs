@@ -57,6 +57,9 @@ pub struct StatusReport {
     /// The join: what the node did to become part of the cluster (node name, PKI files written, join objects,
     /// discovery, kubelet's credentials). Never key material or the token.
     pub join: Option<JoinView>,
+    /// Where the boot time went: cloud-init's stages and the agent's phases with their wait reasons (set by the
+    /// caller, which reads cloud-init's files; `status --timeline` prints it).
+    pub timeline: crate::pure::timeline::Timeline,
 }
 
 /// How far the node is in joining the cluster.
@@ -147,6 +150,7 @@ impl StatusReport {
                 dns_queries: 0,
                 probes: 0,
                 join: None,
+                timeline: Default::default(),
             };
         };
         let condition = match state.phase {
@@ -197,6 +201,7 @@ impl StatusReport {
             dns_queries: state.dns_queries,
             probes: state.probes,
             join: join_view(state),
+            timeline: Default::default(),
         }
     }
 

@@ -9,7 +9,9 @@
 # before the master's API server was up and answering; every minion's weave.env has the same IPAM start-up and the right peers; master units
 # never ran on minions and vice versa; a minion's agent SIGKILLed while it waits for the master is restarted by
 # systemd and converges to the same result; a 3rd minion added later (DNS record first, then the node) joins as a
-# Weave observer without changing the core's decision; `down` leaves no netns, cgroup, mount, state or process.
+# Weave observer without changing the core's decision; a real Prometheus scrapes every node's agent metrics through
+# node_exporter and sees the blocked minions (tests/local/prometheus.sh); `down` leaves no netns, cgroup, mount,
+# state or process.
 # Prints "N passed, M failed" and exits non-zero on any failure. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -137,6 +139,10 @@ for n in "$bad_token" "$bad_pin"; do
     bash -c "! nsenter -t $($LC leader "$n") -a -- test -e /etc/kubernetes/kubelet.conf &&
              ! nsenter -t $($LC leader "$n") -a -- test -e /etc/kubernetes/bootstrap-kubelet.conf"
 done
+
+# The metrics: node_exporter on every node, a real Prometheus scraping them, the README's query and its picture.
+# shellcheck source=tests/local/prometheus.sh
+. tests/local/prometheus.sh
 
 # Token rotation sticks: the operator deletes the token Secret; the master's agent, started afresh as after a reboot
 # (its /run state gone), does not publish it again and says why.

@@ -34,13 +34,42 @@ pub fn image_facts(root: &Path) -> Option<ImageFacts> {
     })
 }
 
-/// The kernel's boot time (Unix ms) from `btime` in `<root>/proc/stat`.
+/// When this node booted (Unix ms): the kernel's boot (realtime clock minus `CLOCK_BOOTTIME`, millisecond
+/// precise, unlike `/proc/stat`'s `btime`), or — in a container (systemd's container interface: `/run/systemd/container`
+/// exists) — when the container's PID 1 started (`/proc/1/stat` field 22, clock ticks after the kernel's boot), since
+/// the kernel booted long before the node did. `root` is the node's root (`/` on a node).
 pub fn boot_unix_ms(root: &Path) -> Option<u64> {
-    let stat = std::fs::read_to_string(root.join("proc/stat")).ok()?;
-    stat.lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|secs| secs * 1000)
+    let kernel_boot = kernel_boot_unix_ms()?;
+    if !root.join("run/systemd/container").exists() {
+        return Some(kernel_boot);
+    }
+    let stat = std::fs::read_to_string(root.join("proc/1/stat")).ok()?;
+    let ticks = pid1_start_ticks(&stat)?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|hz| *hz > 0)? as u64;
+    Some(kernel_boot + ticks.saturating_mul(1000) / hz)
+}
+
+/// When the kernel booted (Unix ms): the realtime clock minus `CLOCK_BOOTTIME`. cloud-init's stage times are
+/// seconds after this.
+pub fn kernel_boot_unix_ms() -> Option<u64> {
+    use nix::time::{ClockId, clock_gettime};
+    let ms = |t: nix::sys::time::TimeSpec| {
+        (t.tv_sec() as u64).saturating_mul(1000) + (t.tv_nsec() as u64) / 1_000_000
+    };
+    let now = ms(clock_gettime(ClockId::CLOCK_REALTIME).ok()?);
+    let since_boot = ms(clock_gettime(ClockId::CLOCK_BOOTTIME).ok()?);
+    now.checked_sub(since_boot)
+}
+
+/// Field 22 (`starttime`) of a `/proc/PID/stat` line; the command name (field 2) may hold spaces and parentheses,
+/// so fields are counted after its last `)`.
+fn pid1_start_ticks(stat: &str) -> Option<u64> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    // After the name come field 3 (state) onwards: starttime is the 20th of those.
+    after_comm.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// systemd's start durations from the units' timestamps (µs): only units that did start.
@@ -101,15 +130,42 @@ mod tests {
     }
 
     #[test]
-    fn boot_time_comes_from_btime() {
+    fn pid1_start_time_is_read_after_the_command_name() {
+        let stat =
+            "1 (systemd (odd) name) S 0 1 1 0 -1 4194560 51 0 0 0 3 9 0 0 20 0 1 0 1329937 22 33";
+        assert_eq!(pid1_start_ticks(stat), Some(1_329_937));
+        assert_eq!(pid1_start_ticks("1 (init) S 0"), None);
+        assert_eq!(pid1_start_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn boot_time_is_the_kernel_boot_outside_a_container_and_pid1_start_inside() {
         let root = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(root.path().join("proc")).expect("dir");
+        let kernel = boot_unix_ms(root.path()).expect("kernel boot time");
+        let now = crate::executor::now_millis();
+        assert!(kernel <= now);
+        std::fs::create_dir_all(root.path().join("run/systemd")).expect("dir");
+        std::fs::create_dir_all(root.path().join("proc/1")).expect("dir");
         std::fs::write(
-            root.path().join("proc/stat"),
-            "cpu  1 2 3\nbtime 1764620000\nprocesses 5\n",
+            root.path().join("run/systemd/container"),
+            "systemd-nspawn\n",
+        )
+        .expect("marker");
+        std::fs::write(
+            root.path().join("proc/1/stat"),
+            "1 (systemd) S 0 1 1 0 -1 4194560 51 0 0 0 3 9 0 0 20 0 1 0 500 22 33",
         )
         .expect("stat");
-        assert_eq!(boot_unix_ms(root.path()), Some(1_764_620_000_000));
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .expect("CLK_TCK") as u64;
+        let container = boot_unix_ms(root.path()).expect("container start");
+        let expected = kernel + 500 * 1000 / hz;
+        assert!(
+            container.abs_diff(expected) <= 2,
+            "{container} vs {expected}"
+        );
     }
 
     #[test]

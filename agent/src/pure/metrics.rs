@@ -211,7 +211,7 @@ pub fn render(input: &MetricsInput<'_>) -> String {
             ("version", input.agent_version),
             ("role", &role),
             ("cluster", &cluster),
-            ("node", s.node_name.as_deref().unwrap_or("")),
+            ("node_name", s.node_name.as_deref().unwrap_or("")),
         ],
         1.0,
     );
@@ -292,7 +292,7 @@ pub fn render(input: &MetricsInput<'_>) -> String {
             e.family(
                 "k8s_agent_boot_to_ready_seconds",
                 Kind::Gauge,
-                "Seconds from the kernel's boot to the node being Ready.",
+                "Seconds from the node's boot (the kernel's, or a container's PID 1) to the node being Ready.",
             );
             e.sample(
                 "k8s_agent_boot_to_ready_seconds",

@@ -11,5 +11,6 @@ pub mod node_role;
 pub mod pki;
 pub mod plan;
 pub mod role_file;
+pub mod timeline;
 pub mod utc;
 pub mod weave;

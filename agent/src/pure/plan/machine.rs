@@ -197,10 +197,9 @@ impl Step {
         self.s.attempt = 0;
         self.s.retry_at = None;
         self.s.blocking = None;
-        self.s.transitions.push(PhaseTransition {
-            phase,
-            at: self.now,
-        });
+        self.s
+            .transitions
+            .push(PhaseTransition::new(phase, self.now));
     }
 
     fn enter(&mut self, phase: Phase) -> Action {
@@ -224,6 +223,9 @@ impl Step {
         self.s.attempts_total = self.s.attempts_total.saturating_add(1);
         self.s.retry_at = Some(self.now.saturating_add(delay.as_millis() as u64));
         self.s.blocking = Some(reason.clone());
+        if let Some(current) = self.s.transitions.last_mut() {
+            current.record_wait(&reason, self.now);
+        }
         Action::Wait {
             reason,
             retry_after: delay,

@@ -48,7 +48,7 @@ mod state;
 pub use backoff::RetryPolicy;
 pub use state::{
     AgentState, DnsLookup, NodeSettings, PhaseTransition, ResumeError, STATE_FILE,
-    STATE_SCHEMA_VERSION, Tallies,
+    STATE_SCHEMA_VERSION, Tallies, WaitReason,
 };
 
 use crate::role_file::{MasterTrust, RoleConfig, RoleDiscovery, RoleFileError, RoleLoad};

@@ -96,13 +96,61 @@ impl DnsLookup {
     }
 }
 
-/// Entering a phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Entering a phase, and what the phase waited on before it was left (the boot timeline).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhaseTransition {
     pub phase: Phase,
     /// Unix ms.
     pub at: u64,
+    /// The reasons the phase waited on, in order; a reason repeated back to back is counted, not repeated. At
+    /// most [`PhaseTransition::MAX_WAIT_REASONS`] distinct ones (the last slot takes the latest), so a phase that
+    /// waits for hours keeps a bounded state file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waited: Vec<WaitReason>,
+}
+
+/// One reason a phase waited on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitReason {
+    pub reason: String,
+    /// When it was first given (unix ms), and how many waits in a row gave it.
+    pub first_at: u64,
+    pub times: u32,
+}
+
+impl PhaseTransition {
+    /// Distinct wait reasons kept per phase.
+    pub const MAX_WAIT_REASONS: usize = 8;
+
+    /// A phase entered at `at`.
+    pub fn new(phase: Phase, at: u64) -> PhaseTransition {
+        PhaseTransition {
+            phase,
+            at,
+            waited: Vec::new(),
+        }
+    }
+
+    /// Records one wait for `reason` at `now`.
+    pub fn record_wait(&mut self, reason: &str, now: u64) {
+        match self.waited.last_mut() {
+            Some(last) if last.reason == reason => last.times = last.times.saturating_add(1),
+            _ => {
+                let entry = WaitReason {
+                    reason: reason.to_string(),
+                    first_at: now,
+                    times: 1,
+                };
+                if self.waited.len() < Self::MAX_WAIT_REASONS {
+                    self.waited.push(entry);
+                } else if let Some(last) = self.waited.last_mut() {
+                    *last = entry;
+                }
+            }
+        }
+    }
 }
 
 /// Everything the agent knows about its progress on this boot. Written after every step.
@@ -228,10 +276,7 @@ impl AgentState {
             failed_checks: Vec::new(),
             warnings: Vec::new(),
             failure: None,
-            transitions: vec![PhaseTransition {
-                phase: Phase::Role,
-                at: now_millis,
-            }],
+            transitions: vec![PhaseTransition::new(Phase::Role, now_millis)],
             restarts: 0,
             tallies: Tallies::default(),
         }
