@@ -53,6 +53,11 @@ pub enum Command {
     /// Print the role file as the agent reads it (secrets redacted).
     #[command(after_help = EXIT_CODES_HELP)]
     Role(crate::commands::RoleArgs),
+    /// Write a support bundle (one tar.gz): status and timeline, state, the agent's and the role units' journals
+    /// for this boot, the role file with secrets redacted, check results, the last DNS answers, the image lock,
+    /// versions, cloud-init's status. Every secret the node holds is scrubbed out, and checked gone, first.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Bundle(crate::commands::BundleArgs),
 }
 
 impl Command {
@@ -62,6 +67,7 @@ impl Command {
             Command::Run(args) => args.run(),
             Command::Status(args) => args.run(),
             Command::Role(args) => args.run(),
+            Command::Bundle(args) => args.run(),
         }
     }
 }

@@ -179,62 +179,7 @@ pub struct StatusArgs {
 
 impl StatusArgs {
     pub fn run(&self) -> Result<Outcome, CommandError> {
-        let state_path = self.root.join(k8s_agent::plan::STATE_FILE);
-        let state = executor::read_state(&state_path)
-            .map_err(|e| CommandError::new(anyhow::Error::new(e), None))?;
-        let checks: Vec<CheckResult> = std::fs::read(self.root.join(CHECKS_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| serde_json::from_value(v.get("results")?.clone()).ok())
-            .unwrap_or_default();
-        let lock = ImageLock::read(&self.root).ok();
-        let units: Vec<String> = state
-            .as_ref()
-            .and_then(|s| s.role())
-            .map(|r| r.units().iter().map(|u| u.to_string()).collect())
-            .unwrap_or_default();
-        let (unit_states, units_error) = if self.no_units || units.is_empty() {
-            (Vec::new(), None)
-        } else {
-            let rt = runtime()?;
-            rt.block_on(async {
-                let connect = async {
-                    match &self.bus {
-                        Some(a) => SystemdClient::at_address(a).await,
-                        None => SystemdClient::system().await,
-                    }
-                };
-                match tokio::time::timeout(Duration::from_secs(3), connect).await {
-                    Ok(Ok(client)) => (client.unit_states(&units).await, None),
-                    Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
-                    Err(_) => (
-                        Vec::new(),
-                        Some("systemd did not answer within 3 s".to_string()),
-                    ),
-                }
-            })
-        };
-        let now = executor::now_millis();
-        let mut report = StatusReport::new(
-            state.as_ref(),
-            &checks,
-            lock.as_ref(),
-            unit_states,
-            units_error,
-            now,
-        );
-        let cloud_init =
-            |name: &str| std::fs::read_to_string(self.root.join("run/cloud-init").join(name)).ok();
-        report.timeline = k8s_agent::pure::timeline::build(
-            state.as_ref(),
-            cloud_init("status.json").as_deref(),
-            cloud_init("result.json").as_deref(),
-            k8s_agent::pure::timeline::BootClock {
-                kernel_boot: k8s_agent::edge::metrics::kernel_boot_unix_ms(),
-                node_boot: k8s_agent::edge::metrics::boot_unix_ms(&self.root),
-            },
-            now,
-        );
+        let report = status_report(&self.root, self.bus.as_deref(), self.no_units)?;
         print_stdout(&render(self.json, &report, || {
             if self.timeline {
                 format!(
@@ -250,6 +195,112 @@ impl StatusArgs {
             0 => Outcome::Success,
             code => Outcome::Code(code),
         })
+    }
+}
+
+/// The status report of the node at `root`: the persisted state and checks, the image's lock, the units' live
+/// state over D-Bus (unless `no_units`), and the boot timeline.
+pub fn status_report(
+    root: &std::path::Path,
+    bus: Option<&str>,
+    no_units: bool,
+) -> Result<StatusReport, CommandError> {
+    let state_path = root.join(k8s_agent::plan::STATE_FILE);
+    let state = executor::read_state(&state_path)
+        .map_err(|e| CommandError::new(anyhow::Error::new(e), None))?;
+    let checks: Vec<CheckResult> = std::fs::read(root.join(CHECKS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| serde_json::from_value(v.get("results")?.clone()).ok())
+        .unwrap_or_default();
+    let lock = ImageLock::read(root).ok();
+    let units: Vec<String> = state
+        .as_ref()
+        .and_then(|s| s.role())
+        .map(|r| r.units().iter().map(|u| u.to_string()).collect())
+        .unwrap_or_default();
+    let (unit_states, units_error) = if no_units || units.is_empty() {
+        (Vec::new(), None)
+    } else {
+        let rt = runtime()?;
+        rt.block_on(async {
+            let connect = async {
+                match bus {
+                    Some(a) => SystemdClient::at_address(a).await,
+                    None => SystemdClient::system().await,
+                }
+            };
+            match tokio::time::timeout(Duration::from_secs(3), connect).await {
+                Ok(Ok(client)) => (client.unit_states(&units).await, None),
+                Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
+                Err(_) => (
+                    Vec::new(),
+                    Some("systemd did not answer within 3 s".to_string()),
+                ),
+            }
+        })
+    };
+    let now = executor::now_millis();
+    let mut report = StatusReport::new(
+        state.as_ref(),
+        &checks,
+        lock.as_ref(),
+        unit_states,
+        units_error,
+        now,
+    );
+    let cloud_init =
+        |name: &str| std::fs::read_to_string(root.join("run/cloud-init").join(name)).ok();
+    report.timeline = k8s_agent::pure::timeline::build(
+        state.as_ref(),
+        cloud_init("status.json").as_deref(),
+        cloud_init("result.json").as_deref(),
+        k8s_agent::pure::timeline::BootClock {
+            kernel_boot: k8s_agent::edge::metrics::kernel_boot_unix_ms(),
+            node_boot: k8s_agent::edge::metrics::boot_unix_ms(root),
+        },
+        now,
+    );
+    Ok(report)
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// The node's root.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Where to write the tar.gz [default: ./k8s-agent-bundle-<host>-<UTC time>.tar.gz].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// D-Bus address of systemd for the units' live state [default: the system bus].
+    #[arg(long, value_name = "ADDRESS")]
+    pub bus: Option<String>,
+    /// Do not ask systemd for the units' live state.
+    #[arg(long)]
+    pub no_units: bool,
+}
+
+impl BundleArgs {
+    pub fn run(&self) -> Result<Outcome, CommandError> {
+        let report = status_report(&self.root, self.bus.as_deref(), self.no_units)?;
+        let now = executor::now_millis();
+        let out = match &self.out {
+            Some(path) => path.clone(),
+            None => PathBuf::from(format!(
+                "k8s-agent-bundle-{}-{}.tar.gz",
+                k8s_agent::edge::bundle::host_name(&self.root),
+                k8s_agent::pure::utc::compact((now / 1000) as i64)
+            )),
+        };
+        let written = k8s_agent::edge::bundle::write(&self.root, &report, &out, now).map_err(|e| {
+            CommandError::new(
+                anyhow::anyhow!("{e}"),
+                "nothing was written; fix what the message names (or pass --out to another directory)"
+                    .to_string(),
+            )
+        })?;
+        print_stdout(&written.render_human())?;
+        Ok(Outcome::Success)
     }
 }
 

@@ -10,8 +10,9 @@
 # never ran on minions and vice versa; a minion's agent SIGKILLed while it waits for the master is restarted by
 # systemd and converges to the same result; a 3rd minion added later (DNS record first, then the node) joins as a
 # Weave observer without changing the core's decision; a real Prometheus scrapes every node's agent metrics through
-# node_exporter and sees the blocked minions (tests/local/prometheus.sh); `down` leaves no netns, cgroup, mount,
-# state or process.
+# node_exporter and sees the blocked minions (tests/local/prometheus.sh); support bundles of a master and a minion
+# hold none of their secrets by content (tests/local/bundle.sh); `down` leaves no netns, cgroup, mount, state or
+# process.
 # Prints "N passed, M failed" and exits non-zero on any failure. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -187,6 +188,11 @@ for n in minion1 minion2; do
     bash -c "! { nsenter -t $($LC leader "$n") -a -- /usr/bin/k8s-agent status --json --no-units; \
       nsenter -t $($LC leader "$n") -a -- cat /run/k8s-agent/state.json; } | grep -qF '$secret'"
 done
+
+# The support bundle: everything an operator needs, none of the node's secrets (tests/local/bundle.sh). After the
+# journal checks above: it leaks secrets into the journals on purpose.
+# shellcheck source=tests/local/bundle.sh
+. tests/local/bundle.sh
 
 echo "--- status of every node"
 $LC status || true

@@ -6,8 +6,10 @@
 #   - Debian's prometheus-node-exporter on every node (baked by the image: a host package of the manifest) serves
 #     the agent's series on :9100 through its textfile collector;
 #   - a real Prometheus (Debian's) in the hub network namespace scrapes every node; its HTTP API shows every node's
-#     phase, every Ready node's boot-to-Ready seconds, and the blocked minions in phase discovery, condition blocked;
-#   - the README's PromQL "which nodes are not Ready and why" answers exactly the blocked minions;
+#     phase as the node's own `status --json` says it, every Ready node's boot-to-Ready seconds (and none for the
+#     others), and the minions with a wrong token or CA pin in phase discovery, condition blocked;
+#   - the README's PromQL "which nodes are not Ready and why" answers exactly the nodes that are not Ready (the
+#     blocked minions, and images.sh's minions with a corrupt or swapped image archive, in import-images);
 #   - a real browser (headless Chromium) screenshots Prometheus's graph page with that query (docs/img/, README).
 # Uses ok/bad/check/inside/json/field from e2e.sh and bad_token/bad_pin (the blocked minions' names).
 
@@ -87,36 +89,47 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
 done
 check "Prometheus scrapes all $want_up nodes (up == 1) and sees each one's phase" [ "$got" = "$want_up" ]
 
+# What each node says of itself (`status --json`) is what Prometheus must show.
+declare -A own_phase=()
+for entry in "${prom_nodes[@]}"; do
+  n=${entry%% *}
+  own_phase[$n]=$(json "$n" | field phase -)
+done
 phases=$(promql_lines 'k8s_agent_phase == 1' node phase || true)
 indent <<<"$phases"
 for entry in "${prom_nodes[@]}"; do
   n=${entry%% *}
-  want=ready
-  case "$n" in "$bad_token" | "$bad_pin") want=discovery ;; esac
-  check "Prometheus: $n is in phase $want" grep -qx "node=$n,phase=$want 1" <<<"$phases"
+  check "Prometheus: $n is in phase ${own_phase[$n]} (as its status says)" grep -qx "node=$n,phase=${own_phase[$n]} 1" <<<"$phases"
 done
+check "the blocked minions are in discovery ($bad_token: ${own_phase[$bad_token]}, $bad_pin: ${own_phase[$bad_pin]})" \
+  [ "${own_phase[$bad_token]}/${own_phase[$bad_pin]}" = discovery/discovery ]
 
 boot_to_ready=$(promql_lines 'k8s_agent_boot_to_ready_seconds' node || true)
 indent <<<"$boot_to_ready"
 for entry in "${prom_nodes[@]}"; do
   n=${entry%% *}
-  case "$n" in
-    "$bad_token" | "$bad_pin")
-      check "Prometheus: $n (blocked) has no boot-to-Ready time" bash -c "! grep -q '^node=$n ' <<<'$boot_to_ready'"
-      ;;
-    *)
-      check "Prometheus: $n has a boot-to-Ready time (> 0 s)" \
-        python3 -c 'import sys; n=sys.argv[1]
+  if [ "${own_phase[$n]}" = ready ]; then
+    check "Prometheus: $n has a boot-to-Ready time (> 0 s)" \
+      python3 -c 'import sys; n=sys.argv[1]
 v=[float(l.split()[1]) for l in sys.stdin if l.split()[0]==f"node={n}"]
 sys.exit(0 if v and v[0] > 0 else 1)' "$n" <<<"$boot_to_ready"
-      ;;
-  esac
+  else
+    check "Prometheus: $n (not Ready: ${own_phase[$n]}) has no boot-to-Ready time" \
+      bash -c "! grep -q '^node=$n ' <<<'$boot_to_ready'"
+  fi
 done
 
 not_ready=$(promql_lines "$NOT_READY_QUERY" node phase condition || true)
 echo "    not Ready and why: $(tr '\n' ';' <<<"$not_ready")"
-check "the README's query names exactly the blocked minions, in discovery, blocked" [ "$not_ready" = "$(printf \
-  'node=%s,phase=discovery,condition=blocked 1\n' "$bad_token" "$bad_pin" | sort)" ]
+want_not_ready=$(for entry in "${prom_nodes[@]}"; do
+  n=${entry%% *}
+  [ "${own_phase[$n]}" = ready ] || echo "node=$n,phase=${own_phase[$n]} 1"
+done | sort)
+check "the README's query names exactly the nodes that are not Ready, each in its phase" \
+  [ "$(promql_lines "$NOT_READY_QUERY" node phase || true)" = "$want_not_ready" ]
+check "... and the minions with a wrong token secret or CA pin as blocked" \
+  bash -c "grep -qx 'node=$bad_token,phase=discovery,condition=blocked 1' <<<'$not_ready' &&
+           grep -qx 'node=$bad_pin,phase=discovery,condition=blocked 1' <<<'$not_ready'"
 
 # The picture: Prometheus's own graph page (table tab) with the README's query, in a real browser.
 graph_url="http://$PROM_ADDR/graph?g0.expr=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' \

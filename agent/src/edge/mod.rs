@@ -2,6 +2,7 @@
 //! values the pure core ([`crate::pure`]) decides on. Each edge turns its I/O into an observation and never
 //! decides what to do next.
 
+pub mod bundle;
 pub mod dns;
 pub mod images;
 pub mod join;

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod node_role;
 pub mod pki;
 pub mod plan;
+pub mod redact;
 pub mod role_file;
 pub mod timeline;
 pub mod utc;

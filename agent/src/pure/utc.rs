@@ -11,6 +11,9 @@ use time::macros::format_description;
 const HUMAN: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
 
+const COMPACT: &[BorrowedFormatItem<'static>] =
+    format_description!("[year][month][day]T[hour][minute][second]Z");
+
 fn instant(unix: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(unix).ok()
 }
@@ -29,6 +32,13 @@ pub fn human(unix: i64) -> String {
         .unwrap_or_else(|| format!("@{unix}"))
 }
 
+/// `20261201T201704Z` for `unix` seconds (for file names).
+pub fn compact(unix: i64) -> String {
+    instant(unix)
+        .and_then(|t| t.format(COMPACT).ok())
+        .unwrap_or_else(|| format!("{unix}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,6 +46,7 @@ mod tests {
     #[test]
     fn known_instants() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(compact(1_767_225_600), "20260101T000000Z");
         assert_eq!(rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_798_761_599), "2026-12-31T23:59:59Z");
