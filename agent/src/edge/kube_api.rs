@@ -110,6 +110,8 @@ pub struct KubeApi {
     client: reqwest::Client,
     base: String,
     identity_words: &'static str,
+    /// The addresses it connects to (for error messages; empty: the host's own resolution).
+    connect_to: Vec<IpAddr>,
 }
 
 impl fmt::Debug for KubeApi {
@@ -219,6 +221,7 @@ impl KubeApi {
             client,
             base,
             identity_words,
+            connect_to: connect_to.to_vec(),
         })
     }
 
@@ -232,7 +235,7 @@ impl KubeApi {
     }
 
     fn transport_error(&self, e: &reqwest::Error, url: &str) -> KubeApiError {
-        let target = match Target::new(url, &[IpAddr::from([127, 0, 0, 1])]) {
+        let target = match Target::new(url, &self.connect_to) {
             Ok(t) => t,
             Err(_) => {
                 return KubeApiError::Unreachable(format!("{url}: {}", probe::error_text(e)));
