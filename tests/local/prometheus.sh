@@ -72,7 +72,8 @@ scrape_configs:
         refresh_interval: 1s
 EOF
 check "promtool accepts the test's Prometheus configuration" promtool check config "$PROM_DIR/prometheus.yml"
-in_hub prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
+# `ip netns exec` execs Prometheus itself, so $! is Prometheus's PID (not a subshell's) and the cleanup can stop it.
+ip netns exec "$HUB_NS" prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
   --web.listen-address="$PROM_ADDR" >"$PROM_DIR/prometheus.log" 2>&1 &
 prom_pid=$!
 cleanup_prometheus() { kill "$prom_pid" 2>/dev/null || true; wait "$prom_pid" 2>/dev/null || true; }
@@ -145,4 +146,5 @@ else
   bad "headless Chromium made no screenshot of $graph_url (see $PROM_DIR/chromium.log)"
 fi
 cleanup_prometheus
+check "Prometheus stopped (no process left behind)" bash -c "! kill -0 $prom_pid 2>/dev/null"
 trap '$LC down >/dev/null 2>&1 || true' EXIT
