@@ -94,6 +94,9 @@ pub struct Scenario {
     pub replace_ms: u64,
     /// Stop here even if not every node is Ready.
     pub horizon_ms: u64,
+    /// `WEAVE_PEERS_RECORD=weave-core` on every node: the Weave decision reads a record that lists only the first
+    /// group (the core); the registrar keeps it as it keeps `minions`.
+    pub core_record: bool,
 }
 
 impl Scenario {
@@ -122,6 +125,7 @@ impl Scenario {
             death_window_ms: (30_000, 120_000),
             replace_ms: 20_000,
             horizon_ms: 3_600_000,
+            core_record: false,
         }
     }
 
@@ -145,6 +149,18 @@ impl Scenario {
                 launch_at_ms: gap_ms,
             },
         ];
+        s
+    }
+
+    /// As [`Scenario::core_and_observers`], with the core in a record of its own that every node's Weave decision
+    /// reads (`WEAVE_PEERS_RECORD=weave-core`).
+    pub fn core_record(core: usize, observers: usize, gap_ms: u64, seed: u64) -> Scenario {
+        let mut s = Scenario::core_and_observers(core, observers, gap_ms, seed);
+        s.name = format!(
+            "core {core} in its own record (WEAVE_PEERS_RECORD) + {observers} observers, launched {} s later",
+            gap_ms / 1000
+        );
+        s.core_record = true;
         s
     }
 }
@@ -224,10 +240,15 @@ pub fn answer_bytes(name: &str, n: usize) -> usize {
     12 + (name.len() + 2 + 4) + n * 16
 }
 
-fn role_observation(consensus: u32) -> Observation {
+fn role_observation(consensus: u32, core_record: bool) -> Observation {
     let text = format!(
-        "CLUSTER_NAME=prod\nCA_CERT_HASH=sha256:{}\nBOOTSTRAP_TOKEN=abcdef.0123456789abcdef\nWEAVE_CONSENSUS={consensus}\n",
-        "ab".repeat(32)
+        "CLUSTER_NAME=prod\nCA_CERT_HASH=sha256:{}\nBOOTSTRAP_TOKEN=abcdef.0123456789abcdef\nWEAVE_CONSENSUS={consensus}\n{}",
+        "ab".repeat(32),
+        if core_record {
+            "WEAVE_PEERS_RECORD=weave-core\n"
+        } else {
+            ""
+        }
     );
     match k8s_agent::role_file::parse_role_file(
         std::path::Path::new("/etc/sysconfig/kubernetes-minions"),
@@ -282,7 +303,8 @@ fn instances(s: &Scenario, rng: &mut Rng) -> Vec<Instance> {
     out
 }
 
-/// The versions of the `minions` record: (visible from, addresses in registration order).
+/// The versions of the record the Weave decision reads (`minions`, or the core's own record): (visible from,
+/// addresses in registration order).
 fn record_versions(s: &Scenario, fleet: &[Instance], rng: &mut Rng) -> Vec<(u64, Vec<Ipv4Addr>)> {
     let end = fleet
         .iter()
@@ -300,6 +322,7 @@ fn record_versions(s: &Scenario, fleet: &[Instance], rng: &mut Rng) -> Vec<(u64,
     while tick <= end {
         let mut listed: Vec<&Instance> = fleet
             .iter()
+            .filter(|i| !s.core_record || i.group == 0)
             .filter(|i| i.registered_at <= tick)
             .filter(|i| i.died_at.is_none_or(|d| d + s.deregister_ms > tick))
             .collect();
@@ -453,7 +476,10 @@ pub fn run(s: &Scenario) -> Report {
         }
         let (after, observation) = match action {
             Action::Wait { retry_after, .. } => (retry_after.as_millis() as u64, Observation::Tick),
-            Action::ReadRoleFile => (1, role_observation(s.groups[instance.group].consensus)),
+            Action::ReadRoleFile => (
+                1,
+                role_observation(s.groups[instance.group].consensus, s.core_record),
+            ),
             Action::RunHostChecks => (
                 20,
                 Observation::HostChecksPassed {
@@ -608,6 +634,7 @@ pub fn default_scenarios(seed: u64) -> Vec<Scenario> {
         Scenario::seeds(1000, seed),
         Scenario::core_and_observers(5, 995, 120_000, seed),
         Scenario::core_and_observers(5, 995, 0, seed),
+        Scenario::core_record(5, 995, 0, seed),
     ];
     let mut deaths = Scenario::seeds(100, seed);
     deaths.name = "seeds layout, 100 minions, 10 die during boot and are replaced".into();
@@ -670,6 +697,18 @@ mod tests {
             let r = run(&s);
             assert_eq!(r.ready, r.alive, "seed {seed}: {r:?}");
             assert!(r.seedable_rings <= 1, "seed {seed}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn a_core_record_makes_the_launch_order_irrelevant() {
+        for seed in 1..10 {
+            let together = run(&Scenario::core_and_observers(3, 30, 0, seed));
+            let r = run(&Scenario::core_record(3, 30, 0, seed));
+            assert_eq!(r.ready, r.alive, "{r:?}");
+            assert_eq!((r.voters, r.observers), (3, 30), "seed {seed}: {r:?}");
+            assert!(r.ring_formed && r.seedable_rings == 1, "seed {seed}: {r:?}");
+            assert!(r.answer_bytes_max < together.answer_bytes_max);
         }
     }
 

@@ -28,6 +28,13 @@
 //! 4. The decision ([`WeaveDecision`]) is kept in the agent's state and **never recomputed**; a restarted agent
 //!    writes the same file again.
 //!
+//! The record is `minions.<cluster>.<domain>` unless the role file names another label (`WEAVE_PEERS_RECORD`,
+//! e.g. `weave-core`): for large or autoscaled clusters a small fixed core group (3 or 5, `WEAVE_CONSENSUS` = its
+//! size) is registered in a record of its own that every node reads; nodes of the other groups are never listed
+//! there, so they are observers peering with the core whatever the launch order (`fleetsim` shows that with a
+//! shared record a core launched together with 995 others never gets to vote). The argument below is about
+//! whichever record is read: it only needs that record to grow while the core comes up.
+//!
 //! # Why two nodes cannot seed two rings
 //! The minion record lists the group's healthy instances: while the group comes up it only grows (an instance is
 //! added when it becomes healthy). So the answers any two nodes see are nested — one a subset of the other — and

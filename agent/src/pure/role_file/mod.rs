@@ -21,6 +21,7 @@
 //! | `MASTER_PORT` | default 6443 (https) / 8080 (http) | port of the masters' API |
 //! | `WEAVE_CONSENSUS` | minion with `CNI=weave`: required | Weave Net consensus size N, identical on every minion (see [`crate::weave`]) |
 //! | `CNI` | default `weave` | `weave` (Weave Net from its baked image) or `none` (bring your own pod network) |
+//! | `WEAVE_PEERS_RECORD` | default `minions` | the DNS label of the record the Weave decision reads (`<label>.<cluster>.<domain>`): a record of its own for a fixed Weave core (e.g. `weave-core`), so that every node of the other groups, never listed there, is an observer peering with the core, whatever the launch order |
 //! | `METRICS_DIR` | default `/var/lib/prometheus/node-exporter` | absolute directory for `k8s-agent.prom` (node_exporter's textfile collector); the default is written only when it exists |
 //!
 //! A minion must be able to verify the masters: with `MASTER_PROBE=https` (the default) it needs `CA_CERT_HASH`
@@ -63,6 +64,7 @@ pub mod keys {
     pub const HOST_CHECKS: &str = "HOST_CHECKS";
     pub const CNI: &str = "CNI";
     pub const METRICS_DIR: &str = "METRICS_DIR";
+    pub const WEAVE_PEERS_RECORD: &str = "WEAVE_PEERS_RECORD";
     /// Extra command-line flags the units read from the role file (`$KUBE_APISERVER_ARGS` in `ExecStart=`); the
     /// agent passes them through untouched and does not warn about them.
     pub const UNIT_ARGS: &[&str] = &[
@@ -83,11 +85,15 @@ pub mod keys {
         MASTER_PROBE,
         MASTER_PORT,
         WEAVE_CONSENSUS,
+        WEAVE_PEERS_RECORD,
         HOST_CHECKS,
         CNI,
         METRICS_DIR,
     ];
 }
+
+/// The record the Weave decision reads when `WEAVE_PEERS_RECORD` is not set: `minions.<cluster>.<domain>`.
+pub const DEFAULT_PEERS_RECORD: &str = "minions";
 
 /// `DNS_DOMAIN` when the role file does not set one.
 pub const DEFAULT_DNS_DOMAIN: &str = "k8s";
@@ -350,7 +356,7 @@ pub struct RoleConfig {
     pub ca_cert_file: Option<PathBuf>,
     /// `masters.<cluster>.<domain>`, the port and the probe scheme.
     pub master_endpoint: MasterEndpoint,
-    /// `minions.<cluster>.<domain>`: its A records are the Weave Net peers.
+    /// `minions.<cluster>.<domain>` (or `WEAVE_PEERS_RECORD`'s label): its A records are the Weave Net peers.
     pub minions_name: DnsName,
     /// `WEAVE_CONSENSUS` (required on minions, ignored on masters).
     pub weave_consensus: Option<ConsensusSize>,
@@ -623,11 +629,18 @@ impl RawRoleFile {
             None => Cni::default(),
         };
 
+        let peers_record = match checker.set(keys::WEAVE_PEERS_RECORD) {
+            Some(entry) => checker
+                .value(keys::WEAVE_PEERS_RECORD, entry, ClusterName::parse)?
+                .as_str()
+                .to_string(),
+            None => DEFAULT_PEERS_RECORD.to_string(),
+        };
         let cluster_dns = dns_domain.child(cluster_name.as_str());
         let minions_name = cluster_dns
             .as_ref()
             .ok()
-            .and_then(|d| d.child("minions").ok());
+            .and_then(|d| d.child(&peers_record).ok());
         let masters_name = cluster_dns
             .as_ref()
             .ok()
@@ -635,7 +648,8 @@ impl RawRoleFile {
         let (Some(minions_name), Some(masters_name)) = (minions_name, masters_name) else {
             return Err(RoleFileError::EndpointNameTooLong {
                 path: self.path.clone(),
-                name_len: "minions.".len()
+                name_len: peers_record.len().max("masters".len())
+                    + 1
                     + cluster_name.as_str().len()
                     + 1
                     + dns_domain.as_str().len(),

@@ -620,3 +620,26 @@ fn host_checks_mode_is_enforce_by_default_and_checked() {
         "{shown}"
     );
 }
+
+#[test]
+fn weave_peers_record_names_the_record_the_weave_decision_reads() {
+    let config = ok(minion(&format!(
+        "{}WEAVE_PEERS_RECORD=weave-core\n",
+        minimal_minion()
+    )));
+    assert_eq!(config.minions_name.as_str(), "weave-core.prod.k8s");
+    assert!(
+        config
+            .redacted_lines()
+            .iter()
+            .any(|l| l.contains("weave-core.prod.k8s"))
+    );
+    let err = minion(&format!(
+        "{}WEAVE_PEERS_RECORD=Weave_Core\n",
+        minimal_minion()
+    ))
+    .expect_err("not a DNS label");
+    let text = err.to_string();
+    assert!(text.contains("WEAVE_PEERS_RECORD"), "{text}");
+    assert!(text.contains(":5"), "names the line: {text}");
+}
