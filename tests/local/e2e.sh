@@ -202,7 +202,7 @@ check "down removed every netns" bash -c "! ip netns list | grep -q 'k8s-'"
 check "down removed the state" [ ! -e /run/k8s-local ]
 check "down removed the node cgroups" bash -c "! ls -d /sys/fs/cgroup/*/k8s-test-* /sys/fs/cgroup/k8s-test-* 2>/dev/null | grep -q ."
 check "down stopped every nspawn" bash -c "! pgrep -f '[s]ystemd-nspawn.*k8s-test' >/dev/null"
-check "no test Prometheus left running" bash -c "! pgrep -f '[p]rometheus --config.file=/run/k8s-local' >/dev/null"
+check "the test's Prometheus is not running any more" bash -c "! kill -0 ${prom_pid:-0} 2>/dev/null"
 trap - EXIT
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
