@@ -258,6 +258,18 @@ cmd_up() {
   # DNS first, as the cloud's bookkeeping (the seeds' Lambda) would: every instance's record exists at boot.
   dns_add 10.79.0.10 masters
   for i in $(seq 1 "$minions"); do dns_add "10.79.0.$((10 + i))" minions; done
+  # Every node's systemd (and journald, udev, …) takes inotify instances from the host's per-user limit (Debian's
+  # default 128: about 15 nodes); measured, the 16th node's PID 1 exits with "Failed to create control group
+  # inotify object: Too many open files". Raise it to what the cluster needs (the host's setting; said here).
+  local need_inotify=$(( (minions + 1) * 32 + 128 )) have_inotify
+  have_inotify=$(cat /proc/sys/fs/inotify/max_user_instances)
+  if [ "$have_inotify" -lt "$need_inotify" ]; then
+    log "raising fs.inotify.max_user_instances from $have_inotify to $need_inotify for $((minions + 1)) nodes"
+    echo "$need_inotify" > /proc/sys/fs/inotify/max_user_instances
+  fi
+  # Nodes boot in parallel: on a small machine many take longer than node.sh's default 30 s (2 cores, 50 nodes: up to
+  # ~75 s). Unless set, allow 30 s + 2 s a node.
+  export K8S_TEST_BOOT_TIMEOUT=${K8S_TEST_BOOT_TIMEOUT:-$((30 + 2 * (minions + 1)))}
   step "booting the nodes" "each node's console log is in /run/k8s-test/<node>/console.log"
   local t1 boots=(); t1=$(ms)
   boot_node master master 10.79.0.10 &
