@@ -11,6 +11,7 @@
 //! [`Secrets::leaks`] then checks the result by content: the bundle is refused (nothing written) if any known
 //! secret is still there. Pure: the caller reads the files.
 
+use crate::pure::role_file::values::BootstrapToken;
 use base64::Engine;
 
 /// What a secret is replaced by.
@@ -227,15 +228,11 @@ fn env_secret(line: &str) -> Option<(&str, &str)> {
     (!value.is_empty()).then_some((key, value))
 }
 
-/// `abcdef.0123456789abcdef` → (`abcdef`, `0123456789abcdef`) when the whole value is a bootstrap token.
+/// `abcdef.0123456789abcdef` → (`abcdef`, `0123456789abcdef`) when the whole value is a bootstrap token (as the
+/// role file's [`BootstrapToken::parse`] decides).
 fn split_token(value: &str) -> Option<(&str, &str)> {
-    let (id, secret) = value.split_once('.')?;
-    let ok = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    };
-    (ok(id, 6) && ok(secret, 16)).then_some((id, secret))
+    BootstrapToken::parse(value).ok()?;
+    value.split_once('.')
 }
 
 /// Bootstrap-token-shaped words anywhere in a line: the id stays, the secret goes.
