@@ -58,6 +58,10 @@ pub enum Command {
     /// versions, cloud-init's status. Every secret the node holds is scrubbed out, and checked gone, first.
     #[command(after_help = EXIT_CODES_HELP)]
     Bundle(crate::commands::BundleArgs),
+    /// Remove this node's address from the DNS records it added over RFC 2136 (`DNS_UPDATE_*`); the agent's unit
+    /// runs it on stop (`ExecStop=`), so a clean stop or shutdown leaves no stale record.
+    #[command(after_help = EXIT_CODES_HELP)]
+    DnsDeregister(crate::commands::DnsDeregisterArgs),
 }
 
 impl Command {
@@ -68,6 +72,7 @@ impl Command {
             Command::Status(args) => args.run(),
             Command::Role(args) => args.run(),
             Command::Bundle(args) => args.run(),
+            Command::DnsDeregister(args) => args.run(),
         }
     }
 }

@@ -333,3 +333,52 @@ impl RoleArgs {
         }
     }
 }
+
+#[derive(Debug, Args)]
+pub struct DnsDeregisterArgs {
+    /// The node's root.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+impl DnsDeregisterArgs {
+    /// Deletes what the state says this node added (`ExecStop=` of k8s-agent.service). Nothing registered (or no
+    /// `DNS_UPDATE_*`) is a success with nothing to do.
+    pub fn run(&self) -> Result<Outcome, CommandError> {
+        let path = self.root.join(k8s_agent::plan::STATE_FILE);
+        let state = executor::read_state(&path)
+            .map_err(|e| CommandError::new(anyhow::anyhow!("{e}"), None))?;
+        let registered = state.as_ref().and_then(|s| {
+            let update = s.node.as_ref()?.dns_update.as_ref()?;
+            Some((update, s.dns_registration.as_ref()?))
+        });
+        let Some((update, registration)) = registered else {
+            print_stdout(
+                "nothing to remove: this node did not register itself in DNS on this boot\n",
+            )?;
+            return Ok(Outcome::Success);
+        };
+        let rt = runtime()?;
+        match rt.block_on(k8s_agent::edge::dns_update::deregister(
+            &self.root,
+            update,
+            registration,
+        )) {
+            Ok(lines) => {
+                print_stdout(&(lines.join("\n") + "\n"))?;
+                Ok(Outcome::Success)
+            }
+            Err(reason) => Err(CommandError::new(
+                anyhow::anyhow!(
+                    "removing {} from {} failed: {reason}",
+                    registration.address,
+                    registration.records.join(", ")
+                ),
+                format!(
+                    "the record stays until something removes it: `nsupdate -k <key file>` with `update delete <name> A {}`",
+                    registration.address
+                ),
+            )),
+        }
+    }
+}

@@ -458,6 +458,9 @@ pub async fn run_agent<U: UnitControl>(
                 Observation::from(load)
             }
             Action::RunHostChecks => run_host_checks(cfg, host_check_mode),
+            Action::RegisterDns { update } => {
+                Observation::DnsUpdated(crate::edge::dns_update::register(&cfg.root, &update).await)
+            }
             Action::Resolve { query, name } => {
                 let result = resolver.lookup_a(&name).await;
                 tracing::debug!(%name, ?result, "resolved");

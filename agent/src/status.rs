@@ -41,6 +41,8 @@ pub struct StatusReport {
     pub failure: Option<String>,
     pub masters: Option<DnsLookup>,
     pub minions: Option<DnsLookup>,
+    /// Self-registration over RFC 2136 (`DNS_UPDATE_*`), when configured.
+    pub dns_registration: Option<DnsRegistrationView>,
     pub weave: Option<WeaveView>,
     pub units_started: Vec<String>,
     pub units: Vec<UnitState>,
@@ -77,6 +79,20 @@ pub struct JoinView {
     pub kubelet_credentials: Option<crate::plan::KubeletCredentials>,
     /// Minion: the baked container images in containerd (reference, digest, imported / present / …).
     pub images: Vec<crate::plan::ImageReport>,
+}
+
+/// Self-registration as shown: where and with which key (never the secret), and what was added.
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsRegistrationView {
+    pub server: String,
+    pub zone: String,
+    pub key_name: String,
+    pub records: Vec<String>,
+    /// This node's address as registered, and when (unix ms); `None` while not registered yet.
+    pub address: Option<String>,
+    pub registered_at: Option<u64>,
+    /// Why re-registering after a restart failed, if it did.
+    pub problem: Option<String>,
 }
 
 /// The Weave decision as shown.
@@ -136,6 +152,7 @@ impl StatusReport {
                 failure: None,
                 masters: None,
                 minions: None,
+                dns_registration: None,
                 weave: None,
                 units_started: vec![],
                 units,
@@ -187,6 +204,22 @@ impl StatusReport {
             failure: state.failure.clone(),
             masters: state.masters.clone(),
             minions: state.minions.clone(),
+            dns_registration: state
+                .node
+                .as_ref()
+                .and_then(|n| n.dns_update.as_ref())
+                .map(|u| DnsRegistrationView {
+                    server: u.server.to_string(),
+                    zone: u.zone.to_string(),
+                    key_name: u.key_name.to_string(),
+                    records: u.records.iter().map(|r| r.to_string()).collect(),
+                    address: state
+                        .dns_registration
+                        .as_ref()
+                        .map(|r| r.address.to_string()),
+                    registered_at: state.dns_registration.as_ref().map(|r| r.at),
+                    problem: state.dns_update_problem.clone(),
+                }),
             weave,
             units_started: state.units_started.clone(),
             units,
@@ -267,6 +300,30 @@ impl StatusReport {
         for (label, lookup) in [("masters", &self.masters), ("minions", &self.minions)] {
             if let Some(l) = lookup {
                 line(label, describe_lookup(l));
+            }
+        }
+        if let Some(d) = &self.dns_registration {
+            let what = match (&d.address, d.registered_at) {
+                (Some(address), Some(at)) => format!(
+                    "registered {address} in {} at {} (TSIG {}) at {}",
+                    d.records.join(", "),
+                    d.server,
+                    d.key_name,
+                    utc(at)
+                ),
+                _ => format!(
+                    "not registered yet in {} at {} (TSIG {})",
+                    d.records.join(", "),
+                    d.server,
+                    d.key_name
+                ),
+            };
+            line("dns", what);
+            if let Some(problem) = &d.problem {
+                line(
+                    "dns",
+                    format!("re-registering after a restart failed: {problem}"),
+                );
             }
         }
         if let Some(w) = &self.weave {

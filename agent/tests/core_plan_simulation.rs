@@ -149,6 +149,7 @@ fn run_minion(world: &World, me: Ipv4Addr, boot: u64, consensus: u32, rng: &mut 
                 now += 1;
                 Observation::WeaveEnvWritten
             }
+            Action::RegisterDns { .. } => panic!("these role files do not register in DNS"),
             // Token discovery answers once the API server does (cluster-info exists by then in this world).
             Action::Discover { .. } => {
                 trace.probe_times.push(now);

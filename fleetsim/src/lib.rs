@@ -526,6 +526,10 @@ pub fn run(s: &Scenario) -> Report {
             ),
             Action::ImportImages => (150, Observation::ImagesImported(Vec::new())),
             Action::StartUnits { units } => (50, Observation::UnitsStarted(units)),
+            Action::RegisterDns { .. } => {
+                node.failed = Some("self-registration (DNS_UPDATE_*) is not modelled here".into());
+                continue;
+            }
             Action::EnsurePki { .. } | Action::EnsureJoinObjects { .. } => {
                 node.failed = Some("a minion was asked to do a master's step".into());
                 continue;

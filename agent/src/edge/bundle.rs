@@ -158,6 +158,23 @@ pub fn learn_secrets(root: &Path) -> Secrets {
             secrets.learn_file(&name, &String::from_utf8_lossy(&bytes));
         }
     }
+    // The TSIG key file the role file names (anywhere: user data decides where it goes).
+    if let crate::role_file::RoleLoad::Parsed(config) = crate::role_file::load(root)
+        && let Some(update) = &config.dns_update
+    {
+        let file = root.join(
+            update
+                .key_file
+                .strip_prefix("/")
+                .unwrap_or(&update.key_file),
+        );
+        if let Some(bytes) = read_small(&file) {
+            secrets.learn_tsig_key_file(
+                &update.key_file.display().to_string(),
+                &String::from_utf8_lossy(&bytes),
+            );
+        }
+    }
     secrets
 }
 

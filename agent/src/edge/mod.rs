@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod dns;
+pub mod dns_update;
 pub mod images;
 pub mod join;
 pub mod kube_api;

@@ -3,6 +3,7 @@
 //! Nothing in this folder opens a file, a socket or a bus; the edges ([`crate::edge`]) and the executor do.
 
 pub mod discovery;
+pub mod dns_update;
 pub mod images;
 pub mod join_objects;
 pub mod kubeconfig;

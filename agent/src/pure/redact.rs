@@ -83,12 +83,36 @@ impl Secrets {
                     self.add_token_secret(secret);
                 }
             }
+            if let Some(value) = bind_secret_value(trimmed) {
+                self.note(format!("TSIG key ({name})"));
+                self.add(value);
+            }
             if let Some((key, value)) = env_secret(trimmed) {
                 self.note(format!("{key} ({name})"));
                 self.add(value);
                 if let Some((_, secret)) = split_token(value) {
                     self.add_token_secret(secret);
                 }
+            }
+        }
+    }
+
+    /// Learns a TSIG key file (`DNS_UPDATE_TSIG_FILE`): the secret of a `tsig-keygen` clause or the bare base64
+    /// line, and the whole file base64-encoded (as user data's `encoding: b64` carries it).
+    pub fn learn_tsig_key_file(&mut self, name: &str, text: &str) {
+        self.note(format!("TSIG key ({name})"));
+        self.add(&base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
+        for line in text.lines().map(str::trim) {
+            if let Some(value) = bind_secret_value(line) {
+                self.add(value);
+            } else if !line.is_empty()
+                && !line.starts_with('#')
+                && !line.starts_with("//")
+                && !line.contains(' ')
+                && !line.contains('{')
+                && !line.contains('}')
+            {
+                self.add(line);
             }
         }
     }
@@ -263,6 +287,14 @@ fn scrub_token_shapes(line: &str) -> (String, usize) {
         }
     }
     (out, count)
+}
+
+/// The value of a BIND `secret "…";` statement (a TSIG key clause), if the line is one.
+fn bind_secret_value(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("secret")?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let value = &rest[..rest.find('"')?];
+    (!value.is_empty()).then_some(value)
 }
 
 #[cfg(test)]

@@ -47,7 +47,8 @@ impl Step {
             | Phase::ApiServerReady
             | Phase::JoinObjects
             | Phase::ImportImages
-            | Phase::KubeletBootstrap => self.phase_action(),
+            | Phase::KubeletBootstrap
+            | Phase::RegisterDns => self.phase_action(),
             Phase::WeavePeers if self.s.weave.is_some() => self.phase_action(),
             Phase::Role
             | Phase::HostCheck
@@ -61,8 +62,31 @@ impl Step {
                 self.enter(Phase::Role)
             }
         };
+        let action = match (&action, self.reassert_update()) {
+            // Resumed in place after this node registered: a clean stop deleted the records; put them back first.
+            (
+                Action::Done
+                | Action::StartUnits { .. }
+                | Action::WriteWeaveEnv { .. }
+                | Action::ImportImages
+                | Action::CheckKubeletCredentials
+                | Action::ProbeMaster { .. }
+                | Action::EnsureJoinObjects { .. },
+                Some(update),
+            ) => {
+                self.s.dns_reassert = true;
+                Action::RegisterDns { update }
+            }
+            _ => action,
+        };
         self.count(&action);
         (self.s, action)
+    }
+
+    /// The registration to re-assert on a restart: configured, and done on this boot before.
+    fn reassert_update(&self) -> Option<crate::pure::dns_update::DnsUpdateConfig> {
+        self.s.dns_registration.as_ref()?;
+        self.node()?.dns_update.clone()
     }
 
     fn count(&mut self, action: &Action) {
@@ -105,6 +129,8 @@ impl Step {
             (Phase::Role, O::RoleInvalid(error)) => self.fail(error.to_string()),
             (Phase::HostCheck, O::HostChecksPassed { local_addrs }) => self.on_host_ok(local_addrs),
             (Phase::HostCheck, O::HostChecksFailed { failures }) => self.on_host_failed(failures),
+            (_, O::DnsUpdated(outcome)) if self.s.dns_reassert => self.on_reasserted(outcome),
+            (Phase::RegisterDns, O::DnsUpdated(outcome)) => self.on_dns_updated(outcome),
             (
                 Phase::ResolveMasters | Phase::Discovery | Phase::MasterHealthy,
                 O::Dns {
@@ -265,6 +291,14 @@ impl Step {
         match phase {
             Phase::Role => Action::ReadRoleFile,
             Phase::HostCheck => Action::RunHostChecks,
+            Phase::RegisterDns => match self.node().and_then(|n| n.dns_update.clone()) {
+                Some(update) => Action::RegisterDns { update },
+                None => {
+                    // Not configured (a state from before the role file dropped it): nothing to register.
+                    let next = self.after_registration();
+                    self.enter(next)
+                }
+            },
             Phase::Ready => Action::Done,
             Phase::Failed => Action::Fail {
                 reason: self
@@ -468,9 +502,97 @@ impl Step {
         self.s.failed_checks.clear();
         match self.node().map(|n| n.role) {
             Some(NodeRole::Master) => self.enter(Phase::ControlPlanePki),
+            Some(NodeRole::Minion) if self.registers() => self.enter(Phase::RegisterDns),
             Some(NodeRole::Minion) => self.enter(Phase::ResolveMasters),
             None => self.lost_settings(),
         }
+    }
+
+    /// Whether this node registers itself in DNS (`DNS_UPDATE_*`).
+    fn registers(&self) -> bool {
+        self.node().is_some_and(|n| n.dns_update.is_some())
+    }
+
+    /// Where `RegisterDns` leads: a minion goes on to find the masters, a master is done.
+    fn after_registration(&self) -> Phase {
+        match self.node().map(|n| n.role) {
+            Some(NodeRole::Master) => Phase::Ready,
+            _ => Phase::ResolveMasters,
+        }
+    }
+
+    fn on_dns_updated(&mut self, outcome: super::DnsUpdateOutcome) -> Action {
+        use super::DnsUpdateOutcome as U;
+        let Some(update) = self.node().and_then(|n| n.dns_update.clone()) else {
+            return self.lost_settings();
+        };
+        let server = update.server;
+        match outcome {
+            U::Registered { address, records } => {
+                self.s.dns_update_problem = None;
+                self.s.dns_registration = Some(super::DnsRegistration {
+                    address,
+                    records,
+                    at: self.now,
+                });
+                let next = self.after_registration();
+                self.enter(next)
+            }
+            U::KeyFile { problem } => {
+                let reason = format!(
+                    "blocked: cannot sign the DNS update for {}: {problem} — nothing was sent; the agent checks again \
+                     every {} s",
+                    update.record_list(),
+                    super::backoff::BLOCKED_RETRY.as_secs()
+                );
+                self.wait(RetryPolicy::Blocked, reason, None)
+            }
+            U::Refused { rcode, tsig_error } => {
+                let reason = format!(
+                    "blocked: {server} refused to add this node to {}: {} — nothing was registered; retrying every \
+                     {} s",
+                    update.record_list(),
+                    crate::pure::dns_update::explain_rcode(&rcode, tsig_error.as_deref()),
+                    super::backoff::BLOCKED_RETRY.as_secs()
+                );
+                self.wait(RetryPolicy::Blocked, reason, None)
+            }
+            U::Unreachable { message } => {
+                let reason = format!(
+                    "registering this node in {} at {server} failed: {message} — hint: DNS_UPDATE_SERVER must be the \
+                     zone's primary and reachable on UDP and TCP port {}; backing off",
+                    update.record_list(),
+                    server.port()
+                );
+                self.wait(RetryPolicy::Error, reason, None)
+            }
+        }
+    }
+
+    /// The outcome of re-asserting the records after a restart: recorded, then the phase goes on either way (a
+    /// running node is not stopped for its DNS record; `status` shows the problem).
+    fn on_reasserted(&mut self, outcome: super::DnsUpdateOutcome) -> Action {
+        use super::DnsUpdateOutcome as U;
+        self.s.dns_reassert = false;
+        match outcome {
+            U::Registered { address, records } => {
+                self.s.dns_update_problem = None;
+                self.s.dns_registration = Some(super::DnsRegistration {
+                    address,
+                    records,
+                    at: self.now,
+                });
+            }
+            U::KeyFile { problem } => self.s.dns_update_problem = Some(problem),
+            U::Refused { rcode, tsig_error } => {
+                self.s.dns_update_problem = Some(crate::pure::dns_update::explain_rcode(
+                    &rcode,
+                    tsig_error.as_deref(),
+                ))
+            }
+            U::Unreachable { message } => self.s.dns_update_problem = Some(message),
+        }
+        self.tick()
     }
 
     fn on_host_failed(&mut self, failures: Vec<String>) -> Action {
@@ -690,7 +812,11 @@ impl Step {
             );
             return self.wait(RetryPolicy::Blocked, reason, None);
         }
-        self.enter(Phase::Ready)
+        if self.registers() {
+            self.enter(Phase::RegisterDns)
+        } else {
+            self.enter(Phase::Ready)
+        }
     }
 
     fn on_discovered(&mut self, outcome: DiscoveryOutcome) -> Action {

@@ -5,8 +5,8 @@
 //! [`Observation::Tick`].
 //!
 //! ```text
-//! Role ─► HostCheck ─┬─ master ─► ControlPlanePki ─► StartControlPlane ─► ApiServerReady ─► JoinObjects ──────► Ready
-//!                    └─ minion ─► ResolveMasters ─► Discovery ─► MasterHealthy ─► WeavePeers ─► StartRuntime
+//! Role ─► HostCheck ─┬─ master ─► ControlPlanePki ─► StartControlPlane ─► ApiServerReady ─► JoinObjects ─(►RegisterDns)─► Ready
+//!                    └─ minion ─(►RegisterDns)─► ResolveMasters ─► Discovery ─► MasterHealthy ─► WeavePeers ─► StartRuntime
 //!                                     ─► ImportImages ─► StartUnits ─► KubeletBootstrap ─► StartKubeProxy ─► Ready
 //!         any phase ─► Failed   (Discovery / MasterHealthy ─► ResolveMasters when the masters record disappears;
 //!                                MASTER_PROBE=http skips Discovery and KubeletBootstrap: no TLS join)
@@ -16,6 +16,7 @@
 //! |---|---|---|
 //! | `Role` | [`Action::ReadRoleFile`] | a parsed role file; none yet → wait (Watch); both files / invalid → `Failed` |
 //! | `HostCheck` | [`Action::RunHostChecks`] | checks pass (and report this node's addresses); fail → retry (Error), `Failed` after [`HOST_CHECK_ATTEMPTS`] |
+//! | `RegisterDns` | [`Action::RegisterDns`] (only with `DNS_UPDATE_*`) | registered → `ResolveMasters` (minion) / `Ready` (master); key file or refusal → wait (Blocked) and say what to fix; no answer → wait (Error) |
 //! | `ControlPlanePki` | [`Action::EnsurePki`] | files checked and the missing ones written → `StartControlPlane`; a supplied file is wrong → wait (Blocked) and say which and what to fix |
 //! | `StartControlPlane` | [`Action::StartUnits`] master units | all started → `ApiServerReady`; a unit fails → `Failed` |
 //! | `ApiServerReady` | [`Action::ProbeMaster`] its own `/readyz` over loopback, verified against its CA | 200 → `JoinObjects`; HTTP status / unreachable → wait (Watch); untrusted → wait (Blocked) |
@@ -47,10 +48,11 @@ mod state;
 
 pub use backoff::RetryPolicy;
 pub use state::{
-    AgentState, DnsLookup, NodeSettings, PhaseTransition, ResumeError, STATE_FILE,
+    AgentState, DnsLookup, DnsRegistration, NodeSettings, PhaseTransition, ResumeError, STATE_FILE,
     STATE_SCHEMA_VERSION, Tallies, WaitReason,
 };
 
+use crate::pure::dns_update::DnsUpdateConfig;
 use crate::role_file::{MasterTrust, RoleConfig, RoleDiscovery, RoleFileError, RoleLoad};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -73,6 +75,9 @@ pub enum Phase {
     Role,
     /// Check the host (binaries, sysctls, modules, …).
     HostCheck,
+    /// With `DNS_UPDATE_*`: add this node's address to its records over RFC 2136 (a minion right after the host
+    /// checks, a master once its join objects exist).
+    RegisterDns,
     /// Master: check the supplied PKI and create what is missing (kubeadm's layout).
     ControlPlanePki,
     /// Master: start etcd and the control plane.
@@ -107,9 +112,10 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 17] = [
+    pub const ALL: [Phase; 18] = [
         Phase::Role,
         Phase::HostCheck,
+        Phase::RegisterDns,
         Phase::ControlPlanePki,
         Phase::StartControlPlane,
         Phase::ApiServerReady,
@@ -132,6 +138,7 @@ impl Phase {
         match self {
             Phase::Role => "role",
             Phase::HostCheck => "host-check",
+            Phase::RegisterDns => "register-dns",
             Phase::ControlPlanePki => "control-plane-pki",
             Phase::StartControlPlane => "start-control-plane",
             Phase::ApiServerReady => "api-server-ready",
@@ -308,6 +315,26 @@ pub enum KubeletCredentials {
     Wrong { reason: String },
 }
 
+/// The outcome of an RFC 2136 registration ([`Action::RegisterDns`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DnsUpdateOutcome {
+    /// The server accepted `address` in every one of `records`.
+    Registered {
+        address: IpAddr,
+        records: Vec<String>,
+    },
+    /// The key file is missing, readable by others, or not a key (the sentence says which; never the secret).
+    KeyFile { problem: String },
+    /// The server answered with an error code (`NOTAUTH`, `REFUSED`, …) and, for TSIG, the TSIG error.
+    Refused {
+        rcode: String,
+        tsig_error: Option<String>,
+    },
+    /// No answer, or one that could not be read or verified.
+    Unreachable { message: String },
+}
+
 /// What an edge reports back: the outcome of the last action, or that time passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
@@ -349,6 +376,8 @@ pub enum Observation {
         node_name: String,
         credentials: KubeletCredentials,
     },
+    /// `RegisterDns` done.
+    DnsUpdated(DnsUpdateOutcome),
     /// These units are started (their start jobs completed).
     UnitsStarted(Vec<String>),
     /// A unit failed to start (or failed later); `already_started` are the units started before it in this action.
@@ -381,6 +410,9 @@ pub enum Action {
     ReadRoleFile,
     /// Run the host checks and list this node's addresses.
     RunHostChecks,
+    /// Add this node's address (the one it reaches `update.server` from) to `update.records` with a TSIG-signed
+    /// RFC 2136 UPDATE ([`crate::pure::dns_update`]).
+    RegisterDns { update: DnsUpdateConfig },
     /// Look up the A records of `name` (no cache; TCP when truncated).
     Resolve { query: DnsQuery, name: String },
     /// `GET url`, connecting to one of `connect_to` (the resolved masters, so the probe does not resolve

@@ -5,6 +5,7 @@ use super::{
     machine,
 };
 use crate::node_role::{NodeRole, UnitStage};
+use crate::pure::dns_update::DnsUpdateConfig;
 use crate::role_file::{ClusterName, Cni, DnsName, MasterEndpoint, MasterTrust, RoleConfig};
 use crate::weave::{ConsensusSize, WeaveDecision};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,9 @@ pub struct NodeSettings {
     /// The pod network (`CNI`).
     #[serde(default)]
     pub cni: Cni,
+    /// Self-registration over RFC 2136 (`DNS_UPDATE_*`), if configured (the key file's path, never the secret).
+    #[serde(default)]
+    pub dns_update: Option<DnsUpdateConfig>,
 }
 
 impl NodeSettings {
@@ -47,6 +51,7 @@ impl NodeSettings {
             minions_name: config.minions_name.clone(),
             weave_consensus: config.weave_consensus,
             cni: config.cni,
+            dns_update: config.dns_update.clone(),
         }
     }
 
@@ -213,6 +218,25 @@ pub struct AgentState {
     /// Counts for the metrics (DNS answers by kind, probes by outcome).
     #[serde(default)]
     pub tallies: Tallies,
+    /// What this node added to DNS over RFC 2136 (what `k8s-agent dns-deregister` deletes again).
+    #[serde(default)]
+    pub dns_registration: Option<DnsRegistration>,
+    /// Why the last re-assertion of the records (after a restart) failed, if it did.
+    #[serde(default)]
+    pub dns_update_problem: Option<String>,
+    /// Set while a restarted agent re-asserts its records before it goes on with its phase.
+    #[serde(default)]
+    pub dns_reassert: bool,
+}
+
+/// The records this node added: its address in these names, at that server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRegistration {
+    pub address: IpAddr,
+    pub records: Vec<String>,
+    /// When (unix ms).
+    pub at: u64,
 }
 
 /// What the agent saw, counted (for the metrics; never decisions).
@@ -279,6 +303,9 @@ impl AgentState {
             transitions: vec![PhaseTransition::new(Phase::Role, now_millis)],
             restarts: 0,
             tallies: Tallies::default(),
+            dns_registration: None,
+            dns_update_problem: None,
+            dns_reassert: false,
         }
     }
 
@@ -288,11 +315,14 @@ impl AgentState {
     /// | persisted phase | resumes | why |
     /// |---|---|---|
     /// | `Ready` | `Ready`, [`Action::Done`] | nothing to do; units are not touched |
+    /// | `RegisterDns` | same phase, the update again | adding a record that is there is a no-op |
     /// | `StartControlPlane`, `StartRuntime`, `StartUnits`, `StartKubeProxy` | same phase, starts only the units not started yet | never restart an active unit |
     /// | `ApiServerReady`, `JoinObjects`, `ImportImages`, `KubeletBootstrap` | same phase, its action again | units run already; probing, creating-if-missing, importing what is missing and reading credentials are idempotent |
     /// | `WeavePeers` with a decision | same phase, writes the *persisted* decision again | the decision never changes once made |
     /// | `Role`, `HostCheck`, `ControlPlanePki`, `ResolveMasters`, `Discovery`, `MasterHealthy`, `WeavePeers` without a decision, `Failed` | `Role`: re-reads the role file, then on | nothing irreversible happened yet (or the operator restarted after a failure): redoing the cheap steps picks up a fixed role file, e.g. a corrected `CA_CERT_HASH`; PKI files already written are kept (only missing ones are made) |
     ///
+    /// A node that had registered itself in DNS (`DNS_UPDATE_*`) and resumes in place first re-asserts its
+    /// records ([`Action::RegisterDns`]; a clean stop deleted them); a failure there is reported, not blocking.
     /// In every case the Weave decision, the started units and the history are kept; if the re-read role file
     /// names another cluster, role or consensus size while units run or Weave has decided, the agent fails and
     /// asks for a reboot instead of mixing two configurations.

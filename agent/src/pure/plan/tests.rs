@@ -226,6 +226,7 @@ fn kind(action: &Action) -> &'static str {
         Action::Wait { .. } => "wait",
         Action::ReadRoleFile => "read-role",
         Action::RunHostChecks => "host-checks",
+        Action::RegisterDns { .. } => "register-dns",
         Action::Resolve {
             query: DnsQuery::Masters,
             ..
@@ -2005,5 +2006,183 @@ fn state_json_is_stable_and_readable() {
             .as_array()
             .map(|a| a.len())
             .unwrap_or(0)
+    );
+}
+
+// ---- self-registration (DNS_UPDATE_*) ----
+
+const DNS_UPDATE: &str = "DNS_UPDATE_SERVER=10.0.9.9\nDNS_UPDATE_TSIG_NAME=k8s-agent\n\
+                          DNS_UPDATE_TSIG_FILE=/etc/k8s-agent/dns-update.key\n";
+
+fn registered(records: &[&str]) -> Observation {
+    Observation::DnsUpdated(DnsUpdateOutcome::Registered {
+        address: ip(SELF),
+        records: records.iter().map(|r| r.to_string()).collect(),
+    })
+}
+
+#[test]
+fn a_registering_minion_adds_itself_before_it_looks_for_the_masters() {
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    run.feed(Observation::RoleParsed(Box::new(config(
+        NodeRole::Minion,
+        DNS_UPDATE,
+    ))));
+    let action = run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip(SELF)],
+    });
+    assert_eq!(run.state.phase, Phase::RegisterDns);
+    let Action::RegisterDns { update } = action else {
+        panic!("expected RegisterDns, got {action:?}")
+    };
+    assert_eq!(update.record_list(), "minions.prod.k8s");
+    assert_eq!(update.server.to_string(), "10.0.9.9:53");
+    let action = run.feed(registered(&["minions.prod.k8s"]));
+    assert_eq!(run.state.phase, Phase::ResolveMasters);
+    assert_eq!(kind(&action), "resolve-masters");
+    let registration = run.state.dns_registration.clone().expect("recorded");
+    assert_eq!(registration.address, ip(SELF));
+}
+
+#[test]
+fn a_registering_master_adds_itself_once_nodes_can_join() {
+    let mut run = Run::new();
+    let master = config(NodeRole::Master, DNS_UPDATE);
+    let mut observations = happy_path(NodeRole::Master);
+    observations[1] = Observation::RoleParsed(Box::new(master));
+    let mut last = Action::Done;
+    for observation in observations {
+        run.advance(10);
+        last = run.feed(observation);
+    }
+    assert_eq!(
+        run.state.phase,
+        Phase::RegisterDns,
+        "after the join objects"
+    );
+    let Action::RegisterDns { update } = last else {
+        panic!("expected RegisterDns, got {last:?}")
+    };
+    assert_eq!(update.record_list(), "masters.prod.k8s");
+    assert_eq!(run.feed(registered(&["masters.prod.k8s"])), Action::Done);
+    assert_eq!(run.state.phase, Phase::Ready);
+}
+
+#[test]
+fn a_refused_or_unsignable_update_blocks_with_the_reason_and_a_plain_error_backs_off() {
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    run.feed(Observation::RoleParsed(Box::new(config(
+        NodeRole::Minion,
+        DNS_UPDATE,
+    ))));
+    run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip(SELF)],
+    });
+    let refused = run.feed(Observation::DnsUpdated(DnsUpdateOutcome::Refused {
+        rcode: "NOTAUTH".into(),
+        tsig_error: Some("BADSIG".into()),
+    }));
+    assert_eq!(wait_ms(&refused), BLOCKED_RETRY.as_millis() as u64);
+    let reason = wait_reason(&refused);
+    assert!(
+        reason.contains("10.0.9.9:53 refused") && reason.contains("BADSIG"),
+        "{reason}"
+    );
+    assert_eq!(run.state.phase, Phase::RegisterDns);
+    assert!(run.state.dns_registration.is_none());
+    run.advance(BLOCKED_RETRY.as_millis() as u64);
+    assert_eq!(kind(&run.feed(Observation::Tick)), "register-dns");
+    let key = run.feed(Observation::DnsUpdated(DnsUpdateOutcome::KeyFile {
+        problem: "the key file /etc/k8s-agent/dns-update.key does not exist".into(),
+    }));
+    assert!(wait_reason(&key).contains("nothing was sent"), "{key:?}");
+    run.advance(BLOCKED_RETRY.as_millis() as u64);
+    run.feed(Observation::Tick);
+    let error = run.feed(Observation::DnsUpdated(DnsUpdateOutcome::Unreachable {
+        message: "no answer from 10.0.9.9:53 within 5 s".into(),
+    }));
+    assert!(
+        wait_ms(&error) < BLOCKED_RETRY.as_millis() as u64,
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_restarted_agent_re_asserts_its_records_and_goes_on_whatever_the_answer() {
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    run.feed(Observation::RoleParsed(Box::new(config(
+        NodeRole::Minion,
+        DNS_UPDATE,
+    ))));
+    run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip(SELF)],
+    });
+    run.feed(registered(&["minions.prod.k8s"]));
+    for observation in happy_path(NodeRole::Minion).into_iter().skip(3) {
+        run.advance(10);
+        run.feed(observation);
+    }
+    assert_eq!(run.state.phase, Phase::Ready);
+    // Stopped cleanly (dns-deregister removed the record), started again: put the record back, stay Ready.
+    let (state, action) = resumed(run.state.clone());
+    assert_eq!(kind(&action), "register-dns");
+    let mut again = Run::from(state);
+    assert_eq!(
+        again.feed(Observation::DnsUpdated(DnsUpdateOutcome::Unreachable {
+            message: "no answer".into()
+        })),
+        Action::Done
+    );
+    assert_eq!(again.state.phase, Phase::Ready);
+    assert_eq!(again.state.dns_update_problem.as_deref(), Some("no answer"));
+    // Without a registration on this boot (none configured), a resume does not register.
+    let plain = walk_to(NodeRole::Minion, Phase::Ready);
+    assert_eq!(resumed(plain).1, Action::Done);
+}
+
+#[test]
+fn the_registration_keys_are_checked_together() {
+    let bad = |extra: &str| {
+        parse_role_file(
+            Path::new(MINION_FILE),
+            NodeRole::Minion,
+            &format!(
+                "CLUSTER_NAME=prod\nCA_CERT_HASH={PIN}\nBOOTSTRAP_TOKEN={TOKEN}\nWEAVE_CONSENSUS=3\n{extra}"
+            ),
+        )
+        .expect_err(extra)
+        .to_string()
+    };
+    assert!(bad("DNS_UPDATE_TSIG_NAME=k\n").contains("has no DNS_UPDATE_SERVER"));
+    assert!(
+        bad("DNS_UPDATE_SERVER=10.0.0.1\nDNS_UPDATE_TSIG_FILE=/k\n")
+            .contains("DNS_UPDATE_TSIG_NAME")
+    );
+    assert!(
+        bad(&format!("{DNS_UPDATE}DNS_UPDATE_ZONE=example.org\n"))
+            .contains("not in the zone example.org")
+    );
+    assert!(bad("DNS_UPDATE_SERVER=ns1.example\n").contains("is not an IP address"));
+    assert!(
+        bad(&format!("{DNS_UPDATE}DNS_UPDATE_TSIG_ALGORITHM=hmac-md5\n")).contains("hmac-sha256")
+    );
+    assert!(bad(&format!("{DNS_UPDATE}DNS_UPDATE_TTL=0\n")).contains("TTL"));
+    let core = config(
+        NodeRole::Minion,
+        &format!("{DNS_UPDATE}DNS_UPDATE_RECORDS=minions, weave-core\nDNS_UPDATE_ZONE=prod.k8s\n"),
+    );
+    let update = core.dns_update.clone().expect("configured");
+    assert_eq!(
+        update.record_list(),
+        "minions.prod.k8s, weave-core.prod.k8s"
+    );
+    assert_eq!(update.ttl_secs, crate::pure::dns_update::DEFAULT_TTL_SECS);
+    assert!(
+        core.redacted_lines().iter().any(
+            |l| l == "# registers this node's address in minions.prod.k8s, weave-core.prod.k8s"
+        )
     );
 }

@@ -23,6 +23,13 @@
 //! | `CNI` | default `weave` | `weave` (Weave Net from its baked image) or `none` (bring your own pod network) |
 //! | `WEAVE_PEERS_RECORD` | default `minions` | the DNS label of the record the Weave decision reads (`<label>.<cluster>.<domain>`): a record of its own for a fixed Weave core (e.g. `weave-core`), so that every node of the other groups, never listed there, is an observer peering with the core, whatever the launch order |
 //! | `METRICS_DIR` | default `/var/lib/prometheus/node-exporter` | absolute directory for `k8s-agent.prom` (node_exporter's textfile collector); the default is written only when it exists |
+//! | `DNS_UPDATE_SERVER` | optional: turns on self-registration | IP address[:port] of the primary that takes RFC 2136 updates ([`crate::pure::dns_update`]) |
+//! | `DNS_UPDATE_ZONE` | default `DNS_DOMAIN` | the zone holding the records |
+//! | `DNS_UPDATE_TSIG_NAME` | with `DNS_UPDATE_SERVER`: required | the TSIG key's name |
+//! | `DNS_UPDATE_TSIG_ALGORITHM` | default `hmac-sha256` | `hmac-sha256`, `hmac-sha384` or `hmac-sha512` |
+//! | `DNS_UPDATE_TSIG_FILE` | with `DNS_UPDATE_SERVER`: required | absolute path of the key file (mode 0600): `tsig-keygen`'s clause or the base64 secret |
+//! | `DNS_UPDATE_RECORDS` | default `masters` / `minions` (the role's) | labels (comma- or space-separated) under `<cluster>.<domain>` this node adds its address to, e.g. `minions,weave-core` for a Weave core member |
+//! | `DNS_UPDATE_TTL` | default 30 | TTL in seconds of the records added |
 //!
 //! A minion must be able to verify the masters: with `MASTER_PROBE=https` (the default) it needs `CA_CERT_HASH`
 //! or `CA_CERT_FILE`, otherwise the file is rejected here rather than the agent blocking later on a TLS error.
@@ -42,6 +49,7 @@ pub use values::{
 };
 
 use crate::node_role::{MASTER_ROLE_FILE, MINION_ROLE_FILE, NodeRole};
+use crate::pure::dns_update::{self, DnsUpdateConfig, TsigAlgorithmName};
 use crate::weave::ConsensusSize;
 use serde::{Serialize, Serializer};
 use std::collections::HashMap;
@@ -65,6 +73,23 @@ pub mod keys {
     pub const CNI: &str = "CNI";
     pub const METRICS_DIR: &str = "METRICS_DIR";
     pub const WEAVE_PEERS_RECORD: &str = "WEAVE_PEERS_RECORD";
+    pub const DNS_UPDATE_SERVER: &str = "DNS_UPDATE_SERVER";
+    pub const DNS_UPDATE_ZONE: &str = "DNS_UPDATE_ZONE";
+    pub const DNS_UPDATE_TSIG_NAME: &str = "DNS_UPDATE_TSIG_NAME";
+    pub const DNS_UPDATE_TSIG_ALGORITHM: &str = "DNS_UPDATE_TSIG_ALGORITHM";
+    pub const DNS_UPDATE_TSIG_FILE: &str = "DNS_UPDATE_TSIG_FILE";
+    pub const DNS_UPDATE_RECORDS: &str = "DNS_UPDATE_RECORDS";
+    pub const DNS_UPDATE_TTL: &str = "DNS_UPDATE_TTL";
+    /// The self-registration keys (all but `DNS_UPDATE_SERVER` need it).
+    pub const DNS_UPDATE: &[&str] = &[
+        DNS_UPDATE_SERVER,
+        DNS_UPDATE_ZONE,
+        DNS_UPDATE_TSIG_NAME,
+        DNS_UPDATE_TSIG_ALGORITHM,
+        DNS_UPDATE_TSIG_FILE,
+        DNS_UPDATE_RECORDS,
+        DNS_UPDATE_TTL,
+    ];
     /// Extra command-line flags the units read from the role file (`$KUBE_APISERVER_ARGS` in `ExecStart=`); the
     /// agent passes them through untouched and does not warn about them.
     pub const UNIT_ARGS: &[&str] = &[
@@ -89,6 +114,13 @@ pub mod keys {
         HOST_CHECKS,
         CNI,
         METRICS_DIR,
+        DNS_UPDATE_SERVER,
+        DNS_UPDATE_ZONE,
+        DNS_UPDATE_TSIG_NAME,
+        DNS_UPDATE_TSIG_ALGORITHM,
+        DNS_UPDATE_TSIG_FILE,
+        DNS_UPDATE_RECORDS,
+        DNS_UPDATE_TTL,
     ];
 }
 
@@ -366,6 +398,8 @@ pub struct RoleConfig {
     pub cni: Cni,
     /// `METRICS_DIR`: where the metrics file goes (`None`: node_exporter's default directory, if it exists).
     pub metrics_dir: Option<PathBuf>,
+    /// `DNS_UPDATE_*`: register this node's address over RFC 2136 (`None`: the records are made by others).
+    pub dns_update: Option<DnsUpdateConfig>,
     /// Keys the agent does not know, as written (secret-looking values are redacted when printed).
     #[serde(serialize_with = "serialize_redacted_entries")]
     pub extra: Vec<EnvAssignment>,
@@ -436,6 +470,30 @@ impl RoleConfig {
         }
         if let Some(dir) = &self.metrics_dir {
             lines.push(format!("{}={}", keys::METRICS_DIR, dir.display()));
+        }
+        if let Some(update) = &self.dns_update {
+            lines.push(format!("{}={}", keys::DNS_UPDATE_SERVER, update.server));
+            lines.push(format!("{}={}", keys::DNS_UPDATE_ZONE, update.zone));
+            lines.push(format!(
+                "{}={}",
+                keys::DNS_UPDATE_TSIG_NAME,
+                update.key_name
+            ));
+            lines.push(format!(
+                "{}={}",
+                keys::DNS_UPDATE_TSIG_ALGORITHM,
+                update.algorithm
+            ));
+            lines.push(format!(
+                "{}={}  # the secret stays in that file",
+                keys::DNS_UPDATE_TSIG_FILE,
+                update.key_file.display()
+            ));
+            lines.push(format!("{}={}", keys::DNS_UPDATE_TTL, update.ttl_secs));
+            lines.push(format!(
+                "# registers this node's address in {}",
+                update.record_list()
+            ));
         }
         if self.role == NodeRole::Minion {
             let endpoint = &self.master_endpoint;
@@ -656,6 +714,8 @@ impl RawRoleFile {
             });
         };
 
+        let dns_update = checker.dns_update(self.role, &dns_domain, &cluster_name)?;
+
         match self.role {
             NodeRole::Minion => {
                 if weave_consensus.is_none() && cni == Cni::Weave {
@@ -726,6 +786,7 @@ impl RawRoleFile {
             host_checks,
             cni,
             metrics_dir,
+            dns_update,
             extra,
             warnings,
         })
@@ -767,6 +828,119 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// The `DNS_UPDATE_*` keys: `None` when `DNS_UPDATE_SERVER` is unset (then no other may be set).
+    fn dns_update(
+        &self,
+        role: NodeRole,
+        dns_domain: &DnsName,
+        cluster: &ClusterName,
+    ) -> Result<Option<DnsUpdateConfig>, RoleFileError> {
+        let Some(server_entry) = self.set(keys::DNS_UPDATE_SERVER) else {
+            if keys::DNS_UPDATE.iter().any(|key| self.set(key).is_some()) {
+                return Err(self.missing(keys::DNS_UPDATE_SERVER));
+            }
+            return Ok(None);
+        };
+        let server = self.value(keys::DNS_UPDATE_SERVER, server_entry, |v| {
+            dns_update::parse_server(v).ok_or(ValueProblem::NotDnsServer)
+        })?;
+        let zone_entry = self.set(keys::DNS_UPDATE_ZONE);
+        let zone = match zone_entry {
+            Some(entry) => self.value(keys::DNS_UPDATE_ZONE, entry, DnsName::parse)?,
+            None => dns_domain.clone(),
+        };
+        let key_name = match self.set(keys::DNS_UPDATE_TSIG_NAME) {
+            Some(entry) => self.value(keys::DNS_UPDATE_TSIG_NAME, entry, |v| {
+                DnsName::parse(v.trim_end_matches('.'))
+            })?,
+            None => return Err(self.missing(keys::DNS_UPDATE_TSIG_NAME)),
+        };
+        let algorithm = match self.set(keys::DNS_UPDATE_TSIG_ALGORITHM) {
+            Some(entry) => self.value(keys::DNS_UPDATE_TSIG_ALGORITHM, entry, |v| {
+                TsigAlgorithmName::parse(v).ok_or(ValueProblem::NotTsigAlgorithm)
+            })?,
+            None => TsigAlgorithmName::default(),
+        };
+        let key_file = match self.set(keys::DNS_UPDATE_TSIG_FILE) {
+            Some(entry) => self.value(keys::DNS_UPDATE_TSIG_FILE, entry, |v| {
+                let path = PathBuf::from(v);
+                if path.is_absolute() {
+                    Ok(path)
+                } else {
+                    Err(ValueProblem::NotAbsolutePath)
+                }
+            })?,
+            None => return Err(self.missing(keys::DNS_UPDATE_TSIG_FILE)),
+        };
+        let ttl_secs = match self.set(keys::DNS_UPDATE_TTL) {
+            Some(entry) => self.value(keys::DNS_UPDATE_TTL, entry, |v| {
+                let max = dns_update::MAX_TTL_SECS;
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n) && v.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or(ValueProblem::NotTtl { max })
+            })?,
+            None => dns_update::DEFAULT_TTL_SECS,
+        };
+        let cluster_dns = dns_domain
+            .child(cluster.as_str())
+            .map_err(|p| self.invalid_default(keys::DNS_UPDATE_RECORDS, p))?;
+        let default_label = match role {
+            NodeRole::Master => "masters",
+            NodeRole::Minion => DEFAULT_PEERS_RECORD,
+        };
+        let records_entry = self.set(keys::DNS_UPDATE_RECORDS);
+        let labels: Vec<&str> = match records_entry {
+            Some(entry) => entry
+                .value
+                .split([',', ' ', '\t'])
+                .filter(|l| !l.is_empty())
+                .collect(),
+            None => vec![default_label],
+        };
+        let mut records: Vec<DnsName> = Vec::new();
+        for label in labels {
+            let record = match records_entry {
+                Some(entry) => self.value_of(keys::DNS_UPDATE_RECORDS, entry, label, |l| {
+                    ClusterName::parse(l).and_then(|l| cluster_dns.child(l.as_str()))
+                })?,
+                None => cluster_dns
+                    .child(label)
+                    .map_err(|p| self.invalid_default(keys::DNS_UPDATE_RECORDS, p))?,
+            };
+            if !dns_update::in_zone(&record, &zone) {
+                let entry = zone_entry.or(records_entry).unwrap_or(server_entry);
+                let key = if zone_entry.is_some() {
+                    keys::DNS_UPDATE_ZONE
+                } else {
+                    keys::DNS_UPDATE_RECORDS
+                };
+                return Err(RoleFileError::InvalidValue {
+                    path: self.raw.path.clone(),
+                    line: entry.line,
+                    key,
+                    value: entry.value.clone(),
+                    problem: ValueProblem::OutsideZone {
+                        name: record.to_string(),
+                        zone: zone.to_string(),
+                    },
+                });
+            }
+            if !records.contains(&record) {
+                records.push(record);
+            }
+        }
+        Ok(Some(DnsUpdateConfig {
+            server,
+            zone,
+            key_name,
+            algorithm,
+            key_file,
+            records,
+            ttl_secs,
+        }))
+    }
+
     /// The assignment of an optional key, unless it is empty (empty means unset).
     fn set(&self, key: &str) -> Option<&EnvAssignment> {
         self.by_key

@@ -56,6 +56,19 @@ pub enum ValueProblem {
     /// `HOST_CHECKS` other than `enforce` or `warn`.
     NotHostCheckMode,
     NotCni,
+    /// `DNS_UPDATE_SERVER` that is not an IP address (with an optional port).
+    NotDnsServer,
+    /// `DNS_UPDATE_TSIG_ALGORITHM` other than hmac-sha256/384/512.
+    NotTsigAlgorithm,
+    /// `DNS_UPDATE_TTL` outside 1..=max.
+    NotTtl {
+        max: u32,
+    },
+    /// A `DNS_UPDATE_RECORDS` name that is not inside `DNS_UPDATE_ZONE`.
+    OutsideZone {
+        name: String,
+        zone: String,
+    },
 }
 
 impl ValueProblem {
@@ -99,6 +112,19 @@ impl ValueProblem {
                 "use enforce (the default) or warn (labs and containers whose kernel the node does not own)"
                     .to_string()
             }
+            ValueProblem::NotDnsServer => {
+                "use the IP address of the primary server that takes updates, optionally with a port \
+                 (10.0.0.2, 10.0.0.2:53, [fd00::2]:53): a name would need DNS to find DNS"
+                    .to_string()
+            }
+            ValueProblem::NotTsigAlgorithm => {
+                "use hmac-sha256 (the default, what `tsig-keygen` makes), hmac-sha384 or hmac-sha512".to_string()
+            }
+            ValueProblem::NotTtl { max } => format!("use a number of seconds from 1 to {max}, e.g. 30"),
+            ValueProblem::OutsideZone { zone, .. } => format!(
+                "set DNS_UPDATE_ZONE to the zone that holds the records (it is {zone}), or use record labels \
+                 below it"
+            ),
             ValueProblem::NotCni => {
                 "use weave (the default: Weave Net run from its baked image) or none (bring your own CNI)".to_string()
             }
@@ -135,6 +161,16 @@ impl fmt::Display for ValueProblem {
             ValueProblem::NotCloudProvider => f.write_str("is not a cloud provider name"),
             ValueProblem::NotHostCheckMode => f.write_str("is not a host check mode"),
             ValueProblem::NotCni => f.write_str("is not a pod network this image knows"),
+            ValueProblem::NotDnsServer => {
+                f.write_str("is not an IP address (with an optional port)")
+            }
+            ValueProblem::NotTsigAlgorithm => {
+                f.write_str("is not a TSIG algorithm the agent signs with")
+            }
+            ValueProblem::NotTtl { max } => write!(f, "is not a TTL (1..={max} s)"),
+            ValueProblem::OutsideZone { name, zone } => {
+                write!(f, "makes {name}, which is not in the zone {zone}")
+            }
         }
     }
 }
