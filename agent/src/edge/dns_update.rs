@@ -248,7 +248,7 @@ async fn exchange(
     let rcode = response.metadata.response_code;
     let tsig_error = response
         .signature()
-        .and_then(|r| r.data.error.clone())
+        .and_then(|r| r.data.error)
         .map(|e| match e {
             TsigError::BadSig => "BADSIG".to_string(),
             TsigError::BadKey => "BADKEY".to_string(),
