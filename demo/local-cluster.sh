@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # demo/local-cluster.sh: boot a local cluster of the built image on this machine — real systemd (systemd-nspawn),
 # real cloud-init (NoCloud user data: packer/user-data/{master,minion}.yaml, the same files a cloud gets), real DNS
-# (dnsmasq answering masters.<cluster>.k8s and minions.<cluster>.k8s with the nodes' addresses).
+# (dnsmasq answering masters.<cluster>.k8s, minions.<cluster>.k8s and weave-core.<cluster>.k8s with the nodes'
+# addresses; or, with K8S_LOCAL_DNS=bind, a BIND 9 primary with an EMPTY zone that the nodes fill themselves over
+# RFC 2136 with a TSIG key from `tsig-keygen`, and empty again when they stop).
+#
+# Weave layout (packer/user-data/minion.yaml's default): the first min(3, MINIONS) minions are the core
+# (WEAVE_CONSENSUS = that number, listed in weave-core.<cluster>.k8s and minions.…); later minions observe.
 #
 #   demo/local-cluster.sh up [MINIONS]     boot 1 master + MINIONS minions (default 2) and wait until all are Ready
 #   demo/local-cluster.sh add-minion [--no-wait]  boot one more minion (its DNS record first, as an ASG would);
 #                                          MINION_BOOTSTRAP_TOKEN / MINION_CA_CERT_HASH override its join values,
-#                                          MINION_NSPAWN_ARGS adds systemd-nspawn arguments (e.g. a --bind-ro)
+#                                          MINION_NSPAWN_ARGS adds systemd-nspawn arguments (e.g. a --bind-ro);
+#                                          with K8S_LOCAL_DNS=bind, MINION_DNS_UPDATE_KEY_FILE gives it another
+#                                          TSIG key file (`none`: user data writes none)
 #   demo/local-cluster.sh status           `k8s-agent status` of every node
 #   demo/local-cluster.sh down             stop everything; leaves no netns, bridge, cgroup, mount or process
 #   demo/local-cluster.sh leader NODE      the PID 1 of a node (for nsenter -t PID -a)
@@ -18,7 +25,7 @@
 # node is tests/nspawn/node.sh's container in its own netns (k8s-test-<node>) with eth0 (10.79.0.1x/24) on br0.
 # The node root filesystem is cached: the Debian 13 base (tests/nspawn/rootfs.sh) + cloud-init + the lock's host
 # packages (apt in a chroot, once), + the layer (per layer sha256); `k8s-agent check --no-live --root` gates it.
-# State: /run/k8s-local (nodes, addresses, PKI, seeds, dnsmasq pid).
+# State: /run/k8s-local (nodes, addresses, PKI, seeds, dnsmasq or named pid and log, the TSIG key).
 # KUBE_APISERVER_ARGS (environment) is passed into the master's role file, e.g. --stand-in-ready-delay=5 to make the
 # demo API server answer 503 for 5 s (the end-to-end test uses it to kill a minion's agent while it waits).
 LIB_SCRIPT=local-cluster
@@ -29,7 +36,12 @@ cd "$here"
 
 CLUSTER=${CLUSTER:-local}
 DOMAIN=k8s
+# dnsmasq (records made by this script, as a cloud's bookkeeping would) or bind (the nodes register themselves).
+LOCAL_DNS=${K8S_LOCAL_DNS:-dnsmasq}
+case $LOCAL_DNS in dnsmasq | bind) ;; *) echo "K8S_LOCAL_DNS must be dnsmasq or bind, not '$LOCAL_DNS'" >&2; exit 2 ;; esac
 STATE=/run/k8s-local
+# A cluster that is up keeps the mode it was started with (add-minion, status, down).
+if [ -f "$STATE/dns-mode" ]; then LOCAL_DNS=$(cat "$STATE/dns-mode"); fi
 HUB=k8s-local-hub
 CACHE=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
 LAYER=${LAYER:-$here/out/demo/layer.tar.gz}
@@ -124,7 +136,8 @@ make_pki() {
 
 # The user data a cloud would get, rendered by the same script an operator uses. A minion's token and pin can be
 # overridden (MINION_BOOTSTRAP_TOKEN, MINION_CA_CERT_HASH) to boot a node that must NOT join.
-render() { # role
+# With K8S_LOCAL_DNS=bind every node registers itself (DNS_UPDATE_*), a core minion in minions and weave-core.
+render() { # role core(0|1)
   (
     # shellcheck disable=SC1091 # written by make_pki
     . "$STATE/pki/cluster.env"
@@ -132,17 +145,26 @@ render() { # role
       BOOTSTRAP_TOKEN=${MINION_BOOTSTRAP_TOKEN:-$BOOTSTRAP_TOKEN}
       CA_CERT_HASH=${MINION_CA_CERT_HASH:-$CA_CERT_HASH}
     fi
+    if [ "$LOCAL_DNS" = bind ]; then
+      export DNS_UPDATE_SERVER=10.79.0.1 DNS_UPDATE_TSIG_NAME=k8s-agent
+      export DNS_UPDATE_KEY_FILE=$STATE/dns-update.key
+      if [ "$1" = minion ] && [ -n "${MINION_DNS_UPDATE_KEY_FILE:-}" ]; then
+        DNS_UPDATE_KEY_FILE=$MINION_DNS_UPDATE_KEY_FILE
+        [ "$DNS_UPDATE_KEY_FILE" != none ] || DNS_UPDATE_KEY_FILE=
+      fi
+      if [ "$2" = 1 ]; then export DNS_UPDATE_RECORDS="minions weave-core"; fi
+    fi
     CLUSTER_NAME=$CLUSTER DNS_DOMAIN=$DOMAIN HOST_CHECKS=warn WEAVE_CONSENSUS=$(cat "$STATE/consensus") \
-      KUBE_APISERVER_ARGS=${KUBE_APISERVER_ARGS:-} BOOTSTRAP_TOKEN=$BOOTSTRAP_TOKEN CA_CERT_HASH=$CA_CERT_HASH \
-      "$here/packer/render-user-data.sh" "$1"
+      WEAVE_PEERS_RECORD=weave-core KUBE_APISERVER_ARGS=${KUBE_APISERVER_ARGS:-} BOOTSTRAP_TOKEN=$BOOTSTRAP_TOKEN \
+      CA_CERT_HASH=$CA_CERT_HASH "$here/packer/render-user-data.sh" "$1"
   )
 }
 
-make_seed() { # node role
+make_seed() { # node role core(0|1)
   local seed=$STATE/seed/$1
   mkdir -p "$seed"
   printf 'instance-id: %s-%s\nlocal-hostname: %s\n' "$CLUSTER" "$1" "$1" > "$seed/meta-data"
-  (umask 077 && render "$2" > "$seed/user-data")
+  (umask 077 && render "$2" "$3" > "$seed/user-data")
 }
 
 # --- network -----------------------------------------------------------------------------------------------------
@@ -159,6 +181,10 @@ hub_up() {
   ip -n "$HUB" link set br0 up
   : > "$STATE/hosts"
   echo "nameserver 10.79.0.1" > "$STATE/resolv.conf"
+  if [ "$LOCAL_DNS" = bind ]; then
+    bind_up
+    return
+  fi
   # --keep-in-foreground (not --no-daemon): dnsmasq then serves TCP connections in children, so a TCP client
   # cannot stall answers or SIGHUP reloads.
   ip netns exec "$HUB" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
@@ -169,7 +195,31 @@ hub_up() {
   [ -s "$STATE/dnsmasq.pid" ] || die "dnsmasq did not start" "see $STATE/dnsmasq.log"
 }
 
+# BIND 9 as the zone's primary: the zone $DOMAIN starts empty (SOA and NS only); key k8s-agent may add and delete A
+# records below it (update-policy), nothing else. named runs in the foreground (-g) in the hub namespace.
+bind_up() {
+  local dir=$STATE/bind
+  step "starting BIND 9 on 10.79.0.1 with an empty zone $DOMAIN (nodes register themselves with TSIG key k8s-agent)" \
+    "needs bind9 and bind9-utils (demo/ensure-packages.sh test); its log is $STATE/named.log"
+  mkdir -p "$dir"
+  (umask 077 && tsig-keygen -a hmac-sha256 k8s-agent > "$STATE/dns-update.key")
+  printf '$TTL 30\n@ IN SOA ns.%s. hostmaster.%s. 1 60 60 3600 1\n@ IN NS ns.%s.\nns IN A 10.79.0.1\n' \
+    "$DOMAIN" "$DOMAIN" "$DOMAIN" > "$dir/zone"
+  cat > "$dir/named.conf" <<CONF
+options { directory "$dir"; listen-on port 53 { 10.79.0.1; }; listen-on-v6 { none; }; pid-file "$STATE/named.pid";
+  recursion no; dnssec-validation no; querylog yes; };
+include "$STATE/dns-update.key";
+controls { };
+zone "$DOMAIN" { type primary; file "$dir/zone"; update-policy { grant k8s-agent subdomain $DOMAIN. A; }; };
+CONF
+  ip netns exec "$HUB" named -g -c "$dir/named.conf" >"$STATE/named.log" 2>&1 &
+  local _
+  for _ in $(seq 100); do grep -q 'running$' "$STATE/named.log" 2>/dev/null && return; sleep 0.05; done
+  die "named did not start" "see $STATE/named.log"
+}
+
 dns_add() { # ip name
+  [ "$LOCAL_DNS" = dnsmasq ] || return 0   # bind: the nodes add themselves
   echo "$1 $2.$CLUSTER.$DOMAIN" >> "$STATE/hosts"
   kill -HUP "$(cat "$STATE/dnsmasq.pid")"
 }
@@ -185,10 +235,10 @@ wire_node() { # node ip
 
 # --- nodes -------------------------------------------------------------------------------------------------------
 
-boot_node() { # node role ip
+boot_node() { # node role ip core(0|1)
   local node=$1 role=$2 ip=$3 rootfs
   rootfs=$(cat "$STATE/rootfs")
-  make_seed "$node" "$role"
+  make_seed "$node" "$role" "${4:-0}"
   echo "$node $role $ip" >> "$STATE/nodes"
   # node.sh makes the netns before nspawn; the address must be there before cloud-init/the agent look, so the
   # node is wired from a background loop as soon as its netns exists.
@@ -237,7 +287,8 @@ up_failed() {
 
 cmd_up() {
   need_root
-  need_commands ip dnsmasq openssl nsenter systemd-nspawn base64 sed
+  need_commands ip openssl nsenter systemd-nspawn base64 sed
+  if [ "$LOCAL_DNS" = bind ]; then need_commands named tsig-keygen; else need_commands dnsmasq; fi
   local minions=${1:-2} t0 rootfs i
   if ! [[ "$minions" =~ ^[0-9]+$ ]] || [ "$minions" -gt 200 ]; then
     die "MINIONS must be a number from 0 to 200, not '$minions'" "demo/local-cluster.sh up [MINIONS]"
@@ -251,13 +302,19 @@ cmd_up() {
   on_exit up_failed
   mkdir -p "$STATE"
   echo "$rootfs" > "$STATE/rootfs"
-  echo "$minions" > "$STATE/consensus"
+  echo "$LOCAL_DNS" > "$STATE/dns-mode"
+  # The Weave core: the first min(3, MINIONS) minions (WEAVE_CONSENSUS = its size; 1 when there are no minions).
+  local core=$(( minions < 3 ? minions : 3 ))
+  echo "$(( core > 0 ? core : 1 ))" > "$STATE/consensus"
   : > "$STATE/nodes"
   make_pki
   hub_up
   # DNS first, as the cloud's bookkeeping (the seeds' Lambda) would: every instance's record exists at boot.
   dns_add 10.79.0.10 masters
-  for i in $(seq 1 "$minions"); do dns_add "10.79.0.$((10 + i))" minions; done
+  for i in $(seq 1 "$minions"); do
+    dns_add "10.79.0.$((10 + i))" minions
+    if [ "$i" -le "$core" ]; then dns_add "10.79.0.$((10 + i))" weave-core; fi
+  done
   # Every node's systemd (and journald, udev, …) takes inotify instances from the host's per-user limit (Debian's
   # default 128: about 15 nodes); measured, the 16th node's PID 1 exits with "Failed to create control group
   # inotify object: Too many open files". Raise it to what the cluster needs (the host's setting; said here).
@@ -274,7 +331,10 @@ cmd_up() {
   local t1 boots=(); t1=$(ms)
   boot_node master master 10.79.0.10 &
   boots+=($!)
-  for i in $(seq 1 "$minions"); do boot_node "minion$i" minion "10.79.0.$((10 + i))" & boots+=($!); done
+  for i in $(seq 1 "$minions"); do
+    boot_node "minion$i" minion "10.79.0.$((10 + i))" "$(( i <= core ? 1 : 0 ))" &
+    boots+=($!)
+  done
   local b; for b in "${boots[@]}"; do wait "$b"; done
   local nodes; nodes=$(cut -d' ' -f1 "$STATE/nodes")
   step "waiting until every node is Ready"
@@ -318,6 +378,12 @@ cmd_down() {
     if [ -f "$STATE/nodes" ] && grep -q "^$node " "$STATE/nodes"; then tolerate "$NODE_SH" down "$node" >/dev/null 2>&1; fi
   done
   if [ -f "$STATE/dnsmasq.pid" ]; then kill "$(cat "$STATE/dnsmasq.pid")" 2>/dev/null || true; fi
+  if [ -f "$STATE/named.pid" ]; then
+    local named_pid
+    named_pid=$(cat "$STATE/named.pid")
+    kill "$named_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$named_pid" 2>/dev/null || break; sleep 0.05; done
+  fi
   ip netns del "$HUB" 2>/dev/null || true
   rm -rf "$STATE"
 }
@@ -329,5 +395,5 @@ case "${1:-}" in
   down) cmd_down ;;
   leader) leader "$2" ;;
   rootfs) need_root; node_rootfs; echo "$NODE_ROOTFS" ;;
-  *) sed -n '6,14p' "$0" >&2; exit 2 ;;
+  *) sed -n '10,21p' "$0" >&2; exit 2 ;;
 esac

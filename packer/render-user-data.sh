@@ -2,7 +2,11 @@
 # Render the example user data packer/user-data/ROLE.yaml (ROLE = master | minion): every @NAME@ placeholder outside
 # comments is replaced by the environment variable NAME; a placeholder NAME_B64 may instead come from a file named
 # by NAME_FILE (base64-encoded here, e.g. CA_CRT_FILE=pki/ca.crt fills @CA_CRT_B64@). Defaults: DNS_DOMAIN=k8s,
-# HOST_CHECKS=enforce, KUBE_APISERVER_ARGS empty. Every missing value is named at once (exit 1); the output goes to
+# HOST_CHECKS=enforce, KUBE_APISERVER_ARGS empty, WEAVE_PEERS_RECORD=weave-core (the layout for any size: a core
+# group of 3 or 5 minions registered in weave-core.<cluster>.<domain> votes, every other minion observes; README
+# "Fleet simulation"). Lines between `#@if NAME` and `#@endif` are kept only when NAME (or, for NAME_B64, NAME_FILE)
+# is set and not empty: self-registration (DNS_UPDATE_SERVER, DNS_UPDATE_TSIG_NAME, DNS_UPDATE_KEY_FILE =
+# `tsig-keygen` output, DNS_UPDATE_RECORDS) is rendered only when DNS_UPDATE_SERVER is set. Every missing value is named at once (exit 1); the output goes to
 # stdout, so keep it private when it holds secrets (bootstrap token, keys):
 #
 #   umask 077
@@ -65,11 +69,36 @@ if [ $# -ne 1 ] || [[ ! "$1" =~ ^(master|minion)$ ]]; then
   exit 2
 fi
 template=$(dirname "$0")/user-data/$1.yaml
-: "${DNS_DOMAIN:=k8s}" "${HOST_CHECKS:=enforce}" "${KUBE_APISERVER_ARGS:=}"
-export DNS_DOMAIN HOST_CHECKS KUBE_APISERVER_ARGS
+: "${DNS_DOMAIN:=k8s}" "${HOST_CHECKS:=enforce}" "${KUBE_APISERVER_ARGS:=}" "${WEAVE_PEERS_RECORD:=weave-core}"
+: "${DNS_UPDATE_RECORDS:=}"
+export DNS_DOMAIN HOST_CHECKS KUBE_APISERVER_ARGS WEAVE_PEERS_RECORD DNS_UPDATE_RECORDS
 
-content=$(<"$template")
-mapfile -t names < <(grep -v '^[[:space:]]*#' "$template" | grep -o '@[A-Z0-9_]*@' | tr -d '@' | sort -u)
+# Conditional blocks first: `#@if NAME` … `#@endif` (not nested).
+is_set() { # NAME
+  local file_var
+  [ -n "${!1:-}" ] && return 0
+  [[ "$1" == *_B64 ]] && file_var=${1%_B64}_FILE && [ -n "${!file_var:-}" ]
+}
+content=""
+keep=1
+in_block=0
+while IFS= read -r line || [ -n "$line" ]; do
+  if [[ "$line" =~ ^[[:space:]]*#@if[[:space:]]+([A-Z0-9_]+)[[:space:]]*$ ]]; then
+    [ "$in_block" = 0 ] || { echo "$0: $template: nested #@if" >&2; exit 1; }
+    in_block=1
+    if is_set "${BASH_REMATCH[1]}"; then keep=1; else keep=0; fi
+    continue
+  fi
+  if [[ "$line" =~ ^[[:space:]]*#@endif[[:space:]]*$ ]]; then
+    in_block=0
+    keep=1
+    continue
+  fi
+  [ "$keep" = 1 ] && content+="$line"$'\n'
+done <"$template"
+[ "$in_block" = 0 ] || { echo "$0: $template: #@if without #@endif" >&2; exit 1; }
+content=${content%$'\n'}
+mapfile -t names < <(grep -v '^[[:space:]]*#' <<<"$content" | grep -o '@[A-Z0-9_]*@' | tr -d '@' | sort -u)
 missing=()
 for name in "${names[@]}"; do
   if [ -n "${!name+set}" ]; then

@@ -1,6 +1,7 @@
 //! `fleetsim [--seed N] [--csv DIR]`: runs the default scenarios (see [`fleetsim::default_scenarios`]) and prints
 //! one Markdown table row per scenario; `--csv DIR` also writes each scenario's Ready nodes and resolver queries
-//! per second over time (`DIR/<k>-ready.csv`, `DIR/<k>-qps.csv`) for plots.
+//! per second over time (`DIR/<k>-ready.csv`, `DIR/<k>-qps.csv`) and `DIR/scenarios.csv` (k, name) for plots
+//! (`bench/fleet.sh` draws them).
 
 use std::io::Write;
 
@@ -17,6 +18,9 @@ fn main() {
             ("--csv", Some(dir)) => csv = Some(dir.into()),
             _ => usage(&format!("unknown argument {arg}")),
         }
+    }
+    if let Some(dir) = &csv {
+        let _ = std::fs::remove_file(dir.join("scenarios.csv"));
     }
     println!(
         "| scenario | nodes (launched/alive) | Ready p50 / p99 / max | resolver q/s mean / peak | upstream queries | largest answer | voters / observers | voted sets / seedable rings | ring formed |"
@@ -57,6 +61,12 @@ fn main() {
 
 fn write_csv(dir: &std::path::Path, k: usize, r: &fleetsim::Report) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    // The index the plots take their legends from: one "k,name" line per scenario.
+    let mut index = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("scenarios.csv"))?;
+    writeln!(index, "{k},{}", r.name.replace(',', ";"))?;
     let mut ready = std::fs::File::create(dir.join(format!("{k}-ready.csv")))?;
     writeln!(ready, "second,ready")?;
     for (s, n) in &r.ready_over_time {

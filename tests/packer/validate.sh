@@ -152,6 +152,19 @@ for role in master minion; do
     echo "$out"
   fi
 done
+# --- self-registration renders only when asked for: DNS_UPDATE_* lines and the 0600 key file, or neither
+common=(CLUSTER_NAME=ci WEAVE_CONSENSUS=3 CA_CERT_HASH="sha256:$(printf '%064d' 0)" BOOTSTRAP_TOKEN=abcdef.0123456789abcdef)
+if with=$(env "${common[@]}" DNS_UPDATE_SERVER=10.0.0.2 DNS_UPDATE_TSIG_NAME=k8s-agent DNS_UPDATE_KEY_FILE="$work/pem" \
+  DNS_UPDATE_RECORDS="minions weave-core" packer/render-user-data.sh minion 2>&1) &&
+  without=$(env "${common[@]}" packer/render-user-data.sh minion 2>&1) &&
+  grep -q '^      DNS_UPDATE_SERVER=10.0.0.2$' <<<"$with" && grep -q '^      DNS_UPDATE_RECORDS=minions weave-core$' <<<"$with" &&
+  grep -q 'path: /etc/k8s-agent/dns-update.key' <<<"$with" && ! grep -q '#@' <<<"$with" &&
+  ! grep -q 'DNS_UPDATE\|dns-update.key\|#@' <<<"$without" && grep -q '^      WEAVE_PEERS_RECORD=weave-core$' <<<"$without"; then
+  ok "minion.yaml: DNS_UPDATE_* and the key file render only with DNS_UPDATE_SERVER; WEAVE_PEERS_RECORD defaults to weave-core"
+else
+  not_ok "minion.yaml conditional blocks:"
+  echo "$with"
+fi
 # --- `new-cluster` makes a CA (openssl: a CA certificate, its key, kubeadm's pin) and a token that render both roles
 # shellcheck disable=SC1091 # cluster.env is written by the command itself
 if out=$(packer/render-user-data.sh new-cluster "$work/pki" 2>&1) &&
