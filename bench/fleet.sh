@@ -27,7 +27,7 @@ clauses() { # suffix column-title
   while IFS=, read -r k name; do
     [ "$first" = 1 ] || printf ', '
     first=0
-    printf "'%s/%s-%s.csv' using 1:2 with lines lw 2 title \"%s\"" "$csv" "$k" "$1" "${name//\"/}"
+    printf "'%s/%s-%s.csv' using 1:2 with lines lw 2 title \"%s\" noenhanced" "$csv" "$k" "$1" "${name//\"/}"
   done <"$csv/scenarios.csv"
 }
 gnuplot <<GNUPLOT
@@ -36,12 +36,12 @@ set key outside below vertical font ",9"
 set grid
 set terminal pngcairo size 1400,900 font "DejaVu Sans,11"
 set output "$out/fleet-ready.png"
-set title "Ready nodes over time (fleetsim, seed $seed: every node driven by k8s-agent's plan::next)"
+set title "Ready nodes over time (fleetsim, seed $seed: every node driven by k8s-agent's plan::next)" noenhanced
 set xlabel "seconds since the first launch"
 set ylabel "nodes Ready"
 plot $(clauses ready)
 set output "$out/fleet-qps.png"
-set title "Resolver queries per second over time (fleetsim, seed $seed)"
+set title "Resolver queries per second over time (fleetsim, seed $seed)" noenhanced
 set ylabel "queries / s (log)"
 set logscale y
 plot $(clauses qps)

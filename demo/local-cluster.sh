@@ -203,6 +203,7 @@ bind_up() {
     "needs bind9 and bind9-utils (demo/ensure-packages.sh test); its log is $STATE/named.log"
   mkdir -p "$dir"
   (umask 077 && tsig-keygen -a hmac-sha256 k8s-agent > "$STATE/dns-update.key")
+  # shellcheck disable=SC2016 # $TTL is the zone file's own directive
   printf '$TTL 30\n@ IN SOA ns.%s. hostmaster.%s. 1 60 60 3600 1\n@ IN NS ns.%s.\nns IN A 10.79.0.1\n' \
     "$DOMAIN" "$DOMAIN" "$DOMAIN" > "$dir/zone"
   cat > "$dir/named.conf" <<CONF
@@ -349,6 +350,8 @@ cmd_add_minion() { # [--no-wait]
   need_root
   local n ip
   n=$(( $(grep -c ' minion ' "$STATE/nodes") + 1 ))
+  # One node on a busy machine (the others running, a test hammering them) can take more than node.sh's 30 s.
+  export K8S_TEST_BOOT_TIMEOUT=${K8S_TEST_BOOT_TIMEOUT:-60}
   ip=10.79.0.$((10 + n))
   dns_add "$ip" minions
   boot_node "minion$n" minion "$ip"

@@ -10,6 +10,7 @@
 # starts nothing; a minion whose user data has no key file sends no update at all (BIND's log) and says why; a
 # powered-off minion's record is gone; the TSIG secret is in no journal, status or state file.
 # Prints "N passed, M failed" and exits non-zero on any failure. Needs root, the demo layer and bind9 + bind9-utils.
+# shellcheck disable=SC2016 # within() takes code to eval later: single quotes on purpose
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export K8S_LOCAL_DNS=bind

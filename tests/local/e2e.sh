@@ -23,6 +23,9 @@ prop() { inside "$1" systemctl show -P "$3" "$2"; }
 unix_us() { date -d "$(inside "$1" systemctl show --timestamp=us+utc -P ActiveEnterTimestamp "$2")" +%s%6N; }
 
 trap '$LC down >/dev/null 2>&1 || true' EXIT
+# A command that stops the script (set -e) says where, with what the added minions printed.
+: >/tmp/k8s-local-add.err
+trap 'echo "e2e: stopped by a failing command at line $LINENO"; tail -n 20 /tmp/k8s-local-add.err' ERR
 $LC down >/dev/null 2>&1 || true
 
 # A master that answers 503 for its first 6 s, so the minions visibly wait on it.
@@ -117,10 +120,10 @@ blocked_with() { # node text → the node's status says it within 30 s
   echo "    $1: $(field phase - <<<"$s"): $(field blocking - <<<"$s")"
   return 1
 }
-bad_token=$(MINION_BOOTSTRAP_TOKEN="${token%%.*}.ffffffffffffffff" $LC add-minion --no-wait 2>/dev/null | tail -n 1)
+bad_token=$(MINION_BOOTSTRAP_TOKEN="${token%%.*}.ffffffffffffffff" $LC add-minion --no-wait 2>>/tmp/k8s-local-add.err | tail -n 1)
 check "$bad_token (wrong token secret) is blocked: the signature does not verify with BOOTSTRAP_TOKEN's secret" \
   blocked_with "$bad_token" "does not verify with BOOTSTRAP_TOKEN's secret"
-bad_pin=$(MINION_CA_CERT_HASH="sha256:$(printf '0%.0s' $(seq 64))" $LC add-minion --no-wait 2>/dev/null | tail -n 1)
+bad_pin=$(MINION_CA_CERT_HASH="sha256:$(printf '0%.0s' $(seq 64))" $LC add-minion --no-wait 2>>/tmp/k8s-local-add.err | tail -n 1)
 check "$bad_pin (wrong CA pin) is blocked: the CA does not match CA_CERT_HASH" \
   blocked_with "$bad_pin" "does not match CA_CERT_HASH"
 for n in "$bad_token" "$bad_pin"; do

@@ -106,7 +106,7 @@ with open(path, "r+b") as f:
     f.seek(-1, 1)
     f.write(bytes([b[0] ^ 0xFF]))
 PY
-bad_archive=$(MINION_NSPAWN_ARGS="--bind-ro=$corrupt:/usr/share/k8s-image/images/pause.tar" $LC add-minion --no-wait 2>/dev/null | tail -n 1)
+bad_archive=$(MINION_NSPAWN_ARGS="--bind-ro=$corrupt:/usr/share/k8s-image/images/pause.tar" $LC add-minion --no-wait 2>>/tmp/k8s-local-add.err | tail -n 1)
 waits_in_import() { # node text → within 40 s the node waits in import-images with text in its reason
   local deadline=$(( $(date +%s) + 40 )) s
   while [ "$(date +%s)" -lt "$deadline" ]; do
@@ -131,7 +131,7 @@ check "$bad_archive: no half-imported pause record is left in containerd" \
 swapped=$(mktemp /run/k8s-local/swapped-pause.XXXXXX.tar)
 target/release/imagebuilder oci-image --ref "$sandbox" --created 1 --out "$swapped" \
   --file demo/artifacts/.build/busybox:/pause:0755 --entrypoint /pause >/dev/null
-other_archive=$(MINION_NSPAWN_ARGS="--bind-ro=$swapped:/usr/share/k8s-image/images/pause.tar" $LC add-minion --no-wait 2>/dev/null | tail -n 1)
+other_archive=$(MINION_NSPAWN_ARGS="--bind-ro=$swapped:/usr/share/k8s-image/images/pause.tar" $LC add-minion --no-wait 2>>/tmp/k8s-local-add.err | tail -n 1)
 check "$other_archive (pause archive swapped for another image) is blocked in import-images: the lock's digest is not the archive's" \
   waits_in_import "$other_archive" "in its baked archive, the image's lock says $(field join.images.0.digest - <<<"$(json minion1)")"
 check "$other_archive: status shows the wrong digest" grep -q 'WRONG DIGEST' <<<"$(inside "$other_archive" k8s-agent status --no-units 2>/dev/null)"

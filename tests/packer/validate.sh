@@ -159,7 +159,8 @@ if with=$(env "${common[@]}" DNS_UPDATE_SERVER=10.0.0.2 DNS_UPDATE_TSIG_NAME=k8s
   without=$(env "${common[@]}" packer/render-user-data.sh minion 2>&1) &&
   grep -q '^      DNS_UPDATE_SERVER=10.0.0.2$' <<<"$with" && grep -q '^      DNS_UPDATE_RECORDS=minions weave-core$' <<<"$with" &&
   grep -q 'path: /etc/k8s-agent/dns-update.key' <<<"$with" && ! grep -q '#@' <<<"$with" &&
-  ! grep -q 'DNS_UPDATE\|dns-update.key\|#@' <<<"$without" && grep -q '^      WEAVE_PEERS_RECORD=weave-core$' <<<"$without"; then
+  ! grep -v '^[[:space:]]*#' <<<"$without" | grep -q 'DNS_UPDATE\|dns-update.key' && ! grep -q '#@' <<<"$without" &&
+  grep -q '^      WEAVE_PEERS_RECORD=weave-core$' <<<"$without"; then
   ok "minion.yaml: DNS_UPDATE_* and the key file render only with DNS_UPDATE_SERVER; WEAVE_PEERS_RECORD defaults to weave-core"
 else
   not_ok "minion.yaml conditional blocks:"
