@@ -249,6 +249,12 @@ pub fn status_report(
         units_error,
         now,
     );
+    if let Some(node) = state.as_ref().and_then(|s| s.node.as_ref()) {
+        let path = root.join(node.role_file.strip_prefix("/").unwrap_or(&node.role_file));
+        let now = std::fs::read(&path).ok();
+        report.role_file_drift =
+            k8s_agent::role_file::drift(&node.role_file_sha256, now.as_deref());
+    }
     let cloud_init =
         |name: &str| std::fs::read_to_string(root.join("run/cloud-init").join(name)).ok();
     report.timeline = k8s_agent::pure::timeline::build(

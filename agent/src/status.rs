@@ -43,6 +43,8 @@ pub struct StatusReport {
     pub minions: Option<DnsLookup>,
     /// Self-registration over RFC 2136 (`DNS_UPDATE_*`), when configured.
     pub dns_registration: Option<DnsRegistrationView>,
+    /// The role file on disk is no longer the one the agent read (set by the caller, which reads the file).
+    pub role_file_drift: Option<crate::role_file::RoleFileDrift>,
     pub weave: Option<WeaveView>,
     pub units_started: Vec<String>,
     pub units: Vec<UnitState>,
@@ -153,6 +155,7 @@ impl StatusReport {
                 masters: None,
                 minions: None,
                 dns_registration: None,
+                role_file_drift: None,
                 weave: None,
                 units_started: vec![],
                 units,
@@ -220,6 +223,7 @@ impl StatusReport {
                     registered_at: state.dns_registration.as_ref().map(|r| r.at),
                     problem: state.dns_update_problem.clone(),
                 }),
+            role_file_drift: None,
             weave,
             units_started: state.units_started.clone(),
             units,
@@ -271,6 +275,9 @@ impl StatusReport {
             _ => "unknown (no role file read yet)".to_string(),
         };
         line("role", role);
+        if let (Some(drift), Some(f)) = (&self.role_file_drift, &self.role_file) {
+            line("WARNING", drift.describe(std::path::Path::new(f)));
+        }
         if let Some(c) = &self.cluster {
             line(
                 "cluster",

@@ -273,7 +273,11 @@ fn a_node_registers_in_an_empty_zone_and_deregisters_exactly_itself() {
     assert_eq!(records, ["minions.prod.k8s", "weave-core.prod.k8s"]);
     assert_eq!(bind.dig("minions.prod.k8s"), ["127.0.0.1"]);
     assert_eq!(bind.dig("weave-core.prod.k8s"), ["127.0.0.1"]);
-    assert!(bind.updates_seen() >= 2, "BIND logs each update it applies: {}", bind.log());
+    assert!(
+        bind.updates_seen() >= 2,
+        "BIND logs each update it applies: {}",
+        bind.log()
+    );
 
     // Again (a restarted agent re-asserting): still exactly one record.
     let again = rt.block_on(dns_update::register(root.path(), &update));

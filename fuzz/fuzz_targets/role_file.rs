@@ -1,5 +1,6 @@
-//! Fuzz target: the role file parser (`k8s_agent::role_file::parse_role_file`) for both roles, and the redacted
-//! rendering of whatever it accepts. Any panic, hang or runaway allocation is a finding.
+//! Fuzz target: the role file parser (`k8s_agent::role_file::parse_role_file`) for both roles, the redacted
+//! rendering of whatever it accepts, and the TSIG key file parser (`DNS_UPDATE_TSIG_FILE`, also from user data).
+//! Any panic, hang or runaway allocation is a finding.
 #![no_main]
 use k8s_agent::node_role::NodeRole;
 use libfuzzer_sys::fuzz_target;
@@ -15,5 +16,9 @@ fuzz_target!(|data: &[u8]| {
         {
             let _ = config.redacted_lines();
         }
+    }
+    if let Ok(name) = k8s_agent::role_file::DnsName::parse("k8s-agent") {
+        use k8s_agent::pure::dns_update::{TsigAlgorithmName, parse_key_file};
+        let _ = parse_key_file(&text, &name, TsigAlgorithmName::HmacSha256);
     }
 });

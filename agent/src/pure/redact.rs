@@ -376,4 +376,27 @@ mod tests {
         assert!(s.is_empty());
         assert_eq!(s.scrub(cert).0, cert);
     }
+
+    #[test]
+    fn tsig_keys_are_learned_from_clauses_bare_files_and_user_data() {
+        let clause = "key \"k8s-agent\" {\n\talgorithm hmac-sha256;\n\tsecret \"DHTzaW3PXtTTty1P/+6QxydDLmwTkfa6EDVL+MQZkjc=\";\n};\n";
+        let mut secrets = Secrets::new();
+        secrets.learn_tsig_key_file("/etc/k8s-agent/dns-update.key", clause);
+        let (scrubbed, n) =
+            secrets.scrub("signed with DHTzaW3PXtTTty1P/+6QxydDLmwTkfa6EDVL+MQZkjc= today");
+        assert!(n >= 1 && !scrubbed.contains("DHTzaW3P"), "{scrubbed}");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(clause.as_bytes());
+        assert_eq!(
+            secrets.leaks(&format!("content: {b64}")),
+            1,
+            "user data carries the file base64-encoded"
+        );
+        let mut bare = Secrets::new();
+        bare.learn_tsig_key_file("/k", "# a comment\nc2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\n");
+        assert_eq!(bare.leaks("x c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0 y"), 1);
+        // Any file holding a clause (a copy in a journal, a config) teaches it too.
+        let mut any = Secrets::new();
+        any.learn_file("/etc/bind/named.conf", clause);
+        assert_eq!(any.leaks("DHTzaW3PXtTTty1P/+6QxydDLmwTkfa6EDVL+MQZkjc="), 1);
+    }
 }

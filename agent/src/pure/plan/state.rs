@@ -37,6 +37,9 @@ pub struct NodeSettings {
     /// Self-registration over RFC 2136 (`DNS_UPDATE_*`), if configured (the key file's path, never the secret).
     #[serde(default)]
     pub dns_update: Option<DnsUpdateConfig>,
+    /// sha256 of the role file as read (`status` reports a file changed or removed since).
+    #[serde(default)]
+    pub role_file_sha256: String,
 }
 
 impl NodeSettings {
@@ -52,6 +55,7 @@ impl NodeSettings {
             weave_consensus: config.weave_consensus,
             cni: config.cni,
             dns_update: config.dns_update.clone(),
+            role_file_sha256: config.content_sha256.clone(),
         }
     }
 

@@ -400,6 +400,9 @@ pub struct RoleConfig {
     pub metrics_dir: Option<PathBuf>,
     /// `DNS_UPDATE_*`: register this node's address over RFC 2136 (`None`: the records are made by others).
     pub dns_update: Option<DnsUpdateConfig>,
+    /// sha256 (hex) of the file's text as read: `status` compares it with the file now (a role file edited or
+    /// removed after the agent read it is reported, never applied silently).
+    pub content_sha256: String,
     /// Keys the agent does not know, as written (secret-looking values are redacted when printed).
     #[serde(serialize_with = "serialize_redacted_entries")]
     pub extra: Vec<EnvAssignment>,
@@ -787,6 +790,7 @@ impl RawRoleFile {
             cni,
             metrics_dir,
             dns_update,
+            content_sha256: String::new(),
             extra,
             warnings,
         })
@@ -1002,7 +1006,62 @@ pub fn parse_role_file(
     role: NodeRole,
     text: &str,
 ) -> Result<RoleConfig, RoleFileError> {
-    RawRoleFile::parse(path, role, text)?.check()
+    let mut config = RawRoleFile::parse(path, role, text)?.check()?;
+    config.content_sha256 = content_sha256(text.as_bytes());
+    Ok(config)
+}
+
+/// sha256 of a role file's bytes, hex (what [`RoleConfig::content_sha256`] holds).
+pub fn content_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// How the role file on disk compares with the one the agent read: `None` when it is the same.
+pub fn drift(read_sha256: &str, now: Option<&[u8]>) -> Option<RoleFileDrift> {
+    if read_sha256.is_empty() {
+        return None; // a state from before the agent recorded it
+    }
+    match now {
+        None => Some(RoleFileDrift::Removed),
+        Some(bytes) => {
+            let current = content_sha256(bytes);
+            (current != read_sha256).then(|| RoleFileDrift::Changed {
+                was: read_sha256.to_string(),
+                now: current,
+            })
+        }
+    }
+}
+
+/// A role file that is no longer what the agent read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RoleFileDrift {
+    Changed { was: String, now: String },
+    Removed,
+}
+
+impl RoleFileDrift {
+    /// The sentence `status` shows, for the role file at `path`.
+    pub fn describe(&self, path: &Path) -> String {
+        let what = match self {
+            RoleFileDrift::Changed { was, now } => format!(
+                "{} changed after the agent read it (sha256 {}… then, {}… now)",
+                path.display(),
+                &was[..12.min(was.len())],
+                &now[..12.min(now.len())]
+            ),
+            RoleFileDrift::Removed => {
+                format!("{} was removed after the agent read it", path.display())
+            }
+        };
+        format!(
+            "{what}: this node keeps running with what it read — reboot the node to apply a new role file (a restart \
+             of k8s-agent re-reads it, and stops rather than mix a different cluster, role or consensus with the \
+             units already running)"
+        )
+    }
 }
 
 /// Read (at most [`MAX_ROLE_FILE_BYTES`]) and check one role file. The only read in this module.

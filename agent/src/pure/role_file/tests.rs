@@ -643,3 +643,27 @@ fn weave_peers_record_names_the_record_the_weave_decision_reads() {
     assert!(text.contains("WEAVE_PEERS_RECORD"), "{text}");
     assert!(text.contains(":5"), "names the line: {text}");
 }
+
+#[test]
+fn a_role_file_edited_or_removed_after_it_was_read_is_reported() {
+    let text = "CLUSTER_NAME=prod\nBOOTSTRAP_TOKEN=abcdef.0123456789abcdef\n";
+    let config = ok(parse_role_file(Path::new(MASTER), NodeRole::Master, text));
+    assert_eq!(config.content_sha256, content_sha256(text.as_bytes()));
+    assert_eq!(drift(&config.content_sha256, Some(text.as_bytes())), None);
+    let edited = drift(&config.content_sha256, Some(b"CLUSTER_NAME=other\n"));
+    assert!(
+        matches!(edited, Some(RoleFileDrift::Changed { .. })),
+        "{edited:?}"
+    );
+    let removed = drift(&config.content_sha256, None).expect("removed");
+    let sentence = removed.describe(Path::new(MASTER));
+    assert!(
+        sentence.contains("was removed after the agent read it") && sentence.contains("reboot"),
+        "{sentence}"
+    );
+    assert_eq!(
+        drift("", None),
+        None,
+        "a state without a recorded hash says nothing"
+    );
+}
