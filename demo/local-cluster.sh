@@ -17,6 +17,8 @@
 #   demo/local-cluster.sh status           `k8s-agent status` of every node
 #   demo/local-cluster.sh down             stop everything; leaves no netns, bridge, cgroup, mount or process
 #   demo/local-cluster.sh leader NODE      the PID 1 of a node (for nsenter -t PID -a)
+#   demo/local-cluster.sh dns stop|start|set NAME [IP...]   fault injection: the DNS server down / up again, or
+#                                          NAME.<cluster>.k8s answering exactly IP... (none: NXDOMAIN)
 #   demo/local-cluster.sh rootfs           build (or reuse) the cached node root filesystem and print its path
 #
 # Needs root, the demo layer (out/demo/layer.tar.gz from demo/build.sh) and the Debian packages .ci/run installs.
@@ -185,6 +187,11 @@ hub_up() {
     bind_up
     return
   fi
+  dnsmasq_start
+}
+
+dnsmasq_start() {
+  rm -f "$STATE/dnsmasq.pid"
   # --keep-in-foreground (not --no-daemon): dnsmasq then serves TCP connections in children, so a TCP client
   # cannot stall answers or SIGHUP reloads.
   ip netns exec "$HUB" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
@@ -217,6 +224,28 @@ CONF
   local _
   for _ in $(seq 100); do grep -q 'running$' "$STATE/named.log" 2>/dev/null && return; sleep 0.05; done
   die "named did not start" "see $STATE/named.log"
+}
+
+# Fault injection (tests/faults/run.sh): stop / start the DNS server, or make NAME answer exactly IP... (none: the name
+# does not exist).
+cmd_dns() { # stop | start | set NAME [IP...]
+  [ "$LOCAL_DNS" = dnsmasq ] || die "dns $1: only with dnsmasq (K8S_LOCAL_DNS=bind: the nodes own the records)"
+  case ${1:-} in
+    stop)
+      if [ -s "$STATE/dnsmasq.pid" ]; then kill "$(cat "$STATE/dnsmasq.pid")" 2>/dev/null || true; fi
+      rm -f "$STATE/dnsmasq.pid"
+      ;;
+    start) dnsmasq_start ;;
+    set)
+      local name=$2.$CLUSTER.$DOMAIN ip
+      shift 2
+      grep -v " $name\$" "$STATE/hosts" >"$STATE/hosts.new" || true
+      for ip in "$@"; do echo "$ip $name" >>"$STATE/hosts.new"; done
+      mv "$STATE/hosts.new" "$STATE/hosts"
+      [ ! -s "$STATE/dnsmasq.pid" ] || kill -HUP "$(cat "$STATE/dnsmasq.pid")"
+      ;;
+    *) die "dns: unknown subcommand '${1:-}'" "demo/local-cluster.sh dns stop|start|set NAME [IP...]" ;;
+  esac
 }
 
 dns_add() { # ip name
@@ -397,6 +426,7 @@ case "${1:-}" in
   status) cmd_status ;;
   down) cmd_down ;;
   leader) leader "$2" ;;
+  dns) shift; cmd_dns "$@" ;;
   rootfs) need_root; node_rootfs; echo "$NODE_ROOTFS" ;;
-  *) sed -n '10,21p' "$0" >&2; exit 2 ;;
+  *) sed -n '10,23p' "$0" >&2; exit 2 ;;
 esac

@@ -248,6 +248,7 @@ impl Step {
         self.s.attempt = self.s.attempt.saturating_add(1);
         self.s.attempts_total = self.s.attempts_total.saturating_add(1);
         self.s.retry_at = Some(self.now.saturating_add(delay.as_millis() as u64));
+        self.s.wait_ms = Some(delay.as_millis() as u64);
         self.s.blocking = Some(reason.clone());
         if let Some(current) = self.s.transitions.last_mut() {
             current.record_wait(&reason, self.now);
@@ -269,14 +270,20 @@ impl Step {
                     .unwrap_or_else(|| "failed".to_string()),
             },
             _ => match self.s.retry_at {
-                Some(at) if self.now < at => Action::Wait {
-                    reason: self
-                        .s
-                        .blocking
-                        .clone()
-                        .unwrap_or_else(|| format!("waiting in {}", self.s.phase)),
-                    retry_after: Duration::from_millis(at - self.now),
-                },
+                // Still waiting — unless the rest is longer than the wait itself: the wall clock was stepped back
+                // (the executor sleeps on a monotonic clock), and waiting out the step would stall the node.
+                Some(at)
+                    if self.now < at && at - self.now <= self.s.wait_ms.unwrap_or(u64::MAX) =>
+                {
+                    Action::Wait {
+                        reason: self
+                            .s
+                            .blocking
+                            .clone()
+                            .unwrap_or_else(|| format!("waiting in {}", self.s.phase)),
+                        retry_after: Duration::from_millis(at - self.now),
+                    }
+                }
                 _ => {
                     self.s.retry_at = None;
                     self.phase_action()

@@ -181,6 +181,9 @@ pub struct AgentState {
     pub probes: u64,
     /// When the pending wait ends (unix ms), if one is pending.
     pub retry_at: Option<u64>,
+    /// How long that wait was (ms): a remaining wait longer than it means the wall clock was stepped back.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
     /// The last reason the current phase is waiting, in words.
     pub blocking: Option<String>,
     /// The last lookup of the masters / minions name.
@@ -285,6 +288,7 @@ impl AgentState {
             dns_queries: 0,
             probes: 0,
             retry_at: None,
+            wait_ms: None,
             blocking: None,
             masters: None,
             minions: None,

@@ -2186,3 +2186,36 @@ fn the_registration_keys_are_checked_together() {
         )
     );
 }
+
+#[test]
+fn a_clock_stepped_back_or_forward_never_stalls_a_wait() {
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    run.feed(Observation::RoleParsed(Box::new(config(
+        NodeRole::Minion,
+        "",
+    ))));
+    let first = run.feed(Observation::HostChecksFailed {
+        failures: vec!["sysctl net.ipv4.ip_forward is 0".into()],
+    });
+    let delay = wait_ms(&first);
+    // The executor slept `delay` (monotonic); meanwhile the wall clock went back an hour (NTP, an operator).
+    run.now = run.now + delay - 3_600_000;
+    assert_eq!(
+        kind(&run.feed(Observation::Tick)),
+        "host-checks",
+        "retried, not an hour later"
+    );
+    // Half-way through a wait, an unexpected observation returns the rest of it, no more.
+    let second = run.feed(Observation::HostChecksFailed { failures: vec![] });
+    let delay = wait_ms(&second);
+    run.advance(delay / 2);
+    assert!(wait_ms(&run.feed(Observation::Tick)) <= delay);
+    // Stepped forward a day: due at once; the phase's patience counts the jump, nothing breaks.
+    run.advance(86_400_000);
+    assert_eq!(kind(&run.feed(Observation::Tick)), "host-checks");
+    let later = run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip(SELF)],
+    });
+    assert_eq!(kind(&later), "resolve-masters");
+}
