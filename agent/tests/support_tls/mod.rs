@@ -1,6 +1,7 @@
 //! Test support for the probe tests: a throw-away PKI made with rcgen and a minimal HTTP/1.1 server on
 //! 127.0.0.1 (TLS through tokio-rustls, plain, or one that accepts and never answers) that counts connections
-//! and records what it was asked.
+//! and records what it was asked. Shared by several test crates: not every one uses every item.
+#![allow(dead_code)]
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -35,6 +36,25 @@ impl Leaf {
     pub fn key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()))
     }
+
+    /// The certificate and the PKCS#8 key as PEM (for servers that are not ours, e.g. `openssl s_server`).
+    pub fn pem_pair(&self) -> (String, String) {
+        (pem("CERTIFICATE", &self.der), pem("PRIVATE KEY", &self.key))
+    }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or(""))
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 impl Ca {
