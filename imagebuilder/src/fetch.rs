@@ -75,6 +75,14 @@ pub enum FetchError {
     Other { url: Url, reason: String },
     #[error("offline build: {} item(s) are not in the cache:\n{}\n  hint: run `imagebuilder fetch --manifest ...` with network access first, using the same --cache", .missing.len(), .missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
     OfflineMissing { missing: Vec<String> },
+    #[error(
+        "{url}: the download is larger than {limit} bytes (it announced {announced})\n  hint: the URL does not serve the artifact the manifest pins (or the server sends an endless body); nothing was kept"
+    )]
+    TooLarge {
+        url: Url,
+        limit: u64,
+        announced: String,
+    },
 }
 
 /// Settings for [`Fetcher`].
@@ -90,7 +98,13 @@ pub struct FetchOptions {
     pub retry_delay: Duration,
     /// Talk plain HTTP to container registries (a local test registry or mirror only; never for the internet).
     pub plain_http_registries: bool,
+    /// A download larger than this is refused ([`DEFAULT_MAX_ARTIFACT_BYTES`]): a server that sends an endless
+    /// body must not fill the cache's disk.
+    pub max_artifact_bytes: u64,
 }
+
+/// The largest artifact fetched by default (4 GiB; Kubernetes' largest release binary is about 150 MB).
+pub const DEFAULT_MAX_ARTIFACT_BYTES: u64 = 4 << 30;
 
 /// The content-addressed cache directory.
 #[derive(Debug, Clone)]
@@ -385,6 +399,17 @@ impl Fetcher {
                 };
             }
             let total = response.content_length();
+            let limit = self.opts.max_artifact_bytes;
+            let too_large = |announced: Option<u64>| {
+                Attempt::Fatal(FetchError::TooLarge {
+                    url: url.clone(),
+                    limit,
+                    announced: announced.map_or("no size".to_string(), |n| format!("{n} bytes")),
+                })
+            };
+            if total.is_some_and(|n| n > limit) {
+                return too_large(total);
+            }
             let bar = self.progress.bar(label, total);
             let mut received: u64 = 0;
             let mut stream = response.bytes_stream();
@@ -398,6 +423,10 @@ impl Fetcher {
                 };
                 hasher.update(&chunk);
                 received += chunk.len() as u64;
+                if received > limit {
+                    bar.finish_and_clear();
+                    return too_large(total);
+                }
                 bar.set_position(received);
                 if let Err(e) = tmp.write_all(&chunk) {
                     bar.finish_and_clear();
@@ -469,12 +498,14 @@ impl Fetcher {
                         Attempt::Fatal(err)
                     }
                 }
-                Ok(r) => match r.bytes().await {
-                    Ok(b) if b.len() > 1024 * 1024 => Attempt::Fatal(FetchError::BadChecksumFile {
+                Ok(r) => match read_small_body(r).await {
+                    Ok(Some(b)) => Attempt::Done(b),
+                    Ok(None) => Attempt::Fatal(FetchError::BadChecksumFile {
                         url: url.clone(),
-                        reason: format!("it is {} bytes; a checksum file is small", b.len()),
+                        reason: format!(
+                            "it is larger than {MAX_CHECKSUM_FILE_BYTES} bytes; a checksum file is small"
+                        ),
                     }),
-                    Ok(b) => Attempt::Done(b.to_vec()),
                     Err(e) => Attempt::Retry(self.classify(url, &e, attempt)),
                 },
             };
@@ -544,4 +575,28 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn first_line(e: &FetchError) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+/// A published checksum file is read up to this size (a SHA256SUMS of a release is a few KiB).
+pub const MAX_CHECKSUM_FILE_BYTES: usize = 1024 * 1024;
+
+/// The body, read chunk by chunk; `None` as soon as it passes [`MAX_CHECKSUM_FILE_BYTES`] (never buffered whole:
+/// a hostile server may send gigabytes).
+async fn read_small_body(
+    mut response: reqwest::Response,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_CHECKSUM_FILE_BYTES as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_CHECKSUM_FILE_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }

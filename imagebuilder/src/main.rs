@@ -132,6 +132,7 @@ impl FetchArgs {
             timeout: Duration::from_secs(self.timeout),
             retry_delay: Duration::from_millis(500),
             plain_http_registries: self.plain_http_registries,
+            max_artifact_bytes: imagebuilder::fetch::DEFAULT_MAX_ARTIFACT_BYTES,
         })
     }
 }

@@ -231,9 +231,10 @@ impl Staging {
     ) -> Result<(), StageError> {
         let file = std::fs::File::open(archive).map_err(io_err(archive))?;
         let reader: Box<dyn Read> = match format {
-            ArchiveFormat::TarGz => {
-                Box::new(flate2::read::GzDecoder::new(io::BufReader::new(file)))
-            }
+            ArchiveFormat::TarGz => Box::new(ExpansionLimit::new(
+                flate2::read::GzDecoder::new(io::BufReader::new(file)),
+                MAX_EXPANDED_ARCHIVE_BYTES,
+            )),
             ArchiveFormat::Tar => Box::new(io::BufReader::new(file)),
         };
         let wanted: BTreeMap<String, &String> =
@@ -282,6 +283,41 @@ impl Staging {
             });
         }
         Ok(())
+    }
+}
+
+/// A compressed archive is read up to this many decompressed bytes (16 GiB: a release tarball expands to a few
+/// hundred MB); past it, the read fails as a likely decompression bomb instead of running for hours.
+pub const MAX_EXPANDED_ARCHIVE_BYTES: u64 = 16 << 30;
+
+/// A reader that fails once more than `limit` bytes came out of it.
+struct ExpansionLimit<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+}
+
+impl<R> ExpansionLimit<R> {
+    fn new(inner: R, limit: u64) -> ExpansionLimit<R> {
+        ExpansionLimit {
+            inner,
+            read: 0,
+            limit,
+        }
+    }
+}
+
+impl<R: Read> Read for ExpansionLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(io::Error::other(format!(
+                "it expands to more than {} bytes (a decompression bomb?)",
+                self.limit
+            )));
+        }
+        Ok(n)
     }
 }
 
@@ -408,5 +444,33 @@ mod tests {
         assert_eq!(normalise_member("./loopback"), "loopback");
         assert_eq!(normalise_member("././bin/ctr"), "bin/ctr");
         assert_eq!(normalise_member("bin/"), "bin");
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_expansion_limit() {
+        use std::io::Write as _;
+        // 64 MiB of zeros compress to about 64 KiB.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).expect("compress");
+        }
+        let bomb = gz.finish().expect("finish");
+        assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+        let mut limited =
+            super::ExpansionLimit::new(flate2::read::GzDecoder::new(&bomb[..]), 8 << 20);
+        let err = std::io::copy(&mut limited, &mut std::io::sink()).expect_err("stopped");
+        assert!(err.to_string().contains("more than 8388608 bytes"), "{err}");
+        assert!(
+            limited.read <= (8 << 20) + (1 << 20),
+            "stopped close to the limit: {}",
+            limited.read
+        );
+        let mut fine =
+            super::ExpansionLimit::new(flate2::read::GzDecoder::new(&bomb[..]), 64 << 20);
+        assert_eq!(
+            std::io::copy(&mut fine, &mut std::io::sink()).expect("within"),
+            64 << 20
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! End-to-end tests of `imagebuilder build` through the real fetch path: a real HTTP server on loopback serving
 //! fixture artifacts, the repository's real node content, and the real checks on the staged tree.
 //!
-//! Covered: success, checksum mismatch, 404, truncated body, a stalling server (timeout), an unreachable host,
+//! Covered: success, checksum mismatch, 404, truncated body, a stalling server (timeout), an endless body (cut off
+//! at the size limit) and an endless checksum file, an unreachable host,
 //! double build → identical sha256, the golden listing of the layer, offline builds, a corrupt cache entry, and a
 //! failing check. Every failure case asserts the output directory holds no file and the cache holds no blob for
 //! the bad download.
@@ -55,6 +56,7 @@ impl Setup {
                 timeout: Duration::from_secs(2),
                 retry_delay: Duration::from_millis(10),
                 plain_http_registries: false,
+                max_artifact_bytes: 64 << 20,
             },
             source_date_epoch_env: None,
         }
@@ -375,6 +377,47 @@ fn stalling_server_times_out() {
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the timeout bounds the wait"
+    );
+    assert_no_output(&opts);
+}
+
+#[test]
+fn an_endless_body_is_cut_off_at_the_limit_and_nothing_is_kept() {
+    let s = Setup::new();
+    s.server.route("/bin/kubelet", Route::Endless);
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    let opts = s.opts(&manifest, "out", "cache");
+    let err = run(&opts).expect_err("an endless artifact must fail");
+    assert!(
+        matches!(&err, BuildError::Fetch(FetchError::TooLarge { limit, .. }) if *limit == 64 << 20),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("larger than 67108864 bytes"),
+        "{err}"
+    );
+    assert_no_output(&opts);
+    assert!(
+        walk_files(&opts.fetch.cache_dir.join("tmp")).is_empty(),
+        "temp download left behind"
+    );
+}
+
+#[test]
+fn a_huge_checksum_file_is_refused_without_reading_it_whole() {
+    let s = Setup::new();
+    s.server
+        .route("/cni/cni-plugins.tgz.sha256", Route::Endless);
+    let manifest = s.write_manifest(&s.fixtures.manifest(&s.server));
+    let opts = s.opts(&manifest, "out", "cache");
+    let err = run(&opts).expect_err("an endless checksum file must fail");
+    assert!(
+        matches!(&err, BuildError::Fetch(FetchError::BadChecksumFile { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("larger than 1048576 bytes"),
+        "{err}"
     );
     assert_no_output(&opts);
 }

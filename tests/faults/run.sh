@@ -8,6 +8,7 @@
 #   DNS server killed while the minions wait for the master, restarted 8 s later   → they converge, nothing twice
 #   masters record moved to a dead address while a new minion is in discovery,
 #     moved back 10 s later                                                         → it waits, then joins
+#   no DNS server and no masters record while a new minion resolves, both back      → it backs off, then joins
 #   the master's API server stopped after the minions are Ready, and an agent
 #     restarted during the outage                                                   → minions stay Ready, untouched
 #   systemctl daemon-reexec on a Ready minion, and on a minion while it boots       → Ready, no unit started twice
@@ -97,6 +98,21 @@ moved_then_ready() { grep -q '10.79.0.99' <<<"$waiting" && within 120 '[ "$(json
 verdict "masters record → a dead address, back after 10 s" "$waiting_phase" \
   "waits naming the unreachable address, then Ready" moved_then_ready
 echo "    while moved: $waiting"
+
+# --- 2b. no DNS server at all while a new minion looks for the masters, then back with the record ------------
+$LC dns set masters
+$LC dns stop
+lost=$($LC add-minion --no-wait 2>>"$work/add.log" | tail -n 1)
+within 60 '[ "$(phase_of "$lost")" = resolve-masters ]' || true
+sleep 8
+lost_phase=$(phase_of "$lost")
+lost_reason=$(json "$lost" | field blocking)
+$LC dns set masters 10.79.0.10
+$LC dns start
+back_then_ready() { grep -q 'resolving masters.local.k8s failed' <<<"$lost_reason" && within 120 '[ "$(json "$lost" | field condition)" = ready ]'; }
+verdict "DNS server down, masters record gone; both back after 8 s" "$lost_phase" \
+  "backs off naming the resolver failure, then Ready" back_then_ready
+echo "    while down: $lost_reason"
 
 # --- 3. the master's API server down after the minions joined; an agent restarted meanwhile ------------------
 inside master systemctl stop kube-apiserver.service

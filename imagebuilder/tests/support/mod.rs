@@ -22,6 +22,8 @@ pub enum Route {
     Truncated { body: Vec<u8>, sent: usize },
     /// Accepts the request and never answers (until the server is dropped).
     Stall,
+    /// 200 without a length, then zeros until the client goes away (a hostile or broken server).
+    Endless,
 }
 
 /// A loopback HTTP server that serves scripted routes and counts requests per path.
@@ -146,6 +148,12 @@ fn serve(
                 let _ = stream.write_all(head.as_bytes());
                 let _ = stream.write_all(&body[..sent.min(body.len())]);
                 let _ = stream.flush();
+                return;
+            }
+            Route::Endless => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                let zeros = vec![0u8; 256 * 1024];
+                while !stop.load(Ordering::SeqCst) && stream.write_all(&zeros).is_ok() {}
                 return;
             }
             Route::Stall => {
