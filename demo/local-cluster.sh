@@ -251,7 +251,8 @@ cmd_dns() { # stop | start | set NAME [IP...]
 dns_add() { # ip name
   [ "$LOCAL_DNS" = dnsmasq ] || return 0   # bind: the nodes add themselves
   echo "$1 $2.$CLUSTER.$DOMAIN" >> "$STATE/hosts"
-  kill -HUP "$(cat "$STATE/dnsmasq.pid")"
+  # Stopped (a fault test): it reads the hosts file when it starts again.
+  if [ -s "$STATE/dnsmasq.pid" ]; then kill -HUP "$(cat "$STATE/dnsmasq.pid")"; fi
 }
 
 wire_node() { # node ip
