@@ -9,7 +9,8 @@
 //! - [`DnsResolver::with_nameserver`]: one `IP:PORT` (the `--nameserver IP[:PORT]` flag, [`parse_nameserver`];
 //!   tests point it at a dnsmasq on a loopback address).
 //!
-//! Every server is asked over UDP first (EDNS0, 1232-byte payload) and over TCP when the UDP answer is truncated.
+//! Every server is asked over UDP first (EDNS0, 1232-byte payload) and over TCP when the UDP answer is truncated
+//! (or larger than the 1232 bytes announced: it is read as truncated, not as a malformed answer cut short).
 //! `/etc/hosts` is never consulted: the agent wants what DNS says.
 //!
 //! # One lookup
@@ -36,7 +37,7 @@
 //!
 //! | the name server's answer | [`DnsResult`] |
 //! |---|---|
-//! | NOERROR with A records (after the TCP retry if the UDP answer was truncated) | `Answers`: every A record, in the server's order (not sorted, not deduplicated: the core validates, see [`crate::weave`]); `ttl_secs` = the smallest TTL of the answer records (a CNAME chain included) |
+//! | NOERROR with A records (after the TCP retry if the UDP answer was truncated) | `Answers`: every A record of the name asked or of its CNAME chain (records of other names in the answer are ignored: with none left, `NoRecords`), in the server's order (not sorted, not deduplicated: the core validates, see [`crate::weave`]); `ttl_secs` = the smallest TTL of the answer records (a CNAME chain included) |
 //! | NXDOMAIN | `NxDomain`; `negative_ttl_secs` = min(SOA TTL, SOA MINIMUM) when the answer carries the zone's SOA (RFC 2308), else `None` |
 //! | NOERROR without A records (NODATA: the name has only other types, e.g. AAAA) | `NoRecords`, negative TTL as for NXDOMAIN |
 //! | SERVFAIL | `ServFail` |
@@ -55,8 +56,10 @@ use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, R
 use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::rdata::CNAME;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::{Resolver, system_conf};
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -301,14 +304,17 @@ impl DnsResolver {
                 };
             }
         };
-        let outcome =
-            tokio::time::timeout(self.timeouts.bound(), resolver.lookup(fqdn, RecordType::A)).await;
+        let outcome = tokio::time::timeout(
+            self.timeouts.bound(),
+            resolver.lookup(fqdn.clone(), RecordType::A),
+        )
+        .await;
         drop(resolver);
         // Close the lookup's TCP connections now, not whenever the runtime gets round to dropping the aborted
         // background tasks that hold them.
         runtime.close_tcp_connections();
         let result = match outcome {
-            Ok(outcome) => map_outcome(outcome),
+            Ok(outcome) => map_outcome(&fqdn, outcome),
             Err(_elapsed) => DnsResult::Timeout,
         };
         tracing::debug!(name, result = %result.describe(), queries = self.queries_sent(), "DNS A lookup");
@@ -368,12 +374,40 @@ fn fqdn(name: &str) -> Result<Name, String> {
     Ok(parsed)
 }
 
-/// Maps hickory's outcome of an A lookup.
-fn map_outcome(outcome: Result<Lookup, NetError>) -> DnsResult {
+/// Maps hickory's outcome of an A lookup of `name`.
+fn map_outcome(name: &Name, outcome: Result<Lookup, NetError>) -> DnsResult {
     match outcome {
-        Ok(lookup) => answers_from_records(lookup.answers()),
+        Ok(lookup) => answers_from_records(&records_of(name, lookup.answers())),
         Err(error) => map_error(&error),
     }
+}
+
+/// The records of an answer that belong to `name`: its own, and those of the names its CNAME chain leads to.
+/// hickory passes on the answer section as the server sent it once the asked name is found in the message, so
+/// records of other names can be in it (a broken or forged answer: `masters.prod.k8s` answered with A records of
+/// `evil.example` too); they are not addresses of `name`, and their TTLs do not count. A CNAME loop ends the chain
+/// (each name is taken once); linear in the number of records, however long the chain.
+fn records_of(name: &Name, records: &[Record]) -> Vec<Record> {
+    let cnames: HashMap<&Name, &Name> = records
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::CNAME(CNAME(target)) => Some((&record.name, target)),
+            _ => None,
+        })
+        .collect();
+    let mut chain = HashSet::from([name]);
+    let mut current = name;
+    while let Some(&target) = cnames.get(current) {
+        if !chain.insert(target) {
+            break;
+        }
+        current = target;
+    }
+    records
+        .iter()
+        .filter(|record| chain.contains(&record.name))
+        .cloned()
+        .collect()
 }
 
 /// The A records of an answer, with the smallest TTL of the records that make up the answer (A and any CNAME
@@ -465,6 +499,8 @@ mod counting {
     use hickory_resolver::net::runtime::{
         DnsUdpSocket, RuntimeProvider, TokioHandle, TokioRuntimeProvider, TokioTime,
     };
+    use hickory_resolver::proto::op::{Header, Query};
+    use hickory_resolver::proto::serialize::binary::{BinDecodable, BinDecoder};
     use std::future::Future;
     use std::io;
     use std::net::{Shutdown, SocketAddr};
@@ -588,9 +624,17 @@ mod counting {
             cx: &mut Context<'_>,
             buf: &mut [u8],
         ) -> Poll<io::Result<(usize, SocketAddr)>> {
-            let mut read_buf = ReadBuf::new(buf);
+            // One byte more than hickory reads: a datagram that fills it did not fit (the kernel drops the rest).
+            let mut datagram = vec![0; buf.len().saturating_add(1)];
+            let mut read_buf = ReadBuf::new(&mut datagram);
             let from = std::task::ready!(self.socket.poll_recv_from(cx, &mut read_buf))?;
-            Poll::Ready(Ok((read_buf.filled().len(), from)))
+            let received = read_buf.filled();
+            let len = if received.len() > buf.len() {
+                truncated_form(received, buf)
+            } else {
+                copy_into(received, buf)
+            };
+            Poll::Ready(Ok((len, from)))
         }
 
         fn poll_send_to(
@@ -605,6 +649,47 @@ mod counting {
             }
             sent
         }
+    }
+
+    /// What hickory gets of a UDP answer larger than its receive buffer (a server that ignored the payload size the
+    /// query announced, e.g. sending a whole 150-record answer with TC set): the header and question with TC set and
+    /// no records, as a compliant server truncates, so that hickory retries over TCP instead of failing on a record
+    /// cut in half ("malformed DNS answer"). The ID and question are kept, so hickory's checks of them still apply.
+    /// If the question cannot be read, the bytes that fit, as they came (hickory then reports them malformed).
+    fn truncated_form(datagram: &[u8], buf: &mut [u8]) -> usize {
+        let header_and_question = question_end(datagram).and_then(|end| datagram.get(..end));
+        match header_and_question {
+            Some(kept) if kept.len() <= buf.len() => {
+                let len = copy_into(kept, buf);
+                if let Some(flags) = buf.get_mut(2) {
+                    *flags |= 0x02; // TC
+                }
+                if let Some(counts) = buf.get_mut(6..12) {
+                    counts.fill(0); // ANCOUNT, NSCOUNT, ARCOUNT
+                }
+                len
+            }
+            _ => copy_into(datagram, buf),
+        }
+    }
+
+    /// Where the question section of a DNS message ends.
+    fn question_end(message: &[u8]) -> Option<usize> {
+        let mut decoder = BinDecoder::new(message);
+        let header = Header::read(&mut decoder).ok()?;
+        for _ in 0..header.counts.queries {
+            Query::read(&mut decoder).ok()?;
+        }
+        Some(decoder.index())
+    }
+
+    /// Copies as much of `from` as fits into `to`; returns the length copied.
+    fn copy_into(from: &[u8], to: &mut [u8]) -> usize {
+        let len = from.len().min(to.len());
+        if let (Some(to), Some(from)) = (to.get_mut(..len), from.get(..len)) {
+            to.copy_from_slice(from);
+        }
+        len
     }
 
     /// A TCP stream counting the DNS messages written on it (RFC 1035 §4.2.2 framing: a 2-byte length, then the
