@@ -41,7 +41,7 @@ for t in "${targets[@]}"; do
   bin=$CARGO_TARGET_DIR/$triple/release/$t
   log=$(mktemp)
   start=$(date +%s%N)
-  total=0 rss_max=0 crashes=0 rc=0 notes=""
+  total=0 rss_max=0 crashes=0 rc=0 notes="" stalls=0
   # Segments until the round's budget is spent: libFuzzer stops at its first finding. A timeout is wall-clock, so
   # on a busy machine a fast input can trip it; such an artifact is run again alone: if it passes the timeout
   # there, it is kept aside (artifacts/<t>/load/), noted, and fuzzing goes on; if not, it is a finding (a hang).
@@ -55,12 +55,31 @@ for t in "${targets[@]}"; do
     fi
     rc=0
     "$bin" "fuzz/corpus/$t" -artifact_prefix="fuzz/artifacts/$t/" -timeout=10 -rss_limit_mb=1024 \
-      -malloc_limit_mb=512 -max_len=65536 -print_final_stats=1 "${seg[@]}" >"$log" 2>&1 || rc=$?
+      -malloc_limit_mb=512 -max_len=65536 -print_final_stats=1 "${seg[@]}" >"$log" 2>&1 &
+    pid=$!
+    # Watchdog: libFuzzer prints a status line every few seconds; none for STALL_SECS means the process is stuck
+    # (seen once: a wall-clock timeout under load deadlocked libFuzzer's own timeout handler, no CPU used for 45 min).
+    stalled=0
+    while kill -0 "$pid" 2>/dev/null; do
+      sleep 5
+      if [ $(($(date +%s) - $(stat -c %Y "$log"))) -gt "${STALL_SECS:-300}" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -9 "$pid" 2>/dev/null || true
+        stalled=1
+      fi
+    done
+    wait "$pid" || rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
     total=$((total + ${runs:-0}))
     [ "${rss:-0}" -le "$rss_max" ] || rss_max=$rss
     [ "$rc" -ne 0 ] || break
+    if [ "$stalled" = 1 ]; then
+      stalls=$((stalls + 1))
+      notes+="a stalled libFuzzer process killed after ${STALL_SECS:-300} s without output; "
+      [ "$stalls" -ge 3 ] || continue
+      crashes=$((crashes + 1)) # stalling every time is a finding, not load
+      break
+    fi
     new=$(find "fuzz/artifacts/$t" -maxdepth 1 -type f -newer "$log" -name 'timeout-*' | head -n 1)
     if [ -z "$new" ]; then new=$(find "fuzz/artifacts/$t" -maxdepth 1 -type f -cnewer "$log" | head -n 1); fi
     if [ -n "$new" ] && [[ "$(basename "$new")" == timeout-* ]]; then
