@@ -142,6 +142,17 @@ fn trust_file(dir: &tempfile::TempDir, ca: &Ca) -> MasterTrust {
     }
 }
 
+/// One health probe of `https://masters.prod.k8s:PORT/readyz` at 127.0.0.1, trusting `ca` (a CA file in `dir`).
+async fn probe_readyz(port: u16, dir: &tempfile::TempDir, ca: &Ca) -> ProbeResult {
+    MasterProber::new(TIMEOUT)
+        .probe(
+            &format!("https://{HOST}:{port}/readyz"),
+            &loopback(),
+            &trust_file(dir, ca),
+        )
+        .await
+}
+
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -188,13 +199,7 @@ async fn a_redirect_is_a_status_and_never_followed() {
     )
     .await;
     let dir = tempfile::tempdir().expect("dir");
-    let result = MasterProber::new(TIMEOUT)
-        .probe(
-            &format!("https://{HOST}:{}/readyz", server.port),
-            &loopback(),
-            &trust_file(&dir, &ca),
-        )
-        .await;
+    let result = probe_readyz(server.port, &dir, &ca).await;
     eprintln!("probe: {result:?}");
     assert_eq!(result, ProbeResult::HttpStatus { status: 302 });
     assert_eq!(
@@ -210,13 +215,7 @@ async fn a_server_that_trickles_times_out_in_the_probe_and_in_discovery() {
     let server = hostile(&ca, Hostile::Trickle).await;
     let dir = tempfile::tempdir().expect("dir");
     let started = Instant::now();
-    let result = MasterProber::new(TIMEOUT)
-        .probe(
-            &format!("https://{HOST}:{}/readyz", server.port),
-            &loopback(),
-            &trust_file(&dir, &ca),
-        )
-        .await;
+    let result = probe_readyz(server.port, &dir, &ca).await;
     assert_eq!(result, ProbeResult::Timeout);
     assert!(
         started.elapsed() < TIMEOUT + MARGIN,
@@ -244,13 +243,7 @@ async fn endless_bodies_are_cut_off_with_bounded_memory() {
     let before = peak_rss_kib();
     let started = Instant::now();
     // /readyz: the status line decides; the body is never read.
-    let result = MasterProber::new(TIMEOUT)
-        .probe(
-            &format!("https://{HOST}:{}/readyz", server.port),
-            &loopback(),
-            &trust_file(&dir, &ca),
-        )
-        .await;
+    let result = probe_readyz(server.port, &dir, &ca).await;
     assert_eq!(result, ProbeResult::Healthy);
     // cluster-info: read up to its limit, then refused as too large.
     let (outcome, _) = discover(server.port, &ca).await;
@@ -315,13 +308,7 @@ async fn a_tls_1_1_server_is_refused_as_a_protocol_failure() {
         assert!(Instant::now() < deadline, "s_server did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let result = MasterProber::new(TIMEOUT)
-        .probe(
-            &format!("https://{HOST}:{port}/readyz"),
-            &loopback(),
-            &trust_file(&dir, &ca),
-        )
-        .await;
+    let result = probe_readyz(port, &dir, &ca).await;
     let (outcome, _) = discover(port, &ca).await;
     eprintln!("probe: {result:?}");
     let _ = server.kill();

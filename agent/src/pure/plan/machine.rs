@@ -536,12 +536,7 @@ impl Step {
         let server = update.server;
         match outcome {
             U::Registered { address, records } => {
-                self.s.dns_update_problem = None;
-                self.s.dns_registration = Some(super::DnsRegistration {
-                    address,
-                    records,
-                    at: self.now,
-                });
+                self.record_registration(address, records);
                 let next = self.after_registration();
                 self.enter(next)
             }
@@ -576,20 +571,23 @@ impl Step {
         }
     }
 
+    /// What this node added to DNS, now (what `dns-deregister` will delete).
+    fn record_registration(&mut self, address: IpAddr, records: Vec<String>) {
+        self.s.dns_update_problem = None;
+        self.s.dns_registration = Some(super::DnsRegistration {
+            address,
+            records,
+            at: self.now,
+        });
+    }
+
     /// The outcome of re-asserting the records after a restart: recorded, then the phase goes on either way (a
     /// running node is not stopped for its DNS record; `status` shows the problem).
     fn on_reasserted(&mut self, outcome: super::DnsUpdateOutcome) -> Action {
         use super::DnsUpdateOutcome as U;
         self.s.dns_reassert = false;
         match outcome {
-            U::Registered { address, records } => {
-                self.s.dns_update_problem = None;
-                self.s.dns_registration = Some(super::DnsRegistration {
-                    address,
-                    records,
-                    at: self.now,
-                });
-            }
+            U::Registered { address, records } => self.record_registration(address, records),
             U::KeyFile { problem } => self.s.dns_update_problem = Some(problem),
             U::Refused { rcode, tsig_error } => {
                 self.s.dns_update_problem = Some(crate::pure::dns_update::explain_rcode(
