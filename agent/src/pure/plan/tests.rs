@@ -2014,15 +2014,8 @@ fn state_json_is_stable_and_readable() {
 const DNS_UPDATE: &str = "DNS_UPDATE_SERVER=10.0.9.9\nDNS_UPDATE_TSIG_NAME=k8s-agent\n\
                           DNS_UPDATE_TSIG_FILE=/etc/k8s-agent/dns-update.key\n";
 
-fn registered(records: &[&str]) -> Observation {
-    Observation::DnsUpdated(DnsUpdateOutcome::Registered {
-        address: ip(SELF),
-        records: records.iter().map(|r| r.to_string()).collect(),
-    })
-}
-
-#[test]
-fn a_registering_minion_adds_itself_before_it_looks_for_the_masters() {
+/// A minion with `DNS_UPDATE_*` just past its host checks, and the action that got it into `RegisterDns`.
+fn registering_minion() -> (Run, Action) {
     let mut run = Run::new();
     run.feed(Observation::Tick);
     run.feed(Observation::RoleParsed(Box::new(config(
@@ -2032,6 +2025,19 @@ fn a_registering_minion_adds_itself_before_it_looks_for_the_masters() {
     let action = run.feed(Observation::HostChecksPassed {
         local_addrs: vec![ip(SELF)],
     });
+    (run, action)
+}
+
+fn registered(records: &[&str]) -> Observation {
+    Observation::DnsUpdated(DnsUpdateOutcome::Registered {
+        address: ip(SELF),
+        records: records.iter().map(|r| r.to_string()).collect(),
+    })
+}
+
+#[test]
+fn a_registering_minion_adds_itself_before_it_looks_for_the_masters() {
+    let (mut run, action) = registering_minion();
     assert_eq!(run.state.phase, Phase::RegisterDns);
     let Action::RegisterDns { update } = action else {
         panic!("expected RegisterDns, got {action:?}")
@@ -2071,15 +2077,7 @@ fn a_registering_master_adds_itself_once_nodes_can_join() {
 
 #[test]
 fn a_refused_or_unsignable_update_blocks_with_the_reason_and_a_plain_error_backs_off() {
-    let mut run = Run::new();
-    run.feed(Observation::Tick);
-    run.feed(Observation::RoleParsed(Box::new(config(
-        NodeRole::Minion,
-        DNS_UPDATE,
-    ))));
-    run.feed(Observation::HostChecksPassed {
-        local_addrs: vec![ip(SELF)],
-    });
+    let (mut run, _) = registering_minion();
     let refused = run.feed(Observation::DnsUpdated(DnsUpdateOutcome::Refused {
         rcode: "NOTAUTH".into(),
         tsig_error: Some("BADSIG".into()),
@@ -2111,15 +2109,7 @@ fn a_refused_or_unsignable_update_blocks_with_the_reason_and_a_plain_error_backs
 
 #[test]
 fn a_restarted_agent_re_asserts_its_records_and_goes_on_whatever_the_answer() {
-    let mut run = Run::new();
-    run.feed(Observation::Tick);
-    run.feed(Observation::RoleParsed(Box::new(config(
-        NodeRole::Minion,
-        DNS_UPDATE,
-    ))));
-    run.feed(Observation::HostChecksPassed {
-        local_addrs: vec![ip(SELF)],
-    });
+    let (mut run, _) = registering_minion();
     run.feed(registered(&["minions.prod.k8s"]));
     for observation in happy_path(NodeRole::Minion).into_iter().skip(3) {
         run.advance(10);
