@@ -14,6 +14,9 @@
 #                                          MINION_NSPAWN_ARGS adds systemd-nspawn arguments (e.g. a --bind-ro);
 #                                          with K8S_LOCAL_DNS=bind, MINION_DNS_UPDATE_KEY_FILE gives it another
 #                                          TSIG key file (`none`: user data writes none)
+#   demo/local-cluster.sh reboot NODE [--no-wait]  reboot a node (tests/nspawn/node.sh reboot: `systemctl reboot`
+#                                          inside, a real shutdown; its disk, netns and address stay) and wait until
+#                                          its `k8s-agent status` is Ready again (--no-wait: print its new leader PID)
 #   demo/local-cluster.sh status           `k8s-agent status` of every node
 #   demo/local-cluster.sh down             stop everything; leaves no netns, bridge, cgroup, mount or process
 #   demo/local-cluster.sh leader NODE      the PID 1 of a node (for nsenter -t PID -a)
@@ -22,7 +25,8 @@
 #   demo/local-cluster.sh rootfs           build (or reuse) the cached node root filesystem and print its path
 #
 # Needs root, the demo layer (out/demo/layer.tar.gz from demo/build.sh) and the Debian packages .ci/run installs.
-# Nodes can run containers (K8S_TEST_CONTAINERS=1 for tests/nspawn/node.sh: their own cgroup controllers).
+# Nodes can run containers (K8S_TEST_CONTAINERS=1 for tests/nspawn/node.sh: their own cgroup controllers) and can
+# reboot (K8S_TEST_PERSISTENT=1: each node's root is an overlay of its own on the shared rootfs, kept across a reboot).
 # Layout: a hub network namespace `k8s-local-hub` with bridge br0 (10.79.0.1/24) and dnsmasq on 10.79.0.1:53; each
 # node is tests/nspawn/node.sh's container in its own netns (k8s-test-<node>) with eth0 (10.79.0.1x/24) on br0.
 # The node root filesystem is cached: the Debian 13 base (tests/nspawn/rootfs.sh) + cloud-init + the lock's host
@@ -48,6 +52,7 @@ HUB=k8s-local-hub
 CACHE=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
 LAYER=${LAYER:-$here/out/demo/layer.tar.gz}
 NODE_SH=$here/tests/nspawn/node.sh
+NODE_STATE=/run/k8s-test   # node.sh's state dirs
 AGENT=${AGENT:-$here/target/release/k8s-agent}
 
 ms() { ms_now; }
@@ -282,13 +287,14 @@ boot_node() { # node role ip core(0|1)
   local wirer=$! leader
   local -a extra=()
   if [ "$role" = minion ] && [ -n "${MINION_NSPAWN_ARGS:-}" ]; then read -r -a extra <<<"$MINION_NSPAWN_ARGS"; fi
-  leader=$(K8S_TEST_CONTAINERS=1 "$NODE_SH" up "$node" "$rootfs" --bind-ro="$STATE/seed/$node:/var/lib/cloud/seed/nocloud" \
+  leader=$(K8S_TEST_PERSISTENT=1 K8S_TEST_CONTAINERS=1 "$NODE_SH" up "$node" "$rootfs" --bind-ro="$STATE/seed/$node:/var/lib/cloud/seed/nocloud" \
     --bind-ro="$STATE/resolv.conf:/etc/resolv.conf" "${extra[@]}")
   echo "$leader" > "$STATE/$node.leader"
   wait "$wirer"
 }
 
-leader() { cat "$STATE/$1.leader"; }
+# The node's PID 1 now: node.sh's own record (a reboot changes it; absent while the node is down), not a copy.
+leader() { cat "$NODE_STATE/$1/leader"; }
 
 node_status() { # node [--json]
   in_node "$(leader "$1")" /usr/bin/k8s-agent status "${@:2}"
@@ -393,6 +399,34 @@ cmd_add_minion() { # [--no-wait]
   node_status "minion$n"
 }
 
+cmd_reboot() { # NODE [--no-wait]
+  need_root
+  local node="" wait=1 arg leader t0
+  for arg in "$@"; do
+    case $arg in
+      --no-wait) wait=0 ;;
+      *) [ -z "$node" ] || die "reboot: one NODE only" "demo/local-cluster.sh reboot NODE [--no-wait]"; node=$arg ;;
+    esac
+  done
+  [ -n "$node" ] || die "reboot: which node?" "demo/local-cluster.sh reboot NODE [--no-wait]"
+  { [ -f "$STATE/nodes" ] && awk -v n="$node" '$1 == n { f = 1 } END { exit !f }' "$STATE/nodes"; } ||
+    die "reboot: no node '$node' in this cluster" "demo/local-cluster.sh status lists the nodes"
+  # One node on a busy machine can take more than node.sh's 30 s to boot (as add-minion).
+  export K8S_TEST_BOOT_TIMEOUT=${K8S_TEST_BOOT_TIMEOUT:-60}
+  step "rebooting $node (tests/nspawn/node.sh reboot)" "its console log is $NODE_STATE/$node/console.log"
+  t0=$(ms)
+  leader=$("$NODE_SH" reboot "$node")
+  echo "$leader" > "$STATE/$node.leader"
+  if [ "$wait" = 0 ]; then
+    echo "$leader"
+    return
+  fi
+  step "waiting until $node is Ready again"
+  wait_ready 60 "$node"
+  log "$node: rebooted and Ready again in $(( $(ms) - t0 )) ms"
+  node_status "$node"
+}
+
 cmd_status() {
   local node role ip
   while read -r node role ip; do
@@ -426,8 +460,11 @@ case "${1:-}" in
   add-minion) shift; cmd_add_minion "$@" ;;
   status) cmd_status ;;
   down) cmd_down ;;
-  leader) leader "$2" ;;
+  reboot) shift; cmd_reboot "$@" ;;
+  leader)
+    [ -f "$NODE_STATE/${2:-}/leader" ] || die "leader: node '${2:-}' is not running (no $NODE_STATE/${2:-}/leader)"
+    leader "$2" ;;
   dns) shift; cmd_dns "$@" ;;
   rootfs) need_root; node_rootfs; echo "$NODE_ROOTFS" ;;
-  *) sed -n '10,23p' "$0" >&2; exit 2 ;;
+  *) sed -n '10,26p' "$0" >&2; exit 2 ;;
 esac

@@ -227,12 +227,51 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        // The rename itself reaches the disk (files under /var/lib must survive a crash right after).
+        std::fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The Weave decision an earlier boot kept ([`crate::weave::WEAVE_DECISION_FILE`] under `root`), read with a
+/// bound. A file that exists but cannot be used is reported, never ignored: the minion then waits, since it may
+/// have voted on that boot.
+pub fn read_kept_weave(root: &Path) -> Option<plan::KeptWeave> {
+    use crate::weave::{KeptDecision, MAX_KEPT_DECISION_BYTES, WEAVE_DECISION_FILE};
+    use plan::KeptWeave;
+    use std::io::Read;
+    let path = root.join(WEAVE_DECISION_FILE);
+    let unreadable = |why: String| {
+        Some(KeptWeave::Unreadable {
+            reason: format!("{}: {why}", path.display()),
+        })
+    };
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return unreadable(format!("cannot read: {e}")),
+    };
+    let mut bytes = Vec::new();
+    if let Err(e) = file
+        .take(MAX_KEPT_DECISION_BYTES + 1)
+        .read_to_end(&mut bytes)
+    {
+        return unreadable(format!("cannot read: {e}"));
+    }
+    if bytes.len() as u64 > MAX_KEPT_DECISION_BYTES {
+        return unreadable(format!("larger than {MAX_KEPT_DECISION_BYTES} bytes"));
+    }
+    let parsed = std::str::from_utf8(&bytes)
+        .map_err(|e| format!("not UTF-8: {e}"))
+        .and_then(KeptDecision::parse);
+    match parsed {
+        Ok(kept) => Some(KeptWeave::Found(kept)),
+        Err(why) => unreadable(why),
+    }
 }
 
 /// Reads the persisted state, if any. A state that exists but cannot be parsed is an error: starting fresh could
@@ -405,8 +444,13 @@ pub async fn run_agent<U: UnitControl>(
     // The role file as last read: the join steps need its secrets (token), which the persisted state never holds.
     let mut role: Option<RoleConfig> = None;
     let now = now_millis();
+    // Read on every start, so that removing or restoring the file and restarting the agent takes effect.
+    let kept_weave = read_kept_weave(&cfg.root);
     let (mut state, mut action) = match read_state(&state_path)? {
-        Some(persisted) => {
+        Some(mut persisted) => {
+            if persisted.weave.is_none() {
+                persisted.kept_weave = kept_weave;
+            }
             tracing::info!(phase = %persisted.phase, "resuming from the saved state");
             AgentState::resume(persisted, now).map_err(|e| AgentError::State {
                 path: state_path.clone(),
@@ -414,7 +458,12 @@ pub async fn run_agent<U: UnitControl>(
                 hint: "reboot the node".to_string(),
             })?
         }
-        None => plan::next(&AgentState::new(now), Observation::Tick, now, jitter.next()),
+        None => plan::next(
+            &AgentState::new(now).with_kept_weave(kept_weave),
+            Observation::Tick,
+            now,
+            jitter.next(),
+        ),
     };
     if cfg.notify {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -481,7 +530,17 @@ pub async fn run_agent<U: UnitControl>(
                 tracing::debug!(%url, ?result, "probed");
                 Observation::MasterProbe(result)
             }
-            Action::WriteWeaveEnv { path, contents } => {
+            Action::WriteWeaveEnv {
+                path,
+                contents,
+                keep,
+            } => {
+                // The copy for later boots first: a decision weave ran with is never lost to a reboot.
+                let kept = cfg.root.join(crate::weave::WEAVE_DECISION_FILE);
+                atomic_write(&kept, keep.as_bytes(), 0o644).map_err(|e| AgentError::Write {
+                    path: kept.clone(),
+                    reason: e.to_string(),
+                })?;
                 let target = cfg.root.join(&path);
                 // weave.service runs the image the image's lock bakes as `weave-kube` (its default otherwise).
                 let image = crate::image_info::ImageLock::read(&cfg.root)
@@ -624,6 +683,47 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn the_kept_weave_decision_is_read_bounded_and_a_bad_one_is_reported() {
+        use crate::plan::KeptWeave;
+        use crate::weave::{
+            ConsensusSize, IpallocInit, KeptDecision, WEAVE_DECISION_FILE, WeaveDecision,
+            WeavePeers,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(read_kept_weave(dir.path()), None, "no file: a first boot");
+        let path = dir.path().join(WEAVE_DECISION_FILE);
+        let n = ConsensusSize::new(1).expect("n");
+        let addr = "10.0.0.2".parse().expect("addr");
+        let decision = WeaveDecision {
+            ipalloc_init: IpallocInit::Consensus(n),
+            n,
+            peers: WeavePeers::new(vec![addr]),
+            decided_from: vec![addr],
+            decided_at: 1,
+            self_addr: Some(addr),
+            after_reboot: None,
+        };
+        let kept = KeptDecision::new("prod", &decision);
+        atomic_write(&path, kept.render().as_bytes(), 0o644).expect("write");
+        assert_eq!(read_kept_weave(dir.path()), Some(KeptWeave::Found(kept)));
+        let unreadable = |contents: &[u8]| {
+            std::fs::write(&path, contents).expect("write");
+            match read_kept_weave(dir.path()) {
+                Some(KeptWeave::Unreadable { reason }) => reason,
+                other => panic!("{other:?}"),
+            }
+        };
+        let reason = unreadable(b"{\"schema_version\": 1");
+        assert!(
+            reason.starts_with(&path.display().to_string()) && reason.contains("not a kept"),
+            "{reason}"
+        );
+        assert!(unreadable(b"\xff\xfe").contains("not UTF-8"));
+        let big = vec![b' '; (crate::weave::MAX_KEPT_DECISION_BYTES + 1) as usize];
+        assert!(unreadable(&big).contains("larger than"));
     }
 
     #[test]

@@ -105,6 +105,9 @@ pub struct WeaveView {
     pub consensus: u32,
     pub quorum: u32,
     pub core_member: bool,
+    /// Why the decision is what it is, on a boot after the one that first decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_reboot: Option<String>,
 }
 
 /// The image as shown.
@@ -184,6 +187,7 @@ impl StatusReport {
             consensus: d.n.get(),
             quorum: d.quorum(),
             core_member: d.is_core(),
+            after_reboot: d.after_reboot.clone(),
         });
         StatusReport {
             format_version: 1,
@@ -345,6 +349,9 @@ impl StatusReport {
                     if w.core_member { "is in" } else { "is not in" }
                 ),
             );
+            if let Some(why) = &w.after_reboot {
+                line("weave", format!("after a reboot: {why}"));
+            }
         }
         if let Some(j) = &self.join {
             if let Some(name) = &j.node_name {

@@ -362,3 +362,101 @@ fn a_late_lower_address_does_not_vote() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Minions reboot, in any order, while instances of the group die (the record shrinks). With the decision kept
+/// across reboots (`after_reboot`, rule 5) every vote ever cast — on first boots and on reboots — is for the one
+/// core, by its members only. Deciding afresh on every boot is not safe: the same schedules then give a second
+/// voted set (an observer that reboots when the record lists exactly N, itself among them, votes for a new core).
+#[test]
+fn reboots_while_instances_die_never_give_a_second_vote() {
+    use k8s_agent::weave::{AfterReboot, KeptDecision, after_reboot, observe_after_reboot};
+    use std::collections::BTreeMap;
+    let mut rng = Rng(0x5eed_0007);
+    let mut fresh_splits = 0;
+    for trial in 0..2000 {
+        let k = rng.range(1, 5);
+        let size = n(k);
+        let group = rng.range(k, k + 4);
+        let addrs = node_addrs(&mut rng, group);
+        let context = format!("trial {trial} (N={k}, group {group})");
+        // First boots: the record grows one instance at a time; each listed node decides once it lists >= N.
+        let mut kept: BTreeMap<Ipv4Addr, KeptDecision> = BTreeMap::new();
+        let mut votes: BTreeSet<(Ipv4Addr, Vec<Ipv4Addr>)> = BTreeSet::new();
+        let mut fresh_votes = BTreeSet::new();
+        for listed in 1..=group {
+            for me in &addrs[..listed] {
+                if kept.contains_key(me) {
+                    continue;
+                }
+                let answer = messy_answer(&mut rng, &addrs[..listed]);
+                if let WeaveOutcome::Decided(d) = decide(size, &answer, &local(*me), 0) {
+                    if d.is_core() {
+                        votes.insert((*me, d.peers.addrs().to_vec()));
+                        fresh_votes.insert(d.peers.addrs().to_vec());
+                    }
+                    kept.insert(*me, KeptDecision::new("prod", &d));
+                }
+            }
+        }
+        let core: Vec<Ipv4Addr> = {
+            let mut c = addrs[..k].to_vec();
+            c.sort();
+            c
+        };
+        // Churn: instances die (leave the record) and survivors reboot, in random order.
+        let mut alive: Vec<Ipv4Addr> = addrs.clone();
+        for _ in 0..rng.range(1, 12) {
+            if alive.len() > 1 && rng.chance(40) {
+                let gone = rng.range(0, alive.len() - 1);
+                alive.remove(gone);
+                continue;
+            }
+            let me = alive[rng.range(0, alive.len() - 1)];
+            let answer = messy_answer(&mut rng, &alive);
+            // What deciding afresh would do (the rule without rule 5).
+            if let WeaveOutcome::Decided(d) = decide(size, &answer, &local(me), 1)
+                && d.is_core()
+            {
+                fresh_votes.insert(d.peers.addrs().to_vec());
+            }
+            let earlier = kept
+                .get(&me)
+                .cloned()
+                .expect("every node decided on its first boot");
+            let now = match after_reboot(&earlier, "prod", size, &local(me)) {
+                AfterReboot::VoteAgain(d) => {
+                    assert_eq!(d.peers, earlier.decision.peers, "{context}: a vote changed");
+                    d
+                }
+                AfterReboot::Observe(why) => {
+                    if answer.addrs.is_empty() {
+                        continue;
+                    }
+                    observe_after_reboot(size, &answer, &local(me), 1, &why)
+                }
+                AfterReboot::DecideAfresh(why) => panic!("{context}: same cluster, yet {why}"),
+            };
+            if now.is_core() {
+                votes.insert((me, now.peers.addrs().to_vec()));
+            }
+            kept.insert(me, KeptDecision::new("prod", &now));
+        }
+        let sets: BTreeSet<&Vec<Ipv4Addr>> = votes.iter().map(|(_, set)| set).collect();
+        assert!(sets.len() <= 1, "{context}: votes for {sets:?}");
+        for (voter, set) in &votes {
+            assert_eq!(set, &core, "{context}: {voter} voted for another set");
+            assert!(
+                core.contains(voter),
+                "{context}: {voter} is not in the core"
+            );
+        }
+        if fresh_votes.len() > 1 {
+            fresh_splits += 1;
+        }
+    }
+    eprintln!("schedules where deciding afresh on reboot would vote twice: {fresh_splits} of 2000");
+    assert!(
+        fresh_splits > 0,
+        "the schedules never test what rule 5 guards against"
+    );
+}

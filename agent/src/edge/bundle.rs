@@ -5,6 +5,7 @@
 //! |--------------------------------|-----------------------------------------------------------------------|
 //! | `status.txt`, `status.json`    | `status --timeline` / `status --json` (with the boot timeline)        |
 //! | `state.json`, `checks.json`    | `/run/k8s-agent/` (the agent's persisted state and boot checks)       |
+//! | `weave-decision.json`          | `/var/lib/k8s-agent/` (the Weave decision kept across reboots)        |
 //! | `checks-now.txt`               | the image and host checks, run now                                    |
 //! | `dns.json`                     | the last answers for `masters.` and `minions.<cluster>.<domain>`      |
 //! | `role-file/<name>`             | `/etc/sysconfig/kubernetes-{masters,minions}`, secrets redacted       |
@@ -292,6 +293,11 @@ pub fn gather(root: &Path, report: &StatusReport) -> Vec<(String, String)> {
     text_of(
         "checks.json",
         &root.join(crate::executor::CHECKS_FILE),
+        &mut members,
+    );
+    text_of(
+        "weave-decision.json",
+        &root.join(crate::weave::WEAVE_DECISION_FILE),
         &mut members,
     );
     let set = if root == Path::new("/") {

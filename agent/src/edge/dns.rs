@@ -40,6 +40,7 @@
 //! | NOERROR with A records (after the TCP retry if the UDP answer was truncated) | `Answers`: every A record of the name asked or of its CNAME chain (records of other names in the answer are ignored: with none left, `NoRecords`), in the server's order (not sorted, not deduplicated: the core validates, see [`crate::weave`]); `ttl_secs` = the smallest TTL of the answer records (a CNAME chain included) |
 //! | NXDOMAIN | `NxDomain`; `negative_ttl_secs` = min(SOA TTL, SOA MINIMUM) when the answer carries the zone's SOA (RFC 2308), else `None` |
 //! | NOERROR without A records (NODATA: the name has only other types, e.g. AAAA) | `NoRecords`, negative TTL as for NXDOMAIN |
+//! | a CNAME chain that does not end at A records: a loop (`a → b → a`), more hops than hickory follows, a CNAME to a name with no A records | `Other`, naming the chain or the name it ended at ("the zone is misconfigured"), not `NoRecords` (which reads as "not registered yet") |
 //! | SERVFAIL | `ServFail` |
 //! | nothing in time (all attempts) | `Timeout` |
 //! | REFUSED, another error code, truncated even over TCP (or the TCP retry failed: a partial UDP answer is never used), malformed answer, socket error, invalid name | `Other`, with the reason in words |
@@ -377,7 +378,33 @@ fn fqdn(name: &str) -> Result<Name, String> {
 /// Maps hickory's outcome of an A lookup of `name`.
 fn map_outcome(name: &Name, outcome: Result<Lookup, NetError>) -> DnsResult {
     match outcome {
-        Ok(lookup) => answers_from_records(&records_of(name, lookup.answers())),
+        Ok(lookup) => {
+            let (records, cname_loop) = records_of(name, lookup.answers());
+            match (answers_from_records(&records), cname_loop) {
+                (DnsResult::NoRecords { .. }, Some(chain)) => DnsResult::Other {
+                    message: format!(
+                        "{name} is a CNAME loop ({chain}) — the zone is misconfigured; hint: fix the CNAME \
+                         records so the chain ends at A records"
+                    ),
+                },
+                (result, _) => result,
+            }
+        }
+        // hickory follows CNAMEs itself; when it gives up on another name than the one asked (a loop, a chain longer
+        // than it follows, a target without A records), that is the zone's mistake, not "not registered yet".
+        Err(NetError::Dns(DnsError::NoRecordsFound(no_records)))
+            if no_records.response_code == ResponseCode::NoError
+                && no_records.query.name() != name =>
+        {
+            DnsResult::Other {
+                message: format!(
+                    "{name} leads through CNAME records to {}, which has no A records: a CNAME loop, a chain \
+                     longer than the resolver follows, or a CNAME to a name without addresses — the zone is \
+                     misconfigured; hint: fix the CNAME records so the chain ends at A records",
+                    no_records.query.name()
+                ),
+            }
+        }
         Err(error) => map_error(&error),
     }
 }
@@ -386,8 +413,9 @@ fn map_outcome(name: &Name, outcome: Result<Lookup, NetError>) -> DnsResult {
 /// hickory passes on the answer section as the server sent it once the asked name is found in the message, so
 /// records of other names can be in it (a broken or forged answer: `masters.prod.k8s` answered with A records of
 /// `evil.example` too); they are not addresses of `name`, and their TTLs do not count. A CNAME loop ends the chain
-/// (each name is taken once); linear in the number of records, however long the chain.
-fn records_of(name: &Name, records: &[Record]) -> Vec<Record> {
+/// (each name is taken once) and is returned too, written out (`a → b → a`); linear in the number of records,
+/// however long the chain.
+fn records_of(name: &Name, records: &[Record]) -> (Vec<Record>, Option<String>) {
     let cnames: HashMap<&Name, &Name> = records
         .iter()
         .filter_map(|record| match &record.data {
@@ -396,18 +424,24 @@ fn records_of(name: &Name, records: &[Record]) -> Vec<Record> {
         })
         .collect();
     let mut chain = HashSet::from([name]);
+    let mut order = vec![name];
+    let mut cname_loop = None;
     let mut current = name;
     while let Some(&target) = cnames.get(current) {
+        order.push(target);
         if !chain.insert(target) {
+            let names: Vec<String> = order.iter().map(|n| n.to_string()).collect();
+            cname_loop = Some(names.join(" → "));
             break;
         }
         current = target;
     }
-    records
+    let own = records
         .iter()
         .filter(|record| chain.contains(&record.name))
         .cloned()
-        .collect()
+        .collect();
+    (own, cname_loop)
 }
 
 /// The A records of an answer, with the smallest TTL of the records that make up the answer (A and any CNAME

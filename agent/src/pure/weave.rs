@@ -27,6 +27,14 @@
 //!      votes, takes the ring from any peer that has one), `KUBE_PEERS` = every listed address.
 //! 4. The decision ([`WeaveDecision`]) is kept in the agent's state and **never recomputed**; a restarted agent
 //!    writes the same file again.
+//! 5. It is also kept **across reboots**, in [`WEAVE_DECISION_FILE`] (`/var/lib/k8s-agent/weave-decision.json`;
+//!    the state in `/run` is per boot). A rebooted minion never votes with another view than before
+//!    ([`after_reboot`]): a core member votes again with exactly the set it voted with (the same vote), as long as
+//!    its address is still its own; anything else that decided before — an observer, a core member whose address
+//!    changed, a node whose `WEAVE_CONSENSUS` changed — is an observer peering with whoever the record lists now.
+//!    Only a decision made for another cluster is ignored (the node was re-purposed). Without that file, a
+//!    minion rebooted while the record listed exactly N others-plus-itself would vote afresh with a set that is
+//!    not the core's.
 //!
 //! The record is `minions.<cluster>.<domain>` unless the role file names another label (`WEAVE_PEERS_RECORD`,
 //! e.g. `weave-core`): for large or autoscaled clusters a small fixed core group (3 or 5, `WEAVE_CONSENSUS` = its
@@ -71,8 +79,8 @@
 //!   voters cannot form two disjoint quorums at all; for odd N they could only if the replacement completed a
 //!   vote with core members that have no ring yet and cannot reach any that have — a partition inside the core
 //!   at that moment.
-//! - Weave Net stores its ring on the node (`/var/lib/weave`), so a rebooted minion rejoins with its ring whatever
-//!   it decides on the new boot (the agent's state lives in `/run` and is per boot).
+//! - Weave Net stores its ring on the node (`/var/lib/weave`), so a rebooted minion that had the ring rejoins with
+//!   it; one rebooted before it got the ring keeps its earlier vote or observes (rule 5), never a new vote.
 //!
 //! # Validation of every answer
 //! - IPv4 only: an IPv6 address in the answer is ignored and reported ([`AnswerNote::Ipv6Ignored`]); the peers
@@ -92,6 +100,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Where the agent writes the weave environment (relative to the root).
 pub const WEAVE_ENV_FILE: &str = "run/k8s-agent/weave.env";
+/// Where the agent keeps its decision across reboots (relative to the root; `/var/lib` survives a reboot).
+pub const WEAVE_DECISION_FILE: &str = "var/lib/k8s-agent/weave-decision.json";
+/// The largest [`WEAVE_DECISION_FILE`] the agent reads (1000 peers twice, as JSON, is under 64 KiB).
+pub const MAX_KEPT_DECISION_BYTES: u64 = 256 << 10;
+/// Version of [`KeptDecision`]'s format.
+pub const KEPT_DECISION_SCHEMA: u32 = 1;
 /// Weave Net's default allocation range, written explicitly so every node uses the same one.
 pub const IPALLOC_RANGE: &str = "10.32.0.0/12";
 /// The most A records one minions answer may have (also the largest `WEAVE_CONSENSUS`).
@@ -351,6 +365,9 @@ pub struct WeaveDecision {
     pub decided_at: u64,
     /// This node's address as listed in the answer, if it was.
     pub self_addr: Option<Ipv4Addr>,
+    /// Set on a boot after the one that first decided: why this decision is what it is ([`after_reboot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_reboot: Option<String>,
 }
 
 impl WeaveDecision {
@@ -418,7 +435,146 @@ pub fn decide(
         decided_from: answer.addrs.clone(),
         decided_at: now_millis,
         self_addr,
+        after_reboot: None,
     })
+}
+
+/// A decision as kept in [`WEAVE_DECISION_FILE`] for the boots after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeptDecision {
+    /// [`KEPT_DECISION_SCHEMA`].
+    pub schema_version: u32,
+    /// The cluster (`CLUSTER_NAME`) it was made for.
+    pub cluster: String,
+    pub decision: WeaveDecision,
+}
+
+impl KeptDecision {
+    pub fn new(cluster: &str, decision: &WeaveDecision) -> KeptDecision {
+        KeptDecision {
+            schema_version: KEPT_DECISION_SCHEMA,
+            cluster: cluster.to_string(),
+            decision: decision.clone(),
+        }
+    }
+
+    /// The file's contents (pretty JSON, newline-terminated).
+    pub fn render(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// Parse the file's contents; the error says what is wrong (the caller adds the path).
+    pub fn parse(text: &str) -> Result<KeptDecision, String> {
+        let kept: KeptDecision =
+            serde_json::from_str(text).map_err(|e| format!("not a kept Weave decision: {e}"))?;
+        if kept.schema_version != KEPT_DECISION_SCHEMA {
+            return Err(format!(
+                "format version {} (this agent reads version {KEPT_DECISION_SCHEMA})",
+                kept.schema_version
+            ));
+        }
+        if kept.decision.is_core() && kept.decision.peers.len() != kept.decision.n.get() as usize {
+            return Err(format!(
+                "a core vote with {} peers for WEAVE_CONSENSUS={}: the file was not written by k8s-agent",
+                kept.decision.peers.len(),
+                kept.decision.n
+            ));
+        }
+        Ok(kept)
+    }
+}
+
+/// What an earlier boot's decision means for this boot ([`after_reboot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterReboot {
+    /// Vote again, exactly as before (no DNS answer needed).
+    VoteAgain(WeaveDecision),
+    /// Observe, peering with what the record lists now; the text says why.
+    Observe(String),
+    /// The earlier decision does not apply (another cluster): decide as on a first boot; the text says why.
+    DecideAfresh(String),
+}
+
+/// Rule 5 of the module doc: what a minion that decided on an earlier boot does now. `cluster`, `n` and
+/// `local_addrs` are this boot's.
+pub fn after_reboot(
+    kept: &KeptDecision,
+    cluster: &str,
+    n: ConsensusSize,
+    local_addrs: &[IpAddr],
+) -> AfterReboot {
+    let earlier = &kept.decision;
+    if kept.cluster != cluster {
+        return AfterReboot::DecideAfresh(format!(
+            "the decision kept from an earlier boot was made for cluster {}, not {cluster}",
+            kept.cluster
+        ));
+    }
+    if earlier.n != n {
+        return AfterReboot::Observe(format!(
+            "an earlier boot decided with WEAVE_CONSENSUS={} and this one has {n}: a node never votes with another \
+             view than before, so it observes",
+            earlier.n
+        ));
+    }
+    if !earlier.is_core() {
+        return AfterReboot::Observe(
+            "an observer on an earlier boot stays an observer (it never votes later)".to_string(),
+        );
+    }
+    match earlier.self_addr {
+        Some(addr) if is_local(&addr, local_addrs) => {
+            let mut again = earlier.clone();
+            again.after_reboot = Some(format!(
+                "voted on an earlier boot (decided at {} unix ms): the same vote again, with the same peers",
+                earlier.decided_at
+            ));
+            AfterReboot::VoteAgain(again)
+        }
+        Some(addr) => AfterReboot::Observe(format!(
+            "voted on an earlier boot as {addr}, which is no longer this node's address: it observes instead of \
+             voting with another view"
+        )),
+        None => AfterReboot::Observe(
+            "an earlier boot's vote names no address of this node: it observes".to_string(),
+        ),
+    }
+}
+
+/// True when `addr` is one of this node's addresses (an IPv4-mapped IPv6 address counts).
+fn is_local(addr: &Ipv4Addr, local_addrs: &[IpAddr]) -> bool {
+    local_addrs.iter().any(|local| match local {
+        IpAddr::V4(v4) => v4 == addr,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().as_ref() == Some(addr),
+    })
+}
+
+/// The observer decision of a node that decided on an earlier boot ([`AfterReboot::Observe`]): it peers with every
+/// address the record lists now (however many), and never votes.
+pub fn observe_after_reboot(
+    n: ConsensusSize,
+    answer: &MinionAnswer,
+    local_addrs: &[IpAddr],
+    now_millis: u64,
+    why: &str,
+) -> WeaveDecision {
+    let self_addr = answer
+        .addrs
+        .iter()
+        .copied()
+        .find(|addr| is_local(addr, local_addrs));
+    WeaveDecision {
+        ipalloc_init: IpallocInit::Observer,
+        n,
+        peers: WeavePeers::new(answer.addrs.clone()),
+        decided_from: answer.addrs.clone(),
+        decided_at: now_millis,
+        self_addr,
+        after_reboot: Some(why.to_string()),
+    }
 }
 
 /// The artifact name the image's lock gives Weave Net's container image.
@@ -465,15 +621,20 @@ pub fn render_env(decision: &WeaveDecision) -> String {
              # It observes (never votes) and takes the ring from the peers below."
         ),
     };
+    let role_lines = match &decision.after_reboot {
+        Some(why) => format!("{role_lines}\n# After a reboot: {why}."),
+        None => role_lines,
+    };
     format!(
         "# Weave Net IPAM start-up, written by k8s-agent and read by weave.service. Do not edit: decided once at\n\
-         # {at} (unix ms) from the minions DNS record and kept for this boot (README: Weave Net peers).\n\
+         # {at} (unix ms) from the minions DNS record and kept in /{kept} (README: Weave Net peers).\n\
          {role_lines}\n\
          # MEMBERS={n} QUORUM={quorum} (the seeds' names: WEAVE_CONSENSUS and floor({n}/2)+1)\n\
          IPALLOC_INIT={init}\n\
          KUBE_PEERS=\"{peers}\"\n\
          IPALLOC_RANGE={range}\n",
         at = decision.decided_at,
+        kept = WEAVE_DECISION_FILE,
         quorum = n.quorum(),
         init = decision.ipalloc_init,
         peers = decision.peers,
@@ -484,6 +645,91 @@ pub fn render_env(decision: &WeaveDecision) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_decision_parses_back_and_refuses_what_k8s_agent_never_writes() {
+        let d = decided(decide(
+            n(3),
+            &answer(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+            &[ip("10.0.0.2")],
+            7,
+        ));
+        let kept = KeptDecision::new("prod", &d);
+        assert_eq!(KeptDecision::parse(&kept.render()), Ok(kept.clone()));
+        let mut other = kept.clone();
+        other.schema_version = 9;
+        let err = KeptDecision::parse(&other.render()).expect_err("version");
+        assert!(err.contains("format version 9"), "{err}");
+        let mut short = kept.clone();
+        short.decision.peers = WeavePeers::new(vec![v4("10.0.0.2")]);
+        let err = KeptDecision::parse(&short.render()).expect_err("short core");
+        assert!(
+            err.contains("a core vote with 1 peers for WEAVE_CONSENSUS=3"),
+            "{err}"
+        );
+        let err = KeptDecision::parse("[]").expect_err("garbage");
+        assert!(err.starts_with("not a kept Weave decision"), "{err}");
+    }
+
+    #[test]
+    fn after_a_reboot_a_node_votes_only_as_before() {
+        let core = decided(decide(
+            n(3),
+            &answer(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+            &[ip("10.0.0.2")],
+            7,
+        ));
+        let kept = KeptDecision::new("prod", &core);
+        match after_reboot(&kept, "prod", n(3), &[ip("10.0.0.2")]) {
+            AfterReboot::VoteAgain(again) => {
+                assert_eq!(
+                    (again.ipalloc_init, &again.peers),
+                    (core.ipalloc_init, &core.peers)
+                );
+                assert!(
+                    again
+                        .after_reboot
+                        .is_some_and(|why| why.contains("the same vote again"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let AfterReboot::Observe(why) = after_reboot(&kept, "prod", n(5), &[ip("10.0.0.2")]) else {
+            panic!("another N")
+        };
+        assert!(
+            why.contains("WEAVE_CONSENSUS=3 and this one has 5"),
+            "{why}"
+        );
+        let AfterReboot::Observe(why) = after_reboot(&kept, "prod", n(3), &[ip("10.0.0.9")]) else {
+            panic!("another address")
+        };
+        assert!(why.contains("as 10.0.0.2, which is no longer"), "{why}");
+        assert!(matches!(
+            after_reboot(&kept, "staging", n(3), &[ip("10.0.0.2")]),
+            AfterReboot::DecideAfresh(_)
+        ));
+        let observer = decided(decide(
+            n(1),
+            &answer(&["10.0.0.1", "10.0.0.2"]),
+            &[ip("10.0.0.2")],
+            7,
+        ));
+        let AfterReboot::Observe(_) = after_reboot(
+            &KeptDecision::new("prod", &observer),
+            "prod",
+            n(1),
+            &[ip("10.0.0.2")],
+        ) else {
+            panic!("an observer stays one")
+        };
+        let d = observe_after_reboot(n(1), &answer(&["10.0.0.2"]), &[ip("10.0.0.2")], 9, "why");
+        assert_eq!(
+            (d.is_core(), d.self_addr, d.after_reboot.as_deref()),
+            (false, Some(v4("10.0.0.2")), Some("why"))
+        );
+        assert!(render_env(&d).contains("# After a reboot: why.\n"));
+    }
 
     #[test]
     fn the_cni_config_is_json_naming_the_weave_plugin() {

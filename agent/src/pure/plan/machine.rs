@@ -1,7 +1,7 @@
 //! The transitions of [`super::next`] and [`super::AgentState::resume`], and the sentences the agent says.
 
 use super::backoff::RetryPolicy;
-use super::state::{AgentState, DnsLookup, NodeSettings, PhaseTransition};
+use super::state::{AgentState, DnsLookup, KeptWeave, NodeSettings, PhaseTransition};
 use super::{
     Action, CLUSTER_CA_FILE, DiscoveryOutcome, DnsQuery, DnsResult, HOST_CHECK_ATTEMPTS,
     ImageOutcome, ImageReport, KubeletCredentials, MASTERS_RERESOLVE_MIN_SECS, ObjectOutcome,
@@ -9,7 +9,7 @@ use super::{
 };
 use crate::node_role::NodeRole;
 use crate::role_file::{Cni, MasterProbe, MasterTrust, RoleConfig, RoleDiscovery};
-use crate::weave::{self, WeaveOutcome};
+use crate::weave::{self, AfterReboot, KeptDecision, WeaveDecision, WeaveOutcome};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -389,11 +389,8 @@ impl Step {
                 }
             }
             Phase::WeavePeers => match &self.s.weave {
-                Some(decision) => Action::WriteWeaveEnv {
-                    path: weave::WEAVE_ENV_FILE.to_string(),
-                    contents: weave::render_env(decision),
-                },
-                None => self.resolve(DnsQuery::Minions),
+                Some(decision) => self.write_weave_env(decision),
+                None => self.weave_first_step(),
             },
         }
     }
@@ -422,6 +419,61 @@ impl Step {
             }
         } else {
             node.master_trust.clone()
+        }
+    }
+
+    /// Write the decision: the copy kept for later boots, then the env weave.service reads.
+    fn write_weave_env(&self, decision: &WeaveDecision) -> Action {
+        let cluster = self
+            .node()
+            .map(|n| n.cluster.to_string())
+            .unwrap_or_default();
+        Action::WriteWeaveEnv {
+            path: weave::WEAVE_ENV_FILE.to_string(),
+            contents: weave::render_env(decision),
+            keep: KeptDecision::new(&cluster, decision).render(),
+        }
+    }
+
+    /// Take `decision` for this boot (it never changes afterwards) and write it.
+    fn weave_decided(&mut self, decision: WeaveDecision) -> Action {
+        let action = self.write_weave_env(&decision);
+        self.s.weave = Some(decision);
+        self.s.retry_at = None;
+        self.s.blocking = None;
+        action
+    }
+
+    /// What an earlier boot's kept decision means now (None: there is none, or this node has no Weave start-up).
+    fn after_reboot(&self) -> Option<Result<AfterReboot, String>> {
+        let node = self.node()?;
+        let n = node.weave_consensus?;
+        match self.s.kept_weave.as_ref()? {
+            KeptWeave::Unreadable { reason } => Some(Err(reason.clone())),
+            KeptWeave::Found(kept) => Some(Ok(weave::after_reboot(
+                kept,
+                node.cluster.as_str(),
+                n,
+                &self.s.local_addrs,
+            ))),
+        }
+    }
+
+    /// `WeavePeers` before this boot decided: an earlier boot's vote is cast again at once (no DNS needed, the
+    /// view is the one it had); otherwise the record is read.
+    fn weave_first_step(&mut self) -> Action {
+        match self.after_reboot() {
+            Some(Err(reason)) => {
+                let reason = format!(
+                    "blocked: {reason} — this node may have voted on an earlier boot, so it does not decide afresh; \
+                     hint: restore the file, or remove it if this node never ran Weave Net in this cluster, then \
+                     restart k8s-agent; checking again every {} s",
+                    super::backoff::BLOCKED_RETRY.as_secs()
+                );
+                self.wait(RetryPolicy::Blocked, reason, None)
+            }
+            Some(Ok(AfterReboot::VoteAgain(decision))) => self.weave_decided(decision),
+            _ => self.resolve(DnsQuery::Minions),
         }
     }
 
@@ -936,13 +988,24 @@ impl Step {
                 Ok(answer) => {
                     self.s.minion_answer_notes =
                         answer.notes.iter().map(|note| note.to_string()).collect();
+                    let afresh = match self.after_reboot() {
+                        Some(Ok(AfterReboot::Observe(why))) if !answer.addrs.is_empty() => {
+                            let decision = weave::observe_after_reboot(
+                                n,
+                                &answer,
+                                &self.s.local_addrs,
+                                self.now,
+                                &why,
+                            );
+                            return self.weave_decided(decision);
+                        }
+                        Some(Ok(AfterReboot::DecideAfresh(why))) => Some(why),
+                        _ => None,
+                    };
                     match weave::decide(n, &answer, &self.s.local_addrs, self.now) {
-                        WeaveOutcome::Decided(decision) => {
-                            let contents = weave::render_env(&decision);
-                            self.s.weave = Some(decision);
-                            self.s.retry_at = None;
-                            self.s.blocking = None;
-                            Action::WriteWeaveEnv { path: weave::WEAVE_ENV_FILE.to_string(), contents }
+                        WeaveOutcome::Decided(mut decision) => {
+                            decision.after_reboot = afresh;
+                            self.weave_decided(decision)
                         }
                         WeaveOutcome::NotEnoughMinions { listed, .. } => {
                             let reason = format!(

@@ -48,8 +48,8 @@ mod state;
 
 pub use backoff::RetryPolicy;
 pub use state::{
-    AgentState, DnsLookup, DnsRegistration, NodeSettings, PhaseTransition, ResumeError, STATE_FILE,
-    STATE_SCHEMA_VERSION, Tallies, WaitReason,
+    AgentState, DnsLookup, DnsRegistration, KeptWeave, NodeSettings, PhaseTransition, ResumeError,
+    STATE_FILE, STATE_SCHEMA_VERSION, Tallies, WaitReason,
 };
 
 use crate::pure::dns_update::DnsUpdateConfig;
@@ -423,7 +423,12 @@ pub enum Action {
         trust: MasterTrust,
     },
     /// Write `contents` atomically to `path` (relative to the root: [`crate::weave::WEAVE_ENV_FILE`]).
-    WriteWeaveEnv { path: String, contents: String },
+    WriteWeaveEnv {
+        path: String,
+        contents: String,
+        /// Written first, to [`crate::weave::WEAVE_DECISION_FILE`]: the decision for the boots after this one.
+        keep: String,
+    },
     /// Master: check the PKI under `/etc/kubernetes` and write what is missing ([`crate::pure::pki`]), for the
     /// endpoint name and this node's addresses (SANs of the API server certificate).
     EnsurePki {

@@ -7,7 +7,7 @@ use super::{
 use crate::node_role::{NodeRole, UnitStage};
 use crate::pure::dns_update::DnsUpdateConfig;
 use crate::role_file::{ClusterName, Cni, DnsName, MasterEndpoint, MasterTrust, RoleConfig};
-use crate::weave::{ConsensusSize, WeaveDecision};
+use crate::weave::{ConsensusSize, KeptDecision, WeaveDecision};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -234,6 +234,20 @@ pub struct AgentState {
     /// Set while a restarted agent re-asserts its records before it goes on with its phase.
     #[serde(default)]
     pub dns_reassert: bool,
+    /// The Weave decision an earlier boot kept in `/var/lib/k8s-agent` (read once, when this boot's agent started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_weave: Option<KeptWeave>,
+}
+
+/// What the Weave decision file of an earlier boot held ([`crate::weave::WEAVE_DECISION_FILE`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum KeptWeave {
+    Found(KeptDecision),
+    /// The file exists but cannot be used: the minion waits rather than decide afresh (it might have voted).
+    Unreadable {
+        reason: String,
+    },
 }
 
 /// The records this node added: its address in these names, at that server.
@@ -314,7 +328,14 @@ impl AgentState {
             dns_registration: None,
             dns_update_problem: None,
             dns_reassert: false,
+            kept_weave: None,
         }
+    }
+
+    /// A first state for a boot on which an earlier boot kept a Weave decision (or a file that cannot be read).
+    pub fn with_kept_weave(mut self, kept: Option<KeptWeave>) -> AgentState {
+        self.kept_weave = kept;
+        self
     }
 
     /// Continue from a state a previous agent process persisted on this boot. Returns the state and the first

@@ -1022,8 +1022,15 @@ fn minion_path_and_its_actions() {
         }
     );
     match &actions[6] {
-        Action::WriteWeaveEnv { path, contents } => {
+        Action::WriteWeaveEnv {
+            path,
+            contents,
+            keep,
+        } => {
             assert_eq!(path, "run/k8s-agent/weave.env");
+            let kept = crate::weave::KeptDecision::parse(keep).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(kept.cluster, "prod");
+            assert!(kept.decision.is_core(), "{keep}");
             assert!(
                 contents.contains("IPALLOC_INIT=consensus=3\n"),
                 "{contents}"
@@ -1835,7 +1842,9 @@ fn resume_after_the_weave_decision_writes_the_same_file() {
         action,
         Action::WriteWeaveEnv {
             path: crate::weave::WEAVE_ENV_FILE.into(),
-            contents: contents_before
+            contents: contents_before,
+            keep: crate::weave::KeptDecision::new("prod", before.weave.as_ref().expect("decided"))
+                .render(),
         }
     );
     assert_eq!(state.weave, before.weave);
@@ -2208,4 +2217,223 @@ fn a_clock_stepped_back_or_forward_never_stalls_a_wait() {
         local_addrs: vec![ip(SELF)],
     });
     assert_eq!(kind(&later), "resolve-masters");
+}
+
+// --- the Weave decision across reboots -------------------------------------------------------------------------
+
+/// One boot of a minion, answering every action the way a healthy host would, with `minions` for the minions
+/// record and `local` as the node's address, until it writes its Weave env (or 40 steps pass). Returns every
+/// action and the state.
+fn boot_minion(
+    kept: Option<KeptWeave>,
+    minions: DnsResult,
+    local: &str,
+) -> (Vec<Action>, AgentState) {
+    let mut run = Run::from(AgentState::new(T0).with_kept_weave(kept));
+    let mut actions = vec![run.feed(Observation::Tick)];
+    while actions.len() < 40 {
+        let observation = match actions.last().expect("an action") {
+            Action::ReadRoleFile => Observation::RoleParsed(Box::new(config(NodeRole::Minion, ""))),
+            Action::RunHostChecks => Observation::HostChecksPassed {
+                local_addrs: vec![ip(local)],
+            },
+            Action::Resolve {
+                query: DnsQuery::Masters,
+                ..
+            } => Observation::Dns {
+                query: DnsQuery::Masters,
+                result: masters_answer(),
+            },
+            Action::Discover { .. } => joined(),
+            Action::ProbeMaster { .. } => Observation::MasterProbe(ProbeResult::Healthy),
+            Action::Resolve {
+                query: DnsQuery::Minions,
+                ..
+            } => Observation::Dns {
+                query: DnsQuery::Minions,
+                result: minions.clone(),
+            },
+            Action::Wait { retry_after, .. } => {
+                run.advance(retry_after.as_millis() as u64);
+                Observation::Tick
+            }
+            _ => break,
+        };
+        run.advance(10);
+        actions.push(run.feed(observation));
+    }
+    (actions, run.state)
+}
+
+fn answers(addrs: &[&str]) -> DnsResult {
+    DnsResult::Answers {
+        addrs: addrs.iter().map(|a| ip(a)).collect(),
+        ttl_secs: 0,
+    }
+}
+
+/// What the first boot kept for the next ones (the `keep` of its WriteWeaveEnv).
+fn kept_by(actions: &[Action]) -> KeptWeave {
+    match actions.last() {
+        Some(Action::WriteWeaveEnv { keep, .. }) => KeptWeave::Found(
+            crate::weave::KeptDecision::parse(keep).unwrap_or_else(|e| panic!("{e}: {keep}")),
+        ),
+        other => panic!("the boot did not write its Weave env: {other:?}"),
+    }
+}
+
+fn env_of(actions: &[Action]) -> &str {
+    match actions.last() {
+        Some(Action::WriteWeaveEnv { contents, .. }) => contents,
+        other => panic!("the boot did not write its Weave env: {other:?}"),
+    }
+}
+
+#[test]
+fn a_rebooted_core_member_votes_again_with_exactly_the_set_it_voted_with() {
+    let (first, _) = boot_minion(None, answers(&["10.0.0.1", SELF, "10.0.0.3"]), SELF);
+    assert!(env_of(&first).contains("IPALLOC_INIT=consensus=3\n"));
+    // Next boot: the record now lists a fourth minion (a fresh decision would observe — safe — but one that had
+    // listed exactly 3 others would vote with another view). It votes as before, without reading the record.
+    let (again, state) = boot_minion(
+        Some(kept_by(&first)),
+        answers(&["10.0.0.1", SELF, "10.0.0.3", "10.0.0.4"]),
+        SELF,
+    );
+    assert!(
+        !again.iter().any(|a| kind(a) == "resolve-minions"),
+        "{again:?}"
+    );
+    let env = env_of(&again);
+    assert!(env.contains("IPALLOC_INIT=consensus=3\n"), "{env}");
+    assert!(
+        env.contains("KUBE_PEERS=\"10.0.0.1 10.0.0.2 10.0.0.3\"\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("# After a reboot: voted on an earlier boot"),
+        "{env}"
+    );
+    let decision = state.weave.expect("decided");
+    assert!(decision.after_reboot.is_some());
+    assert_eq!(kept_by(&again), kept_by(&first).with_note_of(&decision));
+}
+
+impl KeptWeave {
+    /// The first boot's kept decision with the note a later boot adds (test helper).
+    fn with_note_of(self, later: &crate::weave::WeaveDecision) -> KeptWeave {
+        match self {
+            KeptWeave::Found(mut kept) => {
+                kept.decision.after_reboot = later.after_reboot.clone();
+                KeptWeave::Found(kept)
+            }
+            other => other,
+        }
+    }
+}
+
+#[test]
+fn a_rebooted_observer_never_votes_even_when_the_record_lists_exactly_n_with_itself() {
+    let (first, _) = boot_minion(
+        None,
+        answers(&["10.0.0.1", SELF, "10.0.0.3", "10.0.0.4"]),
+        SELF,
+    );
+    assert!(env_of(&first).contains("IPALLOC_INIT=observer\n"));
+    // Two minions died; the record lists exactly 3, this node among them: a first boot would vote now.
+    let fresh = answers(&["10.0.0.1", SELF, "10.0.0.4"]);
+    let (first_boot_now, _) = boot_minion(None, fresh.clone(), SELF);
+    assert!(env_of(&first_boot_now).contains("IPALLOC_INIT=consensus=3\n"));
+    let (again, state) = boot_minion(Some(kept_by(&first)), fresh, SELF);
+    let env = env_of(&again);
+    assert!(env.contains("IPALLOC_INIT=observer\n"), "{env}");
+    assert!(
+        env.contains("KUBE_PEERS=\"10.0.0.1 10.0.0.2 10.0.0.4\"\n"),
+        "peers are what the record lists now: {env}"
+    );
+    assert!(
+        state
+            .weave
+            .and_then(|d| d.after_reboot)
+            .is_some_and(|why| why.contains("stays an observer")),
+    );
+}
+
+#[test]
+fn a_rebooted_observer_starts_with_fewer_than_n_listed() {
+    let (first, _) = boot_minion(
+        None,
+        answers(&["10.0.0.1", SELF, "10.0.0.3", "10.0.0.4"]),
+        SELF,
+    );
+    let (again, _) = boot_minion(Some(kept_by(&first)), answers(&["10.0.0.4"]), SELF);
+    assert!(env_of(&again).contains("IPALLOC_INIT=observer\nKUBE_PEERS=\"10.0.0.4\"\n"));
+}
+
+#[test]
+fn a_rebooted_core_member_with_another_address_observes() {
+    let (first, _) = boot_minion(None, answers(&["10.0.0.1", SELF, "10.0.0.3"]), SELF);
+    let (again, state) = boot_minion(
+        Some(kept_by(&first)),
+        answers(&["10.0.0.1", "10.0.0.3", "10.0.0.9"]),
+        "10.0.0.9",
+    );
+    assert!(env_of(&again).contains("IPALLOC_INIT=observer\n"));
+    let why = state.weave.and_then(|d| d.after_reboot).expect("a note");
+    assert!(why.contains("10.0.0.2, which is no longer"), "{why}");
+}
+
+#[test]
+fn a_decision_kept_for_another_cluster_is_set_aside_and_said_so() {
+    let (first, _) = boot_minion(
+        None,
+        answers(&["10.0.0.1", SELF, "10.0.0.3", "10.0.0.4"]),
+        SELF,
+    );
+    let KeptWeave::Found(mut kept) = kept_by(&first) else {
+        panic!("found")
+    };
+    kept.cluster = "staging".into();
+    let (again, state) = boot_minion(
+        Some(KeptWeave::Found(kept)),
+        answers(&["10.0.0.1", SELF, "10.0.0.3"]),
+        SELF,
+    );
+    assert!(env_of(&again).contains("IPALLOC_INIT=consensus=3\n"));
+    let why = state.weave.and_then(|d| d.after_reboot).expect("a note");
+    assert!(why.contains("cluster staging, not prod"), "{why}");
+}
+
+#[test]
+fn an_unreadable_kept_decision_blocks_instead_of_deciding_afresh() {
+    let reason =
+        "/var/lib/k8s-agent/weave-decision.json: not a kept Weave decision: EOF".to_string();
+    let (actions, state) = boot_minion(
+        Some(KeptWeave::Unreadable { reason }),
+        answers(&["10.0.0.1", SELF, "10.0.0.3"]),
+        SELF,
+    );
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(kind(a), "resolve-minions" | "write-weave-env")),
+        "{actions:?}"
+    );
+    assert_eq!(state.phase, WeavePeers);
+    let blocking = state.blocking.expect("a reason");
+    assert!(
+        blocking.starts_with("blocked: /var/lib/k8s-agent/weave-decision.json: not a kept")
+            && blocking.contains("does not decide afresh")
+            && blocking.contains("restart k8s-agent"),
+        "{blocking}"
+    );
+}
+
+#[test]
+fn the_kept_decision_survives_the_state_file_round_trip() {
+    let (first, _) = boot_minion(None, answers(&["10.0.0.1", SELF, "10.0.0.3"]), SELF);
+    let state = AgentState::new(T0).with_kept_weave(Some(kept_by(&first)));
+    let json = serde_json::to_string(&state).expect("json");
+    let back: AgentState = serde_json::from_str(&json).expect("parsed");
+    assert_eq!(back, state);
 }
