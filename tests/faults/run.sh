@@ -16,8 +16,14 @@
 #     error, state.json stays whole; space freed → it resumes Ready, untouched
 #   the role file edited, then removed, after Ready                                 → status warns, nothing is done
 #   the agent SIGKILLed in every phase a booting minion passes                      → each time resumed, same result
+#   D-Bus restarted on its own while a booting minion starts its units (opt-in: K8S_FAULTS_DBUS=1, an open
+#     finding)                                                                      → Ready, no unit started twice
+#   a core minion rebooted; an observer rebooted while the core record lists exactly
+#     N with it                                                                     → the same vote / still observes
+#   the master rebooted after the minions joined; then a new minion                 → Ready, PKI kept; it joins
 # The clock stepped back and forward is covered in the pure core (agent/src/pure/plan/tests.rs: a clock that jumps);
-# nspawn nodes share the host's clock. A minion reboot (its /run gone) is not here: see README "Faults".
+# nspawn nodes share the host's clock. Reboots: demo/local-cluster.sh reboot (tests/nspawn/node.sh: a real
+# `systemctl reboot`, the node's disk kept, /run new).
 # shellcheck disable=SC2016,SC2034 # within() evals code later: single quotes and variables read there on purpose
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -208,6 +214,69 @@ check "$killer: systemd restarted the agent (NRestarts $(prop "$killer" k8s-agen
 check "$killer: the agent knows it was restarted ($(json "$killer" | field restarts))" [ "$(json "$killer" | field restarts)" -ge 1 ]
 check "$killer: no unit restarted (NRestarts 0)" no_restarts "$killer"
 check "$killer: a Weave observer peering with the core" grep -q '^IPALLOC_INIT=observer' <(inside "$killer" cat /run/k8s-agent/weave.env)
+
+# --- 8. D-Bus restarted while a booting minion starts its units (opt-in: K8S_FAULTS_DBUS=1) ---------------
+# OPEN finding (README "Faults"): after `systemctl restart dbus` in import-images the agent logged "D-Bus error
+# talking to systemd" once and the minion was not Ready 120 s later (no agent restart). Kept out of the default run
+# until fixed, so CI stays a gate for what works; run it with K8S_FAULTS_DBUS=1.
+if [ "${K8S_FAULTS_DBUS:-0}" = 1 ]; then
+dbus_node=$($LC add-minion --no-wait 2>>"$work/add.log" | tail -n 1)
+if within 120 'case "$(phase_of "$dbus_node")" in start-runtime|import-images|start-units|kubelet-bootstrap) true ;; *) false ;; esac'; then
+  dbus_phase=$(phase_of "$dbus_node")
+  inside "$dbus_node" systemctl restart dbus.service
+  verdict "D-Bus restarted on its own" "$dbus_phase" "the booting minion still reaches Ready, no unit started twice" \
+    within 120 '[ "$(json "$dbus_node" | field condition)" = ready ]'
+  echo "    $dbus_node: agent restarts $(json "$dbus_node" | field restarts), journal: $(inside "$dbus_node" journalctl -b -u k8s-agent --no-pager -o cat 2>/dev/null | grep -m1 -i -e 'bus' -e 'dbus' || echo '(nothing about the bus)')"
+  check "$dbus_node: no unit restarted (NRestarts 0)" no_restarts "$dbus_node"
+else
+  bad "$dbus_node never reached a unit-starting phase: $(phase_of "$dbus_node")"
+fi
+fi
+
+# --- 9. a minion rebooted (its /run gone, its disk kept) ---------------------------------------------------
+ip_of() { awk -v n="$1" '$1 == n { print $3 }' /run/k8s-local/nodes; }
+boot_id() { inside "$1" cat /proc/sys/kernel/random/boot_id; }
+# A core member: votes again with exactly the set it voted with, without a new decision.
+peers1=$(inside minion1 grep '^KUBE_PEERS=' /run/k8s-agent/weave.env)
+boot1=$(boot_id minion1)
+$LC reboot minion1 >"$work/reboot.log" 2>&1 || cat "$work/reboot.log"
+core_votes_again() {
+  local env
+  env=$(inside minion1 cat /run/k8s-agent/weave.env) &&
+    [ "$(boot_id minion1)" != "$boot1" ] && [ "$(json minion1 | field condition)" = ready ] &&
+    grep -q '^IPALLOC_INIT=consensus=2$' <<<"$env" && grep -qxF "$peers1" <<<"$env" &&
+    grep -q '^# After a reboot: voted on an earlier boot' <<<"$env"
+}
+verdict "minion rebooted (a core member)" "ready → a new boot" \
+  "Ready again; the same vote (consensus=2, the same peers) from /var/lib/k8s-agent, not a new decision" core_votes_again
+echo "    $(grep -m1 'rebooted and Ready again' "$work/reboot.log" || tail -n 1 "$work/reboot.log")"
+# An observer rebooted while the core record lists exactly N with itself among them (a core member died and
+# the record changed): a first boot would vote now, with a set that is not the core's. It must observe.
+obs_ip=$(ip_of "$killer")
+$LC dns set weave-core "$(ip_of minion1)" "$obs_ip"
+$LC reboot "$killer" >"$work/reboot.log" 2>&1 || cat "$work/reboot.log"
+observer_stays() {
+  local env
+  env=$(inside "$killer" cat /run/k8s-agent/weave.env) && [ "$(json "$killer" | field condition)" = ready ] &&
+    grep -q '^IPALLOC_INIT=observer$' <<<"$env" && grep -q '^# After a reboot: an observer on an earlier boot stays' <<<"$env"
+}
+verdict "minion rebooted (an observer), the core record now listing exactly N with it" "ready → a new boot" \
+  "Ready again, still an observer (never votes with another view); says why in weave.env and status" observer_stays
+echo "    $killer: $(inside "$killer" /usr/bin/k8s-agent status --no-units | grep -m1 'after a reboot' || echo '(no after-reboot line)')"
+$LC dns set weave-core "$(ip_of minion1)" "$(ip_of minion2)"
+
+# --- 10. the master rebooted after the minions joined ------------------------------------------------------
+marks2=$(unit_marks minion2)
+$LC reboot master >"$work/reboot.log" 2>&1 || cat "$work/reboot.log"
+master_back() { within 60 '[ "$(json master | field condition)" = ready ]' && [ "$(json minion2 | field condition)" = ready ]; }
+verdict "master rebooted after the minions joined" "ready → a new boot" \
+  "the master Ready again with its PKI and join objects kept; minions untouched" master_back
+check "minion2: nothing restarted through the master's reboot" [ "$(unit_marks minion2)" = "$marks2" ]
+check "master: its PKI was kept, not made again ($(json master | field join.pki_written))" \
+  [ -z "$(json master | field join.pki_written | tr -d '[]')" ]
+late=$($LC add-minion --no-wait 2>>"$work/add.log" | tail -n 1)
+verdict "a minion added after the master's reboot" discovery "joins through the rebooted master (same CA, same token)" \
+  within 120 '[ "$(json "$late" | field condition)" = ready ]'
 
 for n in master minion1 minion2; do check "$n: state.json is whole" state_whole "$n"; done
 $LC down >/dev/null 2>&1
