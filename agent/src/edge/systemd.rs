@@ -61,7 +61,7 @@ pub const RESULT_AGENT_TIMEOUT: &str = "agent-timeout";
 /// Result reported when a `Condition*=` of the unit was not met (job `done`, unit inactive, `ConditionResult=no`).
 pub const RESULT_CONDITION_FAILED: &str = "condition-failed";
 /// Result reported when the bus connection failed while starting the unit.
-pub const RESULT_BUS_ERROR: &str = "bus-error";
+pub const RESULT_BUS_ERROR: &str = crate::plan::UNIT_RESULT_BUS_ERROR;
 /// Result reported when systemd refused `StartUnit` for a loaded unit (e.g. `RefuseManualStart=yes`).
 pub const RESULT_REFUSED: &str = "refused";
 /// State reported for fields that could not be read.

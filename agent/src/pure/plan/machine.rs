@@ -194,6 +194,16 @@ impl Step {
                 },
             ) => {
                 self.record_started(&already_started);
+                if failure.is_bus_error() {
+                    // The connection, not the unit: the executor connects again; the units not started yet are
+                    // started on the retry (those started stay started).
+                    let reason = format!(
+                        "the D-Bus connection to systemd failed while starting {} — hint: is dbus running? \
+                         (`systemctl status dbus`); connecting again and retrying",
+                        failure.unit
+                    );
+                    return self.wait(RetryPolicy::Error, reason, None);
+                }
                 self.s.unit_failures.push(failure.clone());
                 self.fail(unit_failed_reason(&failure))
             }

@@ -224,6 +224,10 @@ pub enum ProbeResult {
     Timeout,
 }
 
+/// The [`UnitFailure::result`] the systemd edge reports when the bus connection failed: the unit's own state is not
+/// known, so it is retried, not taken as the unit's failure.
+pub const UNIT_RESULT_BUS_ERROR: &str = "bus-error";
+
 /// A unit that did not start: systemd's view of it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UnitFailure {
@@ -232,6 +236,13 @@ pub struct UnitFailure {
     pub sub_state: String,
     /// The unit's `Result` property (`exit-code`, `timeout`, …) or the job result.
     pub result: String,
+}
+
+impl UnitFailure {
+    /// The agent lost its bus connection (e.g. dbus restarted): nothing is known about the unit itself.
+    pub fn is_bus_error(&self) -> bool {
+        self.result == UNIT_RESULT_BUS_ERROR
+    }
 }
 
 /// How one join object fared ([`Action::EnsureJoinObjects`]).

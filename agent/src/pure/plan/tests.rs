@@ -2437,3 +2437,46 @@ fn the_kept_decision_survives_the_state_file_round_trip() {
     let back: AgentState = serde_json::from_str(&json).expect("parsed");
     assert_eq!(back, state);
 }
+
+#[test]
+fn a_lost_bus_connection_while_starting_units_is_retried_not_a_failure() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, StartUnits));
+    let node_units = group(NodeRole::Minion, UnitStage::Node);
+    assert!(node_units.len() >= 2, "{node_units:?}");
+    let action = run.feed(Observation::UnitFailed {
+        already_started: node_units[..1].to_vec(),
+        failure: UnitFailure {
+            unit: node_units[1].clone(),
+            active_state: "unknown".into(),
+            sub_state: "unknown".into(),
+            result: UNIT_RESULT_BUS_ERROR.into(),
+        },
+    });
+    let Action::Wait {
+        reason,
+        retry_after,
+    } = &action
+    else {
+        panic!("{action:?}")
+    };
+    assert!(
+        reason.contains("D-Bus connection to systemd failed") && reason.contains("retrying"),
+        "{reason}"
+    );
+    assert_eq!(run.state.phase, StartUnits);
+    assert!(run.state.unit_failures.is_empty());
+    run.advance(retry_after.as_millis() as u64);
+    assert_eq!(
+        run.feed(Observation::Tick),
+        Action::StartUnits {
+            units: node_units[1..].to_vec()
+        },
+        "the rest, not the unit already started"
+    );
+    // A unit's own failure still stops the agent.
+    let failed = run.feed(Observation::UnitFailed {
+        already_started: vec![],
+        failure: kubelet_failed(),
+    });
+    assert_eq!(kind(&failed), "fail");
+}
