@@ -189,6 +189,10 @@ fn write_units(dir: &Path) {
             "k8s-test-slow.service",
             "[Service]\nType=oneshot\nExecStart=/bin/sleep 60\n",
         ),
+        (
+            "k8s-test-two-seconds.service",
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 2\n",
+        ),
     ];
     for (name, text) in files {
         let path = dir.join(name);
@@ -441,6 +445,84 @@ async fn cases(node: &Node) {
         )),
         "(g)"
     );
+
+    daemon_reexec_cases(node, &client).await;
+}
+
+/// `systemctl daemon-reexec` inside the node, on a blocking thread (the reexec takes systemd off the bus for a
+/// moment; the client's connection to dbus-daemon stays).
+async fn daemon_reexec(node: &Node) -> String {
+    let leader = node.leader.to_string();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("nsenter")
+            .args(["-t", &leader, "-a", "--", "systemctl", "daemon-reexec"])
+            .output()
+            .expect("nsenter systemctl daemon-reexec");
+        format!(
+            "{}{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+    .await
+    .expect("join daemon-reexec")
+}
+
+async fn daemon_reexec_cases(node: &Node, client: &SystemdClient) {
+    // (h) systemd re-executes while a start job is pending: the job survives the reexec (systemd serializes it);
+    // its JobRemoved may be sent before systemd is back on the bus, so the client must not depend on that signal
+    // alone. The start is reported as started, not as a timeout.
+    let two = names(&["k8s-test-two-seconds.service"]);
+    let t = Instant::now();
+    let (outcome, reexec) = tokio::join!(client.start_units(&two, TIMEOUT), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        daemon_reexec(node).await
+    });
+    eprintln!("(h) daemon-reexec: {reexec}");
+    assert_eq!(outcome, Ok(two.clone()), "(h) after {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < TIMEOUT,
+        "(h) the missed signal was noticed: {:?}",
+        t.elapsed()
+    );
+
+    // (i) Start calls racing a reexec: each is started, or a bus error the agent retries — never a refusal or a
+    // timeout, which the agent would report as the unit's failure.
+    let oneshot = names(&["k8s-test-oneshot.service"]);
+    for round in 0..4 {
+        let reexec = tokio::spawn({
+            let leader = node.leader;
+            async move {
+                tokio::time::sleep(Duration::from_millis(20 * round)).await;
+                let out = tokio::task::spawn_blocking(move || {
+                    Command::new("nsenter")
+                        .args(["-t", &leader.to_string(), "-a", "--"])
+                        .args(["systemctl", "daemon-reexec"])
+                        .status()
+                })
+                .await;
+                format!("{out:?}")
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut calls = 0;
+        while Instant::now() < deadline {
+            calls += 1;
+            match client.start_units(&oneshot, TIMEOUT).await {
+                Ok(started) => assert_eq!(started, oneshot, "(i) round {round}"),
+                Err((_, failure)) => assert!(
+                    failure.is_bus_error(),
+                    "(i) round {round} call {calls}: {failure:?}: {}",
+                    explain(&failure)
+                ),
+            }
+        }
+        eprintln!(
+            "(i) round {round}: {calls} calls, {}",
+            reexec.await.expect("join")
+        );
+    }
 }
 
 /// Needs no container: a bus that is not there is a clear error naming the address.

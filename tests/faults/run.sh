@@ -69,7 +69,7 @@ fault_while_booting() { # fault expected command...
   phase=$(phase_of "$node")
   inside "$node" "$@"
   verdict "$fault" "$phase" "$expected" within 120 '[ "$(json "$node" | field condition)" = ready ]'
-  echo "    $node: $(json "$node" | field phase), agent restarts $(json "$node" | field restarts): $(json "$node" | field blocking)"
+  echo "    $node: $(json "$node" | field phase), agent restarts $(json "$node" | field restarts): $(json "$node" | field blocking)$(json "$node" | field failure)"
   check "$node: no unit restarted (NRestarts 0)" no_restarts "$node"
 }
 # One fault's verdict: records the row and counts it.

@@ -47,6 +47,13 @@ const SYSTEMD_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER_INTERFACE: &str = "org.freedesktop.systemd1.Manager";
 const UNIT_INTERFACE: &str = "org.freedesktop.systemd1.Unit";
 const PROPERTIES_INTERFACE: &str = "org.freedesktop.DBus.Properties";
+const JOB_INTERFACE: &str = "org.freedesktop.systemd1.Job";
+/// How often a pending start job is looked up, in case its `JobRemoved` signal never comes (systemd sends it only
+/// while it is on the bus; a job that finishes while systemd re-executes is announced to nobody).
+const JOB_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// The job result assumed for a job gone without a signal: [`classify`] then reads the unit's state (a failed unit
+/// is still a failure, a skipped one still `condition-failed`).
+const MISSED_JOB_RESULT: &str = "done";
 /// The system bus's standard address (what `zbus::Connection::system` uses unless `DBUS_SYSTEM_BUS_ADDRESS` is set).
 const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 /// Bound on every single D-Bus method call (systemd answers in milliseconds unless it hangs).
@@ -202,7 +209,7 @@ pub fn explain(failure: &UnitFailure) -> String {
         ),
         RESULT_BUS_ERROR => {
             format!(
-                "{unit}: the D-Bus connection to systemd failed while starting it — hint: is dbus running?"
+                "{unit}: systemd could not be reached over D-Bus while starting it (re-executing, or the bus restarted) — hint: is dbus running?"
             )
         }
         "dependency" => format!(
@@ -432,19 +439,34 @@ impl SystemdClient {
         let mut signals = MessageStream::for_match_rule(rule, &self.conn, Some(JOB_SIGNAL_QUEUE))
             .await
             .map_err(StartError::Bus)?;
-        let job =
-            self.manager
-                .start_unit(unit, Mode::Replace)
-                .await
-                .map_err(|error| match error {
-                    zbus::Error::MethodError(..) | zbus::Error::FDO(_) => {
-                        StartError::Refused(error)
-                    }
-                    other => StartError::Bus(other),
-                })?;
+        let job = self
+            .manager
+            .start_unit(unit, Mode::Replace)
+            .await
+            .map_err(|error| {
+                if systemd_refused(&error) {
+                    StartError::Refused(error)
+                } else {
+                    StartError::Bus(error)
+                }
+            })?;
         tracing::debug!(%unit, job = %job.as_str(), "start job queued");
         loop {
-            let message = match next_message(&mut signals).await {
+            let next = tokio::select! {
+                next = next_message(&mut signals) => next,
+                () = tokio::time::sleep(JOB_CHECK_INTERVAL) => {
+                    if self.job_exists(&job).await == Some(false) {
+                        // Gone without its JobRemoved (sent while systemd re-executed, off the bus): judged from
+                        // the unit's state by `classify`, as a finished job.
+                        tracing::info!(%unit, job = %job.as_str(),
+                            "the start job is gone and its JobRemoved signal was not seen (did systemd re-execute?); \
+                             judging the start by the unit's state");
+                        return Ok(MISSED_JOB_RESULT.to_owned());
+                    }
+                    continue;
+                }
+            };
+            let message = match next {
                 Some(Ok(message)) => message,
                 Some(Err(error)) => return Err(StartError::Bus(error)),
                 None => {
@@ -463,6 +485,22 @@ impl SystemdClient {
             if args.job().as_str() == job.as_str() {
                 return Ok(args.result().to_string());
             }
+        }
+    }
+
+    /// Whether systemd still has the job: `Some(false)` when it says the object is unknown, `None` when it cannot
+    /// be asked (off the bus for a moment).
+    async fn job_exists(&self, job: &ObjectPath<'_>) -> Option<bool> {
+        match self.get_property(job, JOB_INTERFACE, "State").await {
+            Ok(_) => Some(true),
+            Err(error) => match error_name(&error) {
+                Some(
+                    "org.freedesktop.DBus.Error.UnknownObject"
+                    | "org.freedesktop.DBus.Error.UnknownInterface"
+                    | "org.freedesktop.systemd1.NoSuchJob",
+                ) => Some(false),
+                _ => None,
+            },
         }
     }
 
@@ -549,6 +587,43 @@ async fn next_message(stream: &mut MessageStream) -> Option<zbus::Result<zbus::M
     std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
 }
 
+/// Whether an error answer to a call to systemd is systemd's own refusal (no such unit, masked, access denied, …)
+/// rather than the bus answering for a systemd that is not there.
+///
+/// While systemd re-executes (`systemctl daemon-reexec`, a package upgrade) it leaves the bus for a moment, and
+/// dbus-daemon answers calls to it itself: `NoReply` for a call systemd had not answered when it left,
+/// `ServiceUnknown`/`NameHasNoOwner` while its name has no owner. Those say nothing about the unit and pass once
+/// systemd is back, so they are bus errors (retried), not the unit's failure.
+fn systemd_refused(error: &zbus::Error) -> bool {
+    match error {
+        zbus::Error::MethodError(name, _, message) => {
+            is_refusal(name.as_str(), message.header().sender().map(|s| s.as_str()))
+        }
+        zbus::Error::FDO(fdo) => is_refusal(zbus::DBusError::name(fdo.as_ref()).as_str(), None),
+        _ => false,
+    }
+}
+
+/// The decision behind [`systemd_refused`], on the error's name and the sender of the error message.
+pub fn is_refusal(error_name: &str, sender: Option<&str>) -> bool {
+    const ANSWERED_BY_THE_BUS: &[&str] = &[
+        "org.freedesktop.DBus.Error.NoReply",
+        "org.freedesktop.DBus.Error.ServiceUnknown",
+        "org.freedesktop.DBus.Error.NameHasNoOwner",
+        "org.freedesktop.DBus.Error.Disconnected",
+        "org.freedesktop.DBus.Error.Timeout",
+        "org.freedesktop.DBus.Error.TimedOut",
+        "org.freedesktop.DBus.Error.LimitsExceeded",
+        "org.freedesktop.DBus.Error.NoMemory",
+    ];
+    if sender == Some("org.freedesktop.DBus") {
+        // dbus-daemon itself answered: systemd never saw the call.
+        return false;
+    }
+    !(ANSWERED_BY_THE_BUS.contains(&error_name)
+        || error_name.starts_with("org.freedesktop.DBus.Error.Spawn."))
+}
+
 fn error_name(error: &zbus::Error) -> Option<&str> {
     match error {
         zbus::Error::MethodError(name, _, _) => Some(name.as_str()),
@@ -611,6 +686,34 @@ mod tests {
             active_enter_timestamp_us: 0,
             inactive_exit_timestamp_us: 0,
         }
+    }
+
+    #[test]
+    fn errors_the_bus_gives_for_an_absent_systemd_are_not_refusals() {
+        // systemd's own answers: the unit's failure.
+        for name in [
+            "org.freedesktop.systemd1.NoSuchUnit",
+            "org.freedesktop.systemd1.UnitMasked",
+            "org.freedesktop.DBus.Error.AccessDenied",
+            "org.freedesktop.DBus.Error.InvalidArgs",
+        ] {
+            assert!(is_refusal(name, Some(":1.0")), "{name}");
+        }
+        // dbus-daemon answering for a systemd that is re-executing (seen with `systemctl daemon-reexec`).
+        for name in [
+            "org.freedesktop.DBus.Error.NoReply",
+            "org.freedesktop.DBus.Error.ServiceUnknown",
+            "org.freedesktop.DBus.Error.NameHasNoOwner",
+            "org.freedesktop.DBus.Error.Spawn.ChildExited",
+        ] {
+            assert!(!is_refusal(name, Some(":1.0")), "{name}");
+            assert!(!is_refusal(name, None), "{name}");
+        }
+        // Whatever dbus-daemon itself sends, systemd never saw the call.
+        assert!(!is_refusal(
+            "org.freedesktop.DBus.Error.AccessDenied",
+            Some("org.freedesktop.DBus")
+        ));
     }
 
     fn failure(active: &str, sub: &str, result: &str) -> UnitFailure {

@@ -198,8 +198,9 @@ impl Step {
                     // The connection, not the unit: the executor connects again; the units not started yet are
                     // started on the retry (those started stay started).
                     let reason = format!(
-                        "the D-Bus connection to systemd failed while starting {} — hint: is dbus running? \
-                         (`systemctl status dbus`); connecting again and retrying",
+                        "systemd could not be reached over D-Bus while starting {} (systemd re-executing, or the \
+                         bus restarted) — hint: if this lasts, is dbus running? (`systemctl status dbus`); \
+                         connecting again and retrying",
                         failure.unit
                     );
                     return self.wait(RetryPolicy::Error, reason, None);
