@@ -11,6 +11,7 @@
 #   no DNS server and no masters record while a new minion resolves, both back      → it backs off, then joins
 #   the master's API server stopped after the minions are Ready, and an agent
 #     restarted during the outage                                                   → minions stay Ready, untouched
+#   the master's API server flapping (4 × down 2 s, up 2 s) while a minion joins      → it waits, then Ready
 #   systemctl daemon-reexec on a Ready minion, and on a minion while it boots       → Ready, no unit started twice
 #   /run filled on a Ready minion, then its agent restarted                         → the agent stops with the write
 #     error, state.json stays whole; space freed → it resumes Ready, untouched
@@ -147,6 +148,37 @@ verdict "master's API server stopped after join; minion2's agent restarted durin
 check "minion1 stayed Ready through the outage" [ "$(json minion1 | field condition)" = ready ]
 inside master systemctl start kube-apiserver.service
 check "the master is Ready again after its API server is back" within 60 '[ "$(json master | field condition)" = ready ]'
+
+# --- 3b. the master's API server flapping (down 2 s, up 2 s, four times) while a new minion joins --------------
+flap() {
+  local _
+  for _ in 1 2 3 4; do
+    inside master systemctl stop kube-apiserver.service
+    sleep 2
+    inside master systemctl start kube-apiserver.service
+    sleep 2
+  done
+}
+flapper=$($LC add-minion --no-wait 2>>"$work/add.log" | tail -n 1)
+within 60 '[ -n "$(phase_of "$flapper")" ]' || true
+flap &
+flapping=$!
+flap_phases=()
+flap_reason=""
+while kill -0 "$flapping" 2>/dev/null; do
+  p=$(phase_of "$flapper" 2>/dev/null || true)
+  [ -z "$p" ] || [[ " ${flap_phases[*]} " == *" $p "* ]] || flap_phases+=("$p")
+  r=$(json "$flapper" | field blocking)
+  [ -n "$flap_reason" ] || ! grep -qi 'masters.local.k8s\|refused\|api' <<<"$r" || flap_reason=$r
+  sleep 0.3
+done
+wait "$flapping"
+verdict "master's API server flapping (down 2 s, up 2 s, 4 times)" "${flap_phases[*]:-none}" \
+  "the joining minion waits through each outage and reaches Ready; the master Ready again" \
+  within 120 '[ "$(json "$flapper" | field condition)" = ready ] && [ "$(json master | field condition)" = ready ]'
+echo "    while down: ${flap_reason:-(the agent of the minion saw no outage)}"
+check "$flapper: no unit restarted (NRestarts 0)" no_restarts "$flapper"
+check "minion1: nothing restarted through the flapping" [ "$(unit_marks minion1)" = "$marks1" ]
 
 # --- 4. systemd re-executes: on a Ready minion, and on a minion while it boots ------------------------------
 inside minion1 systemctl daemon-reexec

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh [--seconds S | --runs N] [TARGET...]: builds the fuzz targets of fuzz/ (libFuzzer through
+# tests/fuzz/run.sh [--seconds S | --runs N | --minimise] [TARGET...]: builds the fuzz targets of fuzz/ (libFuzzer through
 # libfuzzer-sys, coverage-guided) on the STABLE toolchain and runs each one, then prints a table: target, executions,
 # seconds, executions/s, peak RSS, crashes.
 #
@@ -12,12 +12,15 @@
 #
 # Corpora live in fuzz/corpus/<target>/ (seeds committed; a run adds what it finds). Crashes go to
 # fuzz/artifacts/<target>/ and fail the run (exit 1). Default: 20 s per target (CI's short round); the long round is
-# `tests/fuzz/run.sh --runs 10000000`.
+# `tests/fuzz/run.sh --runs 10000000`. `--minimise` shrinks each corpus instead of fuzzing (libFuzzer -merge=1:
+# the fewest inputs that keep all the coverage the corpus reached), so what a long round found can be committed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=(-max_total_time=20)
 if [ "${1:-}" = --seconds ]; then mode=(-max_total_time="$2"); shift 2; fi
 if [ "${1:-}" = --runs ]; then mode=(-runs="$2"); shift 2; fi
+minimise=no
+if [ "${1:-}" = --minimise ]; then minimise=yes; shift; fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^k8s-image-fuzz$')
@@ -33,6 +36,27 @@ echo "fuzz: building ${#targets[@]} targets (stable $(rustc --version | cut -d' 
 # runtime to link the coverage callbacks against).
 triple=$(rustc -vV | sed -n 's/^host: //p')
 cargo build --release --locked --manifest-path fuzz/Cargo.toml --target "$triple" --bins >&2
+
+if [ "$minimise" = yes ]; then
+  printf '%-18s %16s %16s\n' target "inputs before" "inputs after"
+  for t in "${targets[@]}"; do
+    dir=fuzz/corpus/$t
+    merged=$(mktemp -d)
+    before="$(find "$dir" -type f | wc -l) ($(du -sh "$dir" | cut -f1))"
+    "$CARGO_TARGET_DIR/$triple/release/$t" -merge=1 -max_len=65536 -timeout=10 -rss_limit_mb=1024 \
+      -malloc_limit_mb=512 "$merged" "$dir" >"$merged.log" 2>&1 || {
+      echo "fuzz: merging $dir failed; last lines:" >&2
+      tail -n 20 "$merged.log" >&2
+      exit 1
+    }
+    # The merged set replaces the corpus (same file names: libFuzzer names inputs by their SHA-1).
+    find "$dir" -type f -delete
+    cp "$merged"/* "$dir"/
+    printf '%-18s %16s %16s\n' "$t" "$before" "$(find "$dir" -type f | wc -l) ($(du -sh "$dir" | cut -f1))"
+    rm -rf "$merged" "$merged.log"
+  done
+  exit 0
+fi
 
 status=0
 printf '%-18s %14s %8s %12s %9s %8s  %s\n' target executions seconds "execs/s" "peak RSS" crashes notes
