@@ -1,10 +1,8 @@
-//! Fuzz target: finding a file's checksum in a published checksum file (`.sha256`, `SHA256SUMS`, BSD style).
+//! Fuzz target `checksum_file` (libFuzzer): the body is `fuzz/bodies/checksum_file.rs`, shared with the corpus replay in
+//! `cargo test`.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    for name in ["kubelet", "etcd-v3.5.16-linux-amd64.tar.gz", ""] {
-        let _ = imagebuilder::checksum::find_in_checksum_file(&text, name);
-    }
-});
+#[path = "../bodies/checksum_file.rs"]
+mod body;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

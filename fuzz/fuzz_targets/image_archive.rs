@@ -1,16 +1,8 @@
-//! Fuzz target: the image archive verifier (`imagebuilder::oci::verify::verify_image_archive`) on arbitrary tar
-//! bytes — members, index.json, manifests, configs and blobs are all attacker-controlled.
+//! Fuzz target `image_archive` (libFuzzer): the body is `fuzz/bodies/image_archive.rs`, shared with the corpus replay in
+//! `cargo test`.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use std::io::Write;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(mut file) = tempfile::NamedTempFile::new() else {
-        return;
-    };
-    if file.write_all(data).is_err() {
-        return;
-    }
-    let digest = format!("sha256:{}", "0".repeat(64));
-    let _ = imagebuilder::oci::verify::verify_image_archive(file.path(), &digest, "amd64");
-});
+#[path = "../bodies/image_archive.rs"]
+mod body;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

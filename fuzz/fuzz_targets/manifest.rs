@@ -1,17 +1,8 @@
-//! Fuzz target: the TOML manifest parser and its checks (`imagebuilder::manifest::Manifest::parse`), including the
-//! line:column rendering of its errors.
+//! Fuzz target `manifest` (libFuzzer): the body is `fuzz/bodies/manifest.rs`, shared with the corpus replay in
+//! `cargo test`.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    match imagebuilder::manifest::Manifest::parse(
-        std::path::Path::new("/fuzz/manifest.toml"),
-        &text,
-    ) {
-        Ok(_) => {}
-        Err(e) => {
-            let _ = e.to_string();
-        }
-    }
-});
+#[path = "../bodies/manifest.rs"]
+mod body;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

@@ -1,24 +1,8 @@
-//! Fuzz target: the role file parser (`k8s_agent::role_file::parse_role_file`) for both roles, the redacted
-//! rendering of whatever it accepts, and the TSIG key file parser (`DNS_UPDATE_TSIG_FILE`, also from user data).
-//! Any panic, hang or runaway allocation is a finding.
+//! Fuzz target `role_file` (libFuzzer): the body is `fuzz/bodies/role_file.rs`, shared with the corpus replay in
+//! `cargo test`.
 #![no_main]
-use k8s_agent::node_role::NodeRole;
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    for (path, role) in [
-        ("/etc/sysconfig/kubernetes-minions", NodeRole::Minion),
-        ("/etc/sysconfig/kubernetes-masters", NodeRole::Master),
-    ] {
-        if let Ok(config) =
-            k8s_agent::role_file::parse_role_file(std::path::Path::new(path), role, &text)
-        {
-            let _ = config.redacted_lines();
-        }
-    }
-    if let Ok(name) = k8s_agent::role_file::DnsName::parse("k8s-agent") {
-        use k8s_agent::pure::dns_update::{TsigAlgorithmName, parse_key_file};
-        let _ = parse_key_file(&text, &name, TsigAlgorithmName::HmacSha256);
-    }
-});
+#[path = "../bodies/role_file.rs"]
+mod body;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));
