@@ -54,6 +54,8 @@ const JOB_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// The job result assumed for a job gone without a signal: [`classify`] then reads the unit's state (a failed unit
 /// is still a failure, a skipped one still `condition-failed`).
 const MISSED_JOB_RESULT: &str = "done";
+/// How long a `JobRemoved` is still waited for once systemd said the job is gone.
+const MISSED_JOB_GRACE: Duration = Duration::from_millis(500);
 /// The system bus's standard address (what `zbus::Connection::system` uses unless `DBUS_SYSTEM_BUS_ADDRESS` is set).
 const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 /// Bound on every single D-Bus method call (systemd answers in milliseconds unless it hangs).
@@ -451,11 +453,15 @@ impl SystemdClient {
                 }
             })?;
         tracing::debug!(%unit, job = %job.as_str(), "start job queued");
+        // A deadline, not a sleep per message: other jobs' signals must not keep postponing the check.
+        let mut check_at = tokio::time::Instant::now() + JOB_CHECK_INTERVAL;
+        let mut job_gone = false;
         loop {
             let next = tokio::select! {
+                biased;
                 next = next_message(&mut signals) => next,
-                () = tokio::time::sleep(JOB_CHECK_INTERVAL) => {
-                    if self.job_exists(&job).await == Some(false) {
+                () = tokio::time::sleep_until(check_at) => {
+                    if job_gone {
                         // Gone without its JobRemoved (sent while systemd re-executed, off the bus): judged from
                         // the unit's state by `classify`, as a finished job.
                         tracing::info!(%unit, job = %job.as_str(),
@@ -463,6 +469,12 @@ impl SystemdClient {
                              judging the start by the unit's state");
                         return Ok(MISSED_JOB_RESULT.to_owned());
                     }
+                    job_gone = self.job_exists(&job).await == Some(false);
+                    // Once systemd said the job is gone, only a JobRemoved already on its way is waited for: systemd
+                    // sends the signal before the answer that says the job is gone, so it is in the stream by now if
+                    // it was sent at all.
+                    check_at = tokio::time::Instant::now()
+                        + if job_gone { MISSED_JOB_GRACE } else { JOB_CHECK_INTERVAL };
                     continue;
                 }
             };
