@@ -5,7 +5,7 @@
 #
 #   tests/faults/soak.sh [--rounds N] [--until-fail] [--keep DIR]
 #
-#   --rounds N      how many rounds (default 5; one round takes about 7 min on 2 cores)
+#   --rounds N      how many rounds (default 5; one round takes about 4 min on 2 cores)
 #   --until-fail    stop after the first round with a failure
 #   --keep DIR      where each round's full output is kept (default /var/tmp/k8s-fault-soak); a failed round's log
 #                   is named round-N.FAILED.log
