@@ -211,7 +211,8 @@ pub fn explain(failure: &UnitFailure) -> String {
         ),
         RESULT_BUS_ERROR => {
             format!(
-                "{unit}: systemd could not be reached over D-Bus while starting it (re-executing, or the bus restarted) — hint: is dbus running?"
+                "{unit}: systemd could not be reached over D-Bus while starting it (re-executing, or the bus \
+                 restarted) — hint: is dbus running?"
             )
         }
         "dependency" => format!(
@@ -617,7 +618,7 @@ fn systemd_refused(error: &zbus::Error) -> bool {
 }
 
 /// The decision behind [`systemd_refused`], on the error's name and the sender of the error message.
-pub fn is_refusal(error_name: &str, sender: Option<&str>) -> bool {
+fn is_refusal(error_name: &str, sender: Option<&str>) -> bool {
     const ANSWERED_BY_THE_BUS: &[&str] = &[
         "org.freedesktop.DBus.Error.NoReply",
         "org.freedesktop.DBus.Error.ServiceUnknown",
