@@ -58,6 +58,62 @@ pub struct LockedArtifact {
     /// A container image archive: what it is and where it is baked (absent for other artifacts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<LockedImage>,
+    /// A program built from a Go module: how, from what and with what (absent for downloaded artifacts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go: Option<LockedGoBuild>,
+}
+
+/// How a program was built from its Go module: enough to build it again and get the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedGoBuild {
+    /// Module path, e.g. `k8s.io/kubernetes`.
+    pub module: String,
+    /// Module version, e.g. `v1.37.2`.
+    pub version: String,
+    /// The module's go.sum hash (`h1:`), as pinned in the manifest and reported by `go mod download`.
+    pub sum: String,
+    /// Packages built, relative to the module (`.` is its root).
+    pub packages: Vec<String>,
+    /// The published version that replaced the module's in-repository `replace` targets, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_local: Option<String>,
+    /// The Go toolchain, e.g. `go1.26.8`.
+    pub go_version: String,
+    /// `linux/<arch>`.
+    pub target: String,
+    pub cgo_enabled: bool,
+    /// The `go build` flags (`-trimpath`, `-buildvcs=false`, `-tags=…`, `-ldflags=…`).
+    pub flags: Vec<String>,
+    /// With cgo: the C compiler (`gcc (Debian 12.2.0-14+deb12u1) 12.2.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cc: Option<String>,
+    /// Every module linked into the programs, with its go.sum hash, as the binaries' build info records them.
+    pub deps: Vec<LockedGoModule>,
+}
+
+/// One Go module linked into a built program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedGoModule {
+    pub path: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<String>,
+    /// `path version` of the module that replaced it (a `replace` directive), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+}
+
+/// The package URL of a Go module (purl spec, type `golang`): `pkg:golang/k8s.io/kubernetes@v1.37.2`, with the
+/// package as subpath (`#cmd/kubelet`) when given.
+pub fn golang_purl(module: &str, version: &str, package: Option<&str>) -> String {
+    let mut purl = format!("pkg:golang/{module}@{version}");
+    if let Some(p) = package.filter(|p| *p != ".") {
+        purl.push('#');
+        purl.push_str(p);
+    }
+    purl
 }
 
 /// A container image baked into the image (`/usr/share/k8s-image/images/<name>.tar`), imported at boot.

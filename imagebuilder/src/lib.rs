@@ -10,6 +10,8 @@
 
 pub mod checksum;
 pub mod fetch;
+pub mod gobuild;
+pub mod gomod;
 pub mod layer;
 pub mod manifest;
 pub mod oci;
@@ -53,6 +55,8 @@ pub enum BuildError {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Stage(#[from] StageError),
+    #[error(transparent)]
+    Go(#[from] gobuild::GoBuildError),
     #[error(
         "SOURCE_DATE_EPOCH={0:?} is not a number of seconds\n  hint: unset it or set it to e.g. 1767225600"
     )]
@@ -117,6 +121,8 @@ pub struct FetchedArtifact {
     pub checksum: Checksum,
     pub checksum_source: String,
     pub from: FetchedFrom,
+    /// A program built from a Go module: the programs by name and the lock's record of the build.
+    pub go: Option<gobuild::GoBuilt>,
 }
 
 /// Installs rustls' `ring` provider once (reqwest is built without a default provider).
@@ -167,6 +173,12 @@ async fn fetch_one(
             artifact.checksum_label.clone(),
         ),
         ChecksumPin::Registry => return pull_image(fetcher, artifact, arch).await,
+        ChecksumPin::GoModule => {
+            return Err(FetchError::Other {
+                url: artifact.url.clone(),
+                reason: "a Go artifact is built (build_go_all), not downloaded".to_string(),
+            });
+        }
     };
     let (blob, from) = fetcher
         .fetch_verified(&label, &artifact.url, &checksum, &source)
@@ -177,6 +189,7 @@ async fn fetch_one(
         checksum,
         checksum_source: source,
         from,
+        go: None,
     })
 }
 
@@ -249,17 +262,91 @@ async fn pull_image(
         checksum: digest,
         checksum_source: artifact.checksum_label.clone(),
         from,
+        go: None,
     })
 }
 
-/// Fetches and verifies every artifact of `manifest` into the cache. In offline mode, every missing item is
-/// reported at once.
+/// The artifacts that are built from a Go module.
+fn go_artifacts(manifest: &Manifest) -> impl Iterator<Item = &Artifact> {
+    manifest.artifacts.iter().filter(|a| a.go.is_some())
+}
+
+/// Builds every Go artifact of `manifest` (or finds it built in the cache), one after the other (each `go build`
+/// uses every core), on a blocking thread.
+pub async fn build_go_all(
+    manifest: &Manifest,
+    fetcher: &Fetcher,
+    progress: &Progress,
+) -> Result<Vec<FetchedArtifact>, BuildError> {
+    let artifacts: Vec<Artifact> = go_artifacts(manifest).cloned().collect();
+    if artifacts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let env = gobuild::GoEnv::new(&fetcher.cache().root, fetcher.offline());
+    let arch = manifest.arch.as_str();
+    let progress = progress.clone();
+    let task =
+        tokio::task::spawn_blocking(move || {
+            let mut built = Vec::new();
+            for a in artifacts {
+                let go = gobuild::build(&env, &a, arch, &progress)?;
+                let first = go.programs.values().next().cloned().unwrap_or_default();
+                let file = std::fs::File::open(&first).map_err(|e| gobuild::GoBuildError::Io {
+                    path: first.clone(),
+                    reason: e.to_string(),
+                })?;
+                let checksum = checksum::digest_reader(checksum::ChecksumAlgo::Sha256, file)
+                    .map_err(|e| gobuild::GoBuildError::Io {
+                        path: first.clone(),
+                        reason: e.to_string(),
+                    })?;
+                built.push(FetchedArtifact {
+                    checksum_source: a.checksum_label.clone(),
+                    blob: first,
+                    checksum,
+                    from: go.from,
+                    go: Some(go),
+                    artifact: a,
+                });
+            }
+            Ok::<_, gobuild::GoBuildError>(built)
+        });
+    match task.await {
+        Ok(result) => Ok(result?),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Fills the module cache for every Go artifact (`imagebuilder fetch`): compiles nothing.
+pub async fn prefetch_go_all(
+    manifest: &Manifest,
+    fetcher: &Fetcher,
+    progress: &Progress,
+) -> Result<usize, BuildError> {
+    let artifacts: Vec<Artifact> = go_artifacts(manifest).cloned().collect();
+    let env = gobuild::GoEnv::new(&fetcher.cache().root, fetcher.offline());
+    let arch = manifest.arch.as_str();
+    let progress = progress.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        for a in &artifacts {
+            gobuild::prefetch(&env, a, arch, &progress)?;
+        }
+        Ok::<_, gobuild::GoBuildError>(artifacts.len())
+    });
+    match task.await {
+        Ok(result) => Ok(result?),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Fetches and verifies every downloaded artifact of `manifest` into the cache (the Go artifacts are built by
+/// [`build_go_all`]). In offline mode, every missing item is reported at once.
 pub async fn fetch_all(
     manifest: &Manifest,
     fetcher: &Fetcher,
 ) -> Result<Vec<FetchedArtifact>, BuildError> {
     let results: Vec<Result<FetchedArtifact, FetchError>> =
-        futures_util::stream::iter(manifest.artifacts.iter())
+        futures_util::stream::iter(manifest.artifacts.iter().filter(|a| a.go.is_none()))
             .map(|a| fetch_one(fetcher, a, manifest.arch.as_str()))
             .buffered(FETCH_CONCURRENCY)
             .collect()
@@ -323,7 +410,7 @@ fn stage_all(
                         Ok(part)
                     }))
                 }
-                Install::File { .. } | Install::Image { .. } => None,
+                Install::File { .. } | Install::Image { .. } | Install::Programs { .. } => None,
             })
             .collect();
         handles
@@ -361,17 +448,38 @@ fn stage_all(
                     platforms: verified.platforms,
                 });
             }
+            Install::Programs { dir, names, mode } => {
+                let programs = f.go.as_ref().map(|g| &g.programs);
+                for program in names {
+                    let Some(source) = programs.and_then(|p| p.get(program)) else {
+                        return Err(StageError::Content {
+                            reason: format!(
+                                "artifact {:?}: the Go build made no {program}",
+                                a.name
+                            ),
+                        }
+                        .into());
+                    };
+                    let path = format!("{}/{program}", dir.trim_end_matches('/'));
+                    staging.add_file(&path, source, *mode, &a.name)?;
+                }
+            }
             Install::Archive { .. } => {}
         }
+        let go = f.go.as_ref().map(|g| g.lock.clone());
         artifacts.push(LockedArtifact {
             name: a.name.clone(),
             version: a.version.clone(),
             url: a.source_label.clone(),
-            checksum: f.checksum.to_string(),
+            // A Go build's source is pinned by the module's go.sum hash; the programs' sha256 are in `files`.
+            checksum: go
+                .as_ref()
+                .map_or_else(|| f.checksum.to_string(), |g| g.sum.clone()),
             checksum_source: f.checksum_source.clone(),
             standin: a.standin,
             files: vec![],
             image,
+            go,
         });
     }
 
@@ -388,6 +496,7 @@ fn stage_all(
         standin: false,
         files: vec![],
         image: None,
+        go: None,
     });
 
     let content = stage::list_node_content(&opts.content_dir)?;
@@ -448,6 +557,7 @@ fn stage_all(
         standin: false,
         files: vec![],
         image: None,
+        go: None,
     });
 
     for locked in &mut artifacts {
@@ -487,7 +597,15 @@ pub async fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildRepo
     let fetcher = Fetcher::new(opts.fetch.clone(), progress.clone())?;
 
     let started = Instant::now();
-    let fetched = fetch_all(&manifest, &fetcher).await?;
+    let mut fetched = fetch_all(&manifest, &fetcher).await?;
+    fetched.extend(build_go_all(&manifest, &fetcher, progress).await?);
+    // Manifest order: the lock and the SBOM list artifacts as the manifest does.
+    fetched.sort_by_key(|f| {
+        manifest
+            .artifacts
+            .iter()
+            .position(|a| a.name == f.artifact.name)
+    });
     let fetch_time = started.elapsed();
 
     let out_err = |path: &Path| {

@@ -252,12 +252,18 @@ fn run_verify_image(args: VerifyImageArgs) -> anyhow::Result<()> {
 async fn run_fetch(args: FetchArgs) -> anyhow::Result<()> {
     let progress = Progress::for_stderr(args.quiet);
     let manifest = Manifest::load(&args.manifest)?;
-    let fetcher = Fetcher::new(args.options()?, progress)?;
+    let fetcher = Fetcher::new(args.options()?, progress.clone())?;
     let fetched = imagebuilder::fetch_all(&manifest, &fetcher).await?;
+    let go = imagebuilder::prefetch_go_all(&manifest, &fetcher, &progress).await?;
     println!(
-        "{} artifacts verified in {}",
+        "{} artifacts verified in {}{}",
         fetched.len(),
-        fetcher.cache().root.display()
+        fetcher.cache().root.display(),
+        if go > 0 {
+            format!("; the Go modules of {go} Go artifacts are in the module cache")
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! tests can assert exactly which error a bad manifest gives.
 
 use crate::checksum::{Checksum, ChecksumAlgo};
+use crate::gomod::{self, GoBuild, GoModule};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -36,8 +37,54 @@ struct RawManifest {
     base_url: Option<Spanned<String>>,
     #[serde(default)]
     host: Option<RawHost>,
+    /// The Go toolchain that builds every `[artifact.go]` (required when there is one).
+    #[serde(default)]
+    go: Option<Spanned<RawGo>>,
+    #[serde(default, rename = "go_module")]
+    go_modules: Vec<Spanned<RawGoModule>>,
     #[serde(default, rename = "artifact")]
     artifacts: Vec<Spanned<RawArtifact>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGo {
+    toolchain: Spanned<String>,
+}
+
+/// `[[go_module]]`: a Go module programs are built from, with the settings they share.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGoModule {
+    name: Spanned<String>,
+    path: Spanned<String>,
+    version: Spanned<String>,
+    sum: Spanned<String>,
+    #[serde(default)]
+    replace_local: Option<Spanned<String>>,
+    #[serde(default)]
+    cgo: Option<Spanned<bool>>,
+    #[serde(default)]
+    tags: Vec<Spanned<String>>,
+    #[serde(default)]
+    ldflags: Vec<Spanned<String>>,
+    #[serde(default)]
+    x: Option<Spanned<BTreeMap<String, String>>>,
+    #[serde(default)]
+    buildmode: Option<Spanned<String>>,
+}
+
+/// `[artifact.go]`: build this artifact from packages of a `[[go_module]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArtifactGo {
+    module: Spanned<String>,
+    #[serde(default)]
+    package: Option<Spanned<String>>,
+    #[serde(default)]
+    packages: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    cgo: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +110,9 @@ struct RawArtifact {
     checksum_url: Option<Spanned<String>>,
     #[serde(default)]
     standin: bool,
+    /// Built from a Go module instead of downloaded.
+    #[serde(default)]
+    go: Option<Spanned<RawArtifactGo>>,
     install: Spanned<RawInstall>,
 }
 
@@ -136,6 +186,8 @@ pub struct Artifact {
     pub pin: ChecksumPin,
     pub standin: bool,
     pub install: Install,
+    /// Built from a Go module ([`ChecksumPin::GoModule`]): what to build and how.
+    pub go: Option<GoBuild>,
 }
 
 /// Where the expected checksum comes from.
@@ -148,6 +200,9 @@ pub enum ChecksumPin {
     /// A container image pulled from its registry: its `manifest_digest` pins every byte (the registry's
     /// documents and blobs are content-addressed); the archive made from them is hashed after the pull.
     Registry,
+    /// Built from a Go module: the module's go.sum hash (`h1:`) in the manifest pins its source, Go verifies every
+    /// dependency against go.sum and the checksum database ([`crate::gomod`]).
+    GoModule,
 }
 
 /// How an artifact lands in the image.
@@ -167,6 +222,12 @@ pub enum Install {
         members: Vec<String>,
         mode: u32,
     },
+    /// Programs built from a Go module, each at `dir/<package basename>`.
+    Programs {
+        dir: String,
+        names: Vec<String>,
+        mode: u32,
+    },
     /// A container image archive (OCI image layout in a tar), verified against `manifest_digest` and baked at
     /// `path` (`/usr/share/k8s-image/images/<name>.tar`, 0644) for the agent to import into containerd at boot.
     Image {
@@ -184,6 +245,10 @@ impl Install {
             Install::Archive { dir, members, .. } => members
                 .iter()
                 .map(|m| format!("{}/{}", dir.trim_end_matches('/'), member_basename(m)))
+                .collect(),
+            Install::Programs { dir, names, .. } => names
+                .iter()
+                .map(|n| format!("{}/{n}", dir.trim_end_matches('/')))
                 .collect(),
         }
     }
@@ -281,6 +346,31 @@ pub enum ManifestErrorKind {
         reason: String,
     },
     BadManifestDigest(String),
+    /// `[go] toolchain` is not a Go release name.
+    BadGoToolchain {
+        toolchain: String,
+        reason: String,
+    },
+    /// An `[artifact.go]` without `[go] toolchain`.
+    NoGoToolchain {
+        artifact: String,
+    },
+    /// A value of a `[[go_module]]` is not usable.
+    BadGoModule {
+        module: String,
+        reason: String,
+    },
+    DuplicateGoModule(String),
+    /// `[artifact.go] module` names no `[[go_module]]`.
+    UnknownGoModule {
+        artifact: String,
+        module: String,
+    },
+    /// An `[artifact.go]` that does not fit together (packages, install, a download pin beside it).
+    GoArtifact {
+        artifact: String,
+        reason: String,
+    },
 }
 
 impl ManifestErrorKind {
@@ -339,6 +429,18 @@ impl ManifestErrorKind {
             BadManifestDigest(d) => {
                 format!("manifest_digest {d:?} is not a digest like \"sha256:<64 hex>\"")
             }
+            BadGoToolchain { toolchain, reason } => {
+                format!("[go] toolchain {toolchain:?} is not usable: {reason}")
+            }
+            NoGoToolchain { artifact } => format!(
+                "artifact {artifact:?} is built from a Go module but the manifest pins no Go toolchain"
+            ),
+            BadGoModule { module, reason } => format!("go_module {module:?}: {reason}"),
+            DuplicateGoModule(n) => format!("go_module name {n:?} is used twice"),
+            UnknownGoModule { artifact, module } => {
+                format!("artifact {artifact:?}: there is no [[go_module]] named {module:?}")
+            }
+            GoArtifact { artifact, reason } => format!("artifact {artifact:?}: {reason}"),
         }
     }
 
@@ -398,6 +500,21 @@ impl ManifestErrorKind {
             BadManifestDigest(_) => {
                 "the digest of the image's manifest (or index), as `skopeo inspect --raw … | sha256sum` or the \
                  registry shows it"
+            }
+            BadGoToolchain { .. } | NoGoToolchain { .. } => {
+                "add [go] toolchain = \"go1.26.8\" (the Go release that builds every Go artifact; `go version` names it)"
+            }
+            BadGoModule { .. } => {
+                "path = \"k8s.io/kubernetes\", version = \"v1.37.2\", sum = the h1: hash `go mod download -json \
+                 MODULE@VERSION` prints; see the manifest reference for tags, ldflags, x and buildmode"
+            }
+            DuplicateGoModule(_) => "give each [[go_module]] its own name",
+            UnknownGoModule { .. } => {
+                "name a [[go_module]] of this manifest in [artifact.go] module"
+            }
+            GoArtifact { .. } => {
+                "a Go artifact has [artifact.go] module + package with install.file, or module + packages with \
+                 install.dir, and no url, sha256, sha512 or checksum_url"
             }
         }
     }
@@ -537,6 +654,38 @@ impl Manifest {
             host_packages.push(p.get_ref().clone());
         }
 
+        let toolchain = match &raw.go {
+            None => None,
+            Some(go) => {
+                let t = &go.get_ref().toolchain;
+                gomod::check_toolchain(t.get_ref()).map_err(|reason| {
+                    map.error(
+                        t.span(),
+                        ManifestErrorKind::BadGoToolchain {
+                            toolchain: t.get_ref().clone(),
+                            reason,
+                        },
+                    )
+                })?;
+                Some(t.get_ref().clone())
+            }
+        };
+        let mut go_modules = BTreeMap::new();
+        for m in &raw.go_modules {
+            let module = check_go_module(&map, m)?;
+            if go_modules.contains_key(&module.name) {
+                return Err(map.error(
+                    m.get_ref().name.span(),
+                    ManifestErrorKind::DuplicateGoModule(module.name),
+                ));
+            }
+            go_modules.insert(module.name.clone(), module);
+        }
+        let go = GoContext {
+            toolchain,
+            modules: go_modules,
+        };
+
         let mut artifacts = Vec::new();
         let mut names = BTreeSet::new();
         let mut installed: BTreeMap<String, String> = BTreeMap::new();
@@ -546,6 +695,7 @@ impl Manifest {
                 raw_artifact,
                 base_url.as_ref(),
                 relative_base.as_deref(),
+                &go,
             )?;
             if !names.insert(artifact.name.clone()) {
                 return Err(map.error(
@@ -620,11 +770,246 @@ fn check_kubernetes_version(
     Ok(text.clone())
 }
 
+/// The manifest's Go settings, for the artifacts that build from a module.
+struct GoContext {
+    toolchain: Option<String>,
+    modules: BTreeMap<String, GoModule>,
+}
+
+/// Checks one `[[go_module]]`.
+fn check_go_module(
+    map: &SourceMap<'_>,
+    spanned: &Spanned<RawGoModule>,
+) -> Result<GoModule, ManifestError> {
+    let raw = spanned.get_ref();
+    let name = raw.name.get_ref().clone();
+    if !is_simple_name(&name, false) {
+        return Err(map.error(raw.name.span(), ManifestErrorKind::BadName(name)));
+    }
+    let bad = |span: Range<usize>, reason: String| {
+        map.error(
+            span,
+            ManifestErrorKind::BadGoModule {
+                module: name.clone(),
+                reason,
+            },
+        )
+    };
+    let field = |v: &Spanned<String>, what: &str, check: fn(&str) -> Result<(), String>| {
+        check(v.get_ref())
+            .map(|()| v.get_ref().clone())
+            .map_err(|reason| bad(v.span(), format!("{what} {:?}: {reason}", v.get_ref())))
+    };
+    let path = field(&raw.path, "path", gomod::check_module_path)?;
+    let version = field(&raw.version, "version", gomod::check_module_version)?;
+    let sum = field(&raw.sum, "sum", gomod::check_h1)?;
+    let replace_local = match &raw.replace_local {
+        None => None,
+        Some(v) => Some(field(v, "replace_local", gomod::check_module_version)?),
+    };
+    let tags = raw
+        .tags
+        .iter()
+        .map(|t| field(t, "tag", gomod::check_tag))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ldflags = raw
+        .ldflags
+        .iter()
+        .map(|f| field(f, "ldflags word", gomod::check_ldflag))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut x = BTreeMap::new();
+    if let Some(table) = &raw.x {
+        for (stamp, value) in table.get_ref() {
+            gomod::check_stamp(stamp, value).map_err(|reason| bad(table.span(), reason))?;
+            x.insert(stamp.clone(), value.clone());
+        }
+    }
+    let buildmode = match &raw.buildmode {
+        None => None,
+        Some(v) => Some(field(v, "buildmode", gomod::check_buildmode)?),
+    };
+    Ok(GoModule {
+        name: name.clone(),
+        path,
+        version,
+        sum,
+        replace_local,
+        cgo: raw.cgo.as_ref().is_some_and(|c| *c.get_ref()),
+        tags,
+        ldflags,
+        x,
+        buildmode,
+    })
+}
+
+/// An artifact built from a Go module (`[artifact.go]`).
+fn go_artifact(
+    map: &SourceMap<'_>,
+    spanned: &Spanned<RawArtifact>,
+    name: String,
+    go_spanned: &Spanned<RawArtifactGo>,
+    ctx: &GoContext,
+) -> Result<Artifact, ManifestError> {
+    let raw = spanned.get_ref();
+    let go = go_spanned.get_ref();
+    let wrong = |span: Range<usize>, reason: &str| {
+        map.error(
+            span,
+            ManifestErrorKind::GoArtifact {
+                artifact: name.clone(),
+                reason: reason.to_string(),
+            },
+        )
+    };
+    let download = [
+        raw.url.as_ref().map(|v| v.span()),
+        raw.sha256.as_ref().map(|v| v.span()),
+        raw.sha512.as_ref().map(|v| v.span()),
+        raw.checksum_url.as_ref().map(|v| v.span()),
+    ];
+    if let Some(span) = download.into_iter().flatten().next() {
+        return Err(wrong(
+            span,
+            "it is built from a Go module, so it has no url, sha256, sha512 or checksum_url (the module's sum pins it)",
+        ));
+    }
+    let Some(toolchain) = &ctx.toolchain else {
+        return Err(map.error(
+            go_spanned.span(),
+            ManifestErrorKind::NoGoToolchain { artifact: name },
+        ));
+    };
+    let Some(module) = ctx.modules.get(go.module.get_ref()) else {
+        return Err(map.error(
+            go.module.span(),
+            ManifestErrorKind::UnknownGoModule {
+                artifact: name,
+                module: go.module.get_ref().clone(),
+            },
+        ));
+    };
+    let check_package = |p: &Spanned<String>| {
+        gomod::check_package(p.get_ref()).map_err(|reason| {
+            map.error(
+                p.span(),
+                ManifestErrorKind::GoArtifact {
+                    artifact: name.clone(),
+                    reason: format!("package {:?}: {reason}", p.get_ref()),
+                },
+            )
+        })
+    };
+    let install_raw = raw.install.get_ref();
+    let beside = [
+        install_raw.image.as_ref().map(|v| ("image", v.span())),
+        install_raw
+            .manifest_digest
+            .as_ref()
+            .map(|v| ("manifest_digest", v.span())),
+        install_raw.members.as_ref().map(|v| ("members", v.span())),
+        install_raw
+            .replace_content
+            .as_ref()
+            .map(|v| ("replace_content", v.span())),
+    ];
+    if let Some((key, span)) = beside.into_iter().flatten().next() {
+        return Err(wrong(
+            span,
+            &format!("install.{key} does not go with a Go build (install.file or install.dir)"),
+        ));
+    }
+    let mode = match &install_raw.mode {
+        None => 0o755,
+        Some(m) => parse_mode(m.get_ref())
+            .ok_or_else(|| map.error(m.span(), ManifestErrorKind::BadMode(m.get_ref().clone())))?,
+    };
+    let (packages, install) = match (
+        &go.package,
+        &go.packages,
+        &install_raw.file,
+        &install_raw.dir,
+    ) {
+        (Some(p), None, Some(file), None) => {
+            check_package(p)?;
+            let install = Install::File {
+                path: check_node_path(map, file)?,
+                mode,
+                replace_content: false,
+            };
+            (vec![p.get_ref().clone()], install)
+        }
+        (None, Some(list), None, Some(dir)) => {
+            if list.get_ref().is_empty() {
+                return Err(wrong(list.span(), "packages lists no package"));
+            }
+            let mut packages = Vec::new();
+            let mut names = Vec::new();
+            for p in list.get_ref() {
+                check_package(p)?;
+                let binary =
+                    gomod::binary_name(p.get_ref()).map_err(|reason| wrong(p.span(), &reason))?;
+                if names.iter().any(|n| n == binary) {
+                    return Err(wrong(
+                        p.span(),
+                        &format!("two packages would install the same name {binary:?}"),
+                    ));
+                }
+                names.push(binary.to_string());
+                packages.push(p.get_ref().clone());
+            }
+            let install = Install::Programs {
+                dir: check_node_path(map, dir)?,
+                names,
+                mode,
+            };
+            (packages, install)
+        }
+        (Some(_), Some(_), _, _) | (None, None, _, _) => {
+            return Err(wrong(
+                go_spanned.span(),
+                "[artifact.go] needs exactly one of package (with install.file) or packages (with install.dir)",
+            ));
+        }
+        (Some(_), None, _, _) => {
+            return Err(wrong(
+                raw.install.span(),
+                "package (one program) is installed with install.file and nothing else",
+            ));
+        }
+        (None, Some(_), _, _) => {
+            return Err(wrong(
+                raw.install.span(),
+                "packages (programs) are installed with install.dir and nothing else",
+            ));
+        }
+    };
+    let build = GoBuild {
+        toolchain: toolchain.clone(),
+        module: module.clone(),
+        packages,
+        cgo: go.cgo.as_ref().map_or(module.cgo, |c| *c.get_ref()),
+    };
+    let label = build.source_label();
+    let url = Url::parse(&label).map_err(|e| wrong(go_spanned.span(), &e.to_string()))?;
+    Ok(Artifact {
+        name,
+        version: raw.version.get_ref().clone(),
+        url,
+        source_label: label,
+        checksum_label: "manifest (go_module sum)".to_string(),
+        pin: ChecksumPin::GoModule,
+        standin: raw.standin,
+        install,
+        go: Some(build),
+    })
+}
+
 fn check_artifact(
     map: &SourceMap<'_>,
     spanned: &Spanned<RawArtifact>,
     base_url: Option<&Url>,
     relative_base: Option<&str>,
+    go: &GoContext,
 ) -> Result<Artifact, ManifestError> {
     let raw = spanned.get_ref();
     let name = raw.name.get_ref().clone();
@@ -636,6 +1021,9 @@ fn check_artifact(
             raw.version.span(),
             ManifestErrorKind::Toml("version must not be empty".to_string()),
         ));
+    }
+    if let Some(go_spanned) = &raw.go {
+        return go_artifact(map, spanned, name, go_spanned, go);
     }
     let Some(raw_url) = &raw.url else {
         return registry_image_artifact(map, spanned, name);
@@ -782,6 +1170,7 @@ fn check_artifact(
         pin,
         standin: raw.standin,
         install,
+        go: None,
     })
 }
 
@@ -922,6 +1311,7 @@ fn registry_image_artifact(
         checksum_label: format!("registry manifest digest {digest}"),
         pin: ChecksumPin::Registry,
         standin: raw.standin,
+        go: None,
     })
 }
 

@@ -9,9 +9,10 @@
 use crate::checksum::sha256_hex;
 use crate::stage::Staging;
 use k8s_agent::image_info::{
-    IMAGE_INFO_DIR, ImageLock, SpdxChecksum, SpdxCreationInfo, SpdxDocument, SpdxExternalRef,
-    SpdxFile, SpdxPackage, SpdxRelationship, oci_purl,
+    IMAGE_INFO_DIR, ImageLock, LockedGoBuild, SpdxChecksum, SpdxCreationInfo, SpdxDocument,
+    SpdxExternalRef, SpdxFile, SpdxPackage, SpdxRelationship, golang_purl, oci_purl,
 };
+use std::collections::BTreeSet;
 
 /// The SPDX id of a package for an artifact name.
 pub fn package_id(name: &str) -> String {
@@ -53,12 +54,66 @@ pub fn build_sbom(lock: &ImageLock, lock_json: &[u8], staging: &Staging) -> Spdx
         relationship_type: "DESCRIBES".to_string(),
         related_spdx_element: image_id.clone(),
     }];
+    // Go modules linked into built programs: one package each (path@version), shared by the programs.
+    let mut go_modules_listed = BTreeSet::new();
     for artifact in &lock.artifacts {
         let (algo, value) = artifact
             .checksum
             .split_once(':')
             .unwrap_or(("sha256", &artifact.checksum));
         let id = package_id(&artifact.name);
+        if let Some(go) = &artifact.go {
+            packages.push(go_program_package(
+                &id,
+                &artifact.name,
+                &artifact.version,
+                go,
+            ));
+            relationships.push(SpdxRelationship {
+                spdx_element_id: image_id.clone(),
+                relationship_type: "CONTAINS".to_string(),
+                related_spdx_element: id.clone(),
+            });
+            for dep in &go.deps {
+                let dep_id = format!(
+                    "SPDXRef-GoModule-{}",
+                    spdx_id_part(&format!("{}@{}", dep.path, dep.version))
+                );
+                if go_modules_listed.insert(dep_id.clone()) {
+                    packages.push(SpdxPackage {
+                        spdx_id: dep_id.clone(),
+                        name: dep.path.clone(),
+                        version_info: dep.version.clone(),
+                        download_location: no(),
+                        files_analyzed: false,
+                        checksums: vec![],
+                        license_concluded: no(),
+                        license_declared: no(),
+                        copyright_text: no(),
+                        supplier: no(),
+                        comment: Some(format!(
+                            "Go module, go.sum {}{}",
+                            dep.sum.as_deref().unwrap_or("(none)"),
+                            dep.replaced_by
+                                .as_ref()
+                                .map(|r| format!(", replaced by {r}"))
+                                .unwrap_or_default()
+                        )),
+                        external_refs: vec![SpdxExternalRef {
+                            reference_category: "PACKAGE-MANAGER".to_string(),
+                            reference_type: "purl".to_string(),
+                            reference_locator: golang_purl(&dep.path, &dep.version, None),
+                        }],
+                    });
+                }
+                relationships.push(SpdxRelationship {
+                    spdx_element_id: id.clone(),
+                    relationship_type: "STATIC_LINK".to_string(),
+                    related_spdx_element: dep_id,
+                });
+            }
+            continue;
+        }
         packages.push(SpdxPackage {
             spdx_id: id.clone(),
             name: artifact.name.clone(),
@@ -146,6 +201,50 @@ pub fn build_sbom(lock: &ImageLock, lock_json: &[u8], staging: &Staging) -> Spdx
         packages,
         files,
         relationships,
+    }
+}
+
+/// The package of a program built from a Go module: no download location (it was built, not fetched), the module's
+/// purl, and how it was built.
+fn go_program_package(id: &str, name: &str, version: &str, go: &LockedGoBuild) -> SpdxPackage {
+    let no = || "NOASSERTION".to_string();
+    let package = match go.packages.as_slice() {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
+    SpdxPackage {
+        spdx_id: id.to_string(),
+        name: name.to_string(),
+        version_info: version.to_string(),
+        download_location: no(),
+        files_analyzed: false,
+        checksums: vec![],
+        license_concluded: no(),
+        license_declared: no(),
+        copyright_text: no(),
+        supplier: no(),
+        comment: Some(format!(
+            "built from Go module {}@{} (go.sum {}), package(s) {}, with {} for {}, CGO_ENABLED={}{}, flags: {}; {} modules \
+             linked (STATIC_LINK relationships)",
+            go.module,
+            go.version,
+            go.sum,
+            go.packages.join(" "),
+            go.go_version,
+            go.target,
+            u8::from(go.cgo_enabled),
+            go.cc
+                .as_ref()
+                .map(|cc| format!(" ({cc})"))
+                .unwrap_or_default(),
+            go.flags.join(" "),
+            go.deps.len()
+        )),
+        external_refs: vec![SpdxExternalRef {
+            reference_category: "PACKAGE-MANAGER".to_string(),
+            reference_type: "purl".to_string(),
+            reference_locator: golang_purl(&go.module, &go.version, package),
+        }],
     }
 }
 
