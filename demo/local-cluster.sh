@@ -32,8 +32,8 @@
 # The node root filesystem is cached: the Debian 13 base (tests/nspawn/rootfs.sh) + cloud-init + the lock's host
 # packages (apt in a chroot, once), + the layer (per layer sha256); `k8s-agent check --no-live --root` gates it.
 # State: /run/k8s-local (nodes, addresses, PKI, seeds, dnsmasq or named pid and log, the TSIG key).
-# KUBE_APISERVER_ARGS (environment) is passed into the master's role file, e.g. --stand-in-ready-delay=5 to make the
-# demo API server answer 503 for 5 s (the end-to-end test uses it to kill a minion's agent while it waits).
+# KUBE_APISERVER_ARGS (environment) is passed into the master's role file (extra kube-apiserver flags).
+# The nodes run real Kubernetes; what the lab configures on top of the image is under "the lab's differences" below.
 LIB_SCRIPT=local-cluster
 # shellcheck source=demo/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -269,6 +269,39 @@ wire_node() { # node ip
   ip -n "$ns" link set eth0 up
 }
 
+# --- the lab's differences from a real machine -----------------------------------------------------------------
+# The nodes are systemd-nspawn containers on a VM whose PID 1 is not systemd, with cgroup v1 controllers, no kernel
+# module loading and /proc/sys read-only inside a container (../shared/TESTING.md). The image stays right for a real
+# machine (cgroup v2, its own kernel); what the lab needs on top lives here, as systemd-nspawn arguments of every node
+# that runs kubelet and kube-proxy (README "Local cluster": the lab's differences):
+#   - /dev/kmsg bound in: kubelet's OOM watcher reads it (a container has none);
+#   - kubelet drop-in config.d/90-lab.conf: failCgroupV1: false (kubelet >= 1.35 refuses cgroup v1 otherwise; real
+#     nodes boot cgroup v2);
+#   - kube-proxy's config: the image's, plus conntrack maxPerCore/tcp timeouts 0 ("leave the kernel's values"), as
+#     kind does: kube-proxy would write /proc/sys/net/netfilter/*, read-only in a container.
+lab_files() {
+  local rootfs=$1 dir=$STATE/lab
+  mkdir -p "$dir"
+  cat >"$dir/kubelet-90-lab.conf" <<'YAML'
+# LAB ONLY (demo/local-cluster.sh): the nodes are containers on a cgroup v1 host. Real nodes boot cgroup v2.
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+YAML
+  {
+    cat "$rootfs/etc/kubernetes/kube-proxy/config.yaml"
+    printf '\n# LAB ONLY (demo/local-cluster.sh): /proc/sys is read-only in a container; leave the kernel'"'"'s conntrack values.\n'
+    printf 'conntrack:\n  maxPerCore: 0\n  tcpEstablishedTimeout: 0s\n  tcpCloseWaitTimeout: 0s\n'
+  } >"$dir/kube-proxy-config.yaml"
+}
+
+lab_nspawn_args() {
+  local dir=$STATE/lab
+  printf '%s\n' --bind=/dev/kmsg \
+    "--bind-ro=$dir/kubelet-90-lab.conf:/etc/kubernetes/kubelet/config.d/90-lab.conf" \
+    "--bind-ro=$dir/kube-proxy-config.yaml:/etc/kubernetes/kube-proxy/config.yaml"
+}
+
 # --- nodes -------------------------------------------------------------------------------------------------------
 
 boot_node() { # node role ip core(0|1)
@@ -286,7 +319,12 @@ boot_node() { # node role ip core(0|1)
     log "cannot wire $node into the hub"; exit 1 ) &
   local wirer=$! leader
   local -a extra=()
-  if [ "$role" = minion ] && [ -n "${MINION_NSPAWN_ARGS:-}" ]; then read -r -a extra <<<"$MINION_NSPAWN_ARGS"; fi
+  if [ "$role" = minion ]; then mapfile -t extra < <(lab_nspawn_args); fi
+  if [ "$role" = minion ] && [ -n "${MINION_NSPAWN_ARGS:-}" ]; then
+    local -a more
+    read -r -a more <<<"$MINION_NSPAWN_ARGS"
+    extra+=("${more[@]}")
+  fi
   leader=$(K8S_TEST_PERSISTENT=1 K8S_TEST_CONTAINERS=1 "$NODE_SH" up "$node" "$rootfs" --bind-ro="$STATE/seed/$node:/var/lib/cloud/seed/nocloud" \
     --bind-ro="$STATE/resolv.conf:/etc/resolv.conf" "${extra[@]}")
   echo "$leader" > "$STATE/$node.leader"
@@ -339,6 +377,7 @@ cmd_up() {
   on_exit up_failed
   mkdir -p "$STATE"
   echo "$rootfs" > "$STATE/rootfs"
+  lab_files "$rootfs"
   echo "$LOCAL_DNS" > "$STATE/dns-mode"
   # The Weave core: the first min(3, MINIONS) minions (WEAVE_CONSENSUS = its size; 1 when there are no minions).
   local core=$(( minions < 3 ? minions : 3 ))

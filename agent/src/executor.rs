@@ -425,6 +425,29 @@ fn run_host_checks(cfg: &AgentConfig, mode: HostCheckMode) -> Observation {
     }
 }
 
+/// `CheckHealth` (and the rechecks while Ready): the checks, with the live state of the units they name.
+async fn check_health<U: UnitControl>(
+    cfg: &AgentConfig,
+    units: &U,
+    checks: &[crate::pure::health::HealthCheck],
+    connect_to: &[std::net::IpAddr],
+) -> Observation {
+    let names: Vec<String> = checks
+        .iter()
+        .filter_map(|c| match c {
+            crate::pure::health::HealthCheck::Endpoint { unit, .. } => Some(unit.clone()),
+            crate::pure::health::HealthCheck::NodeReady { .. } => None,
+        })
+        .collect();
+    let states = units.unit_states(&names).await;
+    let reports =
+        crate::edge::health::check(&cfg.root, checks, connect_to, &states, cfg.probe_timeout).await;
+    for r in reports.iter().filter(|r| !r.healthy) {
+        tracing::info!(check = %r.check.label(), detail = %r.detail, "not healthy");
+    }
+    Observation::HealthChecked(reports)
+}
+
 /// Runs the agent until `shutdown` completes. Returns the last state.
 pub async fn run_agent<U: UnitControl>(
     cfg: &AgentConfig,
@@ -472,6 +495,8 @@ pub async fn run_agent<U: UnitControl>(
     let mut last_written: Option<AgentState> = None;
     // The role units' start durations, read from systemd when the set of started units changes.
     let mut unit_timings: (Vec<String>, Vec<crate::pure::metrics::UnitTiming>) = Default::default();
+    // When the node became Ready, as last logged (a recheck that finds it healthy says nothing).
+    let mut last_ready_logged: Option<u64> = None;
 
     loop {
         if last_written.as_ref() != Some(&state) {
@@ -569,7 +594,18 @@ pub async fn run_agent<U: UnitControl>(
             Action::EnsurePki {
                 endpoint_host,
                 advertise_addrs,
+                advertise,
             } => {
+                let env = cfg
+                    .root
+                    .join(crate::pure::advertise::CONTROL_PLANE_ENV_FILE);
+                atomic_write(&env, advertise.render_env().as_bytes(), 0o644).map_err(|e| {
+                    AgentError::Write {
+                        path: env.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                tracing::info!("{}", advertise.describe());
                 let config = role_config(cfg, &mut role);
                 let name = join::node_name(
                     config
@@ -643,12 +679,37 @@ pub async fn run_agent<U: UnitControl>(
                     }
                 }
             }
-            Action::Done | Action::Fail { .. } => {
-                if let Action::Fail { reason } = &action {
-                    tracing::error!(%reason, "the agent stopped bringing the node up");
-                } else {
+            Action::CheckHealth { checks, connect_to } => {
+                check_health(cfg, units, &checks, &connect_to).await
+            }
+            Action::Done => {
+                if state.phase == Phase::Ready && last_ready_logged != Some(state.since) {
                     tracing::info!("node is ready");
+                    last_ready_logged = Some(state.since);
                 }
+                // Ready is kept, not assumed: the same checks again after a while (a few loopback requests).
+                tokio::select! {
+                    () = tokio::time::sleep(crate::pure::health::READY_RECHECK) => {}
+                    () = &mut shutdown => return Ok(state),
+                }
+                let checks = state
+                    .node
+                    .as_ref()
+                    .map(|n| {
+                        let node = state.node_name.as_deref().filter(|_| {
+                            n.master_endpoint.probe == crate::role_file::MasterProbe::Https
+                        });
+                        crate::pure::health::checks_for(n.role, node)
+                    })
+                    .unwrap_or_default();
+                let connect_to = match state.masters.as_ref().map(|l| &l.result) {
+                    Some(plan::DnsResult::Answers { addrs, .. }) => addrs.clone(),
+                    _ => Vec::new(),
+                };
+                check_health(cfg, units, &checks, &connect_to).await
+            }
+            Action::Fail { reason } => {
+                tracing::error!(%reason, "the agent stopped bringing the node up");
                 (&mut shutdown).await;
                 return Ok(state);
             }

@@ -4,7 +4,8 @@
 #   - a minimal Debian: the installed packages of Priority `required` (what debootstrap --variant=minbase installs),
 #   - the packages of the tier in demo/debian-packages.txt (default `main`: what ./demo/up.sh installs itself) and
 #     what apt installs with them (their Depends and Pre-Depends, recursively),
-#   - the Rust toolchain's directory (cargo, rustc: rustup's proxies),
+#   - the Rust toolchain's directory (cargo, rustc: rustup's proxies) and the Go toolchain's (go: /usr/local/go/bin on
+#     these machines; both come with the machine, not from Debian),
 # so that a script of the main command calling a program whose package is not in the list fails here with
 # "command not found", and this check fails with a message naming the program. It needs the packages installed
 # (.ci/run installs them first); a package that is installed but not listed is NOT visible in the jail.
@@ -24,6 +25,7 @@ if [ "${1:-}" = --tier ]; then tier=$2; shift 2; fi
 
 step "listing the programs of a minimal Debian + the $tier packages"
 cargo_bin=$(dirname "$(type -P cargo)") || die "cargo is not on PATH" "install the Rust toolchain (rustup)"
+go_bin=$(dirname "$(PATH=$PATH:/usr/local/go/bin type -P go)") || die "go is not on PATH" "install Go (go1.26.8)"
 jail=$(mktemp -d "${TMPDIR:-/tmp}/fresh-path.XXXXXX")
 on_exit "rm -rf '$jail'"
 required=$(dpkg-query -W -f='${Package} ${Priority} ${db:Status-Status}\n' | awk '$2 == "required" && $3 == "installed" { print $1 }')
@@ -64,12 +66,12 @@ for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
     count=$((count + 1))
   done
 done
-log "PATH holds $count programs of ${#packages[@]} packages (minimal Debian + tier $tier) and $cargo_bin"
+log "PATH holds $count programs of ${#packages[@]} packages (minimal Debian + tier $tier), $cargo_bin and $go_bin"
 
 step "running $* with that PATH"
 out=$jail/.output
 rc=0
-PATH="$jail:$cargo_bin" K8S_FRESH_PATH_CHECK=1 "$@" 2>&1 | tee "$out" || rc=${PIPESTATUS[0]}
+PATH="$jail:$cargo_bin:$go_bin" K8S_FRESH_PATH_CHECK=1 "$@" 2>&1 | tee "$out" || rc=${PIPESTATUS[0]}
 notfound=$({
   grep -oE '[A-Za-z0-9_.+-]+: command not found' "$out" | sed -E 's/: command not found//'
   sed -nE 's/.*missing program\(s\): (.*) \(not found\).*/\1/p' "$out" | tr ' ' '\n'

@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod dns;
 pub mod dns_update;
+pub mod health;
 pub mod images;
 pub mod join;
 pub mod kube_api;

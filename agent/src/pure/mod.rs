@@ -2,8 +2,10 @@
 //! outcomes, the clock as a number) and returns values (the next action, a rendered file, an error to show).
 //! Nothing in this folder opens a file, a socket or a bus; the edges ([`crate::edge`]) and the executor do.
 
+pub mod advertise;
 pub mod discovery;
 pub mod dns_update;
+pub mod health;
 pub mod images;
 pub mod join_objects;
 pub mod kubeconfig;

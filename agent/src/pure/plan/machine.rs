@@ -48,6 +48,7 @@ impl Step {
             | Phase::JoinObjects
             | Phase::ImportImages
             | Phase::KubeletBootstrap
+            | Phase::ComponentsHealthy
             | Phase::RegisterDns => self.phase_action(),
             Phase::WeavePeers if self.s.weave.is_some() => self.phase_action(),
             Phase::Role
@@ -71,6 +72,7 @@ impl Step {
                 | Action::ImportImages
                 | Action::CheckKubeletCredentials
                 | Action::ProbeMaster { .. }
+                | Action::CheckHealth { .. }
                 | Action::EnsureJoinObjects { .. },
                 Some(update),
             ) => {
@@ -176,6 +178,17 @@ impl Step {
                 self.enter(Phase::StartRuntime)
             }
             (Phase::ImportImages, O::ImagesImported(reports)) => self.on_images(reports),
+            (Phase::ComponentsHealthy, O::HealthChecked(reports)) => self.on_health(reports),
+            (Phase::Ready, O::HealthChecked(reports)) => {
+                if crate::pure::health::all_healthy(&reports) {
+                    self.s.health = reports;
+                    Action::Done
+                } else {
+                    // A recheck while Ready failed: back to waiting, saying what.
+                    self.transition(Phase::ComponentsHealthy);
+                    self.on_health(reports)
+                }
+            }
             (
                 Phase::StartControlPlane
                 | Phase::StartRuntime
@@ -340,11 +353,27 @@ impl Step {
                     Action::StartUnits { units }
                 }
             }
-            Phase::ControlPlanePki => match &self.s.node {
-                Some(node) => Action::EnsurePki {
-                    endpoint_host: node.master_endpoint.host.to_string(),
-                    advertise_addrs: self.s.local_addrs.clone(),
+            Phase::ComponentsHealthy => match self.node().map(|n| n.role) {
+                Some(role) => Action::CheckHealth {
+                    checks: self.health_checks(role),
+                    connect_to: self.master_addrs(),
                 },
+                None => self.lost_settings(),
+            },
+            Phase::ControlPlanePki => match &self.s.node {
+                Some(node) => {
+                    let advertise =
+                        crate::pure::advertise::choose(node.advertise_address, &self.s.local_addrs);
+                    let mut sans = self.s.local_addrs.clone();
+                    if let Some(a) = advertise.address().filter(|a| !sans.contains(a)) {
+                        sans.push(a);
+                    }
+                    Action::EnsurePki {
+                        endpoint_host: node.master_endpoint.host.to_string(),
+                        advertise_addrs: sans,
+                        advertise,
+                    }
+                }
                 None => self.lost_settings(),
             },
             Phase::ApiServerReady => match &self.s.node {
@@ -416,8 +445,30 @@ impl Step {
             Phase::StartRuntime => Phase::ImportImages,
             Phase::StartUnits if tls_join => Phase::KubeletBootstrap,
             Phase::StartUnits => Phase::StartKubeProxy,
-            _ => Phase::Ready,
+            _ => Phase::ComponentsHealthy,
         }
+    }
+
+    /// The health checks of this node ([`crate::pure::health`]); a minion's Node only once kubelet joined over TLS.
+    fn health_checks(&self, role: NodeRole) -> Vec<crate::pure::health::HealthCheck> {
+        let tls_join = self
+            .node()
+            .is_some_and(|n| n.master_endpoint.probe == MasterProbe::Https);
+        let node = self.s.node_name.as_deref().filter(|_| tls_join);
+        crate::pure::health::checks_for(role, node)
+    }
+
+    fn on_health(&mut self, reports: Vec<crate::pure::health::HealthReport>) -> Action {
+        let healthy = crate::pure::health::all_healthy(&reports);
+        let summary = crate::pure::health::failing_summary(&reports);
+        self.s.health = reports;
+        if healthy {
+            // What failed on the way up is history now (the journal keeps it): `status` shows the node as it is.
+            self.s.unit_failures.clear();
+            return self.enter(Phase::Ready);
+        }
+        let reason = format!("waiting until the node's components are healthy: {summary}");
+        self.wait(RetryPolicy::Watch, reason, None)
     }
 
     /// The minion's health probe trusts the CA discovery verified (written to [`CLUSTER_CA_FILE`]) and, if the
@@ -586,7 +637,7 @@ impl Step {
     /// Where `RegisterDns` leads: a minion goes on to find the masters, a master is done.
     fn after_registration(&self) -> Phase {
         match self.node().map(|n| n.role) {
-            Some(NodeRole::Master) => Phase::Ready,
+            Some(NodeRole::Master) => Phase::ComponentsHealthy,
             _ => Phase::ResolveMasters,
         }
     }
@@ -883,7 +934,7 @@ impl Step {
         if self.registers() {
             self.enter(Phase::RegisterDns)
         } else {
-            self.enter(Phase::Ready)
+            self.enter(Phase::ComponentsHealthy)
         }
     }
 

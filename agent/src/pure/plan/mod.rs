@@ -5,9 +5,12 @@
 //! [`Observation::Tick`].
 //!
 //! ```text
-//! Role ─► HostCheck ─┬─ master ─► ControlPlanePki ─► StartControlPlane ─► ApiServerReady ─► JoinObjects ─(►RegisterDns)─► Ready
+//! Role ─► HostCheck ─┬─ master ─► ControlPlanePki ─► StartControlPlane ─► ApiServerReady ─► JoinObjects ─(►RegisterDns)
+//!                    │                                                                 ─► ComponentsHealthy ─► Ready
 //!                    └─ minion ─(►RegisterDns)─► ResolveMasters ─► Discovery ─► MasterHealthy ─► WeavePeers ─► StartRuntime
-//!                                     ─► ImportImages ─► StartUnits ─► KubeletBootstrap ─► StartKubeProxy ─► Ready
+//!                                     ─► ImportImages ─► StartUnits ─► KubeletBootstrap ─► StartKubeProxy
+//!                                     ─► ComponentsHealthy ─► Ready
+//!         Ready ─► ComponentsHealthy   (a recheck while Ready failed: a unit restarting, the Node NotReady)
 //!         any phase ─► Failed   (Discovery / MasterHealthy ─► ResolveMasters when the masters record disappears;
 //!                                MASTER_PROBE=http skips Discovery and KubeletBootstrap: no TLS join)
 //! ```
@@ -29,8 +32,9 @@
 //! | `ImportImages` | [`Action::ImportImages`] every container image the lock lists, into containerd's `k8s.io` namespace, pinned | all there with the locked digest → `StartUnits`; a failed import → wait (Error); another digest → wait (Blocked) |
 //! | `StartUnits` | [`Action::StartUnits`] weave, kubelet (those not yet started) | all started → `KubeletBootstrap` (`StartKubeProxy` with `MASTER_PROBE=http`) |
 //! | `KubeletBootstrap` | [`Action::CheckKubeletCredentials`] | `kubelet.conf` + a CA-signed client certificate for `system:node:<name>` → `StartKubeProxy`; not yet → wait (Watch); wrong name or CA → wait (Blocked) |
-//! | `StartKubeProxy` | [`Action::StartUnits`] kube-proxy | started → `Ready` |
-//! | `Ready` | [`Action::Done`] | — |
+//! | `StartKubeProxy` | [`Action::StartUnits`] kube-proxy | started → `ComponentsHealthy` |
+//! | `ComponentsHealthy` | [`Action::CheckHealth`] ([`crate::pure::health`]: the components' health endpoints; a minion's Node Ready) | all healthy → `Ready`; else wait (Watch), naming each failing check with its unit's state and last log line |
+//! | `Ready` | [`Action::Done`] (the executor repeats the health checks every [`crate::pure::health::READY_RECHECK`]) | a failing recheck → `ComponentsHealthy` |
 //! | `Failed` | [`Action::Fail`] | a restart of the agent ([`AgentState::resume`]) |
 //!
 //! Protocol: every call returns exactly one action to perform; its outcome is the next observation. An
@@ -104,7 +108,9 @@ pub enum Phase {
     KubeletBootstrap,
     /// Minion: start kube-proxy (it uses the kubelet's client certificate).
     StartKubeProxy,
-    /// Everything started.
+    /// Wait until the node's components answer their health checks (a minion: and its Node is Ready).
+    ComponentsHealthy,
+    /// Everything runs and answers its health checks.
     Ready,
     /// Stopped with a reason; nothing more is done until the agent is restarted.
     Failed,
@@ -112,7 +118,7 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 18] = [
+    pub const ALL: [Phase; 19] = [
         Phase::Role,
         Phase::HostCheck,
         Phase::RegisterDns,
@@ -129,6 +135,7 @@ impl Phase {
         Phase::StartUnits,
         Phase::KubeletBootstrap,
         Phase::StartKubeProxy,
+        Phase::ComponentsHealthy,
         Phase::Ready,
         Phase::Failed,
     ];
@@ -152,6 +159,7 @@ impl Phase {
             Phase::StartUnits => "start-units",
             Phase::KubeletBootstrap => "kubelet-bootstrap",
             Phase::StartKubeProxy => "start-kube-proxy",
+            Phase::ComponentsHealthy => "components-healthy",
             Phase::Ready => "ready",
             Phase::Failed => "failed",
         }
@@ -389,6 +397,8 @@ pub enum Observation {
     },
     /// `RegisterDns` done.
     DnsUpdated(DnsUpdateOutcome),
+    /// `CheckHealth` done (also while Ready: the executor's recheck): one report per check.
+    HealthChecked(Vec<crate::pure::health::HealthReport>),
     /// These units are started (their start jobs completed).
     UnitsStarted(Vec<String>),
     /// A unit failed to start (or failed later); `already_started` are the units started before it in this action.
@@ -441,10 +451,14 @@ pub enum Action {
         keep: String,
     },
     /// Master: check the PKI under `/etc/kubernetes` and write what is missing ([`crate::pure::pki`]), for the
-    /// endpoint name and this node's addresses (SANs of the API server certificate).
+    /// endpoint name and this node's addresses (SANs of the API server certificate), and the control plane's
+    /// environment file (the advertised address).
     EnsurePki {
         endpoint_host: String,
         advertise_addrs: Vec<IpAddr>,
+        /// The API server's `--advertise-address` ([`crate::pure::advertise`]), written to
+        /// [`crate::pure::advertise::CONTROL_PLANE_ENV_FILE`] with the PKI.
+        advertise: crate::pure::advertise::AdvertiseChoice,
     },
     /// Master: create the join objects ([`crate::pure::join_objects`]) at `server` (its endpoint URL),
     /// connecting to `connect_to` (loopback), with admin.conf's identity (super-admin.conf for
@@ -467,6 +481,11 @@ pub enum Action {
     ImportImages,
     /// Start these units, in this order, over systemd's D-Bus API; report the ones started.
     StartUnits { units: Vec<String> },
+    /// Run the health checks ([`crate::pure::health`]); the Node is read at one of `connect_to` (the masters).
+    CheckHealth {
+        checks: Vec<crate::pure::health::HealthCheck>,
+        connect_to: Vec<IpAddr>,
+    },
     /// Everything is up; nothing more to do (the agent idles, serving `status`).
     Done,
     /// The agent stopped; `reason` says why and what to do.

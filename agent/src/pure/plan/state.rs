@@ -40,6 +40,9 @@ pub struct NodeSettings {
     /// sha256 of the role file as read (`status` reports a file changed or removed since).
     #[serde(default)]
     pub role_file_sha256: String,
+    /// `ADVERTISE_ADDRESS` (masters).
+    #[serde(default)]
+    pub advertise_address: Option<std::net::IpAddr>,
 }
 
 impl NodeSettings {
@@ -56,6 +59,7 @@ impl NodeSettings {
             cni: config.cni,
             dns_update: config.dns_update.clone(),
             role_file_sha256: config.content_sha256.clone(),
+            advertise_address: config.advertise_address,
         }
     }
 
@@ -213,6 +217,9 @@ pub struct AgentState {
     /// Units started so far (never started again).
     pub units_started: Vec<String>,
     pub unit_failures: Vec<UnitFailure>,
+    /// The last health checks ([`crate::pure::health`]): on the way to Ready and the rechecks while Ready.
+    #[serde(default)]
+    pub health: Vec<crate::pure::health::HealthReport>,
     pub failed_checks: Vec<String>,
     /// Role file warnings.
     pub warnings: Vec<String>,
@@ -319,6 +326,7 @@ impl AgentState {
             minion_answer_notes: Vec::new(),
             units_started: Vec::new(),
             unit_failures: Vec::new(),
+            health: Vec::new(),
             failed_checks: Vec::new(),
             warnings: Vec::new(),
             failure: None,

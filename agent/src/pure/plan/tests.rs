@@ -167,6 +167,7 @@ fn happy_path(role: NodeRole) -> Vec<Observation> {
             Observation::UnitsStarted(units(NodeRole::Master)),
             Observation::MasterProbe(ProbeResult::Healthy),
             objects(ObjectOutcome::Created),
+            healthy(NodeRole::Master),
         ],
         NodeRole::Minion => vec![
             Observation::Tick,
@@ -190,8 +191,40 @@ fn happy_path(role: NodeRole) -> Vec<Observation> {
             Observation::UnitsStarted(group(NodeRole::Minion, UnitStage::Node)),
             issued(),
             Observation::UnitsStarted(group(NodeRole::Minion, UnitStage::AfterBootstrap)),
+            healthy(NodeRole::Minion),
         ],
     }
+}
+
+/// kube-proxy (a minion) or the scheduler (a master) does not answer: a unit restarting.
+fn unhealthy(role: NodeRole) -> Observation {
+    let Observation::HealthChecked(mut reports) = healthy(role) else {
+        unreachable!("healthy() gives HealthChecked")
+    };
+    reports[1].healthy = false;
+    reports[1].detail =
+        "connection refused; kube-proxy.service activating/auto-restart, its last line: \
+                         open /proc/sys/net/netfilter/nf_conntrack_max: read-only file system"
+            .into();
+    Observation::HealthChecked(reports)
+}
+
+/// Every health check of `role` passed (the minion's Node is the one `issued()` names).
+fn healthy(role: NodeRole) -> Observation {
+    let node = match role {
+        NodeRole::Master => None,
+        NodeRole::Minion => Some("node-2"),
+    };
+    Observation::HealthChecked(
+        crate::pure::health::checks_for(role, node)
+            .into_iter()
+            .map(|check| crate::pure::health::HealthReport {
+                check,
+                healthy: true,
+                detail: "200".into(),
+            })
+            .collect(),
+    )
 }
 
 /// Drive a fresh agent along the happy path until `done(state)`, 10 ms per step.
@@ -243,6 +276,7 @@ fn kind(action: &Action) -> &'static str {
         Action::Discover { .. } => "discover",
         Action::CheckKubeletCredentials => "check-kubelet",
         Action::ImportImages => "import-images",
+        Action::CheckHealth { .. } => "check-health",
         Action::Done => "done",
         Action::Fail { .. } => "fail",
     }
@@ -342,6 +376,11 @@ fn table_states() -> Vec<(&'static str, NodeRole, AgentState)> {
             "start-kube-proxy",
             NodeRole::Minion,
             walk_to(NodeRole::Minion, Phase::StartKubeProxy),
+        ),
+        (
+            "components-healthy",
+            NodeRole::Minion,
+            walk_to(NodeRole::Minion, Phase::ComponentsHealthy),
         ),
         (
             "ready",
@@ -615,6 +654,8 @@ fn table_observations(role: NodeRole) -> Vec<(&'static str, Observation)> {
                 },
             },
         ),
+        ("health-ok", healthy(role)),
+        ("health-failing", unhealthy(role)),
         ("units-started", Observation::UnitsStarted(units(role))),
         (
             "unit-failed",
@@ -679,7 +720,7 @@ const TABLE: &[(&str, &str, Phase, &str)] = &[
         "wait",
     ),
     ("api-server-ready", "probe-timeout", ApiServerReady, "wait"),
-    ("join-objects", "join-ok", Ready, "done"),
+    ("join-objects", "join-ok", ComponentsHealthy, "check-health"),
     ("join-objects", "join-differs", JoinObjects, "wait"),
     ("join-objects", "join-failed", JoinObjects, "wait"),
     (
@@ -845,8 +886,22 @@ const TABLE: &[(&str, &str, Phase, &str)] = &[
         KubeletBootstrap,
         "wait",
     ),
-    ("start-kube-proxy", "units-started", Ready, "done"),
+    (
+        "start-kube-proxy",
+        "units-started",
+        ComponentsHealthy,
+        "check-health",
+    ),
     ("start-kube-proxy", "unit-failed", Failed, "fail"),
+    ("components-healthy", "health-ok", Ready, "done"),
+    (
+        "components-healthy",
+        "health-failing",
+        ComponentsHealthy,
+        "wait",
+    ),
+    ("ready", "health-ok", Ready, "done"),
+    ("ready", "health-failing", ComponentsHealthy, "wait"),
 ];
 
 #[test]
@@ -905,7 +960,7 @@ fn every_phase_times_every_observation() {
             }
         }
     }
-    assert_eq!(cells, 18 * 46);
+    assert_eq!(cells, 19 * 48);
     let unused: Vec<_> = TABLE
         .iter()
         .zip(used)
@@ -934,6 +989,7 @@ fn tick_issues_each_phase_action() {
         ("start-units", "start-units"),
         ("kubelet-bootstrap", "check-kubelet"),
         ("start-kube-proxy", "start-units"),
+        ("components-healthy", "check-health"),
         ("ready", "done"),
         ("failed", "fail"),
     ];
@@ -969,6 +1025,7 @@ fn minion_path_and_its_actions() {
             "start-units",
             "check-kubelet",
             "start-units",
+            "check-health",
             "done"
         ]
     );
@@ -1078,6 +1135,7 @@ fn minion_path_and_its_actions() {
             StartUnits,
             KubeletBootstrap,
             StartKubeProxy,
+            ComponentsHealthy,
             Ready
         ]
     );
@@ -1125,6 +1183,7 @@ fn master_path_starts_the_control_plane_then_makes_the_join_objects() {
             "start-units",
             "probe",
             "ensure-join-objects",
+            "check-health",
             "done"
         ]
     );
@@ -1133,6 +1192,7 @@ fn master_path_starts_the_control_plane_then_makes_the_join_objects() {
         Action::EnsurePki {
             endpoint_host: "masters.prod.k8s".into(),
             advertise_addrs: vec![ip("10.0.1.1")],
+            advertise: crate::pure::advertise::AdvertiseChoice::OnlyAddress(ip("10.0.1.1")),
         }
     );
     assert_eq!(
@@ -1170,6 +1230,7 @@ fn master_path_starts_the_control_plane_then_makes_the_join_objects() {
             StartControlPlane,
             ApiServerReady,
             JoinObjects,
+            ComponentsHealthy,
             Ready
         ]
     );
@@ -1201,7 +1262,12 @@ fn a_master_is_not_ready_while_a_join_object_differs_or_fails() {
     assert!(wait_reason(&failed).contains("HTTP 403"), "{failed:?}");
     run.advance(wait_ms(&failed));
     run.feed(Observation::Tick);
-    assert_eq!(kind(&run.feed(objects(ObjectOutcome::Unchanged))), "done");
+    assert_eq!(
+        kind(&run.feed(objects(ObjectOutcome::Unchanged))),
+        "check-health"
+    );
+    assert_eq!(run.state.phase, ComponentsHealthy);
+    assert_eq!(kind(&run.feed(healthy(NodeRole::Master))), "done");
     assert_eq!(run.state.phase, Ready);
 }
 
@@ -2080,7 +2146,11 @@ fn a_registering_master_adds_itself_once_nodes_can_join() {
         panic!("expected RegisterDns, got {last:?}")
     };
     assert_eq!(update.record_list(), "masters.prod.k8s");
-    assert_eq!(run.feed(registered(&["masters.prod.k8s"])), Action::Done);
+    assert_eq!(
+        kind(&run.feed(registered(&["masters.prod.k8s"]))),
+        "check-health"
+    );
+    assert_eq!(run.feed(healthy(NodeRole::Master)), Action::Done);
     assert_eq!(run.state.phase, Phase::Ready);
 }
 
@@ -2479,4 +2549,118 @@ fn a_lost_bus_connection_while_starting_units_is_retried_not_a_failure() {
         failure: kubelet_failed(),
     });
     assert_eq!(kind(&failed), "fail");
+}
+
+// ---- Ready means working ----
+
+#[test]
+fn a_node_is_ready_only_once_every_component_answers() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, Phase::ComponentsHealthy));
+    // A unit failure recorded on the way up is history once the node is healthy.
+    run.state.unit_failures.push(kubelet_failed());
+    let waiting = run.feed(unhealthy(NodeRole::Minion));
+    assert_eq!(run.state.phase, Phase::ComponentsHealthy);
+    let reason = wait_reason(&waiting);
+    assert!(
+        reason.starts_with(
+            "waiting until the node's components are healthy: kube-proxy: connection refused"
+        ),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("nf_conntrack_max: read-only file system"),
+        "{reason}"
+    );
+    run.advance(wait_ms(&waiting));
+    assert_eq!(kind(&run.feed(Observation::Tick)), "check-health");
+    assert_eq!(run.feed(healthy(NodeRole::Minion)), Action::Done);
+    assert_eq!(run.state.phase, Phase::Ready);
+    assert!(
+        run.state.unit_failures.is_empty(),
+        "stale failures are not shown once healthy"
+    );
+    assert_eq!(run.state.blocking, None);
+}
+
+#[test]
+fn a_ready_node_whose_unit_keeps_restarting_is_waiting_again_until_it_recovers() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, Phase::Ready));
+    // The executor's recheck finds everything healthy: nothing changes.
+    let before = run.state.clone();
+    run.advance(30_000);
+    assert_eq!(run.feed(healthy(NodeRole::Minion)), Action::Done);
+    assert_eq!(run.state.phase, Phase::Ready);
+    assert_eq!(run.state.transitions, before.transitions);
+    // A recheck finds kube-proxy restarting: waiting again, with kube-proxy's own last line.
+    run.advance(30_000);
+    let waiting = run.feed(unhealthy(NodeRole::Minion));
+    assert_eq!(run.state.phase, Phase::ComponentsHealthy);
+    assert!(
+        wait_reason(&waiting).contains("kube-proxy.service activating/auto-restart"),
+        "{waiting:?}"
+    );
+    assert_eq!(crate::pure::metrics::condition(&run.state), "waiting");
+    // Recovered: Ready again.
+    run.advance(wait_ms(&waiting));
+    assert_eq!(kind(&run.feed(Observation::Tick)), "check-health");
+    assert_eq!(run.feed(healthy(NodeRole::Minion)), Action::Done);
+    assert_eq!(run.state.phase, Phase::Ready);
+    let phases: Vec<Phase> = run
+        .state
+        .transitions
+        .iter()
+        .rev()
+        .take(3)
+        .map(|t| t.phase)
+        .collect();
+    assert_eq!(
+        phases,
+        [Phase::Ready, Phase::ComponentsHealthy, Phase::Ready]
+    );
+}
+
+#[test]
+fn a_restarted_agent_checks_health_again_in_place() {
+    let state = walk_to(NodeRole::Master, Phase::ComponentsHealthy);
+    let (after, action) = AgentState::resume(state, T0 + 60_000).expect("resumes");
+    assert_eq!(after.phase, Phase::ComponentsHealthy);
+    assert_eq!(kind(&action), "check-health");
+}
+
+#[test]
+fn the_master_advertises_the_role_files_address_or_its_only_one() {
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    run.feed(Observation::RoleParsed(Box::new(config(
+        NodeRole::Master,
+        "ADVERTISE_ADDRESS=192.0.2.10\n",
+    ))));
+    let action = run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip("10.0.1.1"), ip("10.0.2.1")],
+    });
+    assert_eq!(
+        action,
+        Action::EnsurePki {
+            endpoint_host: "masters.prod.k8s".into(),
+            // The advertised address is a SAN of the API server's certificate, local or not.
+            advertise_addrs: vec![ip("10.0.1.1"), ip("10.0.2.1"), ip("192.0.2.10")],
+            advertise: crate::pure::advertise::AdvertiseChoice::RoleFile(ip("192.0.2.10")),
+        }
+    );
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    run.feed(Observation::RoleParsed(Box::new(config(
+        NodeRole::Master,
+        "",
+    ))));
+    let Action::EnsurePki { advertise, .. } = run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip("127.0.0.1"), ip("10.0.1.1"), ip("10.0.2.1")],
+    }) else {
+        panic!("expected EnsurePki")
+    };
+    assert_eq!(
+        advertise.address(),
+        None,
+        "two addresses: kube-apiserver decides"
+    );
 }

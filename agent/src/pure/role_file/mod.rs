@@ -14,6 +14,7 @@
 //! | `DNS_DOMAIN` | default `k8s` | lower-case DNS name; the masters are `masters.<cluster>.<domain>` |
 //! | `CLOUD_PROVIDER` | optional | kubelet cloud provider; the seeds' `--cloud-provider=aws` form is accepted with a warning |
 //! | `KUBELET_HOSTNAME` | optional | node name override; the seeds' `--hostname-override=…` form accepted with a warning |
+//! | `ADVERTISE_ADDRESS` | master: optional | the address the API server advertises (`--advertise-address`); default: the node's only global address ([`crate::pure::advertise`]) |
 //! | `BOOTSTRAP_TOKEN` | minion: required (https); master: the token it publishes | kubeadm token `[a-z0-9]{6}.[a-z0-9]{16}`, a [`Secret`]: never printed |
 //! | `CA_CERT_HASH` | minion: this or `CA_CERT_FILE` | kubeadm CA pin `sha256:<64 hex>` |
 //! | `CA_CERT_FILE` | minion: this or `CA_CERT_HASH` | absolute path of the cluster CA certificate |
@@ -63,6 +64,7 @@ pub mod keys {
     pub const DNS_DOMAIN: &str = "DNS_DOMAIN";
     pub const CLOUD_PROVIDER: &str = "CLOUD_PROVIDER";
     pub const KUBELET_HOSTNAME: &str = "KUBELET_HOSTNAME";
+    pub const ADVERTISE_ADDRESS: &str = "ADVERTISE_ADDRESS";
     pub const BOOTSTRAP_TOKEN: &str = "BOOTSTRAP_TOKEN";
     pub const CA_CERT_HASH: &str = "CA_CERT_HASH";
     pub const CA_CERT_FILE: &str = "CA_CERT_FILE";
@@ -104,6 +106,7 @@ pub mod keys {
         DNS_DOMAIN,
         CLOUD_PROVIDER,
         KUBELET_HOSTNAME,
+        ADVERTISE_ADDRESS,
         BOOTSTRAP_TOKEN,
         CA_CERT_HASH,
         CA_CERT_FILE,
@@ -383,6 +386,8 @@ pub struct RoleConfig {
     pub dns_domain: DnsName,
     pub cloud_provider: Option<CloudProvider>,
     pub kubelet_hostname: Option<DnsName>,
+    /// `ADVERTISE_ADDRESS` (masters): the API server's advertised address, when the user data chooses it.
+    pub advertise_address: Option<std::net::IpAddr>,
     pub bootstrap_token: Option<BootstrapToken>,
     pub ca_cert_hash: Option<CaPin>,
     pub ca_cert_file: Option<PathBuf>,
@@ -461,6 +466,9 @@ impl RoleConfig {
         }
         if let Some(hostname) = &self.kubelet_hostname {
             lines.push(format!("{}={hostname}", keys::KUBELET_HOSTNAME));
+        }
+        if let Some(addr) = &self.advertise_address {
+            lines.push(format!("{}={addr}", keys::ADVERTISE_ADDRESS));
         }
         if let Some(token) = &self.bootstrap_token {
             lines.push(format!("{}={token}", keys::BOOTSTRAP_TOKEN));
@@ -632,6 +640,15 @@ impl RawRoleFile {
             }
             None => None,
         };
+        let advertise_address = match checker.set(keys::ADVERTISE_ADDRESS) {
+            Some(entry) => Some(checker.value(keys::ADVERTISE_ADDRESS, entry, |v| {
+                v.parse::<std::net::IpAddr>()
+                    .ok()
+                    .filter(crate::pure::advertise::is_advertisable)
+                    .ok_or(ValueProblem::NotAdvertiseAddress)
+            })?),
+            None => None,
+        };
         let bootstrap_token = match checker.set(keys::BOOTSTRAP_TOKEN) {
             Some(entry) => {
                 Some(checker.value(keys::BOOTSTRAP_TOKEN, entry, BootstrapToken::parse)?)
@@ -732,6 +749,13 @@ impl RawRoleFile {
                 if probe == MasterProbe::Https && bootstrap_token.is_none() {
                     return Err(checker.missing(keys::BOOTSTRAP_TOKEN));
                 }
+                if let Some(entry) = checker.set(keys::ADVERTISE_ADDRESS) {
+                    warnings.push(RoleWarning::NotForRole {
+                        key: keys::ADVERTISE_ADDRESS,
+                        line: entry.line,
+                        role: self.role,
+                    });
+                }
             }
             NodeRole::Master => {
                 for key in [
@@ -776,6 +800,7 @@ impl RawRoleFile {
             dns_domain,
             cloud_provider,
             kubelet_hostname,
+            advertise_address,
             bootstrap_token,
             ca_cert_hash,
             ca_cert_file,

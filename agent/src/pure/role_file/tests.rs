@@ -667,3 +667,51 @@ fn a_role_file_edited_or_removed_after_it_was_read_is_reported() {
         "a state without a recorded hash says nothing"
     );
 }
+
+#[test]
+fn advertise_address_is_a_masters_reachable_address() {
+    let config = ok(master("CLUSTER_NAME=a\nADVERTISE_ADDRESS=10.79.0.10\n"));
+    assert_eq!(
+        config.advertise_address,
+        Some("10.79.0.10".parse().expect("ip"))
+    );
+    for bad in [
+        "127.0.0.1",
+        "10.79.0.300",
+        "masters.a.k8s",
+        "169.254.0.1",
+        "::1",
+    ] {
+        match master(&format!("CLUSTER_NAME=a\nADVERTISE_ADDRESS={bad}\n")) {
+            Err(RoleFileError::InvalidValue {
+                key, line, problem, ..
+            }) => {
+                assert_eq!(
+                    (key, line, problem),
+                    (
+                        keys::ADVERTISE_ADDRESS,
+                        2,
+                        ValueProblem::NotAdvertiseAddress
+                    ),
+                    "{bad}"
+                );
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    let minion_config = ok(minion(&format!(
+        "{}ADVERTISE_ADDRESS=10.0.0.5\n",
+        minimal_minion()
+    )));
+    assert!(
+        minion_config.warnings.iter().any(|w| matches!(
+            w,
+            RoleWarning::NotForRole {
+                key: keys::ADVERTISE_ADDRESS,
+                ..
+            }
+        )),
+        "{:?}",
+        minion_config.warnings
+    );
+}

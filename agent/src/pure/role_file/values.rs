@@ -58,6 +58,8 @@ pub enum ValueProblem {
     NotCni,
     /// `DNS_UPDATE_SERVER` that is not an IP address (with an optional port).
     NotDnsServer,
+    /// `ADVERTISE_ADDRESS` that is not a unicast IP address.
+    NotAdvertiseAddress,
     /// `DNS_UPDATE_TSIG_ALGORITHM` other than hmac-sha256/384/512.
     NotTsigAlgorithm,
     /// `DNS_UPDATE_TTL` outside 1..=max.
@@ -117,6 +119,11 @@ impl ValueProblem {
                  (10.0.0.2, 10.0.0.2:53, [fd00::2]:53): a name would need DNS to find DNS"
                     .to_string()
             }
+            ValueProblem::NotAdvertiseAddress => {
+                "use this master's own unicast IP address, the one other nodes reach it at (e.g. 10.0.0.10); \
+                 leave it out to let the agent choose"
+                    .to_string()
+            }
             ValueProblem::NotTsigAlgorithm => {
                 "use hmac-sha256 (the default, what `tsig-keygen` makes), hmac-sha384 or hmac-sha512".to_string()
             }
@@ -164,6 +171,7 @@ impl fmt::Display for ValueProblem {
             ValueProblem::NotDnsServer => {
                 f.write_str("is not an IP address (with an optional port)")
             }
+            ValueProblem::NotAdvertiseAddress => f.write_str("is not a unicast IP address"),
             ValueProblem::NotTsigAlgorithm => {
                 f.write_str("is not a TSIG algorithm the agent signs with")
             }
