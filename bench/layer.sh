@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
-# bench/layer.sh: how long `imagebuilder build` takes to make the demo layer, side by side in one run with
+# bench/layer.sh: how long `imagebuilder build` takes to package the demo layer from downloads (fetch, verify, stage,
+# check, pack; not compiling: manifests/demo.toml builds its programs from Go modules, and that is measured elsewhere),
+# side by side in one run with
 #   - the seeds' way: bench/seeds-provisioner.sh (cp or curl, sha256sum -c, install/tar -x, node content, tar | gzip -6);
 #   - the floor: tar c | gzip -6 of the already staged bytes (imagebuilder's own layer, extracted once), and for
-#     reference tar c | pigz -6 (all cores) and tar c | zstd -T0 (level 3), plus tar c alone;
-# warm (imagebuilder's cache filled first, the seeds copy from demo/artifacts/) and cold (empty cache; both download
-# from python3's http.server on 127.0.0.1 serving demo/artifacts/). Warm, imagebuilder also builds the demo manifest
-# without its two container image artifacts (pause, weave-kube), interleaved: the cost of baking (and verifying) the
-# images, beside the build without them.
+#     reference tar c | pigz -6 (all cores) and tar c | zstd -T0 (level 3), plus tar c alone.
+# The bytes are the real demo image's: bench/layer-artifacts.py takes the programs out of the demo layer
+# (DEMO_OUT/layer.tar.gz, made by ./demo/build.sh; each checked against DEMO_OUT/lock.json) and lays them out in a
+# scratch directory the way the upstream releases publish them (kube-*, kubectl, kubeadm, kubelet, crictl and
+# runc.amd64 as single binaries; etcd-v<V>-linux-amd64.tar.gz, containerd-<V>-linux-amd64.tar.gz and
+# cni-plugins-linux-amd64-v<V>.tgz as deterministic tarballs), next to demo/artifacts/'s two OCI image archives and
+# containerd-config.toml and a SHA256SUMS; it also writes the manifest imagebuilder builds here: manifests/demo.toml
+# with every artifact a `url` + `checksum_url = "SHA256SUMS"` download from that directory (same names, versions,
+# install paths and modes, [host], image pins, replace_content).
+# Warm (imagebuilder's cache filled first, the seeds copy from the scratch artifact directory) and cold (empty cache;
+# both download from python3's http.server on 127.0.0.1 serving that directory). Warm, imagebuilder also builds the
+# manifest without its two container image artifacts (pause, weave-kube), interleaved: the cost of baking (and
+# verifying) the images, beside the build without them.
 #
-#   bench/layer.sh [REPS] [COLD_REPS]      (defaults: 5 warm repetitions, 2 cold; about 4 minutes on an idle 2-core box)
+#   bench/layer.sh [REPS] [COLD_REPS]      (defaults: 5 warm repetitions, 2 cold; `bench/layer.sh 2 1` took about
+#                                           4 minutes on a 2-core box, the defaults take about twice that)
 #
 # Warm, each repetition runs imagebuilder, the seeds' provisioner and the gzip floor; the references (pigz, zstd,
 # tar alone) run in the first min(REPS, 3) repetitions only. Cold, each repetition runs imagebuilder and the seeds.
 #
 # Environment: IMAGEBUILDER, AGENT (binaries; default target/release/{imagebuilder,k8s-agent}, built with cargo unless
 # NO_BUILD=1), IMAGEBUILDER_B (a second imagebuilder, e.g. a candidate change built in a scratch copy: measured in
-# the same interleaved runs, warm and cold, with its own cache, and reported beside the first), RESULTS=FILE (also write the report there), KEEP=1 (keep the scratch directory and print it),
-# TMPDIR (where the scratch directory goes: the caches, the staged trees and the layers; all timings use it).
+# the same interleaved runs, warm and cold, with its own cache, and reported beside the first), RESULTS=FILE (also
+# write the report there), KEEP=1 (keep the scratch directory and print it), DEMO_OUT (where ./demo/build.sh put the
+# demo layer and its lock; default out/demo: run ./demo/build.sh first, the bench does not build Go), TMPDIR (where
+# the scratch directory goes: the artifact set, the caches, the staged trees and the layers; all timings use it).
 #
 # Bars (issue "Benchmarks", item 1), warm: imagebuilder <= 1.5x the floor (tar c | gzip -6), and >= 3x faster than
 # the seeds' provisioner. Every variant of a repetition runs back to back (interleaved), so load from elsewhere hits
 # them alike; the load average is printed. The page cache is not dropped (that would disturb the whole machine):
 # "cold" means an empty download cache and a loopback HTTP fetch, not cold disks.
-# Needs: bash, python3, curl, tar, gzip; optional: /usr/bin/time (peak RSS, CPU), pigz, zstd.
+# Needs: bash, python3 (3.11+: tomllib), curl, tar, gzip; optional: /usr/bin/time (peak RSS, CPU), pigz, zstd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -35,7 +48,8 @@ COLD_REPS=${2:-2}
 IB=${IMAGEBUILDER:-target/release/imagebuilder}
 IB_B=${IMAGEBUILDER_B:-}
 AGENT=${AGENT:-target/release/k8s-agent}
-MANIFEST=manifests/demo.toml
+DEMO_MANIFEST=manifests/demo.toml
+DEMO_OUT=${DEMO_OUT:-out/demo}
 for t in python3 curl tar gzip sha256sum; do command -v "$t" >/dev/null || {
     echo "bench/layer.sh: missing $t" >&2
     exit 2
@@ -54,17 +68,13 @@ if [ ! -x "$IB" ] || [ ! -x "$AGENT" ] || { [ -n "$IB_B" ] && [ ! -x "$IB_B" ]; 
     echo "bench/layer.sh: no $IB, $AGENT or $IB_B" >&2
     exit 2
 fi
-# The demo artifacts: made when missing or when SHA256SUMS does not list every file the manifest names.
-artifacts_current() {
-    [ -f demo/artifacts/SHA256SUMS ] || return 1
-    local u
-    for u in $(sed -n 's/^url = "\([^"]*\)"$/\1/p' "$MANIFEST"); do
-        grep -qE " [ *]$u\$" demo/artifacts/SHA256SUMS && [ -f "demo/artifacts/$u" ] || return 1
-    done
-}
-if ! artifacts_current; then
-    note "demo artifacts missing or stale: running demo/make-artifacts.sh"
-    demo/make-artifacts.sh >&2
+# The demo layer the artifact set is made from (building it compiles every Go component: not done here).
+if [ ! -f "$DEMO_OUT/layer.tar.gz" ] || [ ! -f "$DEMO_OUT/lock.json" ]; then
+    echo "bench/layer.sh: no $DEMO_OUT/layer.tar.gz or $DEMO_OUT/lock.json: run ./demo/build.sh first" >&2
+    exit 2
+fi
+if [ "$DEMO_MANIFEST" -nt "$DEMO_OUT/lock.json" ]; then
+    note "warning: $DEMO_MANIFEST is newer than $DEMO_OUT/lock.json (a lock that does not match it is refused)"
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-layer.XXXXXX")
@@ -77,6 +87,20 @@ cleanup() {
 trap cleanup EXIT
 rows=$work/rows.tsv
 : >"$rows"
+
+# --- the download artifact set and its manifest (not timed) -------------------------------------------------------
+note "making the download artifact set from $DEMO_OUT/layer.tar.gz in $work/artifacts"
+ARTIFACTS=$work/artifacts
+MANIFEST=$work/demo-dl.toml
+dl_set=$(python3 bench/layer-artifacts.py --manifest "$DEMO_MANIFEST" --demo-out "$DEMO_OUT" \
+    --demo-artifacts demo/artifacts --out "$ARTIFACTS" --bench-manifest "$MANIFEST" --base-url "file://$ARTIFACTS/")
+read -r BENCH_DL_FILES BENCH_DL_BYTES <<<"$dl_set"
+# The seeds' hard-coded list must name exactly the generated set (else the manifest moved on: update the script).
+if ! diff <(bench/seeds-provisioner.sh --list | sort) \
+    <(sed -n 's/^url = "\([^"]*\)"$/\1/p' "$MANIFEST" | sort) >&2; then
+    echo "bench/layer.sh: bench/seeds-provisioner.sh's ARTIFACTS do not name the generated set (<: seeds)" >&2
+    exit 1
+fi
 epoch=$(sed -n 's/^source_date_epoch = \([0-9]*\).*/\1/p' "$MANIFEST")
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -121,9 +145,8 @@ if [ -n "$IB_B" ]; then
 fi
 mkdir "$work/tree"
 tar -xzf "$work/ib/layer.tar.gz" -C "$work/tree"
-# The demo manifest without its image artifacts (the [[artifact]] blocks with install.image), with base_url made
-# absolute so it resolves from the scratch directory.
-python3 - "$MANIFEST" "$work/demo-noimg.toml" "file://$root/demo/artifacts/" <<'PY'
+# The manifest without its image artifacts (the [[artifact]] blocks with install.image).
+python3 - "$MANIFEST" "$work/demo-noimg.toml" "file://$ARTIFACTS/" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 head, *blocks = re.split(r"(?m)^(?=\[\[artifact\]\])", text)
@@ -153,7 +176,7 @@ for ((i = 1; i <= REPS; i++)); do
     fi
     ib_build "$work/demo-noimg.toml" "$work/cache" "$work/ib-noimg"
     measure warm imagebuilder_noimg "${IB_CMD[@]}"
-    measure warm seeds bench/seeds-provisioner.sh demo/artifacts "$work/seeds.tar.gz" "$AGENT"
+    measure warm seeds bench/seeds-provisioner.sh "$ARTIFACTS" "$work/seeds.tar.gz" "$AGENT"
     measure warm floor_gzip bash -o pipefail -c floor_gzip
     if ((i <= REF_REPS)); then
         for f in "${refs[@]}"; do measure warm "$f" bash -o pipefail -c "$f"; done
@@ -162,7 +185,7 @@ done
 
 # --- cold: empty cache, artifacts over loopback HTTP --------------------------------------------------------------
 if ((COLD_REPS > 0)); then
-    python3 -u -m http.server --bind 127.0.0.1 --directory demo/artifacts 0 >"$work/http.log" 2>&1 &
+    python3 -u -m http.server --bind 127.0.0.1 --directory "$ARTIFACTS" 0 >"$work/http.log" 2>&1 &
     server_pid=$!
     port=
     for _ in $(seq 100); do
@@ -216,8 +239,9 @@ have pigz && BENCH_TOOLS+="; $(pigz --version 2>&1 | head -1)"
 have zstd && BENCH_TOOLS+="; $(zstd --version | sed 's/^\*\*\* //; s/, by .*//')"
 BENCH_IB_B=$IB_B BENCH_IB_B_SHAS=0 BENCH_IB_B_LAYER=$work/ib-b/layer.tar.gz
 [ -n "$IB_B" ] && BENCH_IB_B_SHAS=$(sort -u "$work/ib-b.sha256s" | wc -l)
-export BENCH_ELAPSED BENCH_IB_B BENCH_IB_B_SHAS BENCH_IB_B_LAYER BENCH_ROWS BENCH_REPS BENCH_COLD BENCH_LOAD \
-    BENCH_TIME BENCH_NPROC BENCH_CPU BENCH_SIZES BENCH_STAGED BENCH_IB_SHAS BENCH_IB_LAYER BENCH_SEEDS_LAYER BENCH_TOOLS
+export BENCH_DL_FILES BENCH_DL_BYTES BENCH_ELAPSED BENCH_IB_B BENCH_IB_B_SHAS BENCH_IB_B_LAYER BENCH_ROWS BENCH_REPS \
+    BENCH_COLD BENCH_LOAD BENCH_TIME BENCH_NPROC BENCH_CPU BENCH_SIZES BENCH_STAGED BENCH_IB_SHAS BENCH_IB_LAYER \
+    BENCH_SEEDS_LAYER BENCH_TOOLS
 report() {
     python3 - <<'EOF'
 import gzip, hashlib, os, statistics as st, tarfile
@@ -247,6 +271,7 @@ p(f"## bench/layer.sh: demo layer, {os.environ['BENCH_REPS']} warm / {os.environ
   f"({int(os.environ['BENCH_ELAPSED']) // 60}m{int(os.environ['BENCH_ELAPSED']) % 60:02d}s of measuring)")
 p("")
 p(f"machine: {os.environ['BENCH_NPROC']} cores ({os.environ['BENCH_CPU']}); load average {os.environ['BENCH_LOAD']}; "
+  f"downloads {os.environ['BENCH_DL_FILES']} files, {int(os.environ['BENCH_DL_BYTES'])/1e6:.1f} MB (the demo layer's); "
   f"staged tree {int(os.environ['BENCH_STAGED'])/1e6:.1f} MB; {os.environ['BENCH_TOOLS']}")
 p("")
 p("| scenario | what | n | median s | min s | max s | spread | CPU s (user+sys) | peak RSS | output |")

@@ -278,7 +278,16 @@ wire_node() { # node ip
 #   - kubelet drop-in config.d/90-lab.conf: failCgroupV1: false (kubelet >= 1.35 refuses cgroup v1 otherwise; real
 #     nodes boot cgroup v2);
 #   - kube-proxy's config: the image's, plus conntrack maxPerCore/tcp timeouts 0 ("leave the kernel's values"), as
-#     kind does: kube-proxy would write /proc/sys/net/netfilter/*, read-only in a container.
+#     kind does: kube-proxy would write /proc/sys/net/netfilter/*, read-only in a container;
+#   - the node's net.* sysctls set from outside, in its own network namespace, as systemd-sysctl would from
+#     /usr/lib/sysctl.d at boot and kube-proxy would at start (/proc/sys is read-only inside a container; net.* is
+#     per network namespace, so this touches only the node): the image's sysctl.d/90-kubernetes.conf (ip_forward,
+#     bridge-nf-call-iptables/ip6tables) and net.ipv4.conf.all.route_localnet=1 (kube-proxy's localhost NodePorts);
+#   - TEST DOUBLE of six kernel tunables (lab_kernel_tunables, after each boot): kubelet sets vm.overcommit_memory=1,
+#     vm.panic_on_oom=0, kernel.panic=10, kernel.panic_on_oops=1, kernel.keys.root_maxkeys/maxbytes at start and
+#     exits when it cannot ("Failed to start ContainerManager … /proc/sys/vm/overcommit_memory: read-only file
+#     system"). They are not namespaced: writing them would change the shared host. Inside the node, files with
+#     kubelet's values are bind-mounted over them, so kubelet finds them set as it would have set them on a machine.
 lab_files() {
   local rootfs=$1 dir=$STATE/lab
   mkdir -p "$dir"
@@ -293,6 +302,26 @@ YAML
     printf '\n# LAB ONLY (demo/local-cluster.sh): /proc/sys is read-only in a container; leave the kernel'"'"'s conntrack values.\n'
     printf 'conntrack:\n  maxPerCore: 0\n  tcpEstablishedTimeout: 0s\n  tcpCloseWaitTimeout: 0s\n'
   } >"$dir/kube-proxy-config.yaml"
+}
+
+# The kernel tunables kubelet insists on, shown to it already set (see above): name=value, as /proc/sys paths.
+LAB_KERNEL_TUNABLES="vm/overcommit_memory=1 vm/panic_on_oom=0 kernel/panic=10 kernel/panic_on_oops=1"
+LAB_KERNEL_TUNABLES+=" kernel/keys/root_maxkeys=1000000 kernel/keys/root_maxbytes=25000000"
+lab_kernel_tunables() { # leader
+  # shellcheck disable=SC2016 # expanded inside the node
+  in_node "$1" sh -ec 'mkdir -p /run/k8s-lab/sysctl
+    for t in '"$LAB_KERNEL_TUNABLES"'; do
+      f=/run/k8s-lab/sysctl/$(echo "${t%%=*}" | tr / .)
+      echo "${t#*=}" >"$f"
+      mountpoint -q "/proc/sys/${t%%=*}" || mount --bind "$f" "/proc/sys/${t%%=*}"
+    done'
+}
+
+lab_net_sysctls() { # node
+  local conf
+  conf="$(cat "$STATE/rootfs")/usr/lib/sysctl.d/90-kubernetes.conf"
+  ip netns exec "k8s-test-$1" sysctl -q -p "$conf" >/dev/null
+  ip netns exec "k8s-test-$1" sysctl -q -w net.ipv4.conf.all.route_localnet=1 >/dev/null
 }
 
 lab_nspawn_args() {
@@ -312,7 +341,10 @@ boot_node() { # node role ip core(0|1)
   # node.sh makes the netns before nspawn; the address must be there before cloud-init/the agent look, so the
   # node is wired from a background loop as soon as its netns exists.
   ( for _ in $(seq 250); do
-      ip netns list 2>/dev/null | grep -qw "k8s-test-$node" && wire_node "$node" "$ip" 2>/dev/null && exit 0
+      if ip netns list 2>/dev/null | grep -qw "k8s-test-$node" && wire_node "$node" "$ip" 2>/dev/null; then
+        if [ "$role" = minion ]; then lab_net_sysctls "$node"; fi
+        exit 0
+      fi
       ip link del "v-$node" 2>/dev/null || true
       sleep 0.02
     done
@@ -328,6 +360,7 @@ boot_node() { # node role ip core(0|1)
   leader=$(K8S_TEST_PERSISTENT=1 K8S_TEST_CONTAINERS=1 "$NODE_SH" up "$node" "$rootfs" --bind-ro="$STATE/seed/$node:/var/lib/cloud/seed/nocloud" \
     --bind-ro="$STATE/resolv.conf:/etc/resolv.conf" "${extra[@]}")
   echo "$leader" > "$STATE/$node.leader"
+  if [ "$role" = minion ]; then lab_kernel_tunables "$leader"; fi
   wait "$wirer"
 }
 
@@ -456,6 +489,9 @@ cmd_reboot() { # NODE [--no-wait]
   t0=$(ms)
   leader=$("$NODE_SH" reboot "$node")
   echo "$leader" > "$STATE/$node.leader"
+  if awk -v n="$node" '$1 == n && $2 == "minion" { f = 1 } END { exit !f }' "$STATE/nodes"; then
+    lab_kernel_tunables "$leader"
+  fi
   if [ "$wait" = 0 ]; then
     echo "$leader"
     return

@@ -425,6 +425,23 @@ fn run_host_checks(cfg: &AgentConfig, mode: HostCheckMode) -> Observation {
     }
 }
 
+/// [`crate::pure::advertise::NODE_ENV_FILE`]: the address the node advertises, for the unit that reads it.
+fn write_node_env(
+    cfg: &AgentConfig,
+    advertise: &crate::pure::advertise::AdvertiseChoice,
+    role: crate::node_role::NodeRole,
+) -> Result<(), AgentError> {
+    let env = cfg.root.join(crate::pure::advertise::NODE_ENV_FILE);
+    atomic_write(&env, advertise.render_env(role).as_bytes(), 0o644).map_err(|e| {
+        AgentError::Write {
+            path: env.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    tracing::info!("{}", advertise.describe(role));
+    Ok(())
+}
+
 /// `CheckHealth` (and the rechecks while Ready): the checks, with the live state of the units they name.
 async fn check_health<U: UnitControl>(
     cfg: &AgentConfig,
@@ -596,16 +613,7 @@ pub async fn run_agent<U: UnitControl>(
                 advertise_addrs,
                 advertise,
             } => {
-                let env = cfg
-                    .root
-                    .join(crate::pure::advertise::CONTROL_PLANE_ENV_FILE);
-                atomic_write(&env, advertise.render_env().as_bytes(), 0o644).map_err(|e| {
-                    AgentError::Write {
-                        path: env.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
-                tracing::info!("{}", advertise.describe());
+                write_node_env(cfg, &advertise, crate::node_role::NodeRole::Master)?;
                 let config = role_config(cfg, &mut role);
                 let name = join::node_name(
                     config
@@ -635,7 +643,9 @@ pub async fn run_agent<U: UnitControl>(
                 server,
                 connect_to,
                 trust,
+                advertise,
             } => {
+                write_node_env(cfg, &advertise, crate::node_role::NodeRole::Minion)?;
                 let config = role_config(cfg, &mut role);
                 let token = config.and_then(|c| c.bootstrap_token.clone());
                 let name = join::node_name(

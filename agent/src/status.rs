@@ -49,7 +49,11 @@ pub struct StatusReport {
     pub units_started: Vec<String>,
     pub units: Vec<UnitState>,
     pub units_error: Option<String>,
+    /// Unit failures the agent recorded, except those of units that are active now (a failure the unit recovered
+    /// from is history; the journal keeps it).
     pub unit_failures: Vec<crate::plan::UnitFailure>,
+    /// The last health checks ([`crate::pure::health`]): what Ready stands on.
+    pub health: Vec<crate::pure::health::HealthReport>,
     pub failed_checks: Vec<String>,
     pub check_warnings: Vec<CheckResult>,
     pub warnings: Vec<String>,
@@ -164,6 +168,7 @@ impl StatusReport {
                 units,
                 units_error,
                 unit_failures: vec![],
+                health: vec![],
                 failed_checks: vec![],
                 check_warnings,
                 warnings: vec![],
@@ -181,6 +186,16 @@ impl StatusReport {
             Phase::Failed => "failed",
             _ => "waiting",
         };
+        let unit_failures = state
+            .unit_failures
+            .iter()
+            .filter(|f| {
+                !units
+                    .iter()
+                    .any(|u| u.unit == f.unit && u.active_state == "active")
+            })
+            .cloned()
+            .collect();
         let weave = state.weave.as_ref().map(|d| WeaveView {
             ipalloc_init: d.ipalloc_init.to_string(),
             peers: d.peers.addrs().iter().map(|a| a.to_string()).collect(),
@@ -232,7 +247,8 @@ impl StatusReport {
             units_started: state.units_started.clone(),
             units,
             units_error,
-            unit_failures: state.unit_failures.clone(),
+            unit_failures,
+            health: state.health.clone(),
             failed_checks: state.failed_checks.clone(),
             check_warnings,
             warnings: state.warnings.clone(),
@@ -423,6 +439,13 @@ impl StatusReport {
             line(
                 "units",
                 format!("started: {}", self.units_started.join(", ")),
+            );
+        }
+        for h in &self.health {
+            let mark = if h.healthy { "ok  " } else { "FAIL" };
+            line(
+                "health",
+                format!("{mark} {:<24} {}", h.check.label(), h.detail),
             );
         }
         for f in &self.unit_failures {

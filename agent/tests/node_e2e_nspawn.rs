@@ -8,7 +8,10 @@
 //! kubelet's TLS bootstrap by writing kubelet.conf and a CA-signed client certificate), because what is under test
 //! is the agent: role file → host checks → waiting on `masters.prod.k8s` (NXDOMAIN, then refused) → token
 //! discovery over verified TLS → healthy → Weave env from `minions.prod.k8s` → containerd, weave, kubelet started
-//! over D-Bus in order → waiting for kubelet's credentials (kube-proxy not started yet) → kube-proxy → Ready. Then:
+//! over D-Bus in order → waiting for kubelet's credentials (kube-proxy not started yet) → kube-proxy → waiting until
+//! the components answer their health checks (test doubles again: `python3 -m http.server` in the node's network
+//! namespace answers kubelet's :10248/healthz and kube-proxy's :10256/healthz, the "API server" serves the Node
+//! object, Ready=True, to kubelet's client certificate) → Ready. Then:
 //! the role drop-in keeps a master unit off this minion; a SIGKILLed agent is restarted by systemd and resumes
 //! without restarting units or rewriting weave.env; the bootstrap token never reaches the journal, the state or
 //! `status`.
@@ -210,6 +213,41 @@ fn api_server_files(dir: &std::path::Path, ca_pem: &str) {
     std::fs::create_dir_all(&path).expect("web root");
     std::fs::write(path.join("cluster-info"), configmap.to_string()).expect("cluster-info");
     std::fs::write(dir.join("readyz"), "ok").expect("readyz");
+    // The Node kubelet would have registered, Ready (read by the agent's health check with kubelet's certificate).
+    let nodes = dir.join("api/v1/nodes");
+    std::fs::create_dir_all(&nodes).expect("web root");
+    let node = serde_json::json!({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "e2e-minion"},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+            "message": "test double: kubelet is posting ready status"}]},
+    });
+    std::fs::write(nodes.join("e2e-minion"), node.to_string()).expect("node");
+}
+
+/// Test double for a component's health endpoint: `python3 -m http.server` on 127.0.0.1:`port` in the node's
+/// network namespace, serving a `healthz` file (200).
+fn health_endpoint_double(ns: &str, port: u16, dir: &std::path::Path) -> Child {
+    std::fs::create_dir_all(dir).expect("health dir");
+    std::fs::write(dir.join("healthz"), "ok").expect("healthz");
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .arg(port.to_string())
+        .arg("--directory")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server")
 }
 
 fn unit_prop(node: &Node, unit: &str, prop: &str) -> String {
@@ -531,6 +569,32 @@ fn minion_comes_up_in_order_and_survives_a_killed_agent() {
         kubelet_conf.as_bytes(),
         0o600,
     );
+
+    // 5. Every unit runs, but nothing answers a health check yet: not Ready, and the reason names the components.
+    let v = wait_until("the health checks", Duration::from_secs(60), || {
+        let v = node.status_json().1;
+        (v["phase"] == "components-healthy").then_some(v)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let v2 = node.status_json().1;
+    assert_eq!(v2["condition"], "waiting", "{v} / {v2}");
+    let blocking = v2["blocking"].as_str().unwrap_or("");
+    assert!(
+        blocking.starts_with("waiting until the node's components are healthy: kubelet:")
+            && blocking.contains("kube-proxy:"),
+        "{v2}"
+    );
+    let health_root = www.join("health");
+    node.helpers.push(health_endpoint_double(
+        &ns,
+        10248,
+        &health_root.join("kubelet"),
+    ));
+    node.helpers.push(health_endpoint_double(
+        &ns,
+        10256,
+        &health_root.join("kube-proxy"),
+    ));
 
     let (code, v) = wait_until("Ready", Duration::from_secs(60), || {
         let (code, v) = node.status_json();

@@ -108,7 +108,7 @@ fn table() -> Vec<(&'static str, String, usize, usize, K)> {
             5,
             1,
             K::Toml(
-                "unknown field `architecture`, expected one of `schema_version`, `name`, `kubernetes_version`, `arch`, `source_date_epoch`, `base_url`, `host`, `artifact`"
+                "unknown field `architecture`, expected one of `schema_version`, `name`, `kubernetes_version`, `arch`, `source_date_epoch`, `base_url`, `host`, `go`, `go_module`, `artifact`"
                     .into(),
             ),
         ),
@@ -118,7 +118,7 @@ fn table() -> Vec<(&'static str, String, usize, usize, K)> {
             14,
             1,
             K::Toml(
-                "unknown field `sha265`, expected one of `name`, `version`, `url`, `sha256`, `sha512`, `checksum_url`, `standin`, `install`"
+                "unknown field `sha265`, expected one of `name`, `version`, `url`, `sha256`, `sha512`, `checksum_url`, `standin`, `go`, `install`"
                     .into(),
             ),
         ),
@@ -575,5 +575,218 @@ fn shipped_manifests_parse() {
     assert!(
         seen >= 2,
         "expected manifests/default.toml and manifests/demo.toml"
+    );
+}
+
+/// A manifest that builds from Go modules: one program (install.file) and several (install.dir).
+const GO_GOOD: &str = r#"schema_version = 1
+name = "k8s-node"
+kubernetes_version = "1.37.2"
+arch = "amd64"
+source_date_epoch = 1767225600
+
+[go]
+toolchain = "go1.26.8"
+
+[[go_module]]
+name = "kubernetes"
+path = "k8s.io/kubernetes"
+version = "v1.37.2"
+sum = "h1:A2VDEiObzkYqFTKhSsn0ZEb0RlLEXpHWj93gi2HqEwE="
+replace_local = "v0.37.2"
+tags = ["selinux"]
+ldflags = ["-s", "-w"]
+[go_module.x]
+"k8s.io/component-base/version.gitVersion" = "v1.37.2"
+
+[[go_module]]
+name = "cni"
+path = "github.com/containernetworking/plugins"
+version = "v1.10.0"
+sum = "h1:4lwzpgsn5NdIneXrag/EEfKzhNSriJc1zTxZxfdfPLQ="
+
+[[artifact]]
+name = "kubelet"
+version = "1.37.2"
+go = { module = "kubernetes", package = "cmd/kubelet", cgo = true }
+[artifact.install]
+file = "/usr/bin/kubelet"
+
+[[artifact]]
+name = "cni-plugins"
+version = "1.10.0"
+go = { module = "cni", packages = ["plugins/main/loopback", "plugins/ipam/host-local"] }
+[artifact.install]
+dir = "/opt/cni/bin"
+"#;
+
+#[test]
+fn go_artifacts_parse_to_builds() {
+    let m = parse(GO_GOOD).expect("good Go manifest");
+    let kubelet = &m.artifacts[0];
+    assert_eq!(kubelet.pin, ChecksumPin::GoModule);
+    assert_eq!(
+        kubelet.source_label,
+        "go:k8s.io/kubernetes@v1.37.2/cmd/kubelet"
+    );
+    let build = kubelet.go.as_ref().expect("a Go build");
+    assert!(build.cgo, "the artifact's cgo wins over the module's");
+    assert_eq!(build.toolchain, "go1.26.8");
+    assert_eq!(build.import_paths(), vec!["k8s.io/kubernetes/cmd/kubelet"]);
+    let cni = &m.artifacts[1];
+    assert_eq!(
+        cni.install,
+        Install::Programs {
+            dir: "/opt/cni/bin".into(),
+            names: vec!["loopback".into(), "host-local".into()],
+            mode: 0o755
+        }
+    );
+    assert_eq!(
+        cni.install.target_paths(),
+        vec!["/opt/cni/bin/loopback", "/opt/cni/bin/host-local"]
+    );
+}
+
+#[test]
+fn bad_go_manifests_give_the_exact_error() {
+    let r = |from: &str, to: &str| {
+        assert!(GO_GOOD.contains(from), "edit {from:?} does not apply");
+        GO_GOOD.replacen(from, to, 1)
+    };
+    let cases: Vec<(&str, String, usize, K)> = vec![
+        (
+            "no toolchain",
+            r("[go]\ntoolchain = \"go1.26.8\"\n", ""),
+            28,
+            K::NoGoToolchain { artifact: "kubelet".into() },
+        ),
+        (
+            "a toolchain that is not a Go release",
+            r("toolchain = \"go1.26.8\"", "toolchain = \"1.26.8\""),
+            8,
+            K::BadGoToolchain {
+                toolchain: "1.26.8".into(),
+                reason: "it does not start with \"go1.\"".into(),
+            },
+        ),
+        (
+            "a module that is not a module path",
+            r("path = \"k8s.io/kubernetes\"", "path = \"kubernetes\""),
+            12,
+            K::BadGoModule {
+                module: "kubernetes".into(),
+                reason: "path \"kubernetes\": its first element \"kubernetes\" is not a host name (e.g. k8s.io, github.com)".into(),
+            },
+        ),
+        (
+            "a sum that is not h1:",
+            r("sum = \"h1:4lwz", "sum = \"sha256:4lwz"),
+            25,
+            K::BadGoModule {
+                module: "cni".into(),
+                reason: "sum \"sha256:4lwzpgsn5NdIneXrag/EEfKzhNSriJc1zTxZxfdfPLQ=\": it does not start with \"h1:\"".into(),
+            },
+        ),
+        (
+            "-X among the linker flags",
+            r("ldflags = [\"-s\", \"-w\"]", "ldflags = [\"-s\", \"-X\"]"),
+            17,
+            K::BadGoModule {
+                module: "kubernetes".into(),
+                reason: "ldflags word \"-X\": write -X stamps in the module's x table (name = value)".into(),
+            },
+        ),
+        (
+            "an unknown module",
+            r("module = \"kubernetes\", package", "module = \"kube\", package"),
+            30,
+            K::UnknownGoModule { artifact: "kubelet".into(), module: "kube".into() },
+        ),
+        (
+            "a url beside go",
+            r("version = \"1.37.2\"\ngo =", "version = \"1.37.2\"\nurl = \"https://x.invalid/kubelet\"\ngo ="),
+            30,
+            K::GoArtifact {
+                artifact: "kubelet".into(),
+                reason: "it is built from a Go module, so it has no url, sha256, sha512 or checksum_url (the module's sum pins it)".into(),
+            },
+        ),
+        (
+            "one package installed into a directory",
+            r("file = \"/usr/bin/kubelet\"", "dir = \"/usr/bin\""),
+            31,
+            K::GoArtifact {
+                artifact: "kubelet".into(),
+                reason: "package (one program) is installed with install.file and nothing else".into(),
+            },
+        ),
+        (
+            "a module root under a directory has no name",
+            r("\"plugins/ipam/host-local\"", "\".\""),
+            37,
+            K::GoArtifact {
+                artifact: "cni-plugins".into(),
+                reason: "package \".\" has no name of its own to install under a directory; install it with install.file".into(),
+            },
+        ),
+        ("two modules of one name", r("name = \"cni\"", "name = \"kubernetes\""), 22, K::DuplicateGoModule("kubernetes".into())),
+    ];
+    let mut wrong = Vec::new();
+    for (case, text, line, kind) in cases {
+        match parse(&text) {
+            Ok(_) => wrong.push(format!("{case}: parsed")),
+            Err(e) => {
+                if (e.line, &e.kind) != (line, &kind) || !e.to_string().contains("hint: ") {
+                    wrong.push(format!("{case}: got line {} {:?}", e.line, e.kind));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_demo_and_default_manifests_name_the_same_kubernetes() {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests"));
+    let demo = Manifest::load(&root.join("demo.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let default = Manifest::load(&root.join("default.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(demo.kubernetes_version, default.kubernetes_version);
+    // Every Kubernetes program of the demo is built from k8s.io/kubernetes at that version, none is a stand-in.
+    for name in [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubelet",
+        "kube-proxy",
+        "kubectl",
+        "kubeadm",
+    ] {
+        let a = demo
+            .artifacts
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        let go =
+            a.go.as_ref()
+                .unwrap_or_else(|| panic!("{name} is not built from its module"));
+        assert_eq!(go.module.path, "k8s.io/kubernetes", "{name}");
+        assert_eq!(
+            go.module.version,
+            format!("v{}", demo.kubernetes_version),
+            "{name}"
+        );
+        assert!(!a.standin, "{name}");
+    }
+    let standins: Vec<&str> = demo
+        .artifacts
+        .iter()
+        .filter(|a| a.standin)
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(
+        standins,
+        ["weave-kube"],
+        "only what cannot be built here is a stand-in"
     );
 }

@@ -86,15 +86,21 @@ verdict() { # fault phase expected command...
 }
 
 # --- 1. DNS server killed while the minions wait for the master ----------------------------------------------
-# The master answers 503 for 20 s so the minions are still waiting when the DNS server goes.
-KUBE_APISERVER_ARGS=--stand-in-ready-delay=20 $LC up 2 >"$work/up.log" 2>&1 &
+# The master's API port is closed to the other nodes (a real firewall rule in its network namespace: REJECT on eth0,
+# its own loopback untouched) until the DNS fault is over, so the minions are still waiting when the DNS server goes.
+$LC up 2 >"$work/up.log" 2>&1 &
 up=$!
+firewall() { # -I | -D
+  inside master iptables "$1" INPUT -i eth0 -p tcp --dport 6443 -j REJECT --reject-with tcp-reset
+}
+within 120 '[ -s /run/k8s-local/master.leader ] && firewall -I 2>/dev/null' || { bad "could not close the master's API port"; }
 if within 240 '[ "$(phase_of minion1 2>/dev/null)" = master-healthy ] || [ "$(phase_of minion1 2>/dev/null)" = discovery ]'; then
   phase=$(phase_of minion1)
   $LC dns stop
   sleep 8
   stopped_reason=$(json minion1 | field blocking)
   $LC dns start
+  firewall -D
   if wait "$up"; then up_ok=yes; else up_ok=no; cat "$work/up.log"; fi
   verdict "DNS server killed, restarted 8 s later" "$phase" "every node Ready after it is back" [ "$up_ok" = yes ]
   echo "    while it was down: $stopped_reason"

@@ -4,27 +4,26 @@
 #   - the master's PKI and kubeconfigs exist with kubeadm's names and modes; openssl verifies every certificate
 #     against the CA (and front-proxy-client against front-proxy-ca) and the kubelet client certificates the
 #     controller manager issued;
-#   - a real kubectl (Debian 13's 1.32, tests/tools/kubectl.sh) makes an authenticated request over TLS with every
+#   - the real kubectl (the image's, built from k8s.io/kubernetes) makes an authenticated request over TLS with every
 #     kubeconfig the agent (and kubelet) wrote — admin, super-admin, controller-manager, scheduler on the master;
-#     bootstrap-kubelet, kube-proxy, kubelet on each minion — and the API server says who it is (`auth whoami`);
+#     bootstrap-kubelet, kube-proxy, kubelet on each minion — and the real API server says who it is (`auth whoami`);
+#   - `kubectl get nodes` shows every minion Ready with the manifest's kubelet version; the real kubeadm reads what
+#     the agent made: `kubeadm token list` sees the token, `kubeadm certs check-expiration` reads the PKI;
 #   - the cluster-info signature verifies with PyJWT (python3-jwt), an HS256 implementation that is not ours, with
 #     the token secret, and does not with another secret;
 #   - the objects the master created are there (kubectl get), the nodes registered, the CSRs approved.
 # Uses ok/bad/check/inside/json/field from e2e.sh.
 
-KUBECTL=$(tests/tools/kubectl.sh)
 PKI=/run/k8s-local/pki
 TOKEN=$(cat "$PKI/token")
 TOKEN_ID=${TOKEN%%.*}
 
 root_of() { echo "/proc/$($LC leader "$1")/root"; }
-# kubectl inside a node (its DNS, its loopback, its files): the binary is copied into the node's volatile overlay.
+# The image's kubectl inside a node (its DNS, its loopback, its files).
 kubectl_in() { # node kubeconfig args...
   local node=$1 conf=$2
   shift 2
-  [ -x "$(root_of "$node")/usr/local/bin/kubectl-test" ] ||
-    install -m 0755 "$KUBECTL" "$(root_of "$node")/usr/local/bin/kubectl-test"
-  inside "$node" /usr/local/bin/kubectl-test --kubeconfig "$conf" --request-timeout=10s "$@"
+  inside "$node" /usr/bin/kubectl --kubeconfig "$conf" --request-timeout=10s "$@"
 }
 whoami_is() { # node kubeconfig user
   local out
@@ -74,7 +73,7 @@ check "openssl: apiserver.crt names masters.local.k8s and 10.96.0.1 ($sans)" nam
 check "openssl: apiserver-kubelet-client is O=kubeadm:cluster-admins" \
   [ "$(cert_subject "$m/etc/kubernetes/pki/apiserver-kubelet-client.crt")" = "CN=kube-apiserver-kubelet-client,O=kubeadm:cluster-admins" ]
 
-echo "--- join: every kubeconfig the agent wrote, used by a real kubectl ($("$KUBECTL" version --client -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])'))"
+echo "--- join: every kubeconfig the agent wrote, used by the real kubectl ($(inside master /usr/bin/kubectl version --client 2>/dev/null | head -n 1))"
 check "kubectl: admin.conf is kubernetes-admin" whoami_is master /etc/kubernetes/admin.conf kubernetes-admin
 check "kubectl: super-admin.conf is kubernetes-super-admin" whoami_is master /etc/kubernetes/super-admin.conf kubernetes-super-admin
 check "kubectl: controller-manager.conf is system:kube-controller-manager" \
@@ -114,6 +113,49 @@ check "kubectl get nodes: minion1 and minion2 registered ($nodes)" registered
 csrs=$(admin get csr -o jsonpath='{range .items[*]}{.spec.username}={.status.conditions[0].type}{"\n"}{end}' 2>/dev/null || true)
 approved() { [ "$(grep -c "^system:bootstrap:$TOKEN_ID=Approved$" <<<"$csrs")" -ge 2 ]; }
 check "kubectl get csr: the kubelets' CSRs were made by the token user and approved" approved
+want_version=v$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kubernetes_version"])' out/demo/lock.json)
+echo "--- kubectl get nodes (the real API server; kubelet $want_version expected)"
+admin get nodes -o wide 2>&1 | sed 's/^/    /' || true
+node_ready_at_version() { # node
+  local line
+  line=$(admin get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status} {.status.nodeInfo.kubeletVersion}' 2>&1)
+  [ "$line" = "True $want_version" ] || { echo "    $1: $line"; return 1; }
+}
+for n in minion1 minion2; do
+  check "kubectl get nodes: $n is Ready with kubelet $want_version" node_ready_at_version "$n"
+done
+server_version() { admin version -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])'; }
+check "kubectl version: the API server is $want_version" [ "$(server_version)" = "$want_version" ]
+
+echo "--- join: the real kubeadm reads what the agent made"
+tokens=$(inside master /usr/bin/kubeadm token list --kubeconfig /etc/kubernetes/admin.conf 2>&1 || true)
+printf '%s\n' "$tokens" | sed 's/^/    /' | sed "s/${TOKEN#*.}/<secret>/g"
+token_listed() { awk -v id="$TOKEN_ID" 'index($1, id ".") == 1 { found = 1 } END { exit !found }' <<<"$tokens"; }
+check "kubeadm token list: the bootstrap token $TOKEN_ID is there" token_listed
+# kubeadm reads the cluster's layout from a ClusterConfiguration (the test's: etcd is the local member over plain
+# HTTP on loopback, so there is no etcd PKI for kubeadm to look for).
+inside master sh -c 'cat >/run/kubeadm-check.yaml' <<YAML
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: $want_version
+certificatesDir: /etc/kubernetes/pki
+controlPlaneEndpoint: masters.local.k8s:6443
+etcd:
+  external:
+    endpoints: ["http://127.0.0.1:2379"]
+YAML
+expiry=$(inside master /usr/bin/kubeadm certs check-expiration --config /run/kubeadm-check.yaml 2>&1 || true)
+printf '%s\n' "$expiry" | sed 's/^/    /'
+pki_read() { # every certificate and kubeconfig the agent made, with a residual time
+  local f
+  for f in admin.conf super-admin.conf controller-manager.conf scheduler.conf apiserver apiserver-kubelet-client \
+    front-proxy-client; do
+    grep -Eq "^$f +[A-Z][a-z]{2} [0-9]{2}, [0-9]{4}" <<<"$expiry" || { echo "    kubeadm did not read $f"; return 1; }
+  done
+  grep -Eq '^ca +[A-Z][a-z]{2} [0-9]{2}, [0-9]{4}' <<<"$expiry" &&
+    grep -Eq '^front-proxy-ca +[A-Z][a-z]{2} [0-9]{2}, [0-9]{4}' <<<"$expiry"
+}
+check "kubeadm certs check-expiration: reads every certificate and kubeconfig the agent made" pki_read
 
 echo "--- join: cluster-info's signature, verified by PyJWT (not our implementation)"
 cluster_info=$(ip netns exec k8s-local-hub curl -sf --max-time 5 --cacert "$PKI/ca.crt" \

@@ -4,7 +4,8 @@
 //! - `live-sysctl`: `net.ipv4.ip_forward` and `net.bridge.bridge-nf-call-ip{,6}tables` are 1 in `/proc/sys`
 //!   (the bridge keys exist only once `br_netfilter` is loaded: their absence is reported as that).
 //! - `live-modules`: `overlay` is a known filesystem (`/proc/filesystems`) and `br_netfilter` is loaded
-//!   (`/sys/module/br_netfilter`) — built-in or module, either is fine.
+//!   (`/sys/module/br_netfilter`, or its sysctls under `/proc/sys/net/bridge/`: a built-in br_netfilter without
+//!   parameters has no `/sys/module` entry) — built-in or module, either is fine.
 //! - `swap`: no active swap in `/proc/swaps` (kubelet's `failSwapOn: true`).
 //! - `cgroup-v2`: `/sys/fs/cgroup` is the unified hierarchy (`cgroup.controllers` at its top); Kubernetes 1.35's
 //!   kubelet refuses cgroup v1, and a hybrid layout is v1 for kubelet's purposes.
@@ -98,7 +99,12 @@ pub(crate) fn check_modules(host: &HostView) -> Vec<CheckResult> {
             "the overlay filesystem is not available — `modprobe overlay` (containerd's overlayfs snapshotter needs it)",
         ));
     }
-    if !host.sys_dir.join("module/br_netfilter").exists() {
+    if !host.sys_dir.join("module/br_netfilter").exists()
+        && !host
+            .proc_dir
+            .join("sys/net/bridge/bridge-nf-call-iptables")
+            .exists()
+    {
         out.push(CheckResult::fail(
             rule,
             Some("/sys/module/br_netfilter"),
@@ -235,6 +241,16 @@ mod tests {
                 "{results:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_built_in_br_netfilter_without_a_sys_module_entry_counts_as_loaded() {
+        let (_d, host) = fake_host(GOOD_SYSCTL, &[], HEADER, true);
+        let modules = check_modules(&host);
+        assert!(
+            modules.iter().all(|r| r.status == Status::Pass),
+            "{modules:?}"
+        );
     }
 
     #[test]

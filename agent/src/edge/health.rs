@@ -95,12 +95,20 @@ async fn unit_words(unit: &str, unit_states: &[UnitState]) -> String {
     }
 }
 
-/// The unit's last journal line on this boot (message only), shortened.
+/// The last line the unit's own processes logged on this boot (not systemd's lines about the unit), shortened.
 async fn last_log_line(unit: &str) -> Option<String> {
     let mut cmd = tokio::process::Command::new("journalctl");
-    cmd.args(["-b", "-u", unit, "-n", "1", "-o", "cat", "--no-pager"])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+    cmd.args([
+        "-b",
+        &format!("_SYSTEMD_UNIT={unit}"),
+        "-n",
+        "1",
+        "-o",
+        "cat",
+        "--no-pager",
+    ])
+    .stdin(std::process::Stdio::null())
+    .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(5), cmd.output())
         .await
         .ok()?

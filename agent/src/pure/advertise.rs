@@ -1,22 +1,27 @@
-//! Which address a master's API server advertises (`kube-apiserver --advertise-address`) — a pure decision.
+//! Which address a node advertises — a pure decision: a master's API server (`kube-apiserver --advertise-address`),
+//! a minion's kubelet (`kubelet --node-ip`, the Node's InternalIP that kube-proxy and the API server use).
 //!
-//! kube-apiserver, left alone, takes the address of the interface that holds the default route, and exits at once
-//! on a node without one ("Unable to find suitable network address … no default routes found"; the local cluster's
-//! nodes and many private networks have none). kubeadm always passes the flag. The rule here:
+//! Both programs, left alone, take the address of the interface that holds the default route: kube-apiserver exits
+//! at once on a node without one ("Unable to find suitable network address … no default routes found"), kubelet
+//! registers a Node without an address ("can't get ip address of node … no default routes found"). The local
+//! cluster's nodes and many private networks have no default route; kubeadm always passes the flags. The rule here:
 //!
 //! 1. `ADVERTISE_ADDRESS` in the role file, when the user data sets it;
 //! 2. else the node's only global unicast IPv4 address (loopback, link-local, unspecified and multicast addresses
 //!    never count), or, with no IPv4 at all, its only global IPv6 address;
-//! 3. else (several candidates, or none) no flag: kube-apiserver chooses by the default route, as it would without
+//! 3. else (several candidates, or none) no flag: the program chooses by the default route, as it would without
 //!    the agent, and `status` says why no address was chosen.
 //!
-//! The executor writes the choice to [`CONTROL_PLANE_ENV_FILE`], which `kube-apiserver.service` reads
-//! (`$KUBE_APISERVER_ADVERTISE`, empty for rule 3).
+//! The executor writes the choice to [`NODE_ENV_FILE`] — a master before it starts the control plane
+//! (`$KUBE_APISERVER_ADVERTISE` in `kube-apiserver.service`), a minion with its join files before kubelet starts
+//! (`$KUBELET_NODE_IP` in `kubelet.service`); empty for rule 3.
 
+use crate::node_role::NodeRole;
 use std::net::IpAddr;
 
-/// The environment file `kube-apiserver.service` reads (relative to the node root).
-pub const CONTROL_PLANE_ENV_FILE: &str = "run/k8s-agent/control-plane.env";
+/// The environment file `kube-apiserver.service` (masters) and `kubelet.service` (minions) read, relative to the
+/// node root.
+pub const NODE_ENV_FILE: &str = "run/k8s-agent/node.env";
 
 /// True for an address another node can reach this one at: not loopback, unspecified, multicast, link-local or
 /// the IPv4 broadcast address.
@@ -60,17 +65,19 @@ impl AdvertiseChoice {
         }
     }
 
-    /// One sentence for `status` and the journal.
-    pub fn describe(&self) -> String {
+    /// One sentence for `status` and the journal, for a node of `role`.
+    pub fn describe(&self, role: NodeRole) -> String {
+        let (who, program) = match role {
+            NodeRole::Master => ("the API server advertises", "kube-apiserver"),
+            NodeRole::Minion => ("kubelet registers the node with", "kubelet"),
+        };
         match self {
-            AdvertiseChoice::RoleFile(a) => {
-                format!("the API server advertises {a} (ADVERTISE_ADDRESS)")
-            }
+            AdvertiseChoice::RoleFile(a) => format!("{who} {a} (ADVERTISE_ADDRESS)"),
             AdvertiseChoice::OnlyAddress(a) => {
-                format!("the API server advertises {a} (the node's only global address)")
+                format!("{who} {a} (the node's only global address)")
             }
             AdvertiseChoice::Several(all) => format!(
-                "the node has {} global addresses ({}): kube-apiserver chooses by the default route; set \
+                "the node has {} global addresses ({}): {program} chooses by the default route; set \
                  ADVERTISE_ADDRESS in the role file to choose",
                 all.len(),
                 all.iter()
@@ -79,21 +86,26 @@ impl AdvertiseChoice {
                     .join(", ")
             ),
             AdvertiseChoice::NoAddress => {
-                "the node has no global address yet: kube-apiserver chooses by the default route"
-                    .to_string()
+                format!(
+                    "the node has no global address yet: {program} chooses by the default route"
+                )
             }
         }
     }
 
-    /// The environment file for `kube-apiserver.service`.
-    pub fn render_env(&self) -> String {
+    /// [`NODE_ENV_FILE`] for a node of `role`.
+    pub fn render_env(&self, role: NodeRole) -> String {
+        let (variable, flag) = match role {
+            NodeRole::Master => ("KUBE_APISERVER_ADVERTISE", "--advertise-address"),
+            NodeRole::Minion => ("KUBELET_NODE_IP", "--node-ip"),
+        };
         let value = self
             .address()
-            .map(|a| format!("--advertise-address={a}"))
+            .map(|a| format!("{flag}={a}"))
             .unwrap_or_default();
         format!(
-            "# Written by k8s-agent: {}.\nKUBE_APISERVER_ADVERTISE={value}\n",
-            self.describe()
+            "# Written by k8s-agent: {}.\n{variable}={value}\n",
+            self.describe(role)
         )
     }
 }
@@ -147,9 +159,14 @@ mod tests {
         let choice = choose(None, &addrs);
         assert_eq!(choice, AdvertiseChoice::OnlyAddress(ip("10.79.0.10")));
         assert_eq!(
-            choice.render_env(),
+            choice.render_env(NodeRole::Master),
             "# Written by k8s-agent: the API server advertises 10.79.0.10 (the node's only global address).\n\
              KUBE_APISERVER_ADVERTISE=--advertise-address=10.79.0.10\n"
+        );
+        assert_eq!(
+            choice.render_env(NodeRole::Minion),
+            "# Written by k8s-agent: kubelet registers the node with 10.79.0.10 (the node's only global address).\n\
+             KUBELET_NODE_IP=--node-ip=10.79.0.10\n"
         );
         // IPv4 is preferred over a global IPv6 address beside it.
         assert_eq!(

@@ -407,6 +407,10 @@ impl Step {
                         ),
                         connect_to: addrs,
                         trust: node.master_trust.clone(),
+                        advertise: crate::pure::advertise::choose(
+                            node.advertise_address,
+                            &self.s.local_addrs,
+                        ),
                     },
                     None => self.lost_settings(),
                 }

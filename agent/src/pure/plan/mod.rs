@@ -457,7 +457,7 @@ pub enum Action {
         endpoint_host: String,
         advertise_addrs: Vec<IpAddr>,
         /// The API server's `--advertise-address` ([`crate::pure::advertise`]), written to
-        /// [`crate::pure::advertise::CONTROL_PLANE_ENV_FILE`] with the PKI.
+        /// [`crate::pure::advertise::NODE_ENV_FILE`] with the PKI.
         advertise: crate::pure::advertise::AdvertiseChoice,
     },
     /// Master: create the join objects ([`crate::pure::join_objects`]) at `server` (its endpoint URL),
@@ -473,6 +473,9 @@ pub enum Action {
         server: String,
         connect_to: Vec<IpAddr>,
         trust: MasterTrust,
+        /// kubelet's `--node-ip` ([`crate::pure::advertise`]), written to
+        /// [`crate::pure::advertise::NODE_ENV_FILE`] with the join files.
+        advertise: crate::pure::advertise::AdvertiseChoice,
     },
     /// Minion: read kubelet.conf and its client certificate.
     CheckKubeletCredentials,

@@ -14,7 +14,7 @@
 //! | `DNS_DOMAIN` | default `k8s` | lower-case DNS name; the masters are `masters.<cluster>.<domain>` |
 //! | `CLOUD_PROVIDER` | optional | kubelet cloud provider; the seeds' `--cloud-provider=aws` form is accepted with a warning |
 //! | `KUBELET_HOSTNAME` | optional | node name override; the seeds' `--hostname-override=…` form accepted with a warning |
-//! | `ADVERTISE_ADDRESS` | master: optional | the address the API server advertises (`--advertise-address`); default: the node's only global address ([`crate::pure::advertise`]) |
+//! | `ADVERTISE_ADDRESS` | optional | the node's address: a master's API server `--advertise-address`, a minion's kubelet `--node-ip`; default: the node's only global address ([`crate::pure::advertise`]) |
 //! | `BOOTSTRAP_TOKEN` | minion: required (https); master: the token it publishes | kubeadm token `[a-z0-9]{6}.[a-z0-9]{16}`, a [`Secret`]: never printed |
 //! | `CA_CERT_HASH` | minion: this or `CA_CERT_FILE` | kubeadm CA pin `sha256:<64 hex>` |
 //! | `CA_CERT_FILE` | minion: this or `CA_CERT_HASH` | absolute path of the cluster CA certificate |
@@ -386,7 +386,7 @@ pub struct RoleConfig {
     pub dns_domain: DnsName,
     pub cloud_provider: Option<CloudProvider>,
     pub kubelet_hostname: Option<DnsName>,
-    /// `ADVERTISE_ADDRESS` (masters): the API server's advertised address, when the user data chooses it.
+    /// `ADVERTISE_ADDRESS`: the node's advertised address (API server / kubelet), when the user data chooses it.
     pub advertise_address: Option<std::net::IpAddr>,
     pub bootstrap_token: Option<BootstrapToken>,
     pub ca_cert_hash: Option<CaPin>,
@@ -748,13 +748,6 @@ impl RawRoleFile {
                 }
                 if probe == MasterProbe::Https && bootstrap_token.is_none() {
                     return Err(checker.missing(keys::BOOTSTRAP_TOKEN));
-                }
-                if let Some(entry) = checker.set(keys::ADVERTISE_ADDRESS) {
-                    warnings.push(RoleWarning::NotForRole {
-                        key: keys::ADVERTISE_ADDRESS,
-                        line: entry.line,
-                        role: self.role,
-                    });
                 }
             }
             NodeRole::Master => {

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# bench/components.sh: the Go component builds of manifests/demo.toml (Kubernetes, etcd, containerd, runc, crictl,
+# the CNI plugins, each from its Go module by imagebuilder), cold and warm, side by side in one run, and whether two
+# builds give the same bytes:
+#
+#   cold   a fresh GOCACHE and a fresh imagebuilder cache (the Go module cache is kept: modules are downloaded once
+#          and verified by Go; `go mod download` of the whole closure takes ~10 s here, COLD_MODULES=1 empties it too)
+#   relink the same fresh imagebuilder cache emptied again, GOCACHE warm: every program is linked again from the
+#          compiled packages (what a change of version stamps or ldflags costs)
+#   warm   imagebuilder's program cache filled: nothing is built, the kept programs' sha256 are re-checked
+#
+# Reproducibility: the cold build runs in other directories, with another build cache, than the one the demo uses
+# (out/cache, $K8S_TEST_CACHE/go/build); every program's sha256 must equal the demo build's (when out/demo/lock.json
+# exists) and the relink's.
+#
+#   bench/components.sh            (cold: ~20 min on 2 cores; run it on an otherwise idle machine)
+#   RESULTS=FILE bench/components.sh
+#
+# Prints one row per component: cold, relink and warm seconds (from imagebuilder's own "built in" lines), size, and
+# whether the sha256 matched. Needs the release imagebuilder (built here unless NO_BUILD=1), Go, the demo artifacts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+IB=${IMAGEBUILDER:-target/release/imagebuilder}
+cache=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then PATH=$PATH:/usr/local/go/bin; fi
+note() { printf 'bench/components.sh: %s\n' "$*" >&2; }
+[ "${NO_BUILD:-}" = 1 ] || cargo build --release --locked --quiet -p imagebuilder -p k8s-agent
+[ -f demo/artifacts/SHA256SUMS ] || ./demo/make-artifacts.sh >&2
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-components.XXXXXX")
+trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+export GOMODCACHE=$cache/go/mod
+[ "${COLD_MODULES:-0}" != 1 ] || export GOMODCACHE=$work/gomod
+
+# One build of the demo manifest; its per-component lines go to $work/<label>.log.
+build() { # label gocache ibcache
+    local label=$1 t0 t1
+    t0=$(date +%s%N)
+    GOCACHE=$2 nice -n 10 "$IB" build --manifest manifests/demo.toml --out "$work/out-$label" --cache "$3" \
+        --agent-bin target/release/k8s-agent >"$work/$label.out" 2>"$work/$label.log" || {
+        cat "$work/$label.log" >&2
+        exit 1
+    }
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000000)) >"$work/$label.total"
+}
+
+load() { cut -d' ' -f1 /proc/loadavg; }
+note "cold build (fresh GOCACHE, fresh imagebuilder cache; load $(load)) — about 20 min on 2 cores"
+build cold "$work/gocache" "$work/ibcache"
+note "relink (GOCACHE warm, imagebuilder's program cache emptied; load $(load))"
+rm -rf "$work/ibcache/go/bin"
+build relink "$work/gocache" "$work/ibcache"
+note "warm (everything cached; load $(load))"
+build warm "$work/gocache" "$work/ibcache"
+
+seconds() { # label component → "123.4" or "cached"
+    local l
+    l=$(grep -E "^$2: (built in|cached build)" "$work/$1.log" | head -n 1 || true)
+    case $l in
+    *"built in"*) sed -E 's/.*built in ([0-9.]+) s.*/\1/' <<<"$l" ;;
+    *cached*) echo cached ;;
+    *) echo "?" ;;
+    esac
+}
+# sha256 of every file an artifact installed, from a lock.
+files_of() { # lock artifact
+    python3 -c 'import json,sys
+lock = json.load(open(sys.argv[1]))
+for a in lock["artifacts"]:
+    if a["name"] == sys.argv[2]:
+        print(" ".join(f["path"] + "=" + f["sha256"] for f in a["files"]))' "$1" "$2"
+}
+size_of() { # lock artifact → MB of its files in the layer tree
+    local dir=$work/out-cold/tree
+    python3 -c 'import json,os,sys
+lock = json.load(open(sys.argv[1]))
+for a in lock["artifacts"]:
+    if a["name"] == sys.argv[2]:
+        print("%.1f" % (sum(os.path.getsize(sys.argv[3] + f["path"]) for f in a["files"]) / 1e6))' "$1" "$2" "$dir"
+}
+mkdir -p "$work/out-cold/tree"
+tar -xzf "$work/out-cold/layer.tar.gz" -C "$work/out-cold/tree"
+mapfile -t components < <(python3 -c 'import json
+lock = json.load(open("'"$work"'/out-cold/lock.json"))
+print("\n".join(a["name"] for a in lock["artifacts"] if a.get("go")))')
+
+{
+    echo "## Go component builds ($(date -u +%Y-%m-%d), $(nproc) cores, $(go version | cut -d' ' -f3), load at the end $(load))"
+    echo
+    echo "| component | module@version | cold s | relink s | warm | MB | same sha256 (cold = relink$([ -f out/demo/lock.json ] && echo ' = demo build')) |"
+    echo "|---|---|---|---|---|---|---|"
+    all_same=1
+    for c in "${components[@]}"; do
+        mod=$(python3 -c 'import json,sys
+for a in json.load(open(sys.argv[1]))["artifacts"]:
+    if a["name"] == sys.argv[2]: print(a["go"]["module"] + "@" + a["go"]["version"])' "$work/out-cold/lock.json" "$c")
+        cold=$(files_of "$work/out-cold/lock.json" "$c")
+        same=yes
+        [ "$cold" = "$(files_of "$work/out-relink/lock.json" "$c")" ] || same=NO
+        if [ -f out/demo/lock.json ] && [ "$cold" != "$(files_of out/demo/lock.json "$c")" ]; then same=NO; fi
+        [ "$same" = yes ] || all_same=0
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$c" "$mod" "$(seconds cold "$c")" "$(seconds relink "$c")" \
+            "$(seconds warm "$c")" "$(size_of "$work/out-cold/lock.json" "$c")" "$same"
+    done
+    printf '| **whole `imagebuilder build`** | | %.0f | %.0f | %.1f s | | |\n' \
+        "$(($(cat "$work/cold.total") / 1000))" "$(($(cat "$work/relink.total") / 1000))" \
+        "$(echo "$(cat "$work/warm.total")" | awk '{ print $1 / 1000 }')"
+    echo
+    echo "The layer: $(du -h "$work/out-cold/layer.tar.gz" | cut -f1) gzipped; layer sha256 cold $(cut -c1-16 "$work/out-cold/layer.tar.gz.sha256"), relink $(cut -c1-16 "$work/out-relink/layer.tar.gz.sha256"), warm $(cut -c1-16 "$work/out-warm/layer.tar.gz.sha256")."
+    [ "$all_same" = 1 ] && echo "Every program has the same sha256 in every build." || echo "**A program differs between builds (see above).**"
+} | tee "${RESULTS:-/dev/null}"
+[ "$all_same" = 1 ]
