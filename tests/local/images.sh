@@ -41,9 +41,12 @@ print(t.get("import-images", 0), t.get("start-units", 0))')
   check "$n: the images were imported before weave and kubelet started ($import_at)" \
     bash -c "set -- $import_at; [ \"\$1\" -gt 0 ] && [ \"\$2\" -gt \"\$1\" ]"
 done
-sandbox=$(inside minion1 containerd config dump 2>/dev/null | sed -n 's/^ *sandbox_image = "\(.*\)"/\1/p' | head -n 1)
-check "minion1: containerd's live config names the baked pause image as sandbox_image ($sandbox)" \
-  grep -qF "$sandbox " <<<"$(printf '%s\n' "${baked[@]}")"
+# containerd 2.x dumps config version 3: [plugins.'io.containerd.cri.v1.images'.pinned_images] sandbox = "…"
+# (1.x: sandbox_image = "…").
+sandbox=$(inside minion1 containerd config dump 2>/dev/null |
+  sed -nE "s/^ *(sandbox|sandbox_image) = [\"']([^\"']+)[\"']\$/\2/p" | head -n 1)
+check "minion1: containerd's live config names the baked pause image as the sandbox image ($sandbox)" \
+  bash -c '[ -n "$1" ] && grep -qF "$1 " <<<"$2"' _ "$sandbox" "$(printf '%s\n' "${baked[@]}")"
 
 # A restart of the agent (as after a crash) re-imports nothing.
 created_before=$(inside minion1 ctr -n k8s.io images ls 2>/dev/null | awk -v r="$sandbox" '$1 == r' | md5sum)

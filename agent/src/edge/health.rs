@@ -2,7 +2,7 @@
 //! endpoints, the Node object read with kubelet's own credentials, and — for a failing component — its unit's state
 //! and its own last log line (`journalctl -u UNIT -n 1`), so the reason a node is not Ready is the component's.
 
-use crate::edge::kube_api::{Identity, KubeApi, ServerTrust};
+use crate::edge::kube_api::{Identity, KubeApi, KubeApiError, ServerTrust};
 use crate::pure::health::{self, HealthCheck, HealthReport};
 use crate::pure::kubeconfig;
 use crate::systemd::UnitState;
@@ -27,10 +27,11 @@ pub async fn check(
 ) -> Vec<HealthReport> {
     let mut reports = Vec::with_capacity(checks.len());
     for c in checks {
-        let (healthy, detail) = match c {
+        let (healthy, unknown, detail) = match c {
             HealthCheck::Endpoint { unit, url, .. } => match endpoint(url, timeout).await {
-                Ok(200) => (true, "200".to_string()),
+                Ok(200) => (true, false, "200".to_string()),
                 Ok(code) => (
+                    false,
                     false,
                     format!(
                         "{url} answered HTTP {code}{}",
@@ -39,19 +40,22 @@ pub async fn check(
                 ),
                 Err(reason) => (
                     false,
+                    false,
                     format!("{reason}{}", unit_words(unit, unit_states).await),
                 ),
             },
             HealthCheck::NodeReady { node } => {
                 match node_ready(root, node, connect_to, timeout).await {
-                    Ok(readiness) => (readiness.is_ready(), readiness.describe()),
-                    Err(reason) => (false, reason),
+                    Ok(readiness) => (readiness.is_ready(), false, readiness.describe()),
+                    Err(NodeReadError::NoAnswer(reason)) => (false, true, reason),
+                    Err(NodeReadError::Other(reason)) => (false, false, reason),
                 }
             }
         };
         reports.push(HealthReport {
             check: c.clone(),
             healthy,
+            unknown,
             detail,
         });
     }
@@ -125,6 +129,20 @@ async fn last_log_line(unit: &str) -> Option<String> {
     Some(short)
 }
 
+/// Why the Node could not be read.
+enum NodeReadError {
+    /// The API server did not answer (refused, unreachable, timed out).
+    NoAnswer(String),
+    /// Anything else: kubelet's files, the answer, a refusal.
+    Other(String),
+}
+
+impl From<String> for NodeReadError {
+    fn from(reason: String) -> Self {
+        NodeReadError::Other(reason)
+    }
+}
+
 /// The Node's Ready condition, read with kubelet's credentials (its kubeconfig names the server and the client
 /// certificate), the API server verified against the cluster CA, connecting to one of the masters.
 async fn node_ready(
@@ -132,7 +150,7 @@ async fn node_ready(
     node: &str,
     connect_to: &[IpAddr],
     timeout: Duration,
-) -> Result<health::NodeReadiness, String> {
+) -> Result<health::NodeReadiness, NodeReadError> {
     let conf = root.join(KUBELET_CONF);
     let text = std::fs::read_to_string(&conf)
         .map_err(|e| format!("cannot read {}: {e}", conf.display()))?;
@@ -162,7 +180,9 @@ async fn node_ready(
             };
             (pem, key)
         }
-        (None, None) => return Err(format!("{} has no client certificate", conf.display())),
+        (None, None) => {
+            return Err(format!("{} has no client certificate", conf.display()).into());
+        }
     };
     let ca = std::fs::read(root.join(CLUSTER_CA))
         .map_err(|e| format!("cannot read /{CLUSTER_CA}: {e}"))?;
@@ -180,11 +200,14 @@ async fn node_ready(
     )
     .map_err(|e| e.to_string())?;
     match api.get(&format!("/api/v1/nodes/{node}")).await {
-        Ok(Some(body)) => health::node_readiness(&body),
-        Ok(None) => Err(format!(
+        Ok(Some(body)) => Ok(health::node_readiness(&body)?),
+        Ok(None) => Err(NodeReadError::Other(format!(
             "the Node {node} does not exist in the API yet (kubelet registers it; `journalctl -u kubelet`)"
-        )),
-        Err(e) => Err(e.to_string()),
+        ))),
+        Err(e @ (KubeApiError::Unreachable(_) | KubeApiError::Timeout { .. })) => Err(
+            NodeReadError::NoAnswer(format!("the API server did not answer: {e}")),
+        ),
+        Err(e) => Err(NodeReadError::Other(e.to_string())),
     }
 }
 

@@ -189,10 +189,19 @@ mod tests {
         assert_eq!(choice.address(), None);
         assert!(
             choice
-                .render_env()
+                .render_env(NodeRole::Master)
                 .ends_with("\nKUBE_APISERVER_ADVERTISE=\n")
         );
-        assert!(choice.describe().contains("set ADVERTISE_ADDRESS"));
+        assert!(
+            choice
+                .render_env(NodeRole::Minion)
+                .ends_with("\nKUBELET_NODE_IP=\n")
+        );
+        assert!(
+            choice
+                .describe(NodeRole::Minion)
+                .contains("kubelet chooses by the default route; set ADVERTISE_ADDRESS")
+        );
         assert_eq!(choose(None, &[ip("127.0.0.1")]), AdvertiseChoice::NoAddress);
     }
 

@@ -16,8 +16,10 @@
 //! with kubelet's own client certificate, the API server verified against the cluster CA.
 //!
 //! While Ready, the executor repeats the checks every [`READY_RECHECK`]: a unit that keeps restarting (or a Node
-//! gone NotReady) turns the node back to waiting in [`crate::plan::Phase::ComponentsHealthy`], with the unit's state
-//! and its own last log line, until it is healthy again.
+//! the API server reports NotReady) turns the node back to waiting in [`crate::plan::Phase::ComponentsHealthy`], with
+//! the unit's state and its own last log line, until it is healthy again. A check that could not be made because the
+//! API server did not answer (`unknown`) keeps a Ready node Ready: a master's outage is the master's problem, and
+//! the minion's own components still answer. On the way up it counts as not healthy yet.
 
 use crate::node_role::NodeRole;
 use serde::{Deserialize, Serialize};
@@ -63,6 +65,9 @@ impl HealthCheck {
 pub struct HealthReport {
     pub check: HealthCheck,
     pub healthy: bool,
+    /// Not healthy only because it could not be asked (the API server did not answer).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
     /// What was seen: `200`, `connection refused; kubelet.service activating/auto-restart (restarted 4 times),
     /// its last line: …`, `Ready=False (KubeletNotReady: …)`.
     pub detail: String,
@@ -115,6 +120,11 @@ pub fn checks_for(role: NodeRole, node: Option<&str>) -> Vec<HealthCheck> {
 /// True when every check passed (and there was at least one).
 pub fn all_healthy(reports: &[HealthReport]) -> bool {
     !reports.is_empty() && reports.iter().all(|r| r.healthy)
+}
+
+/// While Ready: every check passed or could not be asked (see the module documentation).
+pub fn still_ready(reports: &[HealthReport]) -> bool {
+    reports.iter().all(|r| r.healthy || r.unknown)
 }
 
 /// The failing checks in one sentence: `kubelet: …; node minion1: …`.
@@ -217,6 +227,7 @@ mod tests {
         let ok = |c: HealthCheck| HealthReport {
             check: c,
             healthy: true,
+            unknown: false,
             detail: "200".into(),
         };
         let mut reports: Vec<HealthReport> = checks_for(NodeRole::Minion, Some("m1"))
@@ -228,7 +239,14 @@ mod tests {
         reports[1].healthy = false;
         reports[1].detail = "connection refused".into();
         assert!(!all_healthy(&reports));
+        assert!(!still_ready(&reports));
         assert_eq!(failing_summary(&reports), "kube-proxy: connection refused");
+        // The Node could not be read (the API server is down): not enough to reach Ready, not enough to leave it.
+        reports[1].healthy = true;
+        reports[2].healthy = false;
+        reports[2].unknown = true;
+        assert!(!all_healthy(&reports));
+        assert!(still_ready(&reports));
     }
 
     #[test]

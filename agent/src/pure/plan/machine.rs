@@ -180,7 +180,7 @@ impl Step {
             (Phase::ImportImages, O::ImagesImported(reports)) => self.on_images(reports),
             (Phase::ComponentsHealthy, O::HealthChecked(reports)) => self.on_health(reports),
             (Phase::Ready, O::HealthChecked(reports)) => {
-                if crate::pure::health::all_healthy(&reports) {
+                if crate::pure::health::still_ready(&reports) {
                     self.s.health = reports;
                     Action::Done
                 } else {

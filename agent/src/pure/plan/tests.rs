@@ -221,6 +221,7 @@ fn healthy(role: NodeRole) -> Observation {
             .map(|check| crate::pure::health::HealthReport {
                 check,
                 healthy: true,
+                unknown: false,
                 detail: "200".into(),
             })
             .collect(),
@@ -1041,7 +1042,13 @@ fn minion_path_and_its_actions() {
             server,
             connect_to,
             trust,
+            advertise,
         } => {
+            assert_eq!(
+                advertise,
+                &crate::pure::advertise::AdvertiseChoice::OnlyAddress(ip(SELF)),
+                "kubelet's --node-ip: the node's only global address"
+            );
             assert_eq!(server, "https://masters.prod.k8s:6443");
             assert_eq!(connect_to, &vec![ip("10.0.1.1")]);
             assert_eq!(
@@ -2617,6 +2624,27 @@ fn a_ready_node_whose_unit_keeps_restarting_is_waiting_again_until_it_recovers()
         phases,
         [Phase::Ready, Phase::ComponentsHealthy, Phase::Ready]
     );
+}
+
+#[test]
+fn a_ready_minion_stays_ready_while_the_api_server_does_not_answer() {
+    let mut run = Run::from(walk_to(NodeRole::Minion, Phase::Ready));
+    let Observation::HealthChecked(mut reports) = healthy(NodeRole::Minion) else {
+        unreachable!("healthy() gives HealthChecked")
+    };
+    reports[2].healthy = false;
+    reports[2].unknown = true;
+    reports[2].detail = "the API server did not answer: connection refused".into();
+    run.advance(30_000);
+    assert_eq!(
+        run.feed(Observation::HealthChecked(reports.clone())),
+        Action::Done
+    );
+    assert_eq!(run.state.phase, Phase::Ready);
+    // On the way up the same answer is not enough.
+    let mut run = Run::from(walk_to(NodeRole::Minion, Phase::ComponentsHealthy));
+    assert_eq!(kind(&run.feed(Observation::HealthChecked(reports))), "wait");
+    assert_eq!(run.state.phase, Phase::ComponentsHealthy);
 }
 
 #[test]
