@@ -10,11 +10,16 @@
 #                                  (exit 1 if one disagrees or two core members saw different peers)
 #
 # Per run, from the `transitions` every agent records (`k8s-agent status --json`), relative to the master agent's
-# start (its first transition): the master Ready (its join objects made), and over all minions the latest
-#   units started   containerd, weave and kubelet active (before the join work this was "Ready"),
+# start (its first transition): the master Ready (join objects made, etcd/apiserver/controller-manager/scheduler
+# answering their health endpoints), and over all minions the latest
+#   units started   containerd, weave and kubelet active,
 #   cert issued     kubelet's TLS bootstrap done: a client certificate for system:node:<name> signed by the CA,
-#   Ready           kube-proxy started too,
-# and the wall time of `up` (rootfs cached) to every node Ready.
+#   Ready           kube-proxy started, kubelet and kube-proxy answering /healthz, the Node Ready in the API;
+# beside it, from the real API server: when `kubectl get nodes` (the image's kubectl, admin.conf, polled every
+# 0.2 s on the master during `up`) first shows every minion Ready; and the wall time of `up` (rootfs cached) to
+# every node Ready. Anchor: kind creates a 1 + 2 cluster from a cached node image in about a minute.
+# After the table, the agents' footprint on a Ready 1 + 2 cluster: RSS, peak RSS and CPU time over 60 s of Ready
+# (the agent rechecks the components' health every 30 s).
 # Needs root, the demo layer (./demo/build.sh) and the packages demo/ensure-packages.sh installs. Prints a table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,22 +27,46 @@ LC=demo/local-cluster.sh
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
 [ -f out/demo/layer.tar.gz ] || ./demo/build.sh
 
-# One run: "<up ms> <master ready> <units started> <cert issued> <minions ready>" (ms; '-' for no minions).
+# When `kubectl get nodes` on the master first shows N minions Ready (unix ms, in $2), polled until it does or the
+# file $3 appears.
+kubectl_watch() { # minions out stop
+  local leader ready
+  [ "$1" -gt 0 ] || { echo - >"$2"; return; }
+  while [ ! -e "$3" ]; do
+    leader=$(cat /run/k8s-test/master/leader 2>/dev/null || true)
+    if [ -n "$leader" ]; then
+      ready=$(nsenter -t "$leader" -a -- /usr/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=2s \
+        get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null |
+        grep -c '^True$' || true)
+      if [ "${ready:-0}" -ge "$1" ]; then date +%s%3N >"$2"; return; fi
+    fi
+    sleep 0.2
+  done
+  echo - >"$2"
+}
+
+# One run: "<up ms> <master ready> <units started> <cert issued> <minions ready> <kubectl all Ready>" (ms; '-' for
+# no minions).
 run() { # minions
   $LC down >/dev/null 2>&1 || true
-  local t0 t1 node dir
+  local t0 t1 node dir watcher
   dir=$(mktemp -d)
   t0=$(date +%s%3N)
-  $LC up "$1" >/dev/null 2>&1 || { echo "up $1 failed" >&2; $LC down >/dev/null 2>&1; return 1; }
+  kubectl_watch "$1" "$dir/kubectl-ready" "$dir/stop" &
+  watcher=$!
+  $LC up "$1" >/dev/null 2>&1 || { echo "up $1 failed" >&2; : >"$dir/stop"; wait "$watcher"; $LC down >/dev/null 2>&1; return 1; }
   t1=$(date +%s%3N)
+  for _ in $(seq 100); do [ -s "$dir/kubectl-ready" ] && break; sleep 0.1; done
+  : >"$dir/stop"
+  wait "$watcher"
   while read -r node _; do
     nsenter -t "$($LC leader "$node")" -a -- /usr/bin/k8s-agent status --json --no-units >"$dir/$node.json" || true
   done </run/k8s-local/nodes
   $LC down >/dev/null 2>&1
   python3 -c '
 import json, sys
-up = int(sys.argv[1])
-nodes = [json.load(open(f)) for f in sys.argv[2:]]
+up, started, kubectl = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+nodes = [json.load(open(f)) for f in sys.argv[4:]]
 def at(n, phase):
     return next((t["at"] for t in n["transitions"] if t["phase"] == phase), None)
 master = next(n for n in nodes if n["role"] == "master")
@@ -46,8 +75,9 @@ minions = [n for n in nodes if n["role"] == "minion"]
 def latest(phase):
     v = [at(n, phase) for n in minions]
     return "-" if not v else str(max(v) - t0)
-print(up, at(master, "ready") - t0, latest("kubelet-bootstrap"), latest("start-kube-proxy"), latest("ready"))
-' "$((t1 - t0))" "$dir"/*.json
+print(up, at(master, "ready") - t0, latest("kubelet-bootstrap"), latest("start-kube-proxy"), latest("ready"),
+      "-" if kubectl == "-" else int(kubectl) - t0)
+' "$((t1 - t0))" "$t0" "$(cat "$dir/kubectl-ready")" "$dir"/*.json
   rm -rf "$dir"
 }
 
@@ -131,18 +161,48 @@ if [ "${1:-}" = --fleet ]; then
 fi
 
 $LC rootfs >/dev/null 2>&1   # warm the caches once
-echo "| nodes | up → all Ready (wall) | master Ready (join objects made) | minions' units started | minions' kubelet certificates issued | minions Ready (kube-proxy) | runs |"
-echo "|---|---|---|---|---|---|---|"
-for nodes in 1 3 6; do
+echo "| nodes | up → all Ready (wall) | master Ready (components healthy) | minions' units started | minions' kubelet certificates issued | minions Ready (agent) | kubectl get nodes: all minions Ready | runs |"
+echo "|---|---|---|---|---|---|---|---|"
+for nodes in ${NODES:-1 3 6}; do
   results=""
   for _ in $(seq "${REPS:-3}"); do results+="$(run $((nodes - 1)))"$'\n'; done
   results=${results%$'\n'}
-  printf '| %s | %s ms | %s ms | %s | %s | %s | %s |\n' "$nodes" "$(col 1 "$results")" "$(col 2 "$results")" \
+  printf '| %s | %s ms | %s ms | %s | %s | %s | %s | %s |\n' "$nodes" "$(col 1 "$results")" "$(col 2 "$results")" \
     "$( [ "$nodes" = 1 ] && echo – || echo "$(col 3 "$results") ms")" \
     "$( [ "$nodes" = 1 ] && echo – || echo "$(col 4 "$results") ms")" \
     "$( [ "$nodes" = 1 ] && echo – || echo "$(col 5 "$results") ms")" \
+    "$( [ "$nodes" = 1 ] && echo – || echo "$(col 6 "$results") ms")" \
     "$(tr '\n' ';' <<<"$results" | sed 's/;$//; s/;/; /g')"
 done
+
+# The agents' footprint on a Ready cluster: RSS now, peak RSS, CPU time over 60 s of Ready.
+# shellcheck disable=SC2016 # awk programs, run inside the node
+footprint() {
+  $LC down >/dev/null 2>&1 || true
+  $LC up 2 >/dev/null 2>&1 || { echo "up 2 failed" >&2; return 1; }
+  local node pid ticks0=() ticks1 i=0 hz
+  hz=$(getconf CLK_TCK)
+  mapfile -t nodes < <(cut -d' ' -f1 /run/k8s-local/nodes)
+  for node in "${nodes[@]}"; do
+    pid=$(nsenter -t "$($LC leader "$node")" -a -- systemctl show -P MainPID k8s-agent.service)
+    ticks0+=("$(nsenter -t "$($LC leader "$node")" -a -- awk '{ print $14 + $15 }' "/proc/$pid/stat")")
+  done
+  sleep 60
+  echo
+  echo "| agent on a Ready node | RSS | peak RSS (VmHWM) | CPU over 60 s of Ready |"
+  echo "|---|---|---|---|"
+  for node in "${nodes[@]}"; do
+    pid=$(nsenter -t "$($LC leader "$node")" -a -- systemctl show -P MainPID k8s-agent.service)
+    ticks1=$(nsenter -t "$($LC leader "$node")" -a -- awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    printf '| %s | %s | %s | %s ms |\n' "$node" \
+      "$(nsenter -t "$($LC leader "$node")" -a -- awk '/^VmRSS/ { print $2 " KiB" }' "/proc/$pid/status")" \
+      "$(nsenter -t "$($LC leader "$node")" -a -- awk '/^VmHWM/ { print $2 " KiB" }' "/proc/$pid/status")" \
+      "$(((ticks1 - ticks0[i]) * 1000 / hz))"
+    i=$((i + 1))
+  done
+  $LC down >/dev/null 2>&1
+}
+footprint
 
 if [ "${1:-}" = --cold ]; then
   cold=$(mktemp -d /var/tmp/k8s-cold-XXXX)

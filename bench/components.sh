@@ -20,7 +20,6 @@
 # whether the sha256 matched. Needs the release imagebuilder (built here unless NO_BUILD=1), Go, the demo artifacts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 IB=${IMAGEBUILDER:-target/release/imagebuilder}
 cache=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then PATH=$PATH:/usr/local/go/bin; fi
@@ -86,12 +85,13 @@ mapfile -t components < <(python3 -c 'import json
 lock = json.load(open("'"$work"'/out-cold/lock.json"))
 print("\n".join(a["name"] for a in lock["artifacts"] if a.get("go")))')
 
+report=$work/report.md
+all_same=1
 {
     echo "## Go component builds ($(date -u +%Y-%m-%d), $(nproc) cores, $(go version | cut -d' ' -f3), load at the end $(load))"
     echo
     echo "| component | module@version | cold s | relink s | warm | MB | same sha256 (cold = relink$([ -f out/demo/lock.json ] && echo ' = demo build')) |"
     echo "|---|---|---|---|---|---|---|"
-    all_same=1
     for c in "${components[@]}"; do
         mod=$(python3 -c 'import json,sys
 for a in json.load(open(sys.argv[1]))["artifacts"]:
@@ -100,15 +100,21 @@ for a in json.load(open(sys.argv[1]))["artifacts"]:
         same=yes
         [ "$cold" = "$(files_of "$work/out-relink/lock.json" "$c")" ] || same=NO
         if [ -f out/demo/lock.json ] && [ "$cold" != "$(files_of out/demo/lock.json "$c")" ]; then same=NO; fi
-        [ "$same" = yes ] || all_same=0
+        [ "$same" = yes ] || echo "$c" >>"$work/differs"
         printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$c" "$mod" "$(seconds cold "$c")" "$(seconds relink "$c")" \
             "$(seconds warm "$c")" "$(size_of "$work/out-cold/lock.json" "$c")" "$same"
     done
-    printf '| **whole `imagebuilder build`** | | %.0f | %.0f | %.1f s | | |\n' \
+    printf '| **whole imagebuilder build** | | %.0f | %.0f | %.1f s | | |\n' \
         "$(($(cat "$work/cold.total") / 1000))" "$(($(cat "$work/relink.total") / 1000))" \
-        "$(echo "$(cat "$work/warm.total")" | awk '{ print $1 / 1000 }')"
+        "$(awk '{ print $1 / 1000 }' "$work/warm.total")"
     echo
     echo "The layer: $(du -h "$work/out-cold/layer.tar.gz" | cut -f1) gzipped; layer sha256 cold $(cut -c1-16 "$work/out-cold/layer.tar.gz.sha256"), relink $(cut -c1-16 "$work/out-relink/layer.tar.gz.sha256"), warm $(cut -c1-16 "$work/out-warm/layer.tar.gz.sha256")."
-    [ "$all_same" = 1 ] && echo "Every program has the same sha256 in every build." || echo "**A program differs between builds (see above).**"
-} | tee "${RESULTS:-/dev/null}"
+    if [ -s "$work/differs" ]; then
+        echo "**A program differs between builds: $(tr '\n' ' ' <"$work/differs")**"
+    else
+        echo "Every program has the same sha256 in every build."
+    fi
+} >"$report"
+[ ! -s "$work/differs" ] || all_same=0
+tee "${RESULTS:-/dev/null}" <"$report"
 [ "$all_same" = 1 ]

@@ -278,6 +278,7 @@ fn artifact(name: &str, standin: bool, files: Vec<InstalledFile>) -> LockedArtif
         standin,
         files,
         image: None,
+        go: None,
     }
 }
 

@@ -181,6 +181,21 @@ fn run_minion(world: &World, me: Ipv4Addr, boot: u64, consensus: u32, rng: &mut 
                 now += 1;
                 Observation::ImagesImported(Vec::new())
             }
+            // The node's components answer their health checks a second after kube-proxy started in this world.
+            Action::CheckHealth { checks, .. } => {
+                now += SEC;
+                Observation::HealthChecked(
+                    checks
+                        .into_iter()
+                        .map(|check| k8s_agent::pure::health::HealthReport {
+                            check,
+                            healthy: true,
+                            unknown: false,
+                            detail: "200".into(),
+                        })
+                        .collect(),
+                )
+            }
             Action::EnsurePki { .. } | Action::EnsureJoinObjects { .. } => {
                 panic!("a minion never does {action:?}")
             }

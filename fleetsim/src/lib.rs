@@ -525,6 +525,31 @@ pub fn run(s: &Scenario) -> Report {
                 },
             ),
             Action::ImportImages => (150, Observation::ImagesImported(Vec::new())),
+            // kubelet registers and reports Ready, kube-proxy syncs: modelled as 2 s; the Node can only be read
+            // while the master is up.
+            Action::CheckHealth { checks, .. } => {
+                let up = world.master_up(t);
+                let reports = checks
+                    .into_iter()
+                    .map(|check| {
+                        let node_check = matches!(
+                            check,
+                            k8s_agent::pure::health::HealthCheck::NodeReady { .. }
+                        );
+                        k8s_agent::pure::health::HealthReport {
+                            check,
+                            healthy: up || !node_check,
+                            unknown: !up && node_check,
+                            detail: if up || !node_check {
+                                "200".into()
+                            } else {
+                                "no answer".into()
+                            },
+                        }
+                    })
+                    .collect();
+                (2000, Observation::HealthChecked(reports))
+            }
             Action::StartUnits { units } => (50, Observation::UnitsStarted(units)),
             Action::RegisterDns { .. } => {
                 node.failed = Some("self-registration (DNS_UPDATE_*) is not modelled here".into());

@@ -188,6 +188,23 @@ for p in "${flap_phases[@]}"; do [ -z "${flap_reasons[$p]:-}" ] || echo "    $p:
 check "$flapper: no unit restarted (NRestarts 0)" no_restarts "$flapper"
 check "minion1: nothing restarted through the flapping" [ "$(unit_marks minion1)" = "$marks1" ]
 
+# --- 3c. a unit that keeps restarting after Ready: kube-proxy given a flag it refuses ------------------------
+# Ready means working: the agent's recheck (every 30 s) finds kube-proxy's health endpoint down and the node waiting
+# again, with kube-proxy's own last line; the flag removed, Ready again.
+inside minion2 sh -c 'mkdir -p /run/systemd/system/kube-proxy.service.d && printf "[Service]\nExecStart=\nExecStart=/usr/bin/kube-proxy --config=/etc/kubernetes/kube-proxy/config.yaml --no-such-flag\n" \
+  >/run/systemd/system/kube-proxy.service.d/fault.conf && systemctl daemon-reload && systemctl restart kube-proxy.service' || true
+crashloop_reason=""
+crashloop_seen() {
+  within 75 '[ "$(json minion2 | field condition)" = waiting ]' || return 1
+  crashloop_reason=$(json minion2 | field blocking)
+  grep -q 'kube-proxy' <<<"$crashloop_reason" && grep -q 'unknown flag: --no-such-flag' <<<"$crashloop_reason"
+}
+verdict "kube-proxy crash-looping after Ready (a flag it refuses)" ready \
+  "waiting again within a recheck, naming kube-proxy's own error" crashloop_seen
+echo "    while it crash-looped: ${crashloop_reason:0:400}"
+inside minion2 sh -c 'rm -f /run/systemd/system/kube-proxy.service.d/fault.conf && systemctl daemon-reload && systemctl reset-failed kube-proxy.service; systemctl restart kube-proxy.service'
+verdict "kube-proxy fixed" components-healthy "Ready again" within 60 '[ "$(json minion2 | field condition)" = ready ]'
+
 # --- 4. systemd re-executes: on a Ready minion, and on a minion while it boots ------------------------------
 inside minion1 systemctl daemon-reexec
 sleep 2

@@ -45,8 +45,8 @@ done
 # (1.x: sandbox_image = "…").
 sandbox=$(inside minion1 containerd config dump 2>/dev/null |
   sed -nE "s/^ *(sandbox|sandbox_image) = [\"']([^\"']+)[\"']\$/\2/p" | head -n 1)
-check "minion1: containerd's live config names the baked pause image as the sandbox image ($sandbox)" \
-  bash -c '[ -n "$1" ] && grep -qF "$1 " <<<"$2"' _ "$sandbox" "$(printf '%s\n' "${baked[@]}")"
+sandbox_is_baked() { [ -n "$sandbox" ] && grep -qF "$sandbox " <<<"$(printf '%s\n' "${baked[@]}")"; }
+check "minion1: containerd's live config names the baked pause image as the sandbox image ($sandbox)" sandbox_is_baked
 
 # A restart of the agent (as after a crash) re-imports nothing.
 created_before=$(inside minion1 ctr -n k8s.io images ls 2>/dev/null | awk -v r="$sandbox" '$1 == r' | md5sum)

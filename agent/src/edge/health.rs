@@ -99,14 +99,15 @@ async fn unit_words(unit: &str, unit_states: &[UnitState]) -> String {
     }
 }
 
-/// The last line the unit's own processes logged on this boot (not systemd's lines about the unit), shortened.
+/// The unit's own last error on this boot: of the last lines its processes logged (not systemd's lines about the
+/// unit), the last one that reads as an error ([`crate::pure::health::last_error_line`]), shortened.
 async fn last_log_line(unit: &str) -> Option<String> {
     let mut cmd = tokio::process::Command::new("journalctl");
     cmd.args([
         "-b",
         &format!("_SYSTEMD_UNIT={unit}"),
         "-n",
-        "1",
+        "40",
         "-o",
         "cat",
         "--no-pager",
@@ -118,10 +119,7 @@ async fn last_log_line(unit: &str) -> Option<String> {
         .ok()?
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last()?.trim();
-    if line.is_empty() || line.starts_with("-- No entries --") {
-        return None;
-    }
+    let line = health::last_error_line(&text)?;
     let mut short: String = line.chars().take(MAX_LOG_LINE).collect();
     if short.len() < line.len() {
         short.push('…');

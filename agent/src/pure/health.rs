@@ -137,6 +137,33 @@ pub fn failing_summary(reports: &[HealthReport]) -> String {
         .join("; ")
 }
 
+/// Of a unit's last log lines (oldest first), the last one that reads as an error — a klog error or fatal line
+/// (`E1205 …`, `F1205 …`), or one that says error/failed/fatal/refused — else the last line; `None` when empty.
+pub fn last_error_line(text: &str) -> Option<&str> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("-- No entries --"))
+        .collect();
+    let klog_error = |l: &str| {
+        let b = l.as_bytes();
+        b.len() > 5 && (b[0] == b'E' || b[0] == b'F') && b[1..5].iter().all(u8::is_ascii_digit)
+    };
+    let says_error = |l: &str| {
+        let lower = l.to_ascii_lowercase();
+        ["error", "failed", "fatal", "refused", "unknown flag"]
+            .iter()
+            .any(|w| lower.contains(w))
+    };
+    lines
+        .iter()
+        .rev()
+        .find(|l| klog_error(l))
+        .or_else(|| lines.iter().rev().find(|l| says_error(l)))
+        .or(lines.last())
+        .copied()
+}
+
 /// The Ready condition of a Node object, from its JSON (`GET /api/v1/nodes/<name>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeReadiness {
@@ -179,21 +206,57 @@ impl NodeReadiness {
     }
 }
 
+/// The part of a Node object the Ready check reads (`status.conditions`, `status.nodeInfo.kubeletVersion`): a small
+/// view rather than k8s-openapi's whole `Node`, whose deserializer would add about 100 KiB to the agent.
+#[derive(Deserialize)]
+struct NodeView {
+    #[serde(default)]
+    status: Option<NodeStatusView>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeStatusView {
+    #[serde(default)]
+    conditions: Vec<NodeConditionView>,
+    #[serde(default)]
+    node_info: Option<NodeInfoView>,
+}
+
+#[derive(Deserialize)]
+struct NodeConditionView {
+    #[serde(rename = "type")]
+    type_: String,
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeInfoView {
+    #[serde(default)]
+    kubelet_version: Option<String>,
+}
+
 /// Reads the Ready condition out of a Node's JSON.
 pub fn node_readiness(json: &[u8]) -> Result<NodeReadiness, String> {
-    let node: k8s_openapi::api::core::v1::Node = serde_json::from_slice(json)
+    let node: NodeView = serde_json::from_slice(json)
         .map_err(|e| format!("the API server's Node is not a Node: {e}"))?;
-    let status = node.status.unwrap_or_default();
+    let status = node.status;
     let ready = status
-        .conditions
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.type_ == "Ready");
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
     Ok(NodeReadiness {
-        status: ready.as_ref().map(|c| c.status.clone()),
-        reason: ready.as_ref().and_then(|c| c.reason.clone()),
-        message: ready.as_ref().and_then(|c| c.message.clone()),
-        kubelet_version: status.node_info.map(|i| i.kubelet_version),
+        status: ready.map(|c| c.status.clone()),
+        reason: ready.and_then(|c| c.reason.clone()),
+        message: ready.and_then(|c| c.message.clone()),
+        kubelet_version: status
+            .as_ref()
+            .and_then(|s| s.node_info.as_ref())
+            .and_then(|i| i.kubelet_version.clone()),
     })
 }
 
@@ -247,6 +310,26 @@ mod tests {
         reports[2].unknown = true;
         assert!(!all_healthy(&reports));
         assert!(still_ready(&reports));
+    }
+
+    #[test]
+    fn a_units_last_error_is_picked_out_of_its_log() {
+        let crash = "I1205 10:09:48.6 861 server.go:1] \"Starting\"\n\
+                     E1205 10:09:48.69 861 run.go:72] \"command failed\" err=\"unable to create proxier\"\n\
+                     I1205 10:09:48.70 861 server.go:2] \"bye\"\n";
+        assert_eq!(
+            last_error_line(crash),
+            Some(
+                "E1205 10:09:48.69 861 run.go:72] \"command failed\" err=\"unable to create proxier\""
+            )
+        );
+        let usage = "Error: unknown flag: --no-such-flag\nUsage:\n  kube-proxy [flags]\n      --v Level  log level\n";
+        assert_eq!(
+            last_error_line(usage),
+            Some("Error: unknown flag: --no-such-flag")
+        );
+        assert_eq!(last_error_line("I1205 all good\n"), Some("I1205 all good"));
+        assert_eq!(last_error_line("-- No entries --\n"), None);
     }
 
     #[test]
