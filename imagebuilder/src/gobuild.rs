@@ -126,6 +126,19 @@ impl GoEnv {
     }
 }
 
+/// `go` from PATH, else `/usr/local/go/bin/go` when it exists, else `go` (the error then names it).
+pub fn default_go() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("go").is_file()))
+        .unwrap_or(false);
+    let standard = Path::new("/usr/local/go/bin/go");
+    if !on_path && standard.is_file() {
+        standard.to_path_buf()
+    } else {
+        PathBuf::from("go")
+    }
+}
+
 /// Programs built (or found built) for one artifact.
 #[derive(Debug, Clone)]
 pub struct GoBuilt {

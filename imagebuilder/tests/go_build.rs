@@ -57,7 +57,7 @@ file = "/opt/cni/bin/loopback"
 
 fn env(cache: &Path, gocache: PathBuf, offline: bool) -> GoEnv {
     GoEnv {
-        go: std::env::var_os("GO").map_or_else(|| PathBuf::from("go"), PathBuf::from),
+        go: std::env::var_os("GO").map_or_else(gobuild::default_go, PathBuf::from),
         modcache: test_cache().join("go/mod"),
         gocache,
         root: cache.join("go"),
@@ -241,4 +241,27 @@ fn an_offline_build_without_the_modules_says_to_fetch_first() {
         .expect_err("nothing to build from offline");
     let text = err.to_string();
     assert!(text.contains("imagebuilder fetch"), "{text}");
+}
+
+#[test]
+fn fetch_fills_the_module_cache_so_an_offline_build_needs_no_proxy() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let m = manifest(
+        tmp.path(),
+        "github.com/containernetworking/plugins",
+        "v1.10.0",
+        CNI_SUM,
+    );
+    let artifact = &m.artifacts[0];
+    // An empty module cache of its own, filled by `imagebuilder fetch`'s step (the proxy answers).
+    let mut online = env(tmp.path(), test_cache().join("go/build"), false);
+    online.modcache = tmp.path().join("modcache");
+    gobuild::prefetch(&online, artifact, "amd64", &Progress::Quiet).expect("prefetch");
+    // The same caches with GOPROXY=off: built from the module cache alone.
+    let mut offline = online.clone();
+    offline.offline = true;
+    let built =
+        gobuild::build(&offline, artifact, "amd64", &Progress::Quiet).expect("offline build");
+    assert_eq!(built.from, FetchedFrom::Network, "built (not found built)");
+    assert_eq!(built.lock.sum, CNI_SUM);
 }
