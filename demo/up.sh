@@ -12,6 +12,8 @@ t0=$(ms_now)
 
 step "installing the Debian packages the main command needs (demo/debian-packages.txt, tier main)"
 ./demo/ensure-packages.sh main
+t_packages=$(ms_now)
+log "packages: $(((t_packages - t0) / 1000)) s"
 need_root
 need_commands cargo
 
