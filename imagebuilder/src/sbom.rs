@@ -80,31 +80,20 @@ pub fn build_sbom(lock: &ImageLock, lock_json: &[u8], staging: &Staging) -> Spdx
                     spdx_id_part(&format!("{}@{}", dep.path, dep.version))
                 );
                 if go_modules_listed.insert(dep_id.clone()) {
-                    packages.push(SpdxPackage {
-                        spdx_id: dep_id.clone(),
-                        name: dep.path.clone(),
-                        version_info: dep.version.clone(),
-                        download_location: no(),
-                        files_analyzed: false,
-                        checksums: vec![],
-                        license_concluded: no(),
-                        license_declared: no(),
-                        copyright_text: no(),
-                        supplier: no(),
-                        comment: Some(format!(
+                    packages.push(go_package(
+                        &dep_id,
+                        &dep.path,
+                        &dep.version,
+                        format!(
                             "Go module, go.sum {}{}",
                             dep.sum.as_deref().unwrap_or("(none)"),
                             dep.replaced_by
                                 .as_ref()
                                 .map(|r| format!(", replaced by {r}"))
                                 .unwrap_or_default()
-                        )),
-                        external_refs: vec![SpdxExternalRef {
-                            reference_category: "PACKAGE-MANAGER".to_string(),
-                            reference_type: "purl".to_string(),
-                            reference_locator: golang_purl(&dep.path, &dep.version, None),
-                        }],
-                    });
+                        ),
+                        golang_purl(&dep.path, &dep.version, None),
+                    ));
                 }
                 relationships.push(SpdxRelationship {
                     spdx_element_id: id.clone(),
@@ -207,25 +196,17 @@ pub fn build_sbom(lock: &ImageLock, lock_json: &[u8], staging: &Staging) -> Spdx
 /// The package of a program built from a Go module: no download location (it was built, not fetched), the module's
 /// purl, and how it was built.
 fn go_program_package(id: &str, name: &str, version: &str, go: &LockedGoBuild) -> SpdxPackage {
-    let no = || "NOASSERTION".to_string();
     let package = match go.packages.as_slice() {
         [one] => Some(one.as_str()),
         _ => None,
     };
-    SpdxPackage {
-        spdx_id: id.to_string(),
-        name: name.to_string(),
-        version_info: version.to_string(),
-        download_location: no(),
-        files_analyzed: false,
-        checksums: vec![],
-        license_concluded: no(),
-        license_declared: no(),
-        copyright_text: no(),
-        supplier: no(),
-        comment: Some(format!(
-            "built from Go module {}@{} (go.sum {}), package(s) {}, with {} for {}, CGO_ENABLED={}{}, flags: {}; {} modules \
-             linked (STATIC_LINK relationships)",
+    go_package(
+        id,
+        name,
+        version,
+        format!(
+            "built from Go module {}@{} (go.sum {}), package(s) {}, with {} for {}, CGO_ENABLED={}{}, flags: {}; {} \
+             modules linked (STATIC_LINK relationships)",
             go.module,
             go.version,
             go.sum,
@@ -239,11 +220,31 @@ fn go_program_package(id: &str, name: &str, version: &str, go: &LockedGoBuild) -
                 .unwrap_or_default(),
             go.flags.join(" "),
             go.deps.len()
-        )),
+        ),
+        golang_purl(&go.module, &go.version, package),
+    )
+}
+
+/// A package with no download location and no checksum of its own (built here, or linked into what was built),
+/// identified by its purl.
+fn go_package(id: &str, name: &str, version: &str, comment: String, purl: String) -> SpdxPackage {
+    let no = || "NOASSERTION".to_string();
+    SpdxPackage {
+        spdx_id: id.to_string(),
+        name: name.to_string(),
+        version_info: version.to_string(),
+        download_location: no(),
+        files_analyzed: false,
+        checksums: vec![],
+        license_concluded: no(),
+        license_declared: no(),
+        copyright_text: no(),
+        supplier: no(),
+        comment: Some(comment),
         external_refs: vec![SpdxExternalRef {
             reference_category: "PACKAGE-MANAGER".to_string(),
             reference_type: "purl".to_string(),
-            reference_locator: golang_purl(&go.module, &go.version, package),
+            reference_locator: purl,
         }],
     }
 }

@@ -65,6 +65,16 @@ fn env(cache: &Path, gocache: PathBuf, offline: bool) -> GoEnv {
     }
 }
 
+/// Builds the manifest's only artifact with a builder cache at `cache` and the shared build cache.
+fn build_in(cache: &Path, m: &Manifest) -> Result<gobuild::GoBuilt, GoBuildError> {
+    gobuild::build(
+        &env(cache, test_cache().join("go/build"), false),
+        &m.artifacts[0],
+        "amd64",
+        &Progress::Quiet,
+    )
+}
+
 fn sha256(path: &Path) -> String {
     let file = std::fs::File::open(path).expect("open program");
     imagebuilder::checksum::digest_reader(imagebuilder::checksum::ChecksumAlgo::Sha256, file)
@@ -179,13 +189,7 @@ fn a_module_hash_other_than_the_pin_is_refused() {
         "v1.10.0",
         wrong,
     );
-    let err = gobuild::build(
-        &env(tmp.path(), test_cache().join("go/build"), false),
-        &m.artifacts[0],
-        "amd64",
-        &Progress::Quiet,
-    )
-    .expect_err("a wrong sum must stop the build");
+    let err = build_in(tmp.path(), &m).expect_err("a wrong sum must stop the build");
     match &err {
         GoBuildError::SumMismatch { want, got, .. } => {
             assert_eq!(want, wrong);
@@ -211,13 +215,7 @@ fn a_module_the_proxy_does_not_serve_is_named_with_its_refusal() {
         "v1.0.0",
         CNI_SUM,
     );
-    let err = gobuild::build(
-        &env(tmp.path(), test_cache().join("go/build"), false),
-        &m.artifacts[0],
-        "amd64",
-        &Progress::Quiet,
-    )
-    .expect_err("a module nobody serves must stop the build");
+    let err = build_in(tmp.path(), &m).expect_err("a module nobody serves must stop the build");
     let text = err.to_string();
     assert!(matches!(err, GoBuildError::Download { .. }), "{text}");
     assert!(
