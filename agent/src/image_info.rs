@@ -15,8 +15,10 @@ pub const SBOM_FILE: &str = "sbom.spdx.json";
 /// The manifest the image was built from, byte for byte.
 pub const MANIFEST_FILE: &str = "manifest.toml";
 
-/// Current version of the lock's own format.
-pub const LOCK_SCHEMA_VERSION: u32 = 1;
+/// Current version of the lock's own format: 2 added the `go` record of programs built from Go modules.
+pub const LOCK_SCHEMA_VERSION: u32 = 2;
+/// The lock formats this build reads (a version 1 lock is a version 2 lock without `go` records).
+pub const LOCK_VERSIONS_READ: std::ops::RangeInclusive<u32> = 1..=LOCK_SCHEMA_VERSION;
 
 /// The resolved lock of one image build (`/usr/share/k8s-image/lock.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

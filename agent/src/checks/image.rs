@@ -4,7 +4,8 @@
 use super::tree::{is_clean_relative, is_executable, node_path};
 use super::{CheckResult, Context, RuleId, describe_io};
 use crate::image_info::{
-    IMAGE_INFO_DIR, ImageLock, LOCK_FILE, LOCK_SCHEMA_VERSION, SBOM_FILE, SpdxDocument,
+    IMAGE_INFO_DIR, ImageLock, LOCK_FILE, LOCK_SCHEMA_VERSION, LOCK_VERSIONS_READ, SBOM_FILE,
+    SpdxDocument,
 };
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -48,14 +49,15 @@ pub(super) fn check_lock(ctx: &Context<'_>) -> Vec<CheckResult> {
         }
     };
     let mut results = Vec::new();
-    if lock.lock_version != LOCK_SCHEMA_VERSION {
+    if !LOCK_VERSIONS_READ.contains(&lock.lock_version) {
         results.push(CheckResult::fail(
             rule,
             Some(&path),
             format!(
-                "has lock_version {}, this k8s-agent reads {LOCK_SCHEMA_VERSION} — use the k8s-agent built with \
-                 the image",
-                lock.lock_version
+                "has lock_version {}, this k8s-agent reads {} to {LOCK_SCHEMA_VERSION} — use the k8s-agent built \
+                 with the image",
+                lock.lock_version,
+                LOCK_VERSIONS_READ.start()
             ),
         ));
     }
@@ -406,6 +408,55 @@ mod tests {
             results[0].message.contains("lock was not compared"),
             "{}",
             results[0].message
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod lock_version_tests {
+    use super::*;
+    use crate::checks::{Status, Tree};
+
+    fn version_failures(version: u32) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let info = dir.path().join(IMAGE_INFO_DIR);
+        std::fs::create_dir_all(&info)?;
+        let lock = format!(
+            r#"{{"lock_version":{version},"image_name":"t","kubernetes_version":"1.37.2","arch":"amd64",
+                "source_date_epoch":0,"host_packages":[],"artifacts":[]}}"#
+        );
+        std::fs::write(info.join(LOCK_FILE), lock)?;
+        let tree = Tree::new(dir.path());
+        let ctx = Context {
+            tree,
+            lock: read_lock(&tree),
+            host: crate::checks::HostView::default(),
+        };
+        Ok(check_lock(&ctx)
+            .into_iter()
+            .filter(|r| r.status == Status::Fail)
+            .map(|r| r.message)
+            .collect())
+    }
+
+    #[test]
+    fn a_lock_of_a_format_this_agent_reads_passes_and_a_newer_one_is_named()
+    -> Result<(), Box<dyn std::error::Error>> {
+        assert!(version_failures(1)?.is_empty(), "a version 1 lock is read");
+        assert!(version_failures(LOCK_SCHEMA_VERSION)?.is_empty());
+        let newer = version_failures(LOCK_SCHEMA_VERSION + 1)?;
+        assert_eq!(newer.len(), 1, "{newer:?}");
+        assert!(
+            newer[0].starts_with(&format!(
+                "has lock_version {}, this k8s-agent reads 1 to {LOCK_SCHEMA_VERSION}",
+                LOCK_SCHEMA_VERSION + 1
+            )),
+            "{newer:?}"
+        );
+        assert!(
+            !version_failures(0)?.is_empty(),
+            "version 0 was never written"
         );
         Ok(())
     }
