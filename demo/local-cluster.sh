@@ -161,6 +161,8 @@ render() { # role core(0|1)
       fi
       if [ "$2" = 1 ]; then export DNS_UPDATE_RECORDS="minions weave-core"; fi
     fi
+    # The pod network: bridge (routes made by the agent) while the image has no Weave Net (README "Pod network").
+    export CNI=${CNI:-bridge}
     CLUSTER_NAME=$CLUSTER DNS_DOMAIN=$DOMAIN HOST_CHECKS=warn WEAVE_CONSENSUS=$(cat "$STATE/consensus") \
       WEAVE_PEERS_RECORD=weave-core KUBE_APISERVER_ARGS=${KUBE_APISERVER_ARGS:-} BOOTSTRAP_TOKEN=$BOOTSTRAP_TOKEN \
       CA_CERT_HASH=$CA_CERT_HASH "$here/packer/render-user-data.sh" "$1"
@@ -276,7 +278,13 @@ wire_node() { # node ip
 # that runs kubelet and kube-proxy (README "Local cluster": the lab's differences):
 #   - /dev/kmsg bound in: kubelet's OOM watcher reads it (a container has none);
 #   - kubelet drop-in config.d/90-lab.conf: failCgroupV1: false (kubelet >= 1.35 refuses cgroup v1 otherwise; real
-#     nodes boot cgroup v2);
+#     nodes boot cgroup v2), and evictionHard in absolute sizes: the nodes share the host's disk, whose free share
+#     (often under kubelet's 15 % imagefs default here) says nothing about a node, and kubelet evicted every pod for
+#     DiskPressure;
+#   - containerd's config: the image's, plus restrict_oom_score_adj = true: kubelet asks for oom_score_adj -998 for
+#     sandboxes, and these machines have no CAP_SYS_RESOURCE at all (CapBnd bit 24 clear: not even the host's root
+#     may lower oom_score_adj), so runc failed every sandbox ("can't get final child's PID from pipe: EOF";
+#     ../shared/TESTING.md). The option (made for rootless and kind nodes) caps the value at containerd's own;
 #   - kube-proxy's config: the image's, plus conntrack maxPerCore/tcp timeouts 0 ("leave the kernel's values"), as
 #     kind does: kube-proxy would write /proc/sys/net/netfilter/*, read-only in a container;
 #   - the node's net.* sysctls set from outside, in its own network namespace, as systemd-sysctl would from
@@ -296,7 +304,19 @@ lab_files() {
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 2Gi
+  imagefs.available: 2Gi
+  nodefs.inodesFree: 5%
 YAML
+  local runtime_table="  [plugins.'io.containerd.cri.v1.runtime']"
+  grep -qxF "$runtime_table" "$rootfs/etc/containerd/config.toml" ||
+    die "the image's /etc/containerd/config.toml has no line $runtime_table" \
+      "demo/local-cluster.sh lab_files adds restrict_oom_score_adj under it: keep that table in files/etc/containerd/"
+  awk -v t="$runtime_table" '{ print } $0 == t {
+      print "    # LAB ONLY (demo/local-cluster.sh): no CAP_SYS_RESOURCE on these machines; real nodes keep kubelet'"'"'s values."
+      print "    restrict_oom_score_adj = true" }' "$rootfs/etc/containerd/config.toml" >"$dir/containerd-config.toml"
   {
     cat "$rootfs/etc/kubernetes/kube-proxy/config.yaml"
     printf '\n# LAB ONLY (demo/local-cluster.sh): /proc/sys is read-only in a container; leave the kernel'"'"'s conntrack values.\n'
@@ -328,7 +348,8 @@ lab_nspawn_args() {
   local dir=$STATE/lab
   printf '%s\n' --bind=/dev/kmsg \
     "--bind-ro=$dir/kubelet-90-lab.conf:/etc/kubernetes/kubelet/config.d/90-lab.conf" \
-    "--bind-ro=$dir/kube-proxy-config.yaml:/etc/kubernetes/kube-proxy/config.yaml"
+    "--bind-ro=$dir/kube-proxy-config.yaml:/etc/kubernetes/kube-proxy/config.yaml" \
+    "--bind-ro=$dir/containerd-config.toml:/etc/containerd/config.toml"
 }
 
 # --- nodes -------------------------------------------------------------------------------------------------------

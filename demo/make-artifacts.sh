@@ -3,9 +3,8 @@
 # Go modules: the demo's containerd config (the image's, with the sandbox image below) and two container images:
 #   - pause-3.10.1.oci.tar: the sandbox image, this workspace's pause program (pause/, static, built reproducibly:
 #     paths remapped, so another checkout gives the same bytes and the digest demo.toml pins);
-#   - weave-kube-standin-2.8.1.oci.tar: a STAND-IN for Weave Net's weave-kube image (Debian 13's busybox-static
-#     running two scripts with weave-kube's names; marked standin = true in the manifest): Weave Net itself comes with
-#     the issue "A working cluster".
+#   - busybox-1.37.0.oci.tar: the workload image for tests (Debian 13's busybox-static with its applets as symbolic
+#     links: sh, ping, wget, nslookup, nc, …): what the e2e runs in pods to check pod traffic, Services and DNS.
 # Both are packed by `imagebuilder oci-image` (deterministic: same inputs, same bytes). SHA256SUMS lists them; the
 # manifest pins each through it. Everything else in the image (Kubernetes, etcd, containerd, runc, crictl, the CNI
 # plugins) is built by `imagebuilder build` from its Go module.
@@ -32,7 +31,7 @@ need_commands apt-get apt-cache dpkg-deb sha256sum cargo cmp
 start_ns=$(date +%s%N)
 mkdir -p "$out/.build"
 
-# --- busybox (the stand-in weave image's shell) -----------------------------------------------------------------------
+# --- busybox (the workload image's one program) -----------------------------------------------------------------------------
 busybox=$out/.build/busybox
 if [[ ! -x "$busybox" || "$(cat "$out/.build/busybox.pin" 2>/dev/null)" != "$BUSYBOX_PIN" ]]; then
     step "downloading Debian $SUITE busybox-static=$BUSYBOX_PIN (demo/apt-suite.sh)" \
@@ -58,7 +57,9 @@ rustflags=$(printf '%s\x1f%s\x1f%s' -Ctarget-feature=+crt-static "--remap-path-p
 pause_bin=$target/x86_64-unknown-linux-gnu/release/pause
 imagebuilder=$target/release/imagebuilder
 PAUSE_IMAGE=pause-3.10.1.oci.tar
-WEAVE_IMAGE=weave-kube-standin-2.8.1.oci.tar
+BUSYBOX_IMAGE=busybox-1.37.0.oci.tar
+# The applets the tests use (and a few an operator reaches for in a debugging pod).
+BUSYBOX_APPLETS=(sh ash cat echo env hostname ip ls nc nslookup ping ps sleep true wget)
 declare -A IMAGE_DIGEST=()
 make_image() { # out-name imagebuilder-args...
     local name=$1 printed
@@ -69,14 +70,10 @@ make_image() { # out-name imagebuilder-args...
 }
 make_image "$PAUSE_IMAGE" --ref localhost/k8s-image/pause:3.10.1 --file "$pause_bin:/pause:0755" \
     --entrypoint /pause --user 65535:65535 --label org.k8s-image.source=workspace:pause
-# shellcheck disable=SC2016 # the script's own variables, expanded when it runs in the container
-printf '#!/bin/busybox sh\necho "STAND-IN weave-kube (k8s-image demo, not Weave Net): IPALLOC_INIT=$IPALLOC_INIT KUBE_PEERS=$KUBE_PEERS"\ntrap "exit 0" TERM INT\nwhile :; do /bin/busybox sleep 3600 & wait $!; done\n' \
-    >"$out/.build/launch.sh"
-printf '#!/bin/busybox sh\necho "STAND-IN weave-kube init (k8s-image demo): no CNI plugin installed"\n' >"$out/.build/init.sh"
-make_image "$WEAVE_IMAGE" --ref localhost/k8s-image/weave-kube-standin:2.8.1 \
-    --file "$busybox:/bin/busybox:0755" --file "$out/.build/launch.sh:/home/weave/launch.sh:0755" \
-    --file "$out/.build/init.sh:/home/weave/init.sh:0755" --entrypoint /home/weave/launch.sh \
-    --label org.k8s-image.standin=true
+links=()
+for a in "${BUSYBOX_APPLETS[@]}"; do links+=(--symlink "/bin/$a:busybox"); done
+make_image "$BUSYBOX_IMAGE" --ref localhost/k8s-image/busybox:1.37.0 --file "$busybox:/bin/busybox:0755" \
+    "${links[@]}" --env PATH=/bin --entrypoint /bin/sh --label "org.k8s-image.source=debian:busybox-static=$BUSYBOX_PIN"
 # The image's containerd config with the sandbox image it pins set to the demo's pause (the image's own names
 # registry.k8s.io/pause:3.10.1, which the demo does not bake). Made from files/etc/containerd/config.toml, so the two
 # cannot drift apart.
@@ -91,7 +88,7 @@ grep -q "^ *sandbox = 'localhost/k8s-image/pause:3.10.1'" "$out/.$CONTAINERD_CON
         "update the sed expression in demo/make-artifacts.sh to the sandbox line it has now"
 if cmp -s "$out/.$CONTAINERD_CONFIG.tmp" "$out/$CONTAINERD_CONFIG"; then rm -f "$out/.$CONTAINERD_CONFIG.tmp"; else
     mv -f "$out/.$CONTAINERD_CONFIG.tmp" "$out/$CONTAINERD_CONFIG"; fi
-ARTIFACTS=("$CONTAINERD_CONFIG" "$PAUSE_IMAGE" "$WEAVE_IMAGE")
+ARTIFACTS=("$CONTAINERD_CONFIG" "$PAUSE_IMAGE" "$BUSYBOX_IMAGE")
 
 # Anything else in the directory is left over from older demos (Debian repacks, stand-in binaries): SHA256SUMS lists
 # exactly the artifacts.
@@ -113,4 +110,4 @@ elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 log "demo artifacts in ${out#"$root"/} ($((elapsed_ms / 1000)).$(printf '%03d' $((elapsed_ms % 1000))) s)"
 printf '  %-36s %s\n' "$CONTAINERD_CONFIG" "files/etc/containerd/config.toml, sandbox = the demo's pause" \
     "$PAUSE_IMAGE" "OCI image of this workspace's pause (static), manifest ${IMAGE_DIGEST[$PAUSE_IMAGE]}" \
-    "$WEAVE_IMAGE" "STAND-IN OCI image (busybox-static + 2 scripts), manifest ${IMAGE_DIGEST[$WEAVE_IMAGE]}" >&2
+    "$BUSYBOX_IMAGE" "OCI image of Debian's busybox-static (workload for tests), manifest ${IMAGE_DIGEST[$BUSYBOX_IMAGE]}" >&2

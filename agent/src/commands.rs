@@ -227,11 +227,7 @@ pub fn status_report(
         .and_then(|v| serde_json::from_value(v.get("results")?.clone()).ok())
         .unwrap_or_default();
     let lock = ImageLock::read(root).ok();
-    let units: Vec<String> = state
-        .as_ref()
-        .and_then(|s| s.role())
-        .map(|r| r.units().iter().map(|u| u.to_string()).collect())
-        .unwrap_or_default();
+    let units: Vec<String> = state.as_ref().map(|s| s.role_units()).unwrap_or_default();
     let (unit_states, units_error) = if no_units || units.is_empty() {
         (Vec::new(), None)
     } else {

@@ -446,23 +446,81 @@ fn write_node_env(
 async fn check_health<U: UnitControl>(
     cfg: &AgentConfig,
     units: &U,
+    resolver: &DnsResolver,
     checks: &[crate::pure::health::HealthCheck],
     connect_to: &[std::net::IpAddr],
-) -> Observation {
+    own_addrs: &[std::net::IpAddr],
+) -> (Observation, bool) {
+    use crate::pure::health::{HealthCheck, HealthReport};
+    let mut settled = true;
     let names: Vec<String> = checks
         .iter()
         .filter_map(|c| match c {
-            crate::pure::health::HealthCheck::Endpoint { unit, .. } => Some(unit.clone()),
-            crate::pure::health::HealthCheck::NodeReady { .. } => None,
+            HealthCheck::Endpoint { unit, .. } => Some(unit.clone()),
+            HealthCheck::NodeReady { .. } | HealthCheck::PodRoutes { .. } => None,
         })
         .collect();
     let states = units.unit_states(&names).await;
-    let reports =
-        crate::edge::health::check(&cfg.root, checks, connect_to, &states, cfg.probe_timeout).await;
+    let (routes, others): (Vec<_>, Vec<_>) = checks
+        .iter()
+        .cloned()
+        .partition(|c| matches!(c, HealthCheck::PodRoutes { .. }));
+    let mut reports =
+        crate::edge::health::check(&cfg.root, &others, connect_to, &states, cfg.probe_timeout)
+            .await;
+    for check in routes {
+        let HealthCheck::PodRoutes {
+            minions,
+            kubeconfig,
+            node,
+        } = &check
+        else {
+            continue;
+        };
+        // The routes follow the minions' record as it is now (not the snapshot Weave's decision kept).
+        let (healthy, unknown, detail) = match resolver.lookup_a(minions).await {
+            plan::DnsResult::Answers { addrs, .. } => {
+                // A master connects to its own API server; a minion to the masters.
+                let to = match node {
+                    Some(_) => connect_to.to_vec(),
+                    None => vec![std::net::IpAddr::from([127, 0, 0, 1])],
+                };
+                match crate::edge::pod_network::sync_routes(
+                    &cfg.root,
+                    kubeconfig,
+                    node.as_deref(),
+                    &to,
+                    &addrs,
+                    own_addrs,
+                    cfg.probe_timeout,
+                )
+                .await
+                {
+                    Ok((line, done)) => {
+                        settled &= done;
+                        (true, false, line)
+                    }
+                    Err(crate::edge::pod_network::SyncError::NoAnswer(why)) => (false, true, why),
+                    Err(crate::edge::pod_network::SyncError::Other(why)) => (false, false, why),
+                }
+            }
+            other => (
+                false,
+                true,
+                format!("{minions} did not resolve ({other:?}): routes left as they are"),
+            ),
+        };
+        reports.push(HealthReport {
+            check,
+            healthy,
+            unknown,
+            detail,
+        });
+    }
     for r in reports.iter().filter(|r| !r.healthy) {
         tracing::info!(check = %r.check.label(), detail = %r.detail, "not healthy");
     }
-    Observation::HealthChecked(reports)
+    (Observation::HealthChecked(reports), settled)
 }
 
 /// Runs the agent until `shutdown` completes. Returns the last state.
@@ -514,6 +572,8 @@ pub async fn run_agent<U: UnitControl>(
     let mut unit_timings: (Vec<String>, Vec<crate::pure::metrics::UnitTiming>) = Default::default();
     // When the node became Ready, as last logged (a recheck that finds it healthy says nothing).
     let mut last_ready_logged: Option<u64> = None;
+    // The last pod-route sync left nothing out (CNI=bridge; true otherwise).
+    let mut routes_settled = true;
 
     loop {
         if last_written.as_ref() != Some(&state) {
@@ -576,6 +636,7 @@ pub async fn run_agent<U: UnitControl>(
                 path,
                 contents,
                 keep,
+                weave_cni,
             } => {
                 // The copy for later boots first: a decision weave ran with is never lost to a reboot.
                 let kept = cfg.root.join(crate::weave::WEAVE_DECISION_FILE);
@@ -599,13 +660,15 @@ pub async fn run_agent<U: UnitControl>(
                     }
                 })?;
                 tracing::info!(path = %target.display(), "weave env written");
-                let cni = cfg.root.join(crate::weave::WEAVE_CNI_CONFIG);
-                atomic_write(&cni, crate::weave::render_cni_config().as_bytes(), 0o644).map_err(
-                    |e| AgentError::Write {
-                        path: cni.clone(),
-                        reason: e.to_string(),
-                    },
-                )?;
+                // With CNI=bridge the decision is kept and shown; Weave's CNI configuration is not written.
+                if weave_cni {
+                    let cni = cfg.root.join(crate::weave::WEAVE_CNI_CONFIG);
+                    atomic_write(&cni, crate::weave::render_cni_config().as_bytes(), 0o644)
+                        .map_err(|e| AgentError::Write {
+                            path: cni.clone(),
+                            reason: e.to_string(),
+                        })?;
+                }
                 Observation::WeaveEnvWritten
             }
             Action::EnsurePki {
@@ -690,33 +753,56 @@ pub async fn run_agent<U: UnitControl>(
                 }
             }
             Action::CheckHealth { checks, connect_to } => {
-                check_health(cfg, units, &checks, &connect_to).await
+                let (observation, settled) = check_health(
+                    cfg,
+                    units,
+                    &resolver,
+                    &checks,
+                    &connect_to,
+                    &state.local_addrs,
+                )
+                .await;
+                routes_settled = settled;
+                observation
             }
+            Action::SetUpPodNetwork { node, connect_to } => Observation::PodNetworkSetUp(
+                crate::edge::pod_network::set_up(&cfg.root, &node, &connect_to, cfg.probe_timeout)
+                    .await,
+            ),
             Action::Done => {
                 if state.phase == Phase::Ready && last_ready_logged != Some(state.since) {
                     tracing::info!("node is ready");
                     last_ready_logged = Some(state.since);
                 }
-                // Ready is kept, not assumed: the same checks again after a while (a few loopback requests).
+                // Ready is kept, not assumed: the same checks again after a while (a few loopback requests);
+                // sooner while a node DNS lists has no pod route yet (CNI=bridge).
+                let recheck = if routes_settled {
+                    crate::pure::health::READY_RECHECK
+                } else {
+                    crate::pure::pod_network::UNSETTLED_RESYNC
+                };
                 tokio::select! {
-                    () = tokio::time::sleep(crate::pure::health::READY_RECHECK) => {}
+                    () = tokio::time::sleep(recheck) => {}
                     () = &mut shutdown => return Ok(state),
                 }
-                let checks = state
-                    .node
-                    .as_ref()
-                    .map(|n| {
-                        let node = state.node_name.as_deref().filter(|_| {
-                            n.master_endpoint.probe == crate::role_file::MasterProbe::Https
-                        });
-                        crate::pure::health::checks_for(n.role, node)
-                    })
-                    .unwrap_or_default();
+                let checks = state.health_checks();
                 let connect_to = match state.masters.as_ref().map(|l| &l.result) {
                     Some(plan::DnsResult::Answers { addrs, .. }) => addrs.clone(),
                     _ => Vec::new(),
                 };
-                check_health(cfg, units, &checks, &connect_to).await
+                {
+                    let (observation, settled) = check_health(
+                        cfg,
+                        units,
+                        &resolver,
+                        &checks,
+                        &connect_to,
+                        &state.local_addrs,
+                    )
+                    .await;
+                    routes_settled = settled;
+                    observation
+                }
             }
             Action::Fail { reason } => {
                 tracing::error!(%reason, "the agent stopped bringing the node up");

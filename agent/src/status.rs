@@ -46,6 +46,12 @@ pub struct StatusReport {
     /// The role file on disk is no longer the one the agent read (set by the caller, which reads the file).
     pub role_file_drift: Option<crate::role_file::RoleFileDrift>,
     pub weave: Option<WeaveView>,
+    /// The pod network the role file chose (`weave`, `bridge`, `none`).
+    #[serde(default)]
+    pub cni: Option<String>,
+    /// `CNI=bridge`, a minion: the pod range its CNI configuration was written for.
+    #[serde(default)]
+    pub pod_cidr: Option<String>,
     pub units_started: Vec<String>,
     pub units: Vec<UnitState>,
     pub units_error: Option<String>,
@@ -164,6 +170,8 @@ impl StatusReport {
                 dns_registration: None,
                 role_file_drift: None,
                 weave: None,
+                cni: None,
+                pod_cidr: None,
                 units_started: vec![],
                 units,
                 units_error,
@@ -204,8 +212,12 @@ impl StatusReport {
             core_member: d.is_core(),
             after_reboot: d.after_reboot.clone(),
         });
+        let cni = state.node.as_ref().map(|n| n.cni.as_str().to_string());
+        let pod_cidr = state.pod_cidr.map(|c| c.to_string());
         StatusReport {
             format_version: 1,
+            cni,
+            pod_cidr,
             condition,
             role: state.node.as_ref().map(|n| n.role.to_string()),
             role_file: state
@@ -353,16 +365,36 @@ impl StatusReport {
                 );
             }
         }
+        let bridge = self.cni.as_deref() == Some("bridge");
+        if bridge {
+            line(
+                "pod-net",
+                match &self.pod_cidr {
+                    Some(c) => format!(
+                        "CNI=bridge: pods on {c} (bridge cni0), routes to the other nodes' pods made by the agent — \
+                         not Weave Net (its Go module cannot be fetched here)"
+                    ),
+                    None => "CNI=bridge: routes to the nodes' pods made by the agent — not Weave Net (its Go \
+                             module cannot be fetched here)"
+                        .to_string(),
+                },
+            );
+        }
         if let Some(w) = &self.weave {
             line(
                 "weave",
                 format!(
-                    "IPALLOC_INIT={} peers {} (consensus {}, quorum {}, this node {} the core)",
+                    "IPALLOC_INIT={} peers {} (consensus {}, quorum {}, this node {} the core){}",
                     w.ipalloc_init,
                     w.peers.join(" "),
                     w.consensus,
                     w.quorum,
-                    if w.core_member { "is in" } else { "is not in" }
+                    if w.core_member { "is in" } else { "is not in" },
+                    if bridge {
+                        " — the agent's decision, NOT APPLIED: CNI=bridge, Weave Net is not running"
+                    } else {
+                        ""
+                    }
                 ),
             );
             if let Some(why) = &w.after_reboot {

@@ -150,6 +150,7 @@ fn run_minion(world: &World, me: Ipv4Addr, boot: u64, consensus: u32, rng: &mut 
                 Observation::WeaveEnvWritten
             }
             Action::RegisterDns { .. } => panic!("these role files do not register in DNS"),
+            Action::SetUpPodNetwork { .. } => panic!("these role files use CNI=weave"),
             // Token discovery answers once the API server does (cluster-info exists by then in this world).
             Action::Discover { .. } => {
                 trace.probe_times.push(now);

@@ -525,6 +525,13 @@ pub fn run(s: &Scenario) -> Report {
                 },
             ),
             Action::ImportImages => (150, Observation::ImagesImported(Vec::new())),
+            // The simulated fleet runs CNI=weave: this action is never asked for; a pod range if it were.
+            Action::SetUpPodNetwork { .. } => (
+                50,
+                Observation::PodNetworkSetUp(k8s_agent::pure::pod_network::SetUpOutcome::NotYet {
+                    reason: "not simulated".into(),
+                }),
+            ),
             // kubelet registers and reports Ready, kube-proxy syncs: modelled as 2 s; the Node can only be read
             // while the master is up.
             Action::CheckHealth { checks, .. } => {

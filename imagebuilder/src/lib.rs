@@ -372,6 +372,67 @@ pub async fn fetch_all(
     Ok(fetched)
 }
 
+/// The user a Go program's image runs as: distroless' `nonroot`, as upstream's CoreDNS image.
+pub const GO_IMAGE_USER: &str = "65532:65532";
+
+/// Packs the one program a Go artifact built into a one-layer image: the program at `/<name>` (0755) as the
+/// entrypoint, user [`GO_IMAGE_USER`], every time `mtime`, the module and version as the
+/// `org.opencontainers.image.source`/`version` labels, written by [`oci::write_oci_archive`] (same program, same
+/// bytes). Its manifest digest must be the manifest's pin; a different one is an error that names both.
+fn pack_go_image(
+    artifact: &Artifact,
+    go: &gobuild::GoBuilt,
+    reference: &str,
+    manifest_digest: &str,
+    arch: &str,
+    mtime: u64,
+) -> Result<tempfile::NamedTempFile, BuildError> {
+    let image_err = |reason: String| BuildError::Image {
+        artifact: artifact.name.clone(),
+        url: artifact.source_label.clone(),
+        reason,
+    };
+    let (name, program) = go
+        .programs
+        .iter()
+        .next()
+        .ok_or_else(|| image_err("the Go build made no program".to_string()))?;
+    let file = oci::ImageFile::from_host(program, &format!("/{name}"), 0o755)
+        .map_err(|e| image_err(e.to_string()))?;
+    let spec = oci::OciImageSpec {
+        files: vec![file],
+        entrypoint: vec![format!("/{name}")],
+        env: vec![],
+        ref_name: reference.to_string(),
+        arch: arch.to_string(),
+        created_unix: i64::try_from(mtime).unwrap_or(0),
+        labels: [
+            (
+                "org.opencontainers.image.source".to_string(),
+                format!("go:{}@{}", go.lock.module, go.lock.version),
+            ),
+            (
+                "org.opencontainers.image.version".to_string(),
+                artifact.version.clone(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        user: Some(GO_IMAGE_USER.to_string()),
+        symlinks: vec![],
+    };
+    let mut tmp = tempfile::NamedTempFile::new().map_err(|e| image_err(e.to_string()))?;
+    let digest =
+        oci::write_oci_archive(&spec, tmp.as_file_mut()).map_err(|e| image_err(e.to_string()))?;
+    if digest != manifest_digest {
+        return Err(image_err(format!(
+            "the image packed from the built {name} has manifest digest {digest}, the manifest pins \
+             {manifest_digest}: if the build changed on purpose (another version, flags or toolchain), pin {digest}"
+        )));
+    }
+    Ok(tmp)
+}
+
 /// Stages every input into `staging` and returns the lock.
 fn stage_all(
     manifest: &Manifest,
@@ -433,14 +494,28 @@ fn stage_all(
                 manifest_digest,
                 path,
             } => {
+                // A program built from its Go module is packed into its image here (deterministic: the pinned
+                // digest is what every build gives); a fetched or pulled archive is verified as it is.
+                let packed = match &f.go {
+                    Some(go) => Some(pack_go_image(
+                        a,
+                        go,
+                        reference,
+                        manifest_digest,
+                        manifest.arch.as_str(),
+                        mtime,
+                    )?),
+                    None => None,
+                };
+                let archive = packed.as_ref().map_or(f.blob.as_path(), |t| t.path());
                 let verified =
-                    oci::verify_image_archive(&f.blob, manifest_digest, manifest.arch.as_str())
+                    oci::verify_image_archive(archive, manifest_digest, manifest.arch.as_str())
                         .map_err(|error| BuildError::Image {
                             artifact: a.name.clone(),
                             url: a.source_label.clone(),
                             reason: error.to_string(),
                         })?;
-                staging.add_file(path, &f.blob, 0o644, &a.name)?;
+                staging.add_file(path, archive, 0o644, &a.name)?;
                 image = Some(LockedImage {
                     reference: reference.clone(),
                     manifest_digest: verified.manifest_digest,

@@ -48,6 +48,9 @@ struct OciImageArgs {
     /// A file: SRC:DEST:MODE (DEST absolute in the image, MODE octal), e.g. target/…/pause:/pause:0755.
     #[arg(long = "file")]
     files: Vec<String>,
+    /// A symbolic link: DEST:TARGET (DEST absolute in the image), e.g. /bin/sh:busybox.
+    #[arg(long = "symlink")]
+    symlinks: Vec<String>,
     /// The entrypoint, one argument each time (--entrypoint /pause).
     #[arg(long, allow_hyphen_values = true)]
     entrypoint: Vec<String>,
@@ -228,6 +231,11 @@ fn run_oci_image(args: OciImageArgs) -> anyhow::Result<()> {
         created_unix: created,
         labels: key_values(&args.label, "label")?,
         user: args.user,
+        symlinks: args
+            .symlinks
+            .iter()
+            .map(|s| oci::parse_symlink_arg(s))
+            .collect::<Result<Vec<_>, _>>()?,
     };
     let digest = oci::write_oci_archive_file(&spec, &args.out)?;
     println!("{digest}  {}", args.out.display());

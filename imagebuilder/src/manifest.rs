@@ -901,11 +901,6 @@ fn go_artifact(
     };
     let install_raw = raw.install.get_ref();
     let beside = [
-        install_raw.image.as_ref().map(|v| ("image", v.span())),
-        install_raw
-            .manifest_digest
-            .as_ref()
-            .map(|v| ("manifest_digest", v.span())),
         install_raw.members.as_ref().map(|v| ("members", v.span())),
         install_raw
             .replace_content
@@ -915,7 +910,9 @@ fn go_artifact(
     if let Some((key, span)) = beside.into_iter().flatten().next() {
         return Err(wrong(
             span,
-            &format!("install.{key} does not go with a Go build (install.file or install.dir)"),
+            &format!(
+                "install.{key} does not go with a Go build (install.file, install.dir or install.image)"
+            ),
         ));
     }
     let mode = match &install_raw.mode {
@@ -923,12 +920,31 @@ fn go_artifact(
         Some(m) => parse_mode(m.get_ref())
             .ok_or_else(|| map.error(m.span(), ManifestErrorKind::BadMode(m.get_ref().clone())))?,
     };
+    let image = image_pin(map, &name, &raw.install)?;
     let (packages, install) = match (
         &go.package,
         &go.packages,
         &install_raw.file,
         &install_raw.dir,
     ) {
+        // One program packed as a container image (`/<name>`, its entrypoint), pinned by the digest its
+        // reproducible build gives.
+        (Some(p), None, None, None) if image.is_some() => {
+            check_package(p)?;
+            let (reference, manifest_digest) = image.unwrap_or_default();
+            let install = Install::Image {
+                reference,
+                manifest_digest,
+                path: format!("{IMAGES_DIR}/{name}.tar"),
+            };
+            (vec![p.get_ref().clone()], install)
+        }
+        (_, _, _, _) if image.is_some() => {
+            return Err(wrong(
+                raw.install.span(),
+                "install.image with [artifact.go] packs one program: give `package`, not `packages`, and no install.file or install.dir",
+            ));
+        }
         (Some(p), None, Some(file), None) => {
             check_package(p)?;
             let install = Install::File {

@@ -784,9 +784,8 @@ fn the_demo_and_default_manifests_name_the_same_kubernetes() {
         .filter(|a| a.standin)
         .map(|a| a.name.as_str())
         .collect();
-    assert_eq!(
-        standins,
-        ["weave-kube"],
-        "only what cannot be built here is a stand-in"
+    assert!(
+        standins.is_empty(),
+        "no stand-ins left in the demo image: {standins:?}"
     );
 }

@@ -100,6 +100,8 @@ fn nix_is_root() -> bool {
 
 fn write(dir: &Path) -> (PathBuf, String) {
     let spec = OciImageSpec {
+        // A symbolic link as a busybox image has them (containerd unpacks it with the layer).
+        symlinks: vec![("/bin/pause".into(), "../pause".into())],
         files: vec![
             ImageFile {
                 path: "/pause".into(),

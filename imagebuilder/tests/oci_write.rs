@@ -14,6 +14,7 @@ const CREATED: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
 fn spec() -> OciImageSpec {
     OciImageSpec {
+        symlinks: vec![],
         files: vec![
             ImageFile {
                 path: "/pause".into(),
@@ -435,5 +436,39 @@ fn a_directory_is_packed_with_its_modes() {
     assert!(
         matches!(&err, ImageArchiveError::Source { source_path, .. } if source_path.ends_with("home/link")),
         "{err}"
+    );
+}
+
+#[test]
+fn symbolic_links_are_layer_entries_and_clash_with_files() {
+    let linked = OciImageSpec {
+        symlinks: vec![("/bin/sh".into(), "busybox".into())],
+        ..spec()
+    };
+    let mut bytes = Vec::new();
+    let digest = write_oci_archive(&linked, &mut bytes).expect("write");
+    let mut again = Vec::new();
+    assert_eq!(
+        write_oci_archive(&linked, &mut again).expect("write"),
+        digest
+    );
+    assert_eq!(bytes, again, "same spec, same bytes");
+    let mut plain = Vec::new();
+    assert_ne!(
+        write_oci_archive(&spec(), &mut plain).expect("write"),
+        digest
+    );
+
+    let clash = OciImageSpec {
+        symlinks: vec![("/pause".into(), "busybox".into())],
+        ..spec()
+    };
+    let err = write_oci_archive(&clash, &mut Vec::new()).expect_err("a path twice");
+    assert!(err.to_string().contains("/pause is given twice"), "{err}");
+    assert!(imagebuilder::oci::parse_symlink_arg("bin/sh:busybox").is_err());
+    assert!(imagebuilder::oci::parse_symlink_arg("/bin/sh:").is_err());
+    assert_eq!(
+        imagebuilder::oci::parse_symlink_arg("/bin/sh:busybox").expect("valid"),
+        ("/bin/sh".to_string(), "busybox".to_string())
     );
 }

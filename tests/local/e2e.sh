@@ -9,7 +9,9 @@
 # before the master's API server was up and answering; every minion's weave.env has the same IPAM start-up and the right peers; master units
 # never ran on minions and vice versa; a minion's agent SIGKILLed while it waits for the master is restarted by
 # systemd and converges to the same result; a 3rd minion added later (DNS record first, then the node; not in
-# weave-core) joins as a Weave observer peering with the core without changing the core's decision; a real Prometheus scrapes every node's agent metrics through
+# weave-core) joins as a Weave observer peering with the core without changing the core's decision (the decision is
+# kept and shown; the pod network is the bridge, CNI=bridge: pods run on every minion and reach each other, Services
+# and NodePorts answer, tests/local/pods.sh); a real Prometheus scrapes every node's agent metrics through
 # node_exporter and sees the blocked minions (tests/local/prometheus.sh); support bundles of a master and a minion
 # hold none of their secrets by content (tests/local/bundle.sh); `down` leaves no netns, cgroup, mount, state or
 # process.
@@ -83,7 +85,7 @@ check "minion1 and minion2 have the same peers (10.79.0.11 10.79.0.12)" \
   [ "$(grep '^KUBE_PEERS=' <<<"$env1")" = "$(grep '^KUBE_PEERS=' <<<"$env2")" ]
 check "the peers are the two minions" grep -q '^KUBE_PEERS="10.79.0.11 10.79.0.12"' <<<"$env1"
 for n in minion1 minion2; do
-  for u in containerd weave kubelet kube-proxy; do
+  for u in containerd kubelet kube-proxy; do
     check "$n: $u is active" [ "$(prop "$n" "$u.service" ActiveState)" = active ]
   done
 done
@@ -106,6 +108,10 @@ check "minion1's weave.env is unchanged" [ "$(inside minion1 stat -c %Y.%N /run/
 # The baked container images: imported, pinned, run by containerd and runc (tests/local/images.sh).
 # shellcheck source=tests/local/images.sh
 . tests/local/images.sh
+
+# A working cluster: pods on every minion, pod traffic across nodes, Services (tests/local/pods.sh).
+# shellcheck source=tests/local/pods.sh
+. tests/local/pods.sh
 
 # Minions that must NOT join: the right token id with a wrong secret, and a wrong CA pin. Each stays in discovery,
 # blocked with a reason that says what to fix, and never starts kubelet.

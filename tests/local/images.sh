@@ -7,7 +7,6 @@
 #   - a restart of the agent imports nothing again (status says "present", the image's creation time is unchanged);
 #   - a real container runs from the pause image (containerd + runc on the node): it is RUNNING, it is PID 1 of its
 #     PID namespace, and SIGTERM ends it with exit status 0;
-#   - weave.service runs the weave image through containerd (`ctr task ls` shows the weave task RUNNING);
 #   - a minion whose pause archive is corrupt (bind-mounted over the baked one) is refused at boot: the import fails
 #     with containerd's digest error in status, and kubelet never starts.
 # Uses ok/bad/check/inside/json/field/prop from e2e.sh.
@@ -90,8 +89,6 @@ check "minion1: SIGTERM ends the pause container with exit status 0 (got '$pause
 check "minion1: and \`ctr run --rm\` removed it" \
   [ -z "$(inside minion1 ctr -n k8s.io containers ls -q 2>/dev/null | grep -x e2e-pause)" ]
 
-weave_running() { inside minion1 ctr -n k8s.io task ls 2>/dev/null | awk '$1 == "weave" { print $3 }' | grep -qx RUNNING; }
-check "minion1: weave.service runs the weave image through containerd (task weave RUNNING)" weave_running
 
 # A minion whose pause archive is corrupt (one byte flipped in a blob, bind-mounted over the baked archive): the import
 # is refused at boot with containerd's digest error, and nothing that runs containers starts.

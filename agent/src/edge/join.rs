@@ -17,6 +17,7 @@ use crate::executor::atomic_write;
 use crate::plan::{
     CLUSTER_CA_FILE, DiscoveryOutcome, KubeletCredentials, ObjectOutcome, ObjectReport, Observation,
 };
+use crate::pure::addons;
 use crate::pure::discovery::{self, DiscoveryTrust};
 use crate::pure::join_objects::{self, JoinObject, JoinObjectsSpec};
 use crate::pure::kubeconfig::{self, KUBELET_CLIENT_PEM, Kubeconfig};
@@ -273,7 +274,55 @@ pub async fn ensure_join_objects(
         }
         reports.push(report(object, outcome));
     }
+    // The cluster DNS, as kubeadm's addon phase deploys it, when the image bakes CoreDNS's image.
+    let coredns = crate::image_info::ImageLock::read(root)
+        .ok()
+        .and_then(|lock| {
+            lock.images()
+                .into_iter()
+                .find(|(a, _)| a.name == addons::COREDNS_ARTIFACT)
+                .map(|(_, i)| i.reference.clone())
+        });
+    match coredns {
+        Some(image) => {
+            for object in addons::coredns_objects(&image) {
+                let outcome = ensure_addon(&admin, &object).await;
+                tracing::info!(object = %object.describe, ?outcome, "addon object");
+                reports.push(ObjectReport {
+                    object: object.describe,
+                    outcome,
+                });
+            }
+        }
+        None => reports.push(ObjectReport {
+            object: "CoreDNS (cluster DNS)".to_string(),
+            outcome: ObjectOutcome::Skipped {
+                why: "the image bakes no coredns image: deploy a cluster DNS yourself".to_string(),
+            },
+        }),
+    }
     Observation::JoinObjectsEnsured(reports)
+}
+
+/// Creates an addon object unless it exists (an existing one is left as it is: an operator may have changed it).
+async fn ensure_addon(api: &KubeApi, object: &addons::AddonObject) -> ObjectOutcome {
+    let created = match api.get(&object.path).await {
+        Ok(Some(_)) => return ObjectOutcome::Unchanged,
+        Ok(None) => {
+            api.create(
+                &object.collection,
+                serde_json::to_vec(&object.body).unwrap_or_default(),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(_) => ObjectOutcome::Created,
+        Err(e) => ObjectOutcome::Failed {
+            reason: e.to_string(),
+        },
+    }
 }
 
 fn waiting(reason: impl Into<String>) -> Observation {

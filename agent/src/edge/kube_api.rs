@@ -26,6 +26,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The cluster CA (kubeadm's path), relative to the root: a master's own, a minion's as discovery verified it.
+pub const CLUSTER_CA_FILE: &str = "etc/kubernetes/pki/ca.crt";
 /// Answers larger than this are refused (the objects the agent reads are a few KiB).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
@@ -226,6 +228,65 @@ impl KubeApi {
     }
 
     /// The server URL this client talks to.
+    /// A client as a kubeconfig file under `root` says (`conf`, relative: kubelet.conf, admin.conf): its server
+    /// and client certificate (embedded or a file under `root`), the server verified against the cluster CA
+    /// ([`CLUSTER_CA_FILE`]), connecting to `connect_to`. Errors name the file and what is wrong in it.
+    pub fn from_kubeconfig(
+        root: &std::path::Path,
+        conf: &str,
+        connect_to: &[IpAddr],
+        timeout: Duration,
+    ) -> Result<KubeApi, String> {
+        let path = root.join(conf);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let config = crate::pure::kubeconfig::parse(&text)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let server = config
+            .current_cluster()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .server
+            .clone();
+        let user = config
+            .current_user()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .clone();
+        let under = |p: &str| root.join(p.trim_start_matches('/'));
+        let (cert_pem, key_pem) = match (&user.client_certificate_data, &user.client_certificate) {
+            (Some(data), _) => (
+                data.clone(),
+                user.client_key_data.clone().unwrap_or_default(),
+            ),
+            (None, Some(file)) => {
+                let pem =
+                    std::fs::read(under(file)).map_err(|e| format!("cannot read {file}: {e}"))?;
+                let key = match &user.client_key {
+                    Some(k) if k != file => {
+                        std::fs::read(under(k)).map_err(|e| format!("cannot read {k}: {e}"))?
+                    }
+                    _ => pem.clone(),
+                };
+                (pem, key)
+            }
+            (None, None) => return Err(format!("{} has no client certificate", path.display())),
+        };
+        let ca = std::fs::read(root.join(CLUSTER_CA_FILE))
+            .map_err(|e| format!("cannot read /{CLUSTER_CA_FILE}: {e}"))?;
+        let key = String::from_utf8(key_pem)
+            .map_err(|_| format!("{}: the client key is not PEM text", path.display()))?;
+        KubeApi::new(
+            &server,
+            connect_to,
+            &ServerTrust::CaPem(ca),
+            &Identity::ClientCertificate {
+                cert_pem,
+                key_pem: Secret::new(key),
+            },
+            timeout,
+        )
+        .map_err(|e| e.to_string())
+    }
+
     pub fn server(&self) -> &str {
         &self.base
     }

@@ -12,5 +12,6 @@ pub mod kube_api;
 pub mod metrics;
 pub mod pid1;
 pub mod pki_files;
+pub mod pod_network;
 pub mod probe;
 pub mod systemd;

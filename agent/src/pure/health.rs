@@ -10,6 +10,7 @@
 //! | minion | kubelet `http://127.0.0.1:10248/healthz` | kubelet's own health endpoint |
 //! | minion | kube-proxy `http://127.0.0.1:10256/healthz` | 200 only once its rules are synced |
 //! | minion (TLS join) | the Node object `<name>` is `Ready` | what `kubectl get nodes` shows: kubelet registered and reports the runtime and network ready |
+//! | any, `CNI=bridge` | pod routes: one per other node the minions' record lists, via its address (set when missing) | pods reach pods on other nodes ([`crate::pure::pod_network`]) |
 //!
 //! The HTTPS endpoints on loopback are the components' own self-signed serving certificates (kubeadm's layout):
 //! the agent sends no credentials there and reads only the status code, so it does not verify them. The Node is read
@@ -40,6 +41,14 @@ pub enum HealthCheck {
     },
     /// The Node object `node` has condition Ready=True (read with kubelet's credentials).
     NodeReady { node: String },
+    /// `CNI=bridge`: the routes to the other nodes' pods match the Nodes the minions' record `minions` lists
+    /// (brought in line when they do not: [`crate::pure::pod_network`]); read with `kubeconfig` (relative to the
+    /// root: kubelet.conf on a minion, admin.conf on a master); `node` is this node's Node name (a minion).
+    PodRoutes {
+        minions: String,
+        kubeconfig: String,
+        node: Option<String>,
+    },
 }
 
 impl HealthCheck {
@@ -48,6 +57,7 @@ impl HealthCheck {
         match self {
             HealthCheck::Endpoint { component, .. } => component.clone(),
             HealthCheck::NodeReady { node } => format!("node {node}"),
+            HealthCheck::PodRoutes { .. } => "pod routes".to_string(),
         }
     }
 
@@ -114,6 +124,18 @@ pub fn checks_for(role: NodeRole, node: Option<&str>) -> Vec<HealthCheck> {
             }
             checks
         }
+    }
+}
+
+/// The `CNI=bridge` route check of a node of `role` (`node`: a minion's Node name), against the minions' record.
+pub fn pod_routes_check(role: NodeRole, node: Option<&str>, minions: &str) -> HealthCheck {
+    HealthCheck::PodRoutes {
+        minions: minions.to_string(),
+        kubeconfig: match role {
+            NodeRole::Master => "etc/kubernetes/admin.conf".to_string(),
+            NodeRole::Minion => "etc/kubernetes/kubelet.conf".to_string(),
+        },
+        node: node.map(str::to_string),
     }
 }
 

@@ -2,6 +2,7 @@
 //! outcomes, the clock as a number) and returns values (the next action, a rendered file, an error to show).
 //! Nothing in this folder opens a file, a socket or a bus; the edges ([`crate::edge`]) and the executor do.
 
+pub mod addons;
 pub mod advertise;
 pub mod discovery;
 pub mod dns_update;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod node_role;
 pub mod pki;
 pub mod plan;
+pub mod pod_network;
 pub mod redact;
 pub mod role_file;
 pub mod timeline;

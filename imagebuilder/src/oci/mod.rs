@@ -22,8 +22,8 @@ pub mod write;
 
 pub use verify::verify_image_archive;
 pub use write::{
-    ImageFile, OciImageSpec, files_from_directory, parse_file_arg, write_oci_archive,
-    write_oci_archive_file,
+    ImageFile, OciImageSpec, files_from_directory, parse_file_arg, parse_symlink_arg,
+    write_oci_archive, write_oci_archive_file,
 };
 
 /// Largest JSON document read (`oci-layout`, `index.json`, a manifest, an index, a config): 4 MiB, the limit

@@ -69,6 +69,9 @@ pub struct OciImageSpec {
     pub labels: BTreeMap<String, String>,
     /// `config.User`, e.g. `65535:65535` as upstream's pause image; `None` leaves it out (root).
     pub user: Option<String>,
+    /// Symbolic links: (absolute path in the image, target), e.g. (`/bin/sh`, `busybox`) for a busybox image's
+    /// applets.
+    pub symlinks: Vec<(String, String)>,
 }
 
 /// The blobs and documents of an image, before they are put in a tar.
@@ -105,6 +108,24 @@ pub fn write_oci_archive_file(spec: &OciImageSpec, path: &Path) -> Result<String
         reason: e.to_string(),
     })?;
     Ok(built.manifest_digest)
+}
+
+/// Parses a `--symlink DEST:TARGET` argument (`/bin/sh:busybox`): DEST absolute, TARGET not empty.
+pub fn parse_symlink_arg(arg: &str) -> Result<(String, String)> {
+    let bad = |reason: &str| ImageArchiveError::BadFileArg {
+        arg: arg.to_string(),
+        reason: reason.to_string(),
+    };
+    let Some((dest, target)) = arg.split_once(':') else {
+        return Err(bad("it is not DEST:TARGET"));
+    };
+    if !dest.starts_with('/') {
+        return Err(bad("DEST is not an absolute path in the image"));
+    }
+    if target.is_empty() || target.contains('\0') {
+        return Err(bad("TARGET is empty"));
+    }
+    Ok((dest.to_string(), target.to_string()))
 }
 
 /// Parses a `--file SRC:DEST:MODE` argument (MODE in octal, e.g. `target/pause:/pause:0755`) and reads SRC.
@@ -304,6 +325,13 @@ fn write_err(archive: &Path, member: &str) -> impl Fn(io::Error) -> ImageArchive
 }
 
 /// The uncompressed layer tar.
+/// A leaf of the layer: a file or a symbolic link (to its target).
+#[derive(Clone, Copy)]
+enum Entry<'a> {
+    File(&'a ImageFile),
+    Link(&'a str),
+}
+
 fn layer_tar(spec: &OciImageSpec, mtime: u64) -> Result<Vec<u8>> {
     let mut files: BTreeMap<String, &ImageFile> = BTreeMap::new();
     for f in &spec.files {
@@ -324,21 +352,35 @@ fn layer_tar(spec: &OciImageSpec, mtime: u64) -> Result<Vec<u8>> {
             ));
         }
     }
-    // Every parent directory gets an entry; a file must not be one.
-    let mut entries: BTreeMap<String, Option<&ImageFile>> = BTreeMap::new();
-    for (rel, f) in &files {
+    let mut links: BTreeMap<String, &str> = BTreeMap::new();
+    for (path, target) in &spec.symlinks {
+        let rel = layer_path(path)?;
+        if files.contains_key(&rel) || links.insert(rel, target).is_some() {
+            return Err(invalid(
+                format!("{path} is given twice"),
+                "give every path once",
+            ));
+        }
+    }
+    // Every parent directory gets an entry; a file or link must not be one.
+    let mut entries: BTreeMap<String, Option<Entry>> = BTreeMap::new();
+    let leaves = files
+        .iter()
+        .map(|(rel, f)| (rel, Entry::File(f)))
+        .chain(links.iter().map(|(rel, t)| (rel, Entry::Link(t))));
+    for (rel, entry) in leaves {
         let mut parent = rel.as_str();
         while let Some((p, _)) = parent.rsplit_once('/') {
-            if files.contains_key(p) {
+            if files.contains_key(p) || links.contains_key(p) {
                 return Err(invalid(
-                    format!("/{p} is a file, but {} needs it as a directory", f.path),
+                    format!("/{p} is a file, but /{rel} needs it as a directory"),
                     "remove one of the two",
                 ));
             }
             entries.entry(p.to_string()).or_insert(None);
             parent = p;
         }
-        entries.insert(rel.clone(), Some(f));
+        entries.insert(rel.clone(), Some(entry));
     }
 
     let err = |rel: &str| write_err(Path::new("-"), &format!("layer: {rel}"));
@@ -358,11 +400,18 @@ fn layer_tar(spec: &OciImageSpec, mtime: u64) -> Result<Vec<u8>> {
                 tar.append_data(&mut header, format!("{rel}/"), io::empty())
                     .map_err(err(rel))?;
             }
-            Some(f) => {
+            Some(Entry::File(f)) => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(f.mode);
                 header.set_size(f.contents.len() as u64);
                 tar.append_data(&mut header, rel, &f.contents[..])
+                    .map_err(err(rel))?;
+            }
+            Some(Entry::Link(target)) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                tar.append_link(&mut header, rel, target)
                     .map_err(err(rel))?;
             }
         }

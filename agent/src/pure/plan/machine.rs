@@ -48,6 +48,7 @@ impl Step {
             | Phase::JoinObjects
             | Phase::ImportImages
             | Phase::KubeletBootstrap
+            | Phase::PodNetwork
             | Phase::ComponentsHealthy
             | Phase::RegisterDns => self.phase_action(),
             Phase::WeavePeers if self.s.weave.is_some() => self.phase_action(),
@@ -167,6 +168,7 @@ impl Step {
                     credentials,
                 },
             ) => self.on_kubelet(node_name, credentials),
+            (Phase::PodNetwork, O::PodNetworkSetUp(outcome)) => self.on_pod_network(outcome),
             (
                 Phase::WeavePeers,
                 O::Dns {
@@ -354,8 +356,8 @@ impl Step {
                 }
             }
             Phase::ComponentsHealthy => match self.node().map(|n| n.role) {
-                Some(role) => Action::CheckHealth {
-                    checks: self.health_checks(role),
+                Some(_) => Action::CheckHealth {
+                    checks: self.s.health_checks(),
                     connect_to: self.master_addrs(),
                 },
                 None => self.lost_settings(),
@@ -416,6 +418,13 @@ impl Step {
                 }
             }
             Phase::KubeletBootstrap => Action::CheckKubeletCredentials,
+            Phase::PodNetwork => match self.s.node_name.clone() {
+                Some(node) => Action::SetUpPodNetwork {
+                    node,
+                    connect_to: self.master_addrs(),
+                },
+                None => self.lost_settings(),
+            },
             Phase::ImportImages => Action::ImportImages,
             Phase::ResolveMasters => self.resolve(DnsQuery::Masters),
             Phase::MasterHealthy => {
@@ -451,15 +460,6 @@ impl Step {
             Phase::StartUnits => Phase::StartKubeProxy,
             _ => Phase::ComponentsHealthy,
         }
-    }
-
-    /// The health checks of this node ([`crate::pure::health`]); a minion's Node only once kubelet joined over TLS.
-    fn health_checks(&self, role: NodeRole) -> Vec<crate::pure::health::HealthCheck> {
-        let tls_join = self
-            .node()
-            .is_some_and(|n| n.master_endpoint.probe == MasterProbe::Https);
-        let node = self.s.node_name.as_deref().filter(|_| tls_join);
-        crate::pure::health::checks_for(role, node)
     }
 
     fn on_health(&mut self, reports: Vec<crate::pure::health::HealthReport>) -> Action {
@@ -498,6 +498,7 @@ impl Step {
             path: weave::WEAVE_ENV_FILE.to_string(),
             contents: weave::render_env(decision),
             keep: KeptDecision::new(&cluster, decision).render(),
+            weave_cni: self.node().is_some_and(|n| n.cni == Cni::Weave),
         }
     }
 
@@ -797,8 +798,11 @@ impl Step {
             .unwrap_or_default();
         match result {
             ProbeResult::Healthy => {
-                if self.node().is_some_and(|n| n.cni == Cni::None) {
-                    // Bring-your-own pod network: no Weave start-up to compute, no CNI config to write.
+                if self.node().is_some_and(|n| {
+                    n.cni == Cni::None || (n.cni == Cni::Bridge && n.weave_consensus.is_none())
+                }) {
+                    // Bring-your-own pod network (or the bridge without a Weave decision to keep): no Weave
+                    // start-up to compute, no Weave CNI config to write.
                     self.enter(Phase::StartRuntime)
                 } else {
                     self.enter(Phase::WeavePeers)
@@ -1011,11 +1015,37 @@ impl Step {
         self.enter(Phase::StartUnits)
     }
 
+    fn on_pod_network(&mut self, outcome: crate::pure::pod_network::SetUpOutcome) -> Action {
+        use crate::pure::pod_network::SetUpOutcome;
+        match outcome {
+            SetUpOutcome::Ready { pod_cidr } => {
+                self.s.pod_cidr = Some(pod_cidr);
+                self.enter(Phase::StartKubeProxy)
+            }
+            SetUpOutcome::NotYet { reason } => self.wait(
+                RetryPolicy::Watch,
+                format!("waiting to set up the pod network (CNI=bridge): {reason}"),
+                None,
+            ),
+            SetUpOutcome::Failed { reason } => self.wait(
+                RetryPolicy::Error,
+                format!("setting up the pod network (CNI=bridge) failed: {reason}; retrying"),
+                None,
+            ),
+        }
+    }
+
     fn on_kubelet(&mut self, node_name: String, credentials: KubeletCredentials) -> Action {
         self.s.node_name = Some(node_name);
         self.s.kubelet_credentials = Some(credentials.clone());
         match credentials {
-            KubeletCredentials::Issued { .. } => self.enter(Phase::StartKubeProxy),
+            KubeletCredentials::Issued { .. } => {
+                if self.node().is_some_and(|n| n.cni == Cni::Bridge) {
+                    self.enter(Phase::PodNetwork)
+                } else {
+                    self.enter(Phase::StartKubeProxy)
+                }
+            }
             KubeletCredentials::NotYet { reason } => self.wait(
                 RetryPolicy::Watch,
                 format!("waiting for kubelet's TLS bootstrap: {reason}"),

@@ -8,7 +8,7 @@
 //! Role ─► HostCheck ─┬─ master ─► ControlPlanePki ─► StartControlPlane ─► ApiServerReady ─► JoinObjects ─(►RegisterDns)
 //!                    │                                                                 ─► ComponentsHealthy ─► Ready
 //!                    └─ minion ─(►RegisterDns)─► ResolveMasters ─► Discovery ─► MasterHealthy ─► WeavePeers ─► StartRuntime
-//!                                     ─► ImportImages ─► StartUnits ─► KubeletBootstrap ─► StartKubeProxy
+//!                                     ─► ImportImages ─► StartUnits ─► KubeletBootstrap ─(►PodNetwork)─► StartKubeProxy
 //!                                     ─► ComponentsHealthy ─► Ready
 //!         Ready ─► ComponentsHealthy   (a recheck while Ready failed: a unit restarting, the Node NotReady)
 //!         any phase ─► Failed   (Discovery / MasterHealthy ─► ResolveMasters when the masters record disappears;
@@ -31,7 +31,8 @@
 //! | `StartRuntime` | [`Action::StartUnits`] containerd | started → `ImportImages` |
 //! | `ImportImages` | [`Action::ImportImages`] every container image the lock lists, into containerd's `k8s.io` namespace, pinned | all there with the locked digest → `StartUnits`; a failed import → wait (Error); another digest → wait (Blocked) |
 //! | `StartUnits` | [`Action::StartUnits`] weave, kubelet (those not yet started) | all started → `KubeletBootstrap` (`StartKubeProxy` with `MASTER_PROBE=http`) |
-//! | `KubeletBootstrap` | [`Action::CheckKubeletCredentials`] | `kubelet.conf` + a CA-signed client certificate for `system:node:<name>` → `StartKubeProxy`; not yet → wait (Watch); wrong name or CA → wait (Blocked) |
+//! | `KubeletBootstrap` | [`Action::CheckKubeletCredentials`] | `kubelet.conf` + a CA-signed client certificate for `system:node:<name>` → `StartKubeProxy` (`PodNetwork` with `CNI=bridge`); not yet → wait (Watch); wrong name or CA → wait (Blocked) |
+//! | `PodNetwork` | [`Action::SetUpPodNetwork`] (only with `CNI=bridge`) | the Node's podCIDR → `10-bridge.conflist` + egress rule → `StartKubeProxy`; no podCIDR yet / no answer → wait (Watch); a bad podCIDR or a host tool failing → wait (Error) |
 //! | `StartKubeProxy` | [`Action::StartUnits`] kube-proxy | started → `ComponentsHealthy` |
 //! | `ComponentsHealthy` | [`Action::CheckHealth`] ([`crate::pure::health`]: the components' health endpoints; a minion's Node Ready) | all healthy → `Ready`; else wait (Watch), naming each failing check with its unit's state and last log line |
 //! | `Ready` | [`Action::Done`] (the executor repeats the health checks every [`crate::pure::health::READY_RECHECK`]) | a failing recheck → `ComponentsHealthy` |
@@ -106,6 +107,9 @@ pub enum Phase {
     StartUnits,
     /// Minion: wait for kubelet's TLS bootstrap (its client certificate).
     KubeletBootstrap,
+    /// Minion with `CNI=bridge`: the node's podCIDR → its CNI configuration and egress rule
+    /// ([`crate::pure::pod_network`]).
+    PodNetwork,
     /// Minion: start kube-proxy (it uses the kubelet's client certificate).
     StartKubeProxy,
     /// Wait until the node's components answer their health checks (a minion: and its Node is Ready).
@@ -118,7 +122,7 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 19] = [
+    pub const ALL: [Phase; 20] = [
         Phase::Role,
         Phase::HostCheck,
         Phase::RegisterDns,
@@ -134,6 +138,7 @@ impl Phase {
         Phase::ImportImages,
         Phase::StartUnits,
         Phase::KubeletBootstrap,
+        Phase::PodNetwork,
         Phase::StartKubeProxy,
         Phase::ComponentsHealthy,
         Phase::Ready,
@@ -158,6 +163,7 @@ impl Phase {
             Phase::ImportImages => "import-images",
             Phase::StartUnits => "start-units",
             Phase::KubeletBootstrap => "kubelet-bootstrap",
+            Phase::PodNetwork => "pod-network",
             Phase::StartKubeProxy => "start-kube-proxy",
             Phase::ComponentsHealthy => "components-healthy",
             Phase::Ready => "ready",
@@ -397,6 +403,8 @@ pub enum Observation {
     },
     /// `RegisterDns` done.
     DnsUpdated(DnsUpdateOutcome),
+    /// `SetUpPodNetwork` done.
+    PodNetworkSetUp(crate::pure::pod_network::SetUpOutcome),
     /// `CheckHealth` done (also while Ready: the executor's recheck): one report per check.
     HealthChecked(Vec<crate::pure::health::HealthReport>),
     /// These units are started (their start jobs completed).
@@ -449,6 +457,9 @@ pub enum Action {
         contents: String,
         /// Written first, to [`crate::weave::WEAVE_DECISION_FILE`]: the decision for the boots after this one.
         keep: String,
+        /// Also write Weave's CNI configuration ([`crate::weave::WEAVE_CNI_CONFIG`]): `CNI=weave` only (with
+        /// `CNI=bridge` the decision is kept and shown, not applied).
+        weave_cni: bool,
     },
     /// Master: check the PKI under `/etc/kubernetes` and write what is missing ([`crate::pure::pki`]), for the
     /// endpoint name and this node's addresses (SANs of the API server certificate), and the control plane's
@@ -479,6 +490,12 @@ pub enum Action {
     },
     /// Minion: read kubelet.conf and its client certificate.
     CheckKubeletCredentials,
+    /// Minion with `CNI=bridge`: read the Node `node`'s podCIDR (kubelet's credentials, at one of `connect_to`),
+    /// write the bridge CNI configuration for it and the egress rule ([`crate::pure::pod_network`]).
+    SetUpPodNetwork {
+        node: String,
+        connect_to: Vec<IpAddr>,
+    },
     /// Minion: import every container image the image's lock lists into containerd (`k8s.io` namespace), pin it,
     /// and check the digest containerd shows; images already there with that digest are not imported again.
     ImportImages,

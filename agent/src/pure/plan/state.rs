@@ -217,6 +217,9 @@ pub struct AgentState {
     /// Units started so far (never started again).
     pub units_started: Vec<String>,
     pub unit_failures: Vec<UnitFailure>,
+    /// Minion with `CNI=bridge`: the pod range its CNI configuration was written for.
+    #[serde(default)]
+    pub pod_cidr: Option<crate::pure::pod_network::Ipv4Cidr>,
     /// The last health checks ([`crate::pure::health`]): on the way to Ready and the rechecks while Ready.
     #[serde(default)]
     pub health: Vec<crate::pure::health::HealthReport>,
@@ -326,6 +329,7 @@ impl AgentState {
             minion_answer_notes: Vec::new(),
             units_started: Vec::new(),
             unit_failures: Vec::new(),
+            pod_cidr: None,
             health: Vec::new(),
             failed_checks: Vec::new(),
             warnings: Vec::new(),
@@ -354,7 +358,7 @@ impl AgentState {
     /// | `Ready` | `Ready`, [`Action::Done`] | nothing to do; units are not touched |
     /// | `RegisterDns` | same phase, the update again | adding a record that is there is a no-op |
     /// | `StartControlPlane`, `StartRuntime`, `StartUnits`, `StartKubeProxy` | same phase, starts only the units not started yet | never restart an active unit |
-    /// | `ApiServerReady`, `JoinObjects`, `ImportImages`, `KubeletBootstrap` | same phase, its action again | units run already; probing, creating-if-missing, importing what is missing and reading credentials are idempotent |
+    /// | `ApiServerReady`, `JoinObjects`, `ImportImages`, `KubeletBootstrap`, `PodNetwork` | same phase, its action again | units run already; probing, creating-if-missing, importing what is missing and reading credentials are idempotent |
     /// | `WeavePeers` with a decision | same phase, writes the *persisted* decision again | the decision never changes once made |
     /// | `Role`, `HostCheck`, `ControlPlanePki`, `ResolveMasters`, `Discovery`, `MasterHealthy`, `WeavePeers` without a decision, `Failed` | `Role`: re-reads the role file, then on | nothing irreversible happened yet (or the operator restarted after a failure): redoing the cheap steps picks up a fixed role file, e.g. a corrected `CA_CERT_HASH`; PKI files already written are kept (only missing ones are made) |
     ///
@@ -385,6 +389,39 @@ impl AgentState {
             .map(|t| t.at)
     }
 
+    /// The health checks of this node ([`crate::pure::health`]): a minion's Node only once kubelet joined over
+    /// TLS; the pod routes with `CNI=bridge` (a minion's once it joined over TLS).
+    pub fn health_checks(&self) -> Vec<crate::pure::health::HealthCheck> {
+        let Some(n) = self.node.as_ref() else {
+            return Vec::new();
+        };
+        let tls_join = n.master_endpoint.probe == crate::role_file::MasterProbe::Https;
+        let node = self.node_name.as_deref().filter(|_| tls_join);
+        let mut checks = crate::pure::health::checks_for(n.role, node);
+        if n.cni == Cni::Bridge && (n.role == NodeRole::Master || node.is_some()) {
+            // Every minion (`minions.<cluster>.<domain>`), not only Weave's peers record (WEAVE_PEERS_RECORD).
+            let minions = format!("minions.{}.{}", n.cluster, n.dns_domain);
+            checks.push(crate::pure::health::pod_routes_check(
+                n.role, node, &minions,
+            ));
+        }
+        checks
+    }
+
+    /// The role's units this node runs (what `status` shows and the bundle has journals of): weave.service only
+    /// with `CNI=weave`.
+    pub fn role_units(&self) -> Vec<String> {
+        let Some(n) = self.node.as_ref() else {
+            return Vec::new();
+        };
+        n.role
+            .units()
+            .iter()
+            .filter(|u| **u != "weave.service" || n.cni == Cni::Weave)
+            .map(|u| u.to_string())
+            .collect()
+    }
+
     /// The role, once the role file was read.
     pub fn role(&self) -> Option<NodeRole> {
         self.node.as_ref().map(|n| n.role)
@@ -409,8 +446,8 @@ impl AgentState {
                 .iter()
                 .filter(|u| !self.units_started.iter().any(|s| s == *u))
                 .filter(|u| {
-                    !(**u == "weave.service"
-                        && self.node.as_ref().is_some_and(|n| n.cni == Cni::None))
+                    // weave.service runs Weave Net: only with CNI=weave.
+                    **u != "weave.service" || self.node.as_ref().is_none_or(|n| n.cni == Cni::Weave)
                 })
                 .map(|u| u.to_string())
                 .collect(),

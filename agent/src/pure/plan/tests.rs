@@ -278,6 +278,7 @@ fn kind(action: &Action) -> &'static str {
         Action::CheckKubeletCredentials => "check-kubelet",
         Action::ImportImages => "import-images",
         Action::CheckHealth { .. } => "check-health",
+        Action::SetUpPodNetwork { .. } => "set-up-pod-network",
         Action::Done => "done",
         Action::Fail { .. } => "fail",
     }
@@ -1090,7 +1091,9 @@ fn minion_path_and_its_actions() {
             path,
             contents,
             keep,
+            weave_cni,
         } => {
+            assert!(weave_cni, "CNI=weave writes Weave's CNI configuration");
             assert_eq!(path, "run/k8s-agent/weave.env");
             let kept = crate::weave::KeptDecision::parse(keep).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(kept.cluster, "prod");
@@ -1380,6 +1383,79 @@ fn cni_none_computes_no_weave_start_up_and_starts_no_weave() {
     );
     assert!(run.state.weave.is_none() && run.state.minions.is_none());
     assert!(!run.state.transitions.iter().any(|t| t.phase == WeavePeers));
+}
+
+#[test]
+fn cni_bridge_keeps_the_weave_decision_unapplied_and_sets_up_the_pod_network_after_the_bootstrap() {
+    use crate::pure::pod_network::{Ipv4Cidr, SetUpOutcome};
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    run.feed(Observation::RoleParsed(Box::new(config(
+        NodeRole::Minion,
+        "CNI=bridge\n",
+    ))));
+    run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip(SELF)],
+    });
+    run.feed(Observation::Dns {
+        query: DnsQuery::Masters,
+        result: masters_answer(),
+    });
+    run.feed(joined());
+    run.feed(Observation::MasterProbe(ProbeResult::Healthy));
+    assert_eq!(run.state.phase, WeavePeers, "WEAVE_CONSENSUS set: decided");
+    let write = run.feed(Observation::Dns {
+        query: DnsQuery::Minions,
+        result: minions_answer(),
+    });
+    match &write {
+        Action::WriteWeaveEnv { weave_cni, .. } => {
+            assert!(!weave_cni, "CNI=bridge: no Weave CNI configuration")
+        }
+        other => panic!("expected the weave env, got {other:?}"),
+    }
+    run.feed(Observation::WeaveEnvWritten);
+    run.feed(Observation::UnitsStarted(vec!["containerd.service".into()]));
+    let node = run.feed(Observation::ImagesImported(vec![]));
+    assert_eq!(
+        node,
+        Action::StartUnits {
+            units: vec!["kubelet.service".into()]
+        },
+        "weave.service is not started with CNI=bridge"
+    );
+    run.feed(Observation::UnitsStarted(vec!["kubelet.service".into()]));
+    let setup = run.feed(issued());
+    assert_eq!(run.state.phase, PodNetwork);
+    assert!(matches!(&setup, Action::SetUpPodNetwork { node, .. } if node == "node-2"));
+    let wait = run.feed(Observation::PodNetworkSetUp(SetUpOutcome::NotYet {
+        reason: "the Node node-2 has no podCIDR yet".into(),
+    }));
+    assert!(wait_reason(&wait).contains("no podCIDR yet"), "{wait:?}");
+    assert_eq!(run.state.phase, PodNetwork);
+    let cidr = Ipv4Cidr::parse("10.32.4.0/24").unwrap();
+    let proxy = run.feed(Observation::PodNetworkSetUp(SetUpOutcome::Ready {
+        pod_cidr: cidr,
+    }));
+    assert_eq!(
+        proxy,
+        Action::StartUnits {
+            units: vec!["kube-proxy.service".into()]
+        }
+    );
+    assert_eq!(run.state.pod_cidr, Some(cidr));
+    let health = run.feed(Observation::UnitsStarted(vec!["kube-proxy.service".into()]));
+    match health {
+        Action::CheckHealth { checks, .. } => assert!(
+            checks.iter().any(|c| matches!(
+                c,
+                crate::pure::health::HealthCheck::PodRoutes { minions, node: Some(n), .. }
+                    if minions == "minions.prod.k8s" && n == "node-2"
+            )),
+            "{checks:?}"
+        ),
+        other => panic!("expected the health checks, got {other:?}"),
+    }
 }
 
 #[test]
@@ -1918,6 +1994,7 @@ fn resume_after_the_weave_decision_writes_the_same_file() {
             contents: contents_before,
             keep: crate::weave::KeptDecision::new("prod", before.weave.as_ref().expect("decided"))
                 .render(),
+            weave_cni: true,
         }
     );
     assert_eq!(state.weave, before.weave);

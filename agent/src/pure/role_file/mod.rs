@@ -756,7 +756,6 @@ impl RawRoleFile {
                     keys::MASTER_PROBE,
                     keys::MASTER_PORT,
                     keys::KUBELET_HOSTNAME,
-                    keys::CNI,
                 ] {
                     if let Some(entry) = checker.set(key) {
                         warnings.push(RoleWarning::NotForRole {

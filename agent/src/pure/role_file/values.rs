@@ -133,7 +133,9 @@ impl ValueProblem {
                  below it"
             ),
             ValueProblem::NotCni => {
-                "use weave (the default: Weave Net run from its baked image) or none (bring your own CNI)".to_string()
+                "use weave (the default: Weave Net run from its baked image), bridge (the CNI bridge plugin with routes \
+                 the agent makes) or none (bring your own CNI)"
+                    .to_string()
             }
         }
     }
@@ -503,6 +505,11 @@ pub enum Cni {
     /// weave.service (the baked weave-kube image, run by containerd). The default.
     #[default]
     Weave,
+    /// The routed bridge ([`crate::pure::pod_network`]): the CNI reference plugins (`bridge` + `host-local` on the
+    /// node's podCIDR), routes to the other nodes' pods made by the agent from the minions' DNS record. For images
+    /// without Weave Net (its module cannot be fetched here); the Weave decision is still computed when
+    /// `WEAVE_CONSENSUS` is set, and not applied.
+    Bridge,
     /// Bring your own: the agent writes no CNI configuration, computes no Weave start-up and starts no weave.
     None,
 }
@@ -512,6 +519,7 @@ impl Cni {
         match value {
             "weave" => Ok(Cni::Weave),
             "none" => Ok(Cni::None),
+            "bridge" => Ok(Cni::Bridge),
             "" => Err(ValueProblem::Empty),
             _ => Err(ValueProblem::NotCni),
         }
@@ -521,6 +529,7 @@ impl Cni {
         match self {
             Cni::Weave => "weave",
             Cni::None => "none",
+            Cni::Bridge => "bridge",
         }
     }
 }
