@@ -83,6 +83,14 @@ pub enum BuildError {
         url: String,
         reason: String,
     },
+    #[error(
+        "artifact {artifact:?} ({url}): {reason}\n  hint: the image is packed from the program built from its Go module; when the build changed on purpose (version, flags, toolchain), pin the digest named above as install.manifest_digest, otherwise the build did not reproduce: build twice and compare the programs' sha256 in the lock"
+    )]
+    GoImage {
+        artifact: String,
+        url: String,
+        reason: String,
+    },
 }
 
 /// Inputs of a build.
@@ -379,7 +387,7 @@ pub const GO_IMAGE_USER: &str = "65532:65532";
 /// entrypoint, user [`GO_IMAGE_USER`], every time `mtime`, the module and version as the
 /// `org.opencontainers.image.source`/`version` labels, written by [`oci::write_oci_archive`] (same program, same
 /// bytes). Its manifest digest must be the manifest's pin; a different one is an error that names both.
-fn pack_go_image(
+pub fn pack_go_image(
     artifact: &Artifact,
     go: &gobuild::GoBuilt,
     reference: &str,
@@ -387,7 +395,7 @@ fn pack_go_image(
     arch: &str,
     mtime: u64,
 ) -> Result<tempfile::NamedTempFile, BuildError> {
-    let image_err = |reason: String| BuildError::Image {
+    let image_err = |reason: String| BuildError::GoImage {
         artifact: artifact.name.clone(),
         url: artifact.source_label.clone(),
         reason,
@@ -485,6 +493,7 @@ fn stage_all(
     for f in fetched {
         let a = &f.artifact;
         let mut image = None;
+        let mut packed_sha256 = None;
         match &a.install {
             Install::File { path, mode, .. } => {
                 staging.add_file(path, &f.blob, *mode, &a.name)?;
@@ -515,7 +524,11 @@ fn stage_all(
                             url: a.source_label.clone(),
                             reason: error.to_string(),
                         })?;
-                staging.add_file(path, archive, 0o644, &a.name)?;
+                let staged = staging.add_file(path, archive, 0o644, &a.name)?;
+                if packed.is_some() {
+                    // The lock pins what the node holds: the packed archive (the module's hash is in `go`).
+                    packed_sha256 = Some(format!("sha256:{}", staged.sha256));
+                }
                 image = Some(LockedImage {
                     reference: reference.clone(),
                     manifest_digest: verified.manifest_digest,
@@ -547,9 +560,11 @@ fn stage_all(
             version: a.version.clone(),
             url: a.source_label.clone(),
             // A Go build's source is pinned by the module's go.sum hash; the programs' sha256 are in `files`.
-            checksum: go
-                .as_ref()
-                .map_or_else(|| f.checksum.to_string(), |g| g.sum.clone()),
+            checksum: match (&packed_sha256, &go) {
+                (Some(sha), _) => sha.clone(),
+                (None, Some(g)) => g.sum.clone(),
+                (None, None) => f.checksum.to_string(),
+            },
             checksum_source: f.checksum_source.clone(),
             standin: a.standin,
             files: vec![],

@@ -263,3 +263,98 @@ fn fetch_fills_the_module_cache_so_an_offline_build_needs_no_proxy() {
     assert_eq!(built.from, FetchedFrom::Network, "built (not found built)");
     assert_eq!(built.lock.sum, CNI_SUM);
 }
+
+#[test]
+fn a_go_program_is_packed_into_an_image_whose_digest_is_pinned() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = |digest: &str| {
+        format!(
+            r#"schema_version = 1
+name = "go-image-test"
+kubernetes_version = "1.37.2"
+arch = "amd64"
+source_date_epoch = 1767225600
+
+[go]
+toolchain = "go1.26.8"
+
+[[go_module]]
+name = "cni"
+path = "github.com/containernetworking/plugins"
+version = "v1.10.0"
+sum = "{CNI_SUM}"
+ldflags = ["-s", "-w"]
+
+[[artifact]]
+name = "loopback"
+version = "1.10.0"
+go = {{ module = "cni", package = "plugins/main/loopback" }}
+[artifact.install]
+image = "localhost/test/loopback:1.10.0"
+manifest_digest = "{digest}"
+"#
+        )
+    };
+    let path = tmp.path().join("manifest.toml");
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let m = Manifest::parse(&path, &text(&wrong)).expect("an image of a Go program is valid");
+    let artifact = &m.artifacts[0];
+    assert_eq!(
+        artifact.install.target_paths(),
+        ["/usr/share/k8s-image/images/loopback.tar"]
+    );
+    let built = build_in(&tmp.path().join("cache"), &m).expect("the build");
+    let err = imagebuilder::pack_go_image(
+        artifact,
+        &built,
+        "localhost/test/loopback:1.10.0",
+        &wrong,
+        "amd64",
+        1767225600,
+    )
+    .expect_err("a wrong pin");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("the manifest pins {wrong}")),
+        "{message}"
+    );
+    let actual = message
+        .split("has manifest digest ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("the error names the digest")
+        .to_string();
+
+    let pack = || {
+        imagebuilder::pack_go_image(
+            artifact,
+            &built,
+            "localhost/test/loopback:1.10.0",
+            &actual,
+            "amd64",
+            1767225600,
+        )
+        .expect("the pinned digest")
+    };
+    let (one, two) = (pack(), pack());
+    assert_eq!(
+        sha256(one.path()),
+        sha256(two.path()),
+        "the same program packs to the same bytes"
+    );
+    let image = imagebuilder::oci::verify_image_archive(one.path(), &actual, "amd64")
+        .expect("a valid OCI archive with the pinned digest");
+    assert_eq!(image.ref_names[0], "localhost/test/loopback:1.10.0");
+
+    assert!(
+        Manifest::parse(
+            &path,
+            &text(&actual).replace(
+                "package = \"plugins/main/loopback\"",
+                "packages = [\"plugins/main/loopback\"]"
+            )
+        )
+        .is_err(),
+        "an image packs one program: `packages` is refused"
+    );
+}

@@ -8,7 +8,10 @@
 #   - a ClusterIP Service answers from a pod on another node (kube-proxy, iptables mode), a NodePort answers from
 #     the hub on every minion's address, the `kubernetes` Service answers from a pod;
 #   - traffic leaving the pod network is masqueraded: a pod asks the hub's dnsmasq (which has no route to pods);
-#   - the agents' routes: every node (the master too) has one route per other minion, protocol 107.
+#   - the agents' routes: every node (the master too) has one route per other minion, protocol 107;
+#   - cluster DNS: CoreDNS (the master's agent deploys it from the baked image) has 2 ready replicas behind kube-dns
+#     at 10.96.0.10, and pods resolve kubernetes.default.svc.cluster.local, a Service by its short and full name,
+#     and a name outside the cluster (forwarded to the node's resolver).
 # Uses ok/bad/check/inside/json/field from e2e.sh and tests/local/lib.sh.
 
 kc() { inside master /usr/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=20s "$@"; }
@@ -102,4 +105,27 @@ check "the kubernetes Service (10.96.0.1) answers from a pod: the API server's /
 looked_up=$(in_pod w-minion1 nslookup masters.local.k8s 10.79.0.1 2>&1 || true)
 check "a pod's traffic leaving the pod network is masqueraded: the hub's dnsmasq answers it" grep -q '10.79.0.10' <<<"$looked_up"
 
+# Cluster DNS: CoreDNS, deployed by the master's agent as kubeadm's addon phase does, from the baked image.
+coredns_ready() { [ "$(kc -n kube-system get deployment coredns -o jsonpath='{.status.readyReplicas}')" = 2 ]; }
+if within 120 coredns_ready; then ok "CoreDNS (Deployment kube-system/coredns) has 2 ready replicas"; else
+  bad "CoreDNS (Deployment kube-system/coredns) has 2 ready replicas"
+  kc -n kube-system get pods -o wide 2>&1 | sed 's/^/    /' || true
+  kc -n kube-system describe pods -l k8s-app=kube-dns 2>&1 | tail -n 15 | sed 's/^/    /' || true
+fi
+check "the kube-dns Service is at kubelet's clusterDNS address 10.96.0.10" \
+  [ "$(kc -n kube-system get svc kube-dns -o jsonpath='{.spec.clusterIP}')" = 10.96.0.10 ]
+check "CoreDNS runs the baked image" \
+  grep -q 'localhost/k8s-image/coredns:' <<<"$(kc -n kube-system get deployment coredns -o jsonpath='{.spec.template.spec.containers[0].image}')"
+resolves() { # pod name address → nslookup NAME in the pod (its resolv.conf: 10.96.0.10) gives ADDRESS
+  # busybox's nslookup tries every search domain and exits 1 when any of them is NXDOMAIN: read what it found.
+  local out
+  out=$(in_pod "$1" nslookup "$2" 2>/dev/null || true)
+  awk '/^Name:/ { found = 1 } found && /^Address/ { print $NF }' <<<"$out" | grep -qxF "$3"
+}
+check "a pod on minion3 resolves kubernetes.default.svc.cluster.local to 10.96.0.1" \
+  within 30 resolves w-minion3 kubernetes.default.svc.cluster.local 10.96.0.1
+check "a pod on minion1 resolves the Service name w2 (search path) to its ClusterIP $cip" within 30 resolves w-minion1 w2 "$cip"
+check "a pod on minion2 resolves w2.default.svc.cluster.local to $cip" within 30 resolves w-minion2 w2.default.svc.cluster.local "$cip"
+check "a pod resolves a name outside the cluster through CoreDNS (masters.local.k8s, forwarded to the node's resolver)" \
+  within 30 resolves w-minion1 masters.local.k8s 10.79.0.10
 kc delete svc w2 w2-nodeport --wait=false >/dev/null 2>&1 || true
