@@ -7,6 +7,8 @@
 #   demo/apt-suite.sh trixie madison PKG...              apt-cache madison (every version the suite offers)
 #   demo/apt-suite.sh trixie download DIR PKG[=VER]...   apt-get download the .debs into DIR (nothing installed)
 #   demo/apt-suite.sh trixie extract DIR PKG=VER         download + dpkg-deb -x into DIR/PKG (prints DIR/PKG)
+#   demo/apt-suite.sh trixie closure PKG...              the packages PKG... need at run time (Depends and
+#                                                        Pre-Depends, recursively; one name=version per line)
 #
 # Lists are fetched on first use and when older than a day. Mirror: K8S_TEST_MIRROR or deb.debian.org; signatures are
 # checked with the host's debian-archive-keyring. Needs apt-get, apt-cache and dpkg-deb (a minimal Debian).
@@ -44,6 +46,14 @@ case $CMD in
   update) ;;
   policy) with_system_path apt-cache "${APT[@]}" policy "$@" ;;
   madison) with_system_path apt-cache "${APT[@]}" madison "$@" ;;
+  closure)
+    with_system_path apt-cache "${APT[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
+      --no-breaks --no-replaces --no-enhances "$@" | grep -v '^ ' | grep -v '^<' | sort -u |
+      while read -r pkg; do
+        ver=$(with_system_path apt-cache "${APT[@]}" policy "$pkg" | awk '/Candidate:/ { print $2 }')
+        [ -z "$ver" ] || [ "$ver" = "(none)" ] || echo "$pkg=$ver"
+      done
+    ;;
   download | extract)
     [ $# -ge 2 ] || die "usage: demo/apt-suite.sh $SUITE $CMD DIR PKG[=VER]..."
     dir=$1
@@ -64,5 +74,5 @@ case $CMD in
       echo "$dir/$pkg"
     fi
     ;;
-  *) die "unknown command '$CMD'" "update, policy, download or extract" ;;
+  *) die "unknown command '$CMD'" "update, policy, madison, closure, download or extract" ;;
 esac

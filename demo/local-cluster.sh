@@ -278,9 +278,10 @@ wire_node() { # node ip
 # that runs kubelet and kube-proxy (README "Local cluster": the lab's differences):
 #   - /dev/kmsg bound in: kubelet's OOM watcher reads it (a container has none);
 #   - kubelet drop-in config.d/90-lab.conf: failCgroupV1: false (kubelet >= 1.35 refuses cgroup v1 otherwise; real
-#     nodes boot cgroup v2), and evictionHard in absolute sizes: the nodes share the host's disk, whose free share
-#     (often under kubelet's 15 % imagefs default here) says nothing about a node, and kubelet evicted every pod for
-#     DiskPressure;
+#     nodes boot cgroup v2), and evictionHard in absolute sizes and image GC off (high threshold 100 %): the nodes
+#     share the host's disk, whose used share (often past kubelet's 85 % image GC and 15 % imagefs eviction
+#     defaults here) says nothing about a node: kubelet evicted every pod for DiskPressure and removed unpinned
+#     images (the conformance tests' images) to "free" space;
 #   - containerd's config: the image's, plus restrict_oom_score_adj = true: kubelet asks for oom_score_adj -998 for
 #     sandboxes, and these machines have no CAP_SYS_RESOURCE at all (CapBnd bit 24 clear: not even the host's root
 #     may lower oom_score_adj), so runc failed every sandbox ("can't get final child's PID from pipe: EOF";
@@ -309,6 +310,8 @@ evictionHard:
   nodefs.available: 2Gi
   imagefs.available: 2Gi
   nodefs.inodesFree: 5%
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
 YAML
   local runtime_table="  [plugins.'io.containerd.cri.v1.runtime']"
   grep -qxF "$runtime_table" "$rootfs/etc/containerd/config.toml" ||

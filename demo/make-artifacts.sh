@@ -73,7 +73,7 @@ make_image "$PAUSE_IMAGE" --ref localhost/k8s-image/pause:3.10.1 --file "$pause_
 links=()
 for a in "${BUSYBOX_APPLETS[@]}"; do links+=(--symlink "/bin/$a:busybox"); done
 make_image "$BUSYBOX_IMAGE" --ref localhost/k8s-image/busybox:1.37.0 --file "$busybox:/bin/busybox:0755" \
-    "${links[@]}" --env PATH=/bin --entrypoint /bin/sh --label "org.k8s-image.source=debian:busybox-static=$BUSYBOX_PIN"
+    "${links[@]}" --env PATH=/bin --cmd sh --label "org.k8s-image.source=debian:busybox-static=$BUSYBOX_PIN"
 # The image's containerd config with the sandbox image it pins set to the demo's pause (the image's own names
 # registry.k8s.io/pause:3.10.1, which the demo does not bake). Made from files/etc/containerd/config.toml, so the two
 # cannot drift apart.

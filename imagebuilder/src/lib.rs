@@ -410,6 +410,7 @@ pub fn pack_go_image(
     let spec = oci::OciImageSpec {
         files: vec![file],
         entrypoint: vec![format!("/{name}")],
+        cmd: vec![],
         env: vec![],
         ref_name: reference.to_string(),
         arch: arch.to_string(),

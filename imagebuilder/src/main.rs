@@ -54,6 +54,9 @@ struct OciImageArgs {
     /// The entrypoint, one argument each time (--entrypoint /pause).
     #[arg(long, allow_hyphen_values = true)]
     entrypoint: Vec<String>,
+    /// The default arguments (config.Cmd, replaced by a pod's args), one each time (--cmd sh).
+    #[arg(long, allow_hyphen_values = true)]
+    cmd: Vec<String>,
     /// Environment of the image's config: K=V.
     #[arg(long)]
     env: Vec<String>,
@@ -225,6 +228,7 @@ fn run_oci_image(args: OciImageArgs) -> anyhow::Result<()> {
     let spec = oci::OciImageSpec {
         files,
         entrypoint: args.entrypoint,
+        cmd: args.cmd,
         env: args.env,
         ref_name: args.reference,
         arch: args.arch,

@@ -102,6 +102,7 @@ fn write(dir: &Path) -> (PathBuf, String) {
     let spec = OciImageSpec {
         // A symbolic link as a busybox image has them (containerd unpacks it with the layer).
         symlinks: vec![("/bin/pause".into(), "../pause".into())],
+        cmd: vec![],
         files: vec![
             ImageFile {
                 path: "/pause".into(),

@@ -50,6 +50,7 @@ fn sha256(bytes: &[u8]) -> String {
 fn spec() -> OciImageSpec {
     OciImageSpec {
         symlinks: vec![],
+        cmd: vec![],
         files: vec![ImageFile {
             path: "/pause".into(),
             contents: b"\x7fELF pretend pause".to_vec(),

@@ -144,6 +144,7 @@ fn blob_member(digest: &str) -> String {
 fn spec(arch: &str) -> OciImageSpec {
     OciImageSpec {
         symlinks: vec![],
+        cmd: vec![],
         files: vec![ImageFile {
             path: "/pause".into(),
             contents: format!("pretend pause for {arch}").into_bytes(),

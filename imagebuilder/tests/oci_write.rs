@@ -15,6 +15,7 @@ const CREATED: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 fn spec() -> OciImageSpec {
     OciImageSpec {
         symlinks: vec![],
+        cmd: vec![],
         files: vec![
             ImageFile {
                 path: "/pause".into(),

@@ -73,7 +73,17 @@ fault_while_booting() { # fault expected command...
   inside "$node" "$@"
   verdict "$fault" "$phase" "$expected" within 120 '[ "$(json "$node" | field condition)" = ready ]'
   echo "    $node: $(json "$node" | field phase), agent restarts $(json "$node" | field restarts): $(json "$node" | field blocking)$(json "$node" | field failure)"
-  check "$node: no unit restarted (NRestarts 0)" no_restarts "$node"
+  if no_restarts "$node"; then ok "$node: no unit restarted (NRestarts 0)"; else
+    bad "$node: no unit restarted (NRestarts 0)"
+    # Which one, and its own words before it restarted.
+    for u in containerd weave kubelet kube-proxy; do
+      r=$(prop "$node" "$u.service" NRestarts)
+      if [ -n "$r" ] && [ "$r" != 0 ]; then
+        echo "    $u.service restarted $r time(s); its journal:"
+        inside "$node" journalctl -b -u "$u.service" -n 12 -o short-monotonic --no-pager 2>/dev/null | sed 's/^/      /' || true
+      fi
+    done
+  fi
 }
 # One fault's verdict: records the row and counts it.
 verdict() { # fault phase expected command...

@@ -57,6 +57,8 @@ pub struct OciImageSpec {
     pub files: Vec<ImageFile>,
     /// `config.Entrypoint` (left out when empty).
     pub entrypoint: Vec<String>,
+    /// `config.Cmd`: the default arguments, replaced by a pod's `args` (left out when empty).
+    pub cmd: Vec<String>,
     /// `config.Env`, `KEY=VALUE` each (left out when empty).
     pub env: Vec<String>,
     /// Full reference with a tag, as the kubelet asks for it: `registry.k8s.io/pause:3.10.1`.
@@ -454,6 +456,9 @@ fn build(spec: &OciImageSpec) -> Result<Built> {
     let mut run = Map::new();
     if !spec.entrypoint.is_empty() {
         run.insert("Entrypoint".into(), json!(spec.entrypoint));
+    }
+    if !spec.cmd.is_empty() {
+        run.insert("Cmd".into(), json!(spec.cmd));
     }
     if !spec.env.is_empty() {
         run.insert("Env".into(), json!(spec.env));

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# tests/conformance/run.sh: Kubernetes' own conformance tests (e2e.test, built from k8s.io/kubernetes at the cluster's
+# version by tests/conformance/build-e2e-test.sh) against the local cluster that is up (demo/local-cluster.sh up).
+#
+#   tests/conformance/run.sh             the focused set below (FOCUS): a few minutes; exit 1 if one fails
+#   tests/conformance/run.sh --full      every [Conformance] test (the benchmark run: counts pass/fail/skip; hours)
+#   tests/conformance/run.sh --list      the tests the focus selects (ginkgo dry run)
+#
+# The test images. e2e.test names its images in registry.k8s.io; the nodes have no registry, so the images the focused
+# tests need are made here and imported into every minion's containerd (not baked: they are test inputs), under the
+# names KUBE_TEST_REPO_LIST maps the e2e registries to (promoterE2eRegistry → localhost/k8s-image/e2e, gcRegistry →
+# localhost/k8s-image):
+#   - agnhost:2.66.1 — the real agnhost (k8s.io/kubernetes/test/images/agnhost, same module and version) laid out as
+#     upstream's Dockerfile does (/agnhost, /agnhost-2, porter's localhost.crt/key, entrypoint /agnhost, cmd pause);
+#     upstream bases it on Alpine with curl, nc (OpenBSD), dig, iproute2 …, which cannot be had here, so this one
+#     carries Debian 13's curl, netcat-openbsd, dig (bind9-dnsutils), getent (libc-bin) and dash as /bin/sh (with the libraries they
+#     need, from Debian's packages through demo/apt-suite.sh, extracted, never installed) and busybox-static's
+#     applets for the rest;
+#   - glibc-dns-testing:2.1.1 — upstream's is Debian with dnsutils; this one is the same Debian userland as agnhost's
+#     (dig, getent, dash);
+#   - busybox:1.37.0-2 — the demo's busybox workload image under e2e's name (cmd sh, as upstream's);
+#   - pause:3.10.2 — this workspace's pause program under e2e's name.
+# e2e.test runs in the master's network namespace (it reaches the nodes and, through the master's routes, the pods)
+# with admin.conf pointed at the master's address. The JUnit report and e2e.test's log go to $REPORT_DIR (default
+# /tmp/k8s-conformance); the summary line is "conformance: N passed, M failed, K skipped (S s)".
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LC=demo/local-cluster.sh
+VERSION=v1.37.2
+REPORT_DIR=${REPORT_DIR:-${TMPDIR:-/tmp}/k8s-conformance}
+mode=${1:-focused}
+
+# The focused set: conformance tests of pods, services, DNS-free networking and the API a node's join depends on,
+# chosen to run in a few minutes here with the images above (README "Conformance").
+FOCUS_TESTS=(
+  'Pods should get a host IP'
+  'Pods should be submitted and removed'
+  'Pods should be updated'
+  'Pods should contain environment variables for services'
+  'Downward API should provide pod name, namespace and IP address as env vars'
+  'Downward API should provide host IP as an env var'
+  'Containers should use the image defaults if command and args are blank'
+  'Containers should be able to override the image.s default arguments'
+  'Services should provide secure master service'
+  'Services should find a service from listing all namespaces'
+  'Services should serve a basic endpoint from pods'
+  'Services should serve multiport endpoints from pods'
+  'Services should be able to create a functioning NodePort service'
+  'Service endpoints latency should not be very high'
+  'Networking Granular Checks: Pods should function for intra-pod communication: http'
+  'Networking Granular Checks: Pods should function for intra-pod communication: udp'
+  'Proxy version v1 should proxy through a service and a pod'
+  'DNS should provide DNS for the cluster'
+  'DNS should provide DNS for services'
+  'DNS should resolve DNS of partial qualified names for services'
+  'DNS should provide DNS for pods for Hostname'
+  'DNS should provide DNS for ExternalName services'
+  'DNS should support configurable pod DNS nameservers'
+  'Secrets should be consumable from pods in env vars'
+  'ConfigMap should be consumable via environment variable'
+)
+focus=$(IFS='|'; echo "${FOCUS_TESTS[*]}")
+focus="\\[Conformance\\].*($focus)|($focus).*\\[Conformance\\]"
+case "$mode" in
+  focused|--list) ;;
+  --full) focus='\[Conformance\]' ;;
+  *) echo "usage: $0 [--full|--list]" >&2; exit 2 ;;
+esac
+
+dir=$(tests/conformance/build-e2e-test.sh "$VERSION")
+e2e=$dir/e2e.test
+if [ "$mode" = --list ]; then
+  "$e2e" --ginkgo.dry-run --ginkgo.no-color --ginkgo.focus="$focus" --ginkgo.skip='\[Serial\]|\[Disruptive\]' --ginkgo.v 2>/dev/null |
+    grep -E '^\s*\[It\]|\[Conformance\]' | sed 's/^ *//' | sort -u
+  exit 0
+fi
+
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
+$LC leader master >/dev/null 2>&1 || { echo "no local cluster is up: demo/local-cluster.sh up" >&2; exit 2; }
+imagebuilder=target/release/imagebuilder
+busybox=demo/artifacts/.build/busybox
+if [ ! -x "$imagebuilder" ] || [ ! -x "$busybox" ]; then echo "run ./demo/build.sh first (imagebuilder, busybox)" >&2; exit 2; fi
+pause_bin=target/x86_64-unknown-linux-gnu/release/pause
+work=$(mktemp -d /run/k8s-local/conformance-work.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+# agnhost's userland: Debian 13's curl, netcat-openbsd and dash (/bin/sh) with what they need at run time (the closure of their
+# Depends, extracted, never installed; cached by the list of package versions), busybox's applets for the rest.
+tools_pkgs=(curl netcat-openbsd dash bind9-dnsutils libc-bin)
+closure=$(demo/apt-suite.sh trixie closure "${tools_pkgs[@]}")
+cache=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
+root=$cache/e2e-test/tools-root-$(sha256sum <<<"$closure" | cut -c1-16)
+if [ ! -d "$root" ]; then
+  debs=$(mktemp -d "$cache/e2e-test/.debs.XXXXXX")
+  chmod 0755 "$debs"
+  # shellcheck disable=SC2086 # one name=version per word
+  demo/apt-suite.sh trixie download "$debs" $closure >/dev/null
+  mkdir -p "$debs/root"
+  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$debs/root"; done
+  rm -rf "$debs/root/usr/share/doc" "$debs/root/usr/share/man" "$debs/root/usr/share/locale" "$debs/root/usr/share/lintian"
+  mv "$debs/root" "$root"
+  rm -rf "$debs"
+fi
+tools=()
+while IFS= read -r -d '' f; do
+  rel=${f#"$root"}
+  if [ -L "$f" ]; then tools+=(--symlink "$rel:$(readlink "$f")"); else tools+=(--file "$f:$rel:$(stat -c %a "$f")"); fi
+done < <(find "$root" \( -type f -o -type l \) -print0 | sort -z)
+# /bin/sh is dash, not busybox's ash: busybox's shell runs its own applets before PATH (its `nc` has no -v).
+applets=(cat echo env hostname ip ls ping ps seq sleep true wget grep sed awk head tail test mkdir rm touch)
+links=()  # dash ships /usr/bin/sh -> dash
+for a in "${applets[@]}"; do links+=(--symlink "/usr/bin/$a:busybox"); done
+porter=${GOMODCACHE:-$cache/go/mod}/k8s.io/kubernetes@$VERSION/test/images/agnhost/porter
+pack() { "$imagebuilder" oci-image --created 1767225600 --out "$@" >/dev/null; }
+# As upstream's Dockerfile lays it out: /agnhost (and /agnhost-2), porter's localhost.crt/key in the working
+# directory, entrypoint /agnhost, cmd pause; the usr-merged Debian root (/bin, /lib, /lib64 → usr/…).
+pack "$work/agnhost.tar" --ref localhost/k8s-image/e2e/agnhost:2.66.1 --file "$dir/agnhost:/agnhost:0755" \
+  --symlink /agnhost-2:agnhost --file "$porter/localhost.crt:/localhost.crt:0644" \
+  --file "$porter/localhost.key:/localhost.key:0644" "${tools[@]}" \
+  --file "$busybox:/usr/bin/busybox:0755" "${links[@]}" --symlink /usr/bin/nc:nc.openbsd \
+  --symlink /bin:usr/bin --symlink /lib:usr/lib --symlink /lib64:usr/lib64 \
+  --env PATH=/usr/local/bin:/usr/bin:/bin:/ --entrypoint /agnhost --cmd pause
+# glibc-dns-testing: upstream's is Debian with dnsutils (dig); the DNS tests run `getent hosts` and dig in it: the
+# same Debian userland as agnhost's above.
+pack "$work/glibc-dns-testing.tar" --ref localhost/k8s-image/e2e/glibc-dns-testing:2.1.1 "${tools[@]}" \
+  --file "$busybox:/usr/bin/busybox:0755" "${links[@]}" --symlink /usr/bin/nc:nc.openbsd \
+  --symlink /bin:usr/bin --symlink /lib:usr/lib --symlink /lib64:usr/lib64 --env PATH=/usr/bin:/bin --cmd sh
+applets=(sh ash cat echo env hostname ip ls nc nslookup ping ps sleep true wget grep sed awk head tail test mkdir rm touch)
+links=()
+for a in "${applets[@]}"; do links+=(--symlink "/bin/$a:busybox"); done
+pack "$work/busybox.tar" --ref localhost/k8s-image/e2e/busybox:1.37.0-2 --file "$busybox:/bin/busybox:0755" \
+  "${links[@]}" --env PATH=/bin --cmd sh
+pack "$work/pause.tar" --ref localhost/k8s-image/pause:3.10.2 --file "$pause_bin:/pause:0755" --entrypoint /pause \
+  --user 65535:65535
+while read -r n role _; do
+  [ "$role" = minion ] || continue
+  for i in agnhost glibc-dns-testing busybox pause; do
+    nsenter -t "$($LC leader "$n")" -a -- ctr -n k8s.io images import --local - <"$work/$i.tar" >/dev/null \
+      2>"$work/import.err" || { cat "$work/import.err"; exit 1; }
+  done
+done </run/k8s-local/nodes
+printf 'promoterE2eRegistry: localhost/k8s-image/e2e\ngcRegistry: localhost/k8s-image\n' >"$work/repo-list.yaml"
+nsenter -t "$($LC leader master)" -a -- cat /etc/kubernetes/admin.conf |
+  sed 's#server: https://[^:]*:6443#server: https://10.79.0.10:6443#' >"$work/admin.conf"
+rm -rf "$REPORT_DIR"
+mkdir -p "$REPORT_DIR"
+start=$(date +%s)
+set +e
+KUBE_TEST_REPO_LIST=$work/repo-list.yaml ip netns exec k8s-test-master "$e2e" --kubeconfig="$work/admin.conf" \
+  --provider=skeleton --report-dir="$REPORT_DIR" --ginkgo.focus="$focus" \
+  --ginkgo.skip='\[Serial\]|\[Disruptive\]|\[Flaky\]' --ginkgo.no-color --ginkgo.v --ginkgo.timeout=3h \
+  --allowed-not-ready-nodes=0 --node-os-distro=debian >"$REPORT_DIR/e2e.log" 2>&1
+rc=$?
+set -e
+elapsed=$(( $(date +%s) - start ))
+junit=$(find "$REPORT_DIR" -maxdepth 1 -name 'junit*.xml' | head -n 1)
+if [ -z "$junit" ]; then
+  tail -n 40 "$REPORT_DIR/e2e.log"
+  echo "conformance: e2e.test wrote no JUnit report (exit $rc)"
+  exit 1
+fi
+python3 - "$junit" "$elapsed" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+# Only the specs (`[It] …`); the suite's set-up nodes are reported as test cases too.
+cases = [c for c in root.iter("testcase") if "[It]" in (c.get("name") or "")]
+passed = failed = skipped = 0
+for c in cases:
+    if c.find("skipped") is not None:
+        skipped += 1
+    elif c.find("failure") is not None or c.find("error") is not None:
+        failed += 1
+        print("FAIL", c.get("name"))
+    else:
+        passed += 1
+        if "[Conformance]" in (c.get("name") or ""):
+            print("ok  ", c.get("name"))
+print(f"conformance: {passed} passed, {failed} failed, {skipped} skipped (not in the focus) ({sys.argv[2]} s)")
+PY
+if [ "$rc" != 0 ]; then
+  echo "conformance: e2e.test exited $rc; its failures (full log: $REPORT_DIR/e2e.log):"
+  grep -a '^\s*\[FAILED\]' "$REPORT_DIR/e2e.log" | head -n 20 | cut -c1-400 | sed 's/^ */    /'
+fi
+exit "$rc"
