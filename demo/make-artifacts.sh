@@ -57,7 +57,7 @@ rustflags=$(printf '%s\x1f%s\x1f%s' -Ctarget-feature=+crt-static "--remap-path-p
 pause_bin=$target/x86_64-unknown-linux-gnu/release/pause
 imagebuilder=$target/release/imagebuilder
 PAUSE_IMAGE=pause-3.10.1.oci.tar
-BUSYBOX_IMAGE=busybox-1.37.0.oci.tar
+BUSYBOX_IMAGE="busybox-1.37.0.oci.tar"
 # The applets the tests use (and a few an operator reaches for in a debugging pod).
 BUSYBOX_APPLETS=(sh ash cat echo env hostname ip ls nc nslookup ping ps sleep true wget)
 declare -A IMAGE_DIGEST=()

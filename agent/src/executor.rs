@@ -450,7 +450,8 @@ async fn check_health<U: UnitControl>(
     checks: &[crate::pure::health::HealthCheck],
     connect_to: &[std::net::IpAddr],
     own_addrs: &[std::net::IpAddr],
-) -> (Observation, bool) {
+    routes_settled: &mut bool,
+) -> Observation {
     use crate::pure::health::{HealthCheck, HealthReport};
     let mut settled = true;
     let names: Vec<String> = checks
@@ -520,7 +521,8 @@ async fn check_health<U: UnitControl>(
     for r in reports.iter().filter(|r| !r.healthy) {
         tracing::info!(check = %r.check.label(), detail = %r.detail, "not healthy");
     }
-    (Observation::HealthChecked(reports), settled)
+    *routes_settled = settled;
+    Observation::HealthChecked(reports)
 }
 
 /// Runs the agent until `shutdown` completes. Returns the last state.
@@ -753,17 +755,16 @@ pub async fn run_agent<U: UnitControl>(
                 }
             }
             Action::CheckHealth { checks, connect_to } => {
-                let (observation, settled) = check_health(
+                check_health(
                     cfg,
                     units,
                     &resolver,
                     &checks,
                     &connect_to,
                     &state.local_addrs,
+                    &mut routes_settled,
                 )
-                .await;
-                routes_settled = settled;
-                observation
+                .await
             }
             Action::SetUpPodNetwork { node, connect_to } => Observation::PodNetworkSetUp(
                 crate::edge::pod_network::set_up(&cfg.root, &node, &connect_to, cfg.probe_timeout)
@@ -790,19 +791,16 @@ pub async fn run_agent<U: UnitControl>(
                     Some(plan::DnsResult::Answers { addrs, .. }) => addrs.clone(),
                     _ => Vec::new(),
                 };
-                {
-                    let (observation, settled) = check_health(
-                        cfg,
-                        units,
-                        &resolver,
-                        &checks,
-                        &connect_to,
-                        &state.local_addrs,
-                    )
-                    .await;
-                    routes_settled = settled;
-                    observation
-                }
+                check_health(
+                    cfg,
+                    units,
+                    &resolver,
+                    &checks,
+                    &connect_to,
+                    &state.local_addrs,
+                    &mut routes_settled,
+                )
+                .await
             }
             Action::Fail { reason } => {
                 tracing::error!(%reason, "the agent stopped bringing the node up");

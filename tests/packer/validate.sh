@@ -103,8 +103,8 @@ fi
 
 # --- shell
 if command -v shellcheck >/dev/null; then
-  if out=$(shellcheck -x packer/scripts/*.sh tests/packer/*.sh demo/*.sh tests/nspawn/*.sh tests/fresh-machine/*.sh tests/local/*.sh 2>&1); then
-    ok "shellcheck packer/scripts tests/packer demo tests/nspawn tests/fresh-machine tests/local"
+  if out=$(shellcheck -x packer/scripts/*.sh tests/packer/*.sh demo/*.sh tests/nspawn/*.sh tests/fresh-machine/*.sh tests/local/*.sh tests/conformance/*.sh bench/*.sh 2>&1); then
+    ok "shellcheck packer/scripts tests/packer demo tests/nspawn tests/fresh-machine tests/local tests/conformance bench"
   else
     not_ok "shellcheck"
     echo "$out"
