@@ -161,6 +161,14 @@ impl ImageLock {
             .collect()
     }
 
+    /// The reference of the image the artifact `name` bakes, if the lock has one.
+    pub fn image_reference(&self, name: &str) -> Option<String> {
+        self.images()
+            .into_iter()
+            .find(|(a, _)| a.name == name)
+            .map(|(_, i)| i.reference.clone())
+    }
+
     /// Path of the lock inside a tree rooted at `root`.
     pub fn path_under(root: &Path) -> PathBuf {
         root.join(IMAGE_INFO_DIR).join(LOCK_FILE)

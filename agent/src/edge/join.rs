@@ -277,12 +277,7 @@ pub async fn ensure_join_objects(
     // The cluster DNS, as kubeadm's addon phase deploys it, when the image bakes CoreDNS's image.
     let coredns = crate::image_info::ImageLock::read(root)
         .ok()
-        .and_then(|lock| {
-            lock.images()
-                .into_iter()
-                .find(|(a, _)| a.name == addons::COREDNS_ARTIFACT)
-                .map(|(_, i)| i.reference.clone())
-        });
+        .and_then(|lock| lock.image_reference(addons::COREDNS_ARTIFACT));
     match coredns {
         Some(image) => {
             for object in addons::coredns_objects(&image) {

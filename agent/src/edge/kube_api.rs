@@ -14,7 +14,7 @@
 //! followed; connections are not pooled.
 
 use crate::edge::probe::{self, NoResolver, RecordingVerifier, Target};
-use crate::plan::ProbeResult;
+use crate::plan::{CLUSTER_CA_FILE, ProbeResult};
 use crate::role_file::Secret;
 use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
@@ -26,8 +26,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The cluster CA (kubeadm's path), relative to the root: a master's own, a minion's as discovery verified it.
-pub const CLUSTER_CA_FILE: &str = "etc/kubernetes/pki/ca.crt";
 /// Answers larger than this are refused (the objects the agent reads are a few KiB).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 

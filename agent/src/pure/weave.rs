@@ -583,10 +583,7 @@ pub const WEAVE_IMAGE_ARTIFACT: &str = "weave-kube";
 /// The reference of the Weave Net image the lock bakes (artifact [`WEAVE_IMAGE_ARTIFACT`]), for weave.service's
 /// `WEAVE_IMAGE`.
 pub fn weave_image(lock: &crate::image_info::ImageLock) -> Option<String> {
-    lock.images()
-        .into_iter()
-        .find(|(a, _)| a.name == WEAVE_IMAGE_ARTIFACT)
-        .map(|(_, i)| i.reference.clone())
+    lock.image_reference(WEAVE_IMAGE_ARTIFACT)
 }
 
 /// Where the agent writes the CNI configuration kubelet (through containerd) uses for pods, relative to the root.
