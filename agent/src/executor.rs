@@ -442,6 +442,35 @@ fn write_node_env(
     Ok(())
 }
 
+/// [`crate::pure::pod_resolv::DROP_IN_FILE`]: the resolver configuration kubelet hands to pods, from the host's
+/// `/etc/resolv.conf` and systemd-resolved's upstream file (written, or removed when kubelet's default is right).
+fn write_pod_resolv_conf(cfg: &AgentConfig) -> Result<(), AgentError> {
+    use crate::pure::pod_resolv;
+    let read =
+        |path: &str| std::fs::read_to_string(cfg.root.join(path.trim_start_matches('/'))).ok();
+    let choice = pod_resolv::choose(
+        &read("/etc/resolv.conf").unwrap_or_default(),
+        read(pod_resolv::RESOLVED_UPSTREAM).as_deref(),
+    );
+    let drop_in = cfg.root.join(pod_resolv::DROP_IN_FILE);
+    let written = match choice.drop_in() {
+        Some(text) => atomic_write(&drop_in, text.as_bytes(), 0o644),
+        None => match std::fs::remove_file(&drop_in) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    };
+    written.map_err(|e| AgentError::Write {
+        path: drop_in.clone(),
+        reason: e.to_string(),
+    })?;
+    match choice {
+        pod_resolv::PodResolvConf::LoopbackOnly => tracing::warn!("{}", choice.describe()),
+        _ => tracing::info!("{}", choice.describe()),
+    }
+    Ok(())
+}
+
 /// `CheckHealth` (and the rechecks while Ready): the checks, with the live state of the units they name.
 async fn check_health<U: UnitControl>(
     cfg: &AgentConfig,
@@ -711,6 +740,7 @@ pub async fn run_agent<U: UnitControl>(
                 advertise,
             } => {
                 write_node_env(cfg, &advertise, crate::node_role::NodeRole::Minion)?;
+                write_pod_resolv_conf(cfg)?;
                 let config = role_config(cfg, &mut role);
                 let token = config.and_then(|c| c.bootstrap_token.clone());
                 let name = join::node_name(

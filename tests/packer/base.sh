@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build (once) and cache the base disk image the Packer qemu build starts from: the nodes' Debian minbase rootfs
 # (tests/nspawn/rootfs.sh; trixie unless K8S_TEST_SUITE names another suite) + a kernel and initramfs (for direct kernel boot), openssh-server, cloud-init
-# (disabled for the build; provision.sh re-enables it), DHCP on eth0 (systemd-networkd), and a build-only SSH key for
+# (disabled for the build; provision.sh re-enables it), DHCP on eth0 (systemd-networkd) with the DNS servers DHCP gives
+# through systemd-resolved (as Debian 13's cloud images: /etc/resolv.conf is resolved's stub), and a build-only SSH key for
 # root. The disk is a partitionless ext4 file system (root=/dev/vda) converted to qcow2.
 #
 # Usage: tests/packer/base.sh      prints the cache directory on stdout (everything else goes to stderr); it holds
@@ -19,7 +20,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
 SUITE=${K8S_TEST_SUITE:-trixie}
 BASE=$CACHE/packer-base-$SUITE
-PACKAGES="linux-image-amd64 openssh-server cloud-init"
+PACKAGES="linux-image-amd64 openssh-server cloud-init systemd-resolved"
 DISK_SIZE=3G
 FIXES=1
 STAMP_WANT="suite=$SUITE packages=$PACKAGES disk=$DISK_SIZE fixes=$FIXES"
@@ -79,12 +80,14 @@ rm -rf "$root"/var/lib/apt/lists/*
 for fs in dev/pts dev sys proc; do umount "$root/$fs"; done
 step "making the base disk image"
 
-# Boot and network: a partitionless disk, DHCP on eth0 (net.ifnames=0), QEMU user networking's DNS.
+# Boot and network: a partitionless disk, DHCP on eth0 (net.ifnames=0), the DNS servers DHCP names through
+# systemd-resolved (the build VM gets QEMU user networking's; a booted node its network's). A fixed resolv.conf here
+# would go into every image made from this base: nodes would ask the build network's DNS server.
 printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' >"$root/etc/fstab"
 mkdir -p "$root/etc/systemd/network"
 printf '[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n' >"$root/etc/systemd/network/50-eth0.network"
-with_system_path chroot "$root" systemctl enable systemd-networkd.service >/dev/null 2>&1
-printf 'nameserver 10.0.2.3\n' >"$root/etc/resolv.conf"
+with_system_path chroot "$root" systemctl enable systemd-networkd.service systemd-resolved.service >/dev/null 2>&1
+ln -sfn ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 echo k8s-node >"$root/etc/hostname"
 # cloud-init: off for the build (no datasource there); NoCloud only, so a seed disk (cidata) is found at once.
 touch "$root/etc/cloud/cloud-init.disabled"

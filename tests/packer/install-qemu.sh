@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 log() { echo "install-qemu.sh: $*" >&2; }
 
-if command -v qemu-system-x86_64 >/dev/null; then
+if command -v qemu-system-x86_64 >/dev/null && command -v qemu-img >/dev/null; then
   log "already installed: $(qemu-system-x86_64 --version | head -n 1)"
   exit 0
 fi
@@ -49,5 +49,5 @@ if ! have_backports; then
 fi
 
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
 log "installed: $(qemu-system-x86_64 --version | head -n 1)"

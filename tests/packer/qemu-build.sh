@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Opt-in: a real `packer build -only=qemu.node` of packer/node.pkr.hcl under QEMU (TCG: no KVM needed), then boots
-# the produced qcow2 (tests/packer/boot-test.sh) and checks that `k8s-agent status` answers on it.
+# the produced qcow2 (tests/packer/boot-test.sh) and checks that `k8s-agent status` answers on it, then boots it three
+# times as a cluster — a master and two minions on cgroup v2 with the image's own configuration — and runs pods on it
+# (tests/packer/cluster-test.sh).
 #
 # Usage: tests/packer/qemu-build.sh
 # Env:   LAYER       the layer to bake (default out/demo/layer.tar.gz, made by ./demo/build.sh)
 #        OUT         output directory (default out/packer): qemu/<image>.qcow2, serial logs, packer-manifest.json
 #        ACCEL       tcg (default) or kvm
-#        SKIP_BOOT=1 build only
+#        SKIP_BOOT=1 build only; SKIP_CLUSTER=1 build and boot test, no cluster
 # Needs root: QEMU (tests/packer/install-qemu.sh installs it from bookworm-backports), packer, and the base disk
 # (tests/packer/base.sh, cached). Network: the build VM reaches the Debian mirror through QEMU's user-mode network
 # (apt-get install of the lock's host packages); the boot test has no network device at all.
@@ -60,4 +62,12 @@ if [ "${SKIP_BOOT:-}" = 1 ]; then exit 0; fi
 t0=$(date +%s)
 step "boot test of $image (tests/packer/boot-test.sh)"
 tests/packer/boot-test.sh "$image" "$base/vmlinuz" "$base/initrd.img"
-log "base ${t_base}s, packer build ${t_build}s, boot test $(($(date +%s) - t0))s; total $(($(date +%s) - start))s"
+t_boot=$(($(date +%s) - t0))
+t_cluster=skipped
+if [ "${SKIP_CLUSTER:-}" != 1 ]; then
+  t0=$(date +%s)
+  step "a cluster of the image: master + 2 minions on cgroup v2 (tests/packer/cluster-test.sh)"
+  ACCEL=$ACCEL tests/packer/cluster-test.sh "$image" "$base/vmlinuz" "$base/initrd.img"
+  t_cluster=$(($(date +%s) - t0))s
+fi
+log "base ${t_base}s, packer build ${t_build}s, boot test ${t_boot}s, cluster test ${t_cluster}; total $(($(date +%s) - start))s"

@@ -15,6 +15,7 @@ pub mod node_role;
 pub mod pki;
 pub mod plan;
 pub mod pod_network;
+pub mod pod_resolv;
 pub mod redact;
 pub mod role_file;
 pub mod timeline;
