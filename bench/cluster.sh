@@ -132,7 +132,7 @@ for name, s in states.items():
         problems.append(f"{name}: no Weave decision")
         continue
     n, peers = w["consensus"], sorted(w["peers"], key=key)
-    # The rule (agent/src/pure/weave.rs): exactly N addresses including its own -> core, consensus=N, peers = them;
+    # The rule (core/src/weave.rs): exactly N addresses including its own -> core, consensus=N, peers = them;
     # otherwise observer, peers = every address listed.
     core = len(answer) == n and own in answer
     want = (f"consensus={n}" if core else "observer", answer, core)

@@ -2,15 +2,12 @@
 //! command) and the exit codes. What a command prints goes to stdout; errors are returned to `main`, which
 //! renders them as `error: …` / `caused by: …` / `hint: …` on stderr.
 //!
-//! Adding a subcommand: a variant in [`Command`], an args struct with `fn run(&self) -> Result<Outcome,
-//! CommandError>`, and an arm in [`Command::run`]. New exit codes are added to [`EXIT_CODES_HELP`] and
-//! [`Outcome`], never renumbered.
+//! Adding a subcommand: a variant in [`Command`], an args struct in [`crate::commands`] with `fn run(&self) ->
+//! Result<Outcome, CommandError>`, and an arm in [`Command::run`]. New exit codes are added to [`EXIT_CODES_HELP`]
+//! and [`Outcome`], never renumbered.
 
-use clap::{Args, Parser, Subcommand};
-use k8s_agent::checks;
-use std::io::Write as _;
-use std::path::PathBuf;
-use std::process::ExitCode;
+use crate::outcome::{CommandError, Outcome};
+use clap::{Parser, Subcommand};
 
 /// Exit codes, as shown at the end of `--help`.
 pub const EXIT_CODES_HELP: &str = "\
@@ -21,9 +18,6 @@ Exit codes:
   3  status: the node is still coming up (the reason is printed)
   4  status: the agent stopped in Failed (the reason is printed)
   5  status: no state on this boot yet; role: no role file yet";
-
-/// Exit code for a usage error or a command that could not run (clap uses it for usage errors too).
-pub const EXIT_ERROR: u8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,7 +36,7 @@ pub enum Command {
     /// Check a node image tree (a staged image, or / on a node) against the image's rules; on / also the running
     /// kernel (sysctls in effect, modules, swap, cgroup v2).
     #[command(after_help = EXIT_CODES_HELP)]
-    Check(CheckArgs),
+    Check(crate::commands::CheckArgs),
     /// The service: read the role file, check the host, wait for the masters, compute Weave's IPAM start-up and
     /// start the role's units over D-Bus. Runs until SIGTERM.
     #[command(after_help = EXIT_CODES_HELP)]
@@ -77,142 +71,11 @@ impl Command {
     }
 }
 
-/// How a command that ran to the end came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Exit 0.
-    Success,
-    /// Exit 1: `check` found at least one failure; `role`: invalid role file.
-    ChecksFailed,
-    /// A documented exit code of `status` / `role` (3, 4, 5).
-    Code(u8),
-}
-
-impl Outcome {
-    pub fn exit_code(self) -> ExitCode {
-        match self {
-            Outcome::Success => ExitCode::SUCCESS,
-            Outcome::ChecksFailed => ExitCode::from(1),
-            Outcome::Code(code) => ExitCode::from(code),
-        }
-    }
-}
-
-/// A command could not run (exit 2): what went wrong, and what the user can do about it.
-#[derive(Debug)]
-pub struct CommandError {
-    pub error: anyhow::Error,
-    pub hint: Option<String>,
-}
-
-impl CommandError {
-    pub fn new(error: impl Into<anyhow::Error>, hint: impl Into<Option<String>>) -> Self {
-        CommandError {
-            error: error.into(),
-            hint: hint.into(),
-        }
-    }
-
-    /// `error: …`, one `caused by: …` per source, then `hint: …`.
-    pub fn render(&self) -> String {
-        let mut out = format!("error: {}\n", self.error);
-        for cause in self.error.chain().skip(1) {
-            out.push_str(&format!("  caused by: {cause}\n"));
-        }
-        if let Some(hint) = &self.hint {
-            out.push_str(&format!("hint: {hint}\n"));
-        }
-        out
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// Root of the tree to check: a staged image tree, or / on a node.
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
-    /// Print the report as JSON (see the `checks` module docs for its fields) instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// Also check the running kernel (default: only when --root is /).
-    #[arg(long, conflicts_with = "no_live")]
-    pub live: bool,
-    /// Check the files only, not the running kernel.
-    #[arg(long)]
-    pub no_live: bool,
-}
-
-impl CheckArgs {
-    pub fn run(&self) -> Result<Outcome, CommandError> {
-        match std::fs::metadata(&self.root) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(CommandError::new(
-                    anyhow::anyhow!("--root {} is not a directory", self.root.display()),
-                    "pass the directory the image was staged in, or / on a node".to_owned(),
-                ));
-            }
-            Err(err) => {
-                return Err(CommandError::new(
-                    anyhow::Error::new(err).context(format!("cannot use --root {}", self.root.display())),
-                    "pass the directory the image was staged in, or leave --root out to check this node (/)"
-                        .to_owned(),
-                ));
-            }
-        }
-        let live = self.live || (!self.no_live && self.root == std::path::Path::new("/"));
-        let set = if live {
-            checks::RuleSet::Node
-        } else {
-            checks::RuleSet::Tree
-        };
-        let report = checks::check(&self.root, set);
-        print_stdout(&render(self.json, &report, || report.render_human())?)?;
-        Ok(if report.passed() {
-            Outcome::Success
-        } else {
-            Outcome::ChecksFailed
-        })
-    }
-}
-
-/// The text a command prints: pretty JSON (with a final newline) or the human rendering.
-pub fn render(
-    json: bool,
-    value: &impl serde::Serialize,
-    human: impl FnOnce() -> String,
-) -> Result<String, CommandError> {
-    if !json {
-        return Ok(human());
-    }
-    let mut text = serde_json::to_string_pretty(value).map_err(|err| {
-        CommandError::new(anyhow::Error::new(err).context("cannot render JSON"), None)
-    })?;
-    text.push('\n');
-    Ok(text)
-}
-
-/// Writes to stdout without panicking when it is closed. A reader that went away (`| head`) is not an error: the
-/// exit code still says how the command came out.
-pub fn print_stdout(text: &str) -> Result<(), CommandError> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(err) => Err(CommandError::new(
-            anyhow::Error::new(err).context("cannot write to stdout"),
-            None,
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::path::PathBuf;
 
     #[test]
     fn cli_is_consistent() {
@@ -228,20 +91,5 @@ mod tests {
         assert_eq!(args.root, PathBuf::from("/"));
         assert!(!args.json);
         Ok(())
-    }
-
-    #[test]
-    fn errors_render_with_causes_and_hint() {
-        let err = CommandError::new(
-            anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound))
-                .context("cannot use --root /x"),
-            "pass a directory".to_owned(),
-        );
-        let text = err.render();
-        assert!(
-            text.starts_with("error: cannot use --root /x\n  caused by: "),
-            "{text}"
-        );
-        assert!(text.ends_with("hint: pass a directory\n"), "{text}");
     }
 }

@@ -1,19 +1,71 @@
-//! The `run`, `status` and `role` subcommands of the `k8s-agent` binary: argument types and the thin glue from
-//! the command line to the library (executor, status printer, role file reader), plus logging set-up and, when
-//! the agent is PID 1, reaping and signal forwarding.
+//! The subcommands of the `k8s-agent` binary (`check`, `run`, `status`, `role`, `bundle`, `dns-deregister`):
+//! argument types and the thin glue from the command line to the library (checks, executor, status printer, role
+//! file reader), plus logging set-up and, when the agent is PID 1, reaping and signal forwarding.
 
-use crate::cli::{CommandError, Outcome, print_stdout, render};
+use crate::outcome::{CommandError, Outcome, print_stdout, render};
 use clap::Args;
-use k8s_agent::checks::CheckResult;
-use k8s_agent::executor::{self, AgentConfig, CHECKS_FILE};
+use k8s_agent::checks::CHECKS_FILE;
+use k8s_agent::checks::{self, CheckResult};
+use k8s_agent::edge::role_file;
+use k8s_agent::executor::{self, AgentConfig};
 use k8s_agent::image_info::ImageLock;
 use k8s_agent::pid1;
-use k8s_agent::role_file::{self, RoleDiscovery, RoleLoad};
+use k8s_agent::role_file::{RoleDiscovery, RoleLoad};
 use k8s_agent::status::{EXIT_NO_STATE, StatusReport};
 use k8s_agent::systemd::SystemdClient;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Root of the tree to check: a staged image tree, or / on a node.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Print the report as JSON (see the `checks` module docs for its fields) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also check the running kernel (default: only when --root is /).
+    #[arg(long, conflicts_with = "no_live")]
+    pub live: bool,
+    /// Check the files only, not the running kernel.
+    #[arg(long)]
+    pub no_live: bool,
+}
+
+impl CheckArgs {
+    pub fn run(&self) -> Result<Outcome, CommandError> {
+        match std::fs::metadata(&self.root) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(CommandError::new(
+                    anyhow::anyhow!("--root {} is not a directory", self.root.display()),
+                    "pass the directory the image was staged in, or / on a node".to_owned(),
+                ));
+            }
+            Err(err) => {
+                return Err(CommandError::new(
+                    anyhow::Error::new(err).context(format!("cannot use --root {}", self.root.display())),
+                    "pass the directory the image was staged in, or leave --root out to check this node (/)"
+                        .to_owned(),
+                ));
+            }
+        }
+        let live = self.live || (!self.no_live && self.root == std::path::Path::new("/"));
+        let set = if live {
+            checks::RuleSet::Node
+        } else {
+            checks::RuleSet::Tree
+        };
+        let report = checks::check(&self.root, set);
+        print_stdout(&render(self.json, &report, || report.render_human())?)?;
+        Ok(if report.passed() {
+            Outcome::Success
+        } else {
+            Outcome::ChecksFailed
+        })
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -260,7 +312,7 @@ pub fn status_report(
     );
     if let Some(node) = state.as_ref().and_then(|s| s.node.as_ref()) {
         let path = root.join(node.role_file.strip_prefix("/").unwrap_or(&node.role_file));
-        let now = std::fs::read(&path).ok();
+        let now = role_file::read_bytes(&path).ok();
         report.role_file_drift =
             k8s_agent::role_file::drift(&node.role_file_sha256, now.as_deref());
     }

@@ -12,17 +12,18 @@
 
 use crate::checks::{self, HostView, RuleSet, Status};
 use crate::dns::DnsResolver;
+pub use crate::edge::clock::now_millis;
 use crate::edge::join;
+use crate::edge::role_file;
 use crate::plan::{self, Action, AgentState, Observation, Phase, STATE_FILE, UnitFailure};
 use crate::probe::MasterProber;
-use crate::role_file::{self, HostCheckMode, RoleConfig, RoleLoad};
+use crate::role_file::{HostCheckMode, RoleConfig, RoleLoad};
+pub use k8s_checks::CHECKS_FILE;
+pub use k8s_core::atomic_file::atomic_write;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Where the boot-time check report is kept (relative to the root), for `status`.
-pub const CHECKS_FILE: &str = "run/k8s-agent/checks.json";
 
 /// Starting units and reading their state: systemd over D-Bus in production.
 pub trait UnitControl {
@@ -183,14 +184,6 @@ pub enum AgentError {
     Write { path: PathBuf, reason: String },
 }
 
-/// Milliseconds since the epoch.
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// A small deterministic PRNG (splitmix64) for backoff jitter: no dependency, seeded from time and pid.
 struct Jitter(u64);
 
@@ -212,29 +205,6 @@ impl Jitter {
         z ^= z >> 31;
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
-}
-
-/// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename), creating the directory.
-pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename itself reaches the disk (files under /var/lib must survive a crash right after).
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// The Weave decision an earlier boot kept ([`crate::weave::WEAVE_DECISION_FILE`] under `root`), read with a
@@ -854,20 +824,6 @@ mod tests {
         assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         assert!((0.4..0.6).contains(&mean), "{mean}");
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("run/k8s-agent/state.json");
-        atomic_write(&path, b"one", 0o644).expect("first");
-        atomic_write(&path, b"two", 0o644).expect("second");
-        assert_eq!(std::fs::read(&path).expect("read"), b"two");
-        let names: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
-            .expect("ls")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
     }
 
     #[test]

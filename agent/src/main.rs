@@ -12,18 +12,19 @@
 
 mod cli;
 mod commands;
+mod outcome;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // Usage errors exit 2 (clap's code, the same as [`cli::EXIT_ERROR`]); --help and --version exit 0.
+    // Usage errors exit 2 (clap's code, the same as [`outcome::EXIT_ERROR`]); --help and --version exit 0.
     let cli = cli::Cli::parse();
     match cli.command.run() {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
             eprint!("{}", err.render());
-            ExitCode::from(cli::EXIT_ERROR)
+            ExitCode::from(outcome::EXIT_ERROR)
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::checks::{CheckResult, Status};
 use crate::image_info::ImageLock;
 use crate::plan::{AgentState, DnsLookup, DnsResult, Phase};
 use crate::systemd::UnitState;
+use k8s_core::utc::time_of_day_ms as utc;
 use serde::Serialize;
 
 /// `status` exit code: Ready.
@@ -318,11 +319,7 @@ impl StatusReport {
         }
         let phase = match (self.phase, self.since, self.since_ago_ms) {
             (Some(p), Some(since), Some(ago)) => {
-                format!(
-                    "{p} since {} ({} ago)",
-                    crate::status::utc(since),
-                    human_ms(ago)
-                )
+                format!("{p} since {} ({} ago)", utc(since), human_ms(ago))
             }
             _ => "none".to_string(),
         };
@@ -560,18 +557,6 @@ fn human_ms(ms: u64) -> String {
     }
 }
 
-/// `HH:MM:SS.mmmZ` of a unix-ms instant (the date is rarely what an operator needs on a host that just booted).
-pub fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}Z",
-        (secs / 3600) % 24,
-        (secs / 60) % 60,
-        secs % 60,
-        ms % 1000
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,10 +619,5 @@ mod tests {
         );
         let json = serde_json::to_string(&r).expect("json");
         assert!(json.contains("\"kubelet_credentials\""), "{json}");
-    }
-
-    #[test]
-    fn utc_formats_time_of_day() {
-        assert_eq!(utc(1_767_225_600_123 + 3_723_000), "01:02:03.123Z");
     }
 }

@@ -1,5 +1,5 @@
 //! A deterministic discrete-event simulation of a fleet of minions booting, each driven by the agent's own pure
-//! core — [`k8s_agent::plan::next`] with its backoff, TTL and Weave rules; nothing of that logic is copied here.
+//! core — [`k8s_core::plan::next`] with its backoff, TTL and Weave rules; nothing of that logic is copied here.
 //! The world around the agents is modelled:
 //!
 //! - **instances**: an Auto Scaling group launching `launch_batch` instances every `launch_interval_ms`; each boots
@@ -11,14 +11,14 @@
 //! - **the master**: its record and API server become available at `master_ready_ms`, then may flap.
 //!
 //! Pure and seeded: the same scenario gives the same report. The executor's timings (how long a DNS query, a
-//! probe, a unit start take) are those of the agent's own simulation test (`agent/tests/core_plan_simulation.rs`).
+//! probe, a unit start take) are those of the agent's own simulation test (`core/tests/core_plan_simulation.rs`).
 
-use k8s_agent::node_role::NodeRole;
-use k8s_agent::plan::{
+use k8s_core::node_role::NodeRole;
+use k8s_core::plan::{
     Action, AgentState, DiscoveryOutcome, DnsQuery, DnsResult, KubeletCredentials, Observation,
     Phase, ProbeResult, next,
 };
-use k8s_agent::weave::WeaveDecision;
+use k8s_core::weave::WeaveDecision;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr};
@@ -250,7 +250,7 @@ fn role_observation(consensus: u32, core_record: bool) -> Observation {
             ""
         }
     );
-    match k8s_agent::role_file::parse_role_file(
+    match k8s_core::role_file::parse_role_file(
         std::path::Path::new("/etc/sysconfig/kubernetes-minions"),
         NodeRole::Minion,
         &text,
@@ -528,7 +528,7 @@ pub fn run(s: &Scenario) -> Report {
             // The simulated fleet runs CNI=weave: this action is never asked for; a pod range if it were.
             Action::SetUpPodNetwork { .. } => (
                 50,
-                Observation::PodNetworkSetUp(k8s_agent::pure::pod_network::SetUpOutcome::NotYet {
+                Observation::PodNetworkSetUp(k8s_core::pod_network::SetUpOutcome::NotYet {
                     reason: "not simulated".into(),
                 }),
             ),
@@ -539,11 +539,9 @@ pub fn run(s: &Scenario) -> Report {
                 let reports = checks
                     .into_iter()
                     .map(|check| {
-                        let node_check = matches!(
-                            check,
-                            k8s_agent::pure::health::HealthCheck::NodeReady { .. }
-                        );
-                        k8s_agent::pure::health::HealthReport {
+                        let node_check =
+                            matches!(check, k8s_core::health::HealthCheck::NodeReady { .. });
+                        k8s_core::health::HealthReport {
                             check,
                             healthy: up || !node_check,
                             unknown: !up && node_check,

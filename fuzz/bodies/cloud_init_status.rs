@@ -7,9 +7,9 @@
 /// Run one input through what the target covers.
 pub fn run(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let _ = k8s_agent::pure::timeline::parse_status(&text, Some(1_000));
-    let _ = k8s_agent::pure::timeline::parse_result(&text);
-    let mut secrets = k8s_agent::pure::redact::Secrets::new();
+    let _ = k8s_core::timeline::parse_status(&text, Some(1_000));
+    let _ = k8s_core::timeline::parse_result(&text);
+    let mut secrets = k8s_core::redact::Secrets::new();
     secrets.learn_file("fuzz", &text);
     // A survivor is not a panic: `k8s-agent bundle` refuses to write in that case.
     let (clean, _) = secrets.scrub(&text);

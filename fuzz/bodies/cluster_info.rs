@@ -3,8 +3,8 @@
 //!
 //! Shared by the fuzz binary (`fuzz/fuzz_targets/cluster_info.rs`) and the corpus replay of `cargo test`
 //! (`imagebuilder/tests/fuzz_corpus_replay.rs`): one input, any bytes; a panic is a finding.
-use k8s_agent::pure::discovery::{DiscoveryTrust, cluster_info_data, verify_cluster_info};
-use k8s_agent::role_file::values::{BootstrapToken, CaPin};
+use k8s_core::discovery::{DiscoveryTrust, cluster_info_data, verify_cluster_info};
+use k8s_core::role_file::values::{BootstrapToken, CaPin};
 
 /// Run one input through what the target covers.
 pub fn run(data: &[u8]) {

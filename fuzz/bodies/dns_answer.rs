@@ -4,7 +4,7 @@
 //!
 //! Shared by the fuzz binary (`fuzz/fuzz_targets/dns_answer.rs`) and the corpus replay of `cargo test`
 //! (`imagebuilder/tests/fuzz_corpus_replay.rs`): one input, any bytes; a panic is a finding.
-use k8s_agent::plan::{AgentState, DnsQuery, DnsResult, Observation, next};
+use k8s_core::plan::{AgentState, DnsQuery, DnsResult, Observation, next};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Run one input through what the target covers.
@@ -28,11 +28,11 @@ pub fn run(data: &[u8]) {
             break;
         }
     }
-    if let Ok(answer) = k8s_agent::weave::validate_minion_answer(&addrs)
-        && let Ok(size) = k8s_agent::weave::ConsensusSize::new(u32::from(n).max(1))
+    if let Ok(answer) = k8s_core::weave::validate_minion_answer(&addrs)
+        && let Ok(size) = k8s_core::weave::ConsensusSize::new(u32::from(n).max(1))
     {
         let local = addrs.first().copied().into_iter().collect::<Vec<_>>();
-        let _ = k8s_agent::weave::decide(size, &answer, &local, 1);
+        let _ = k8s_core::weave::decide(size, &answer, &local, 1);
     }
     // The phase machine with the answer, whatever phase it is in (observations it does not expect are ignored).
     let state = AgentState::new(1_767_225_600_000);

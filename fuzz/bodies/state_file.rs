@@ -4,8 +4,8 @@
 //!
 //! Shared by the fuzz binary (`fuzz/fuzz_targets/state_file.rs`) and the corpus replay of `cargo test`
 //! (`imagebuilder/tests/fuzz_corpus_replay.rs`): one input, any bytes; a panic is a finding.
-use k8s_agent::plan::AgentState;
-use k8s_agent::weave::{ConsensusSize, KeptDecision, after_reboot};
+use k8s_core::plan::AgentState;
+use k8s_core::weave::{ConsensusSize, KeptDecision, after_reboot};
 
 /// Run one input through what the target covers.
 pub fn run(data: &[u8]) {

@@ -253,10 +253,11 @@ impl Fetcher {
                 }
             })?;
             self.cache.ensure_dirs(&cached)?;
-            crate::atomic_write(&cached, text.as_bytes()).map_err(|e| FetchError::Cache {
-                path: cached.clone(),
-                reason: e.to_string(),
-            })?;
+            k8s_core::atomic_file::atomic_write(&cached, text.as_bytes(), crate::OUTPUT_MODE)
+                .map_err(|e| FetchError::Cache {
+                    path: cached.clone(),
+                    reason: e.to_string(),
+                })?;
             text
         };
         find_in_checksum_file(&text, artifact_file_name(artifact_url)).map_err(|reason| {

@@ -18,7 +18,7 @@ use crate::fetch::FetchedFrom;
 use crate::gomod::{self, GoBuild};
 use crate::manifest::{Artifact, Install};
 use crate::progress::Progress;
-use k8s_agent::image_info::{LockedGoBuild, LockedGoModule};
+use k8s_core::image_info::{LockedGoBuild, LockedGoModule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -331,7 +331,8 @@ fn prepare_module(
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let path = dir.join("go.mod");
     if std::fs::read_to_string(&path).ok().as_deref() != Some(wrapper.as_str()) {
-        crate::atomic_write(&path, wrapper.as_bytes()).map_err(io_err(&path))?;
+        k8s_core::atomic_file::atomic_write(&path, wrapper.as_bytes(), crate::OUTPUT_MODE)
+            .map_err(io_err(&path))?;
     }
     Ok(dir)
 }

@@ -24,14 +24,13 @@ pub mod stage;
 use checksum::{Checksum, sha256_hex};
 use fetch::{FetchError, FetchOptions, FetchedFrom, Fetcher};
 use futures_util::StreamExt;
-use k8s_agent::image_info::{
+use k8s_core::image_info::{
     IMAGE_INFO_DIR, ImageLock, InstalledFile, LOCK_FILE, LOCK_SCHEMA_VERSION, LockedArtifact,
     LockedImage, MANIFEST_FILE, SBOM_FILE,
 };
 use manifest::{Artifact, ChecksumPin, Install, Manifest, ManifestError};
 use progress::Progress;
 use stage::{StageError, Staging};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -138,22 +137,10 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Mode of every file the builder writes to the output directory and the cache.
+/// Mode of every file the builder writes to the output directory and the cache (written with
+/// [`k8s_core::atomic_file::atomic_write`]; tempfile's own 0600 would hide the outputs from a pipeline running as
+/// another user).
 pub const OUTPUT_MODE: u32 = 0o644;
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename. The file gets
-/// [`OUTPUT_MODE`] (tempfile's own 0600 would hide the outputs from a pipeline running as another user).
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(OUTPUT_MODE))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
 
 /// Resolves the build's fixed mtime: SOURCE_DATE_EPOCH wins over the manifest.
 pub fn source_date_epoch(manifest: &Manifest, env: Option<&str>) -> Result<u64, BuildError> {
@@ -729,7 +716,7 @@ pub async fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildRepo
         "image-info",
     )?;
 
-    let report = k8s_agent::checks::check_tree(staging.root());
+    let report = k8s_checks::check_tree(staging.root());
     if !report.passed() {
         return Err(BuildError::Checks(report.render_human()));
     }
@@ -763,13 +750,22 @@ pub async fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildRepo
     let pack_time = started.elapsed();
 
     let layer_path = opts.out_dir.join(LAYER_FILE);
-    atomic_write(&opts.out_dir.join(LOCK_FILE), &lock_json)
-        .map_err(out_err(&opts.out_dir.join(LOCK_FILE)))?;
-    atomic_write(&opts.out_dir.join(SBOM_FILE), &sbom_json)
-        .map_err(out_err(&opts.out_dir.join(SBOM_FILE)))?;
-    atomic_write(
+    k8s_core::atomic_file::atomic_write(
+        &opts.out_dir.join(LOCK_FILE),
+        &lock_json,
+        crate::OUTPUT_MODE,
+    )
+    .map_err(out_err(&opts.out_dir.join(LOCK_FILE)))?;
+    k8s_core::atomic_file::atomic_write(
+        &opts.out_dir.join(SBOM_FILE),
+        &sbom_json,
+        crate::OUTPUT_MODE,
+    )
+    .map_err(out_err(&opts.out_dir.join(SBOM_FILE)))?;
+    k8s_core::atomic_file::atomic_write(
         &opts.out_dir.join(LAYER_SHA256_FILE),
         format!("{layer_sha256}  {LAYER_FILE}\n").as_bytes(),
+        crate::OUTPUT_MODE,
     )
     .map_err(out_err(&opts.out_dir.join(LAYER_SHA256_FILE)))?;
     layer_tmp

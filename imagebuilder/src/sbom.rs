@@ -8,7 +8,7 @@
 
 use crate::checksum::sha256_hex;
 use crate::stage::Staging;
-use k8s_agent::image_info::{
+use k8s_core::image_info::{
     IMAGE_INFO_DIR, ImageLock, LockedGoBuild, SpdxChecksum, SpdxCreationInfo, SpdxDocument,
     SpdxExternalRef, SpdxFile, SpdxPackage, SpdxRelationship, golang_purl, oci_purl,
 };
@@ -184,7 +184,7 @@ pub fn build_sbom(lock: &ImageLock, lock_json: &[u8], staging: &Staging) -> Spdx
             sha256_hex(lock_json)
         ),
         creation_info: SpdxCreationInfo {
-            created: rfc3339_utc(lock.source_date_epoch),
+            created: k8s_core::utc::rfc3339_secs(lock.source_date_epoch),
             creators: vec![format!("Tool: imagebuilder-{}", env!("CARGO_PKG_VERSION"))],
         },
         packages,
@@ -259,21 +259,9 @@ fn stand_in_comment(lock: &ImageLock) -> Option<String> {
     })
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (UTC; [`k8s_agent::pure::utc::rfc3339`]).
-pub fn rfc3339_utc(secs: u64) -> String {
-    k8s_agent::pure::utc::rfc3339(i64::try_from(secs).unwrap_or(i64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_of_known_instants() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_utc(1_767_225_600), "2026-01-01T00:00:00Z");
-        assert_eq!(rfc3339_utc(951_827_696), "2000-02-29T12:34:56Z");
-    }
 
     #[test]
     fn spdx_ids_are_sanitised() {

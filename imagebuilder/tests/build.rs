@@ -105,7 +105,7 @@ fn builds_layer_sbom_and_lock_from_http() {
     assert_eq!(sidecar, format!("{}  layer.tar.gz\n", report.layer_sha256));
     assert!(report.standins.is_empty());
 
-    let lock: k8s_agent::image_info::ImageLock =
+    let lock: k8s_core::image_info::ImageLock =
         serde_json::from_slice(&std::fs::read(opts.out_dir.join("lock.json")).expect("lock"))
             .expect("lock json");
     let cni = lock
@@ -824,7 +824,7 @@ fn an_image_archive_is_verified_baked_and_locked() {
         archive,
         "the archive is baked byte for byte"
     );
-    let lock: k8s_agent::image_info::ImageLock =
+    let lock: k8s_core::image_info::ImageLock =
         serde_json::from_slice(&std::fs::read(opts.out_dir.join("lock.json")).expect("lock"))
             .expect("lock json");
     let images = lock.images();

@@ -6,9 +6,9 @@
 //! * `role_units_have_drop_ins_and_no_install` reads the files with plain std I/O: every role unit has its
 //!   `dropins/<unit>.d/role.conf` carrying its role's condition (and the other role's negated), no role unit has an
 //!   `[Install]` section, `k8s-agent.service` has one, and `units/` matches the agent's role table
-//!   (`k8s_agent::node_role`), which the agent uses to decide what to start.
+//!   (`k8s_core::node_role`), which the agent uses to decide what to start.
 
-use k8s_agent::node_role::{AGENT_UNIT, MASTER_UNITS, MINION_UNITS, NodeRole};
+use k8s_core::node_role::{AGENT_UNIT, MASTER_UNITS, MINION_UNITS, NodeRole};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -85,7 +85,7 @@ fn role_units_have_drop_ins_and_no_install() {
         .collect();
     assert_eq!(
         on_disk, expected,
-        "units/ and the agent's role table (k8s_agent::node_role) disagree"
+        "units/ and the agent's role table (k8s_core::node_role) disagree"
     );
 
     let mut problems = Vec::new();

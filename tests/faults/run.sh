@@ -24,7 +24,7 @@
 #   a core minion rebooted; an observer rebooted while the core record lists exactly
 #     N with it                                                                     → the same vote / still observes
 #   the master rebooted after the minions joined; then a new minion                 → Ready, PKI kept; it joins
-# The clock stepped back and forward is covered in the pure core (agent/src/pure/plan/tests.rs: a clock that jumps);
+# The clock stepped back and forward is covered in the pure core (core/src/plan/tests.rs: a clock that jumps);
 # nspawn nodes share the host's clock. Reboots: demo/local-cluster.sh reboot (tests/nspawn/node.sh: a real
 # `systemctl reboot`, the node's disk kept, /run new).
 # shellcheck disable=SC2016,SC2034 # within() evals code later: single quotes and variables read there on purpose

@@ -160,7 +160,7 @@ pub fn learn_secrets(root: &Path) -> Secrets {
         }
     }
     // The TSIG key file the role file names (anywhere: user data decides where it goes).
-    if let crate::role_file::RoleLoad::Parsed(config) = crate::role_file::load(root)
+    if let crate::role_file::RoleLoad::Parsed(config) = crate::edge::role_file::load(root)
         && let Some(update) = &config.dns_update
     {
         let file = root.join(
@@ -292,7 +292,7 @@ pub fn gather(root: &Path, report: &StatusReport) -> Vec<(String, String)> {
     );
     text_of(
         "checks.json",
-        &root.join(crate::executor::CHECKS_FILE),
+        &root.join(k8s_checks::CHECKS_FILE),
         &mut members,
     );
     text_of(
@@ -338,7 +338,7 @@ pub fn gather(root: &Path, report: &StatusReport) -> Vec<(String, String)> {
             &mut members,
         );
     }
-    let metrics_dir = match crate::role_file::load(root) {
+    let metrics_dir = match crate::edge::role_file::load(root) {
         crate::role_file::RoleLoad::Parsed(config) => config.metrics_dir.clone(),
         _ => None,
     };

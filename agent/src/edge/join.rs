@@ -13,7 +13,6 @@
 
 use crate::edge::kube_api::{Created, Identity, KubeApi, KubeApiError, ServerTrust};
 use crate::edge::pki_files;
-use crate::executor::atomic_write;
 use crate::plan::{
     CLUSTER_CA_FILE, DiscoveryOutcome, KubeletCredentials, ObjectOutcome, ObjectReport, Observation,
 };
@@ -23,6 +22,7 @@ use crate::pure::join_objects::{self, JoinObject, JoinObjectsSpec};
 use crate::pure::kubeconfig::{self, KUBELET_CLIENT_PEM, Kubeconfig};
 use crate::pure::pki::{self, ControlPlaneSpec};
 use crate::role_file::{BootstrapToken, MasterTrust, Secret};
+use k8s_core::atomic_file::atomic_write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -7,10 +7,10 @@
 //! `/var/lib/prometheus/node-exporter` — only when that directory exists (a node without node_exporter gets no
 //! file). A failed write is logged and never stops the agent: metrics are for watching, not for deciding.
 
-use crate::executor::atomic_write;
 use crate::image_info::ImageLock;
 use crate::plan::AgentState;
 use crate::pure::metrics::{self, ImageFacts, MetricsInput, UnitTiming};
+use k8s_core::atomic_file::atomic_write;
 use std::path::{Path, PathBuf};
 
 /// Where the metrics go under `root`: `Some(dir)` to write, `None` to skip (default directory absent).
@@ -142,7 +142,7 @@ mod tests {
     fn boot_time_is_the_kernel_boot_outside_a_container_and_pid1_start_inside() {
         let root = tempfile::tempdir().expect("tempdir");
         let kernel = boot_unix_ms(root.path()).expect("kernel boot time");
-        let now = crate::executor::now_millis();
+        let now = crate::edge::clock::now_millis();
         assert!(kernel <= now);
         std::fs::create_dir_all(root.path().join("run/systemd")).expect("dir");
         std::fs::create_dir_all(root.path().join("proc/1")).expect("dir");

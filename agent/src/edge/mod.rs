@@ -3,6 +3,7 @@
 //! decides what to do next.
 
 pub mod bundle;
+pub mod clock;
 pub mod dns;
 pub mod dns_update;
 pub mod health;
@@ -14,4 +15,5 @@ pub mod pid1;
 pub mod pki_files;
 pub mod pod_network;
 pub mod probe;
+pub mod role_file;
 pub mod systemd;

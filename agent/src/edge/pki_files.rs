@@ -4,13 +4,13 @@
 //!
 //! - [`read_existing`] reads exactly the files of [`CONTROL_PLANE_FILES`] that exist, each at most
 //!   [`MAX_FILE_BYTES`]; a missing file is simply absent from the map, anything else unreadable is an error.
-//! - [`write_planned`] writes each file atomically ([`crate::executor::atomic_write`]: temp file, fsync,
+//! - [`write_planned`] writes each file atomically ([`k8s_core::atomic_file::atomic_write`]: temp file, fsync,
 //!   rename) with its mode (0600 for keys and kubeconfigs: the mode is set before the contents are written).
 //!   Missing directories are created 0755, as kubeadm creates `/etc/kubernetes/pki`; existing ones are left as
 //!   they are. The plan only lists missing files, so nothing the user supplied is overwritten.
 
-use crate::executor::atomic_write;
 use crate::pure::pki::{CONTROL_PLANE_FILES, ExistingFiles, PlannedFile};
+use k8s_core::atomic_file::atomic_write;
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -5,10 +5,10 @@
 //! iptables); calling them keeps the agent free of a netlink stack of its own.
 
 use crate::edge::kube_api::{KubeApi, KubeApiError};
-use crate::executor::atomic_write;
 use crate::pure::pod_network::{
     self, InstalledRoute, Ipv4Cidr, NodeEntry, ROUTE_PROTOCOL, RouteChange, SetUpOutcome,
 };
+use k8s_core::atomic_file::atomic_write;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;

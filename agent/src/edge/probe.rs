@@ -130,16 +130,11 @@ impl ProbeSetupError {
     }
 }
 
-/// sha256 of the DER SubjectPublicKeyInfo of a certificate — kubeadm's `--discovery-token-ca-cert-hash` (and
-/// the role file's `CA_CERT_HASH`), the same as `openssl x509 -pubkey -noout -in ca.crt | openssl pkey -pubin
-/// -outform der | sha256sum`.
+/// sha256 of the DER SubjectPublicKeyInfo of a certificate ([`k8s_core::discovery::spki_sha256`], with this
+/// edge's error).
 pub fn spki_sha256(cert_der: &[u8]) -> Result<[u8; 32], ProbeSetupError> {
-    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).map_err(|e| {
-        ProbeSetupError::NotACertificate {
-            reason: e.to_string(),
-        }
-    })?;
-    Ok(Sha256::digest(cert.public_key().raw).into())
+    k8s_core::discovery::spki_sha256(cert_der)
+        .map_err(|e| ProbeSetupError::NotACertificate { reason: e.reason })
 }
 
 /// `sha256:<hex>` of a certificate's public key, or a note that it does not parse (for messages).

@@ -17,7 +17,6 @@ use super::json::canonical;
 use super::media_type::{OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST};
 use super::verify::ARCHES;
 use super::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, ImageArchiveError};
-use crate::sbom::rfc3339_utc;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -104,10 +103,12 @@ pub fn write_oci_archive_file(spec: &OciImageSpec, path: &Path) -> Result<String
     let built = build(spec)?;
     let mut bytes = Vec::new();
     write_tar(&built, spec.created_unix.unsigned_abs(), &mut bytes, path)?;
-    crate::atomic_write(path, &bytes).map_err(|e| ImageArchiveError::Write {
-        archive: path.to_path_buf(),
-        member: "(the whole archive)".to_string(),
-        reason: e.to_string(),
+    k8s_core::atomic_file::atomic_write(path, &bytes, crate::OUTPUT_MODE).map_err(|e| {
+        ImageArchiveError::Write {
+            archive: path.to_path_buf(),
+            member: "(the whole archive)".to_string(),
+            reason: e.to_string(),
+        }
     })?;
     Ok(built.manifest_digest)
 }
@@ -446,7 +447,7 @@ fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
 fn build(spec: &OciImageSpec) -> Result<Built> {
     let (reference, tag) = validate(spec)?;
     let mtime = spec.created_unix.unsigned_abs();
-    let created = rfc3339_utc(mtime);
+    let created = k8s_core::utc::rfc3339_secs(mtime);
 
     let layer = layer_tar(spec, mtime)?;
     let diff_id = format!("sha256:{}", sha256_hex(&layer));

@@ -1,0 +1,3 @@
+//! Test support of the `k8s-checks` integration tests.
+
+pub mod tree_fixture;
