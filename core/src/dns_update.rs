@@ -13,7 +13,7 @@
 //!
 //! The network side (reading the key file, source address, the signed UPDATE) is `k8s_agent::edge::dns_update`.
 
-use crate::role_file::DnsName;
+use crate::role_file::values::{DnsName, REDACTED};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
@@ -146,7 +146,7 @@ impl fmt::Debug for TsigKey {
         f.debug_struct("TsigKey")
             .field("name", &self.name)
             .field("algorithm", &self.algorithm)
-            .field("secret", &crate::role_file::REDACTED)
+            .field("secret", &REDACTED)
             .finish()
     }
 }

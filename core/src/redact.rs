@@ -14,8 +14,8 @@
 use crate::role_file::values::BootstrapToken;
 use base64::Engine;
 
-/// What a secret is replaced by.
-pub const REDACTED: &str = "<redacted>";
+/// What a scrubbed secret reads as (the same marker the role file's [`Secret`](crate::role_file::Secret) prints).
+pub use crate::role_file::values::REDACTED;
 
 /// Shorter strings are not treated as secrets by content (they would match ordinary text).
 const MIN_SECRET_LEN: usize = 12;

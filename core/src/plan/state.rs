@@ -1,8 +1,8 @@
-//! The agent's persisted state (`/run/k8s-agent/state.json`) and what a restarted agent does with it.
+//! The agent's persisted state (`/run/k8s-agent/state.json`). What a restarted agent does with it is
+//! [`AgentState::resume`] (in the module root, next to [`super::next`]: both drive the machine).
 
 use super::{
-    Action, DnsQuery, DnsResult, ImageReport, KubeletCredentials, ObjectReport, Phase, UnitFailure,
-    machine,
+    DnsQuery, DnsResult, ImageReport, KubeletCredentials, ObjectReport, Phase, UnitFailure,
 };
 use crate::dns_update::DnsUpdateConfig;
 use crate::node_role::{NodeRole, UnitStage};
@@ -348,36 +348,6 @@ impl AgentState {
     pub fn with_kept_weave(mut self, kept: Option<KeptWeave>) -> AgentState {
         self.kept_weave = kept;
         self
-    }
-
-    /// Continue from a state a previous agent process persisted on this boot. Returns the state and the first
-    /// action.
-    ///
-    /// | persisted phase | resumes | why |
-    /// |---|---|---|
-    /// | `Ready` | `Ready`, [`Action::Done`] | nothing to do; units are not touched |
-    /// | `RegisterDns` | same phase, the update again | adding a record that is there is a no-op |
-    /// | `StartControlPlane`, `StartRuntime`, `StartUnits`, `StartKubeProxy` | same phase, starts only the units not started yet | never restart an active unit |
-    /// | `ApiServerReady`, `JoinObjects`, `ImportImages`, `KubeletBootstrap`, `PodNetwork` | same phase, its action again | units run already; probing, creating-if-missing, importing what is missing and reading credentials are idempotent |
-    /// | `WeavePeers` with a decision | same phase, writes the *persisted* decision again | the decision never changes once made |
-    /// | `Role`, `HostCheck`, `ControlPlanePki`, `ResolveMasters`, `Discovery`, `MasterHealthy`, `WeavePeers` without a decision, `Failed` | `Role`: re-reads the role file, then on | nothing irreversible happened yet (or the operator restarted after a failure): redoing the cheap steps picks up a fixed role file, e.g. a corrected `CA_CERT_HASH`; PKI files already written are kept (only missing ones are made) |
-    ///
-    /// A node that had registered itself in DNS (`DNS_UPDATE_*`) and resumes in place first re-asserts its
-    /// records ([`Action::RegisterDns`]; a clean stop deleted them); a failure there is reported, not blocking.
-    /// In every case the Weave decision, the started units and the history are kept; if the re-read role file
-    /// names another cluster, role or consensus size while units run or Weave has decided, the agent fails and
-    /// asks for a reboot instead of mixing two configurations.
-    pub fn resume(
-        persisted: AgentState,
-        now_millis: u64,
-    ) -> Result<(AgentState, Action), ResumeError> {
-        if persisted.schema_version != STATE_SCHEMA_VERSION {
-            return Err(ResumeError::SchemaVersion {
-                found: persisted.schema_version,
-                expected: STATE_SCHEMA_VERSION,
-            });
-        }
-        Ok(machine::Step::new(persisted, now_millis, 0.5).resume())
     }
 
     /// When `phase` was last entered (unix ms).
