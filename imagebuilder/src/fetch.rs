@@ -10,7 +10,9 @@
 //! 4xx or a checksum mismatch is not.
 
 use crate::checksum::{Checksum, Hasher, find_in_checksum_file, sha256_hex};
+use crate::manifest::{Artifact, ChecksumPin, Install, Manifest};
 use crate::progress::Progress;
+use crate::{BuildError, checksum, gobuild, oci, registry};
 use futures_util::StreamExt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -600,4 +602,158 @@ async fn read_small_body(
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body))
+}
+
+/// How many artifacts are fetched at once.
+pub const FETCH_CONCURRENCY: usize = 4;
+
+/// An artifact whose bytes are verified and in the cache.
+#[derive(Debug, Clone)]
+pub struct FetchedArtifact {
+    pub artifact: Artifact,
+    pub blob: PathBuf,
+    pub checksum: Checksum,
+    pub checksum_source: String,
+    pub from: FetchedFrom,
+    /// A program built from a Go module: the programs by name and the lock's record of the build.
+    pub go: Option<gobuild::GoBuilt>,
+}
+
+async fn fetch_one(
+    fetcher: &Fetcher,
+    artifact: &Artifact,
+    arch: &str,
+) -> Result<FetchedArtifact, FetchError> {
+    let label = format!("{} {}", artifact.name, artifact.version);
+    let (checksum, source) = match &artifact.pin {
+        ChecksumPin::Fixed(c) => (c.clone(), "manifest".to_string()),
+        ChecksumPin::Published(url) => (
+            fetcher.resolve_published(url, &artifact.url).await?,
+            artifact.checksum_label.clone(),
+        ),
+        ChecksumPin::Registry => return pull_image(fetcher, artifact, arch).await,
+        ChecksumPin::GoModule => {
+            return Err(FetchError::Other {
+                url: artifact.url.clone(),
+                reason: "a Go artifact is built (build_go_all), not downloaded".to_string(),
+            });
+        }
+    };
+    let (blob, from) = fetcher
+        .fetch_verified(&label, &artifact.url, &checksum, &source)
+        .await?;
+    Ok(FetchedArtifact {
+        artifact: artifact.clone(),
+        blob,
+        checksum,
+        checksum_source: source,
+        from,
+        go: None,
+    })
+}
+
+/// A container image pulled from its registry by digest into `<cache>/oci/<key>.tar` (key: reference, digest and
+/// architecture), verified on every use: a cache hit is re-verified with [`oci::verify_image_archive`], a pull
+/// verifies every document and blob by digest before the archive is renamed into the cache.
+async fn pull_image(
+    fetcher: &Fetcher,
+    artifact: &Artifact,
+    arch: &str,
+) -> Result<FetchedArtifact, FetchError> {
+    let Install::Image {
+        reference,
+        manifest_digest,
+        ..
+    } = &artifact.install
+    else {
+        return Err(FetchError::Other {
+            url: artifact.url.clone(),
+            reason: "only a container image is pulled from a registry".to_string(),
+        });
+    };
+    let key = sha256_hex(format!("{reference}\n{manifest_digest}\n{arch}\n").as_bytes());
+    let dir = fetcher.cache().root.join("oci");
+    let cached = dir.join(format!("{key}.tar"));
+    let cache_err = |e: std::io::Error| FetchError::Cache {
+        path: dir.clone(),
+        reason: e.to_string(),
+    };
+    let from =
+        if cached.is_file() && oci::verify_image_archive(&cached, manifest_digest, arch).is_ok() {
+            FetchedFrom::Cache
+        } else {
+            if fetcher.offline() {
+                return Err(FetchError::OfflineMissing {
+                    missing: vec![format!(
+                        "image {reference} ({manifest_digest}) from its registry"
+                    )],
+                });
+            }
+            std::fs::create_dir_all(&dir).map_err(cache_err)?;
+            let tmp = tempfile::Builder::new()
+                .prefix(".pull-")
+                .tempfile_in(&dir)
+                .map_err(cache_err)?;
+            let image = registry::ImageRef::parse(reference).map_err(|e| FetchError::Other {
+                url: artifact.url.clone(),
+                reason: e.to_string(),
+            })?;
+            let opts = registry::PullOptions {
+                timeout: fetcher.options().timeout,
+                attempts: fetcher.options().attempts,
+                plain_http: fetcher.options().plain_http_registries,
+            };
+            registry::pull_to_archive(&image, manifest_digest, arch, tmp.path(), &opts)
+                .await
+                .map_err(|e| FetchError::Other {
+                    url: artifact.url.clone(),
+                    reason: e.to_string(),
+                })?;
+            tmp.persist(&cached).map_err(|e| cache_err(e.error))?;
+            FetchedFrom::Network
+        };
+    let file = std::fs::File::open(&cached).map_err(cache_err)?;
+    let digest =
+        checksum::digest_reader(checksum::ChecksumAlgo::Sha256, file).map_err(cache_err)?;
+    Ok(FetchedArtifact {
+        artifact: artifact.clone(),
+        blob: cached,
+        checksum: digest,
+        checksum_source: artifact.checksum_label.clone(),
+        from,
+        go: None,
+    })
+}
+
+/// Fetches and verifies every downloaded artifact of `manifest` into the cache (the Go artifacts are built by
+/// [`build_go_all`]). In offline mode, every missing item is reported at once.
+pub async fn fetch_all(
+    manifest: &Manifest,
+    fetcher: &Fetcher,
+) -> Result<Vec<FetchedArtifact>, BuildError> {
+    let results: Vec<Result<FetchedArtifact, FetchError>> =
+        futures_util::stream::iter(manifest.artifacts.iter().filter(|a| a.go.is_none()))
+            .map(|a| fetch_one(fetcher, a, manifest.arch.as_str()))
+            .buffered(FETCH_CONCURRENCY)
+            .collect()
+            .await;
+    let mut fetched = Vec::new();
+    let mut missing = Vec::new();
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok(f) => fetched.push(f),
+            Err(FetchError::OfflineMissing { missing: m }) => missing.extend(m),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e.into());
+    }
+    if !missing.is_empty() {
+        return Err(FetchError::OfflineMissing { missing }.into());
+    }
+    Ok(fetched)
 }

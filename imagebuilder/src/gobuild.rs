@@ -15,9 +15,12 @@
 
 use crate::checksum::sha256_hex;
 use crate::fetch::FetchedFrom;
+use crate::fetch::{FetchedArtifact, Fetcher};
 use crate::gomod::{self, GoBuild};
+use crate::manifest::Manifest;
 use crate::manifest::{Artifact, Install};
 use crate::progress::Progress;
+use crate::{BuildError, checksum, oci};
 use k8s_core::image_info::{LockedGoBuild, LockedGoModule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -596,4 +599,139 @@ pub fn locked_build(
         cc,
         deps,
     })
+}
+
+/// The artifacts that are built from a Go module.
+fn go_artifacts(manifest: &Manifest) -> impl Iterator<Item = &Artifact> {
+    manifest.artifacts.iter().filter(|a| a.go.is_some())
+}
+
+/// Builds every Go artifact of `manifest` (or finds it built in the cache), one after the other (each `go build`
+/// uses every core), on a blocking thread.
+pub async fn build_go_all(
+    manifest: &Manifest,
+    fetcher: &Fetcher,
+    progress: &Progress,
+) -> Result<Vec<FetchedArtifact>, BuildError> {
+    let artifacts: Vec<Artifact> = go_artifacts(manifest).cloned().collect();
+    if artifacts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let env = GoEnv::new(&fetcher.cache().root, fetcher.offline());
+    let arch = manifest.arch.as_str();
+    let progress = progress.clone();
+    let task =
+        tokio::task::spawn_blocking(move || {
+            let mut built = Vec::new();
+            for a in artifacts {
+                let go = build(&env, &a, arch, &progress)?;
+                let first = go.programs.values().next().cloned().unwrap_or_default();
+                let file = std::fs::File::open(&first).map_err(|e| GoBuildError::Io {
+                    path: first.clone(),
+                    reason: e.to_string(),
+                })?;
+                let checksum = checksum::digest_reader(checksum::ChecksumAlgo::Sha256, file)
+                    .map_err(|e| GoBuildError::Io {
+                        path: first.clone(),
+                        reason: e.to_string(),
+                    })?;
+                built.push(FetchedArtifact {
+                    checksum_source: a.checksum_label.clone(),
+                    blob: first,
+                    checksum,
+                    from: go.from,
+                    go: Some(go),
+                    artifact: a,
+                });
+            }
+            Ok::<_, GoBuildError>(built)
+        });
+    match task.await {
+        Ok(result) => Ok(result?),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Fills the module cache for every Go artifact (`imagebuilder fetch`): compiles nothing.
+pub async fn prefetch_go_all(
+    manifest: &Manifest,
+    fetcher: &Fetcher,
+    progress: &Progress,
+) -> Result<usize, BuildError> {
+    let artifacts: Vec<Artifact> = go_artifacts(manifest).cloned().collect();
+    let env = GoEnv::new(&fetcher.cache().root, fetcher.offline());
+    let arch = manifest.arch.as_str();
+    let progress = progress.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        for a in &artifacts {
+            prefetch(&env, a, arch, &progress)?;
+        }
+        Ok::<_, GoBuildError>(artifacts.len())
+    });
+    match task.await {
+        Ok(result) => Ok(result?),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// The user a Go program's image runs as: distroless' `nonroot`, as upstream's CoreDNS image.
+pub const GO_IMAGE_USER: &str = "65532:65532";
+
+/// Packs the one program a Go artifact built into a one-layer image: the program at `/<name>` (0755) as the
+/// entrypoint, user [`GO_IMAGE_USER`], every time `mtime`, the module and version as the
+/// `org.opencontainers.image.source`/`version` labels, written by [`oci::write_oci_archive`] (same program, same
+/// bytes). Its manifest digest must be the manifest's pin; a different one is an error that names both.
+pub fn pack_go_image(
+    artifact: &Artifact,
+    go: &GoBuilt,
+    reference: &str,
+    manifest_digest: &str,
+    arch: &str,
+    mtime: u64,
+) -> Result<tempfile::NamedTempFile, BuildError> {
+    let image_err = |reason: String| BuildError::GoImage {
+        artifact: artifact.name.clone(),
+        url: artifact.source_label.clone(),
+        reason,
+    };
+    let (name, program) = go
+        .programs
+        .iter()
+        .next()
+        .ok_or_else(|| image_err("the Go build made no program".to_string()))?;
+    let file = oci::ImageFile::from_host(program, &format!("/{name}"), 0o755)
+        .map_err(|e| image_err(e.to_string()))?;
+    let spec = oci::OciImageSpec {
+        files: vec![file],
+        entrypoint: vec![format!("/{name}")],
+        cmd: vec![],
+        env: vec![],
+        ref_name: reference.to_string(),
+        arch: arch.to_string(),
+        created_unix: i64::try_from(mtime).unwrap_or(0),
+        labels: [
+            (
+                "org.opencontainers.image.source".to_string(),
+                format!("go:{}@{}", go.lock.module, go.lock.version),
+            ),
+            (
+                "org.opencontainers.image.version".to_string(),
+                artifact.version.clone(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        user: Some(GO_IMAGE_USER.to_string()),
+        symlinks: vec![],
+    };
+    let mut tmp = tempfile::NamedTempFile::new().map_err(|e| image_err(e.to_string()))?;
+    let digest =
+        oci::write_oci_archive(&spec, tmp.as_file_mut()).map_err(|e| image_err(e.to_string()))?;
+    if digest != manifest_digest {
+        return Err(image_err(format!(
+            "the image packed from the built {name} has manifest digest {digest}, the manifest pins \
+             {manifest_digest}: if the build changed on purpose (another version, flags or toolchain), pin {digest}"
+        )));
+    }
+    Ok(tmp)
 }

@@ -5,7 +5,16 @@
 
 use crate::checksum::ChecksumAlgo;
 use crate::checksum::Hasher;
+use crate::checksum::sha256_hex;
+use crate::fetch::FetchedArtifact;
+use crate::gobuild::pack_go_image;
+use crate::manifest::Install;
+use crate::manifest::Manifest;
 use crate::manifest::{ArchiveFormat, member_basename};
+use crate::{AGENT_ARTIFACT, BuildError, BuildOptions, CONTENT_ARTIFACT, oci};
+use k8s_core::image_info::{
+    ImageLock, InstalledFile, LOCK_SCHEMA_VERSION, LockedArtifact, LockedImage,
+};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -423,6 +432,245 @@ pub fn wanted_by(unit_text: &str) -> Vec<String> {
         }
     }
     targets
+}
+
+/// Stages every input into `staging` and returns the lock.
+pub(crate) fn stage_all(
+    manifest: &Manifest,
+    fetched: &[FetchedArtifact],
+    opts: &BuildOptions,
+    mtime: u64,
+    staging: &mut Staging,
+) -> Result<ImageLock, BuildError> {
+    let mut artifacts = Vec::new();
+    // Archives are decompressed in parallel (inflating them is most of staging), each into its own record on the same
+    // root, merged here before the single files. Two artifacts never install one path (the manifest refuses it), so
+    // the order only matters for node content, which still comes last.
+    let root = staging.root().to_path_buf();
+    let unpacked: Vec<Result<Staging, StageError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = fetched
+            .iter()
+            .filter_map(|f| match &f.artifact.install {
+                Install::Archive {
+                    format,
+                    dir,
+                    members,
+                    mode,
+                } => {
+                    let root = root.clone();
+                    Some(scope.spawn(move || {
+                        let mut part = Staging::new(root);
+                        part.add_archive_members(
+                            &f.blob,
+                            f.artifact.url.as_str(),
+                            *format,
+                            dir,
+                            members,
+                            *mode,
+                            &f.artifact.name,
+                        )?;
+                        Ok(part)
+                    }))
+                }
+                Install::File { .. } | Install::Image { .. } | Install::Programs { .. } => None,
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for part in unpacked {
+        staging.merge(part?)?;
+    }
+    for f in fetched {
+        let a = &f.artifact;
+        let mut image = None;
+        let mut packed_sha256 = None;
+        match &a.install {
+            Install::File { path, mode, .. } => {
+                staging.add_file(path, &f.blob, *mode, &a.name)?;
+            }
+            Install::Image {
+                reference,
+                manifest_digest,
+                path,
+            } => {
+                // A program built from its Go module is packed into its image here (deterministic: the pinned
+                // digest is what every build gives); a fetched or pulled archive is verified as it is.
+                let packed = match &f.go {
+                    Some(go) => Some(pack_go_image(
+                        a,
+                        go,
+                        reference,
+                        manifest_digest,
+                        manifest.arch.as_str(),
+                        mtime,
+                    )?),
+                    None => None,
+                };
+                let archive = packed.as_ref().map_or(f.blob.as_path(), |t| t.path());
+                let verified =
+                    oci::verify_image_archive(archive, manifest_digest, manifest.arch.as_str())
+                        .map_err(|error| BuildError::Image {
+                            artifact: a.name.clone(),
+                            url: a.source_label.clone(),
+                            reason: error.to_string(),
+                        })?;
+                let staged = staging.add_file(path, archive, 0o644, &a.name)?;
+                if packed.is_some() {
+                    // The lock pins what the node holds: the packed archive (the module's hash is in `go`).
+                    packed_sha256 = Some(format!("sha256:{}", staged.sha256));
+                }
+                image = Some(LockedImage {
+                    reference: reference.clone(),
+                    manifest_digest: verified.manifest_digest,
+                    archive: path.clone(),
+                    platforms: verified.platforms,
+                });
+            }
+            Install::Programs { dir, names, mode } => {
+                let programs = f.go.as_ref().map(|g| &g.programs);
+                for program in names {
+                    let Some(source) = programs.and_then(|p| p.get(program)) else {
+                        return Err(StageError::Content {
+                            reason: format!(
+                                "artifact {:?}: the Go build made no {program}",
+                                a.name
+                            ),
+                        }
+                        .into());
+                    };
+                    let path = format!("{}/{program}", dir.trim_end_matches('/'));
+                    staging.add_file(&path, source, *mode, &a.name)?;
+                }
+            }
+            Install::Archive { .. } => {}
+        }
+        let go = f.go.as_ref().map(|g| g.lock.clone());
+        artifacts.push(LockedArtifact {
+            name: a.name.clone(),
+            version: a.version.clone(),
+            url: a.source_label.clone(),
+            // A Go build's source is pinned by the module's go.sum hash; the programs' sha256 are in `files`.
+            checksum: match (&packed_sha256, &go) {
+                (Some(sha), _) => sha.clone(),
+                (None, Some(g)) => g.sum.clone(),
+                (None, None) => f.checksum.to_string(),
+            },
+            checksum_source: f.checksum_source.clone(),
+            standin: a.standin,
+            files: vec![],
+            image,
+            go,
+        });
+    }
+
+    if !opts.agent_bin.is_file() {
+        return Err(BuildError::NoAgentBinary(opts.agent_bin.clone()));
+    }
+    let agent = staging.add_file("/usr/bin/k8s-agent", &opts.agent_bin, 0o755, AGENT_ARTIFACT)?;
+    artifacts.push(LockedArtifact {
+        name: AGENT_ARTIFACT.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        url: "workspace:agent".to_string(),
+        checksum: format!("sha256:{}", agent.sha256),
+        checksum_source: "built".to_string(),
+        standin: false,
+        files: vec![],
+        image: None,
+        go: None,
+    });
+
+    let content = list_node_content(&opts.content_dir)?;
+    // Node-content files an artifact replaces (install.replace_content): path → artifact name.
+    let mut replaced: std::collections::BTreeMap<&str, (&str, bool)> = fetched
+        .iter()
+        .filter_map(|f| match &f.artifact.install {
+            Install::File {
+                path,
+                replace_content: true,
+                ..
+            } => Some((path.as_str(), (f.artifact.name.as_str(), false))),
+            _ => None,
+        })
+        .collect();
+    let mut listing = String::new();
+    for c in &content {
+        if let Some((_, used)) = replaced.get_mut(c.node_path.as_str()) {
+            *used = true;
+            continue;
+        }
+        let staged = staging.add_file(&c.node_path, &c.source, c.mode, CONTENT_ARTIFACT)?;
+        listing.push_str(&format!("{} {:o} {}\n", c.node_path, c.mode, staged.sha256));
+        if c.node_path.starts_with("/usr/lib/systemd/system/") && !c.node_path.contains(".d/") {
+            let text = std::fs::read_to_string(&c.source).map_err(|e| StageError::Io {
+                path: c.source.clone(),
+                reason: e.to_string(),
+            })?;
+            let unit = c
+                .node_path
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            for target in wanted_by(&text) {
+                staging.add_symlink(
+                    &format!("/etc/systemd/system/{target}.wants/{unit}"),
+                    &c.node_path,
+                    CONTENT_ARTIFACT,
+                )?;
+            }
+        }
+    }
+    if let Some((path, (artifact, _))) = replaced.iter().find(|(_, (_, used))| !used) {
+        return Err(StageError::Content {
+            reason: format!(
+                "artifact {artifact:?} has replace_content = true but the node content has no {path} to replace"
+            ),
+        }
+        .into());
+    }
+    artifacts.push(LockedArtifact {
+        name: CONTENT_ARTIFACT.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        url: "workspace:units,dropins,sysctl.d,modules-load.d,files".to_string(),
+        checksum: format!("sha256:{}", sha256_hex(listing.as_bytes())),
+        checksum_source: "built".to_string(),
+        standin: false,
+        files: vec![],
+        image: None,
+        go: None,
+    });
+
+    for locked in &mut artifacts {
+        locked.files = staging
+            .files()
+            .iter()
+            .filter(|(_, f)| f.owner == locked.name)
+            .map(|(path, f)| InstalledFile {
+                path: path.clone(),
+                mode: f.mode,
+                sha256: f.sha256.clone(),
+            })
+            .collect();
+    }
+
+    Ok(ImageLock {
+        lock_version: LOCK_SCHEMA_VERSION,
+        image_name: manifest.name.clone(),
+        kubernetes_version: manifest.kubernetes_version.clone(),
+        arch: manifest.arch.as_str().to_string(),
+        source_date_epoch: mtime,
+        host_packages: manifest.host_packages.clone(),
+        artifacts,
+    })
+}
+
+pub(crate) fn to_json(value: &impl serde::Serialize) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
 }
 
 #[cfg(test)]
