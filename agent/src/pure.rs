@@ -4,5 +4,6 @@
 
 pub use k8s_core::{
     addons, advertise, discovery, dns_update, health, images, join_objects, kubeconfig, metrics,
-    node_role, pki, plan, pod_network, pod_resolv, redact, role_file, timeline, unit_state, utc, weave,
+    node_role, pki, plan, pod_network, pod_resolv, redact, role_file, timeline, unit_state, utc,
+    weave,
 };
