@@ -11,7 +11,8 @@ use crate::image_info::ImageLock;
 use crate::plan::{AgentState, DnsLookup, DnsResult, Phase};
 use crate::systemd::UnitState;
 use k8s_core::utc::time_of_day_ms as utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// `status` exit code: Ready.
 pub const EXIT_READY: u8 = 0;
@@ -23,11 +24,12 @@ pub const EXIT_FAILED: u8 = 4;
 pub const EXIT_NO_STATE: u8 = 5;
 
 /// Everything `status` shows, in the JSON shape `status --json` prints (format version 1).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusReport {
     pub format_version: u32,
-    /// `ready`, `waiting`, `failed` or `no-state`.
-    pub condition: &'static str,
+    /// `ready`, `waiting`, `failed` or `no-state` (a `Cow` so that the report also reads back: the test harness
+    /// parses `status --json` into this type).
+    pub condition: Cow<'static, str>,
     pub role: Option<String>,
     pub role_file: Option<String>,
     pub cluster: Option<String>,
@@ -78,7 +80,7 @@ pub struct StatusReport {
 }
 
 /// How far the node is in joining the cluster.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct JoinView {
     pub node_name: Option<String>,
     /// Master: PKI and kubeconfig files the agent wrote on this boot.
@@ -95,7 +97,7 @@ pub struct JoinView {
 }
 
 /// Self-registration as shown: where and with which key (never the secret), and what was added.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DnsRegistrationView {
     pub server: String,
     pub zone: String,
@@ -109,7 +111,7 @@ pub struct DnsRegistrationView {
 }
 
 /// The Weave decision as shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WeaveView {
     pub ipalloc_init: String,
     pub peers: Vec<String>,
@@ -122,7 +124,7 @@ pub struct WeaveView {
 }
 
 /// The image as shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageView {
     pub name: String,
     pub kubernetes_version: String,
@@ -152,7 +154,7 @@ impl StatusReport {
         let Some(state) = state else {
             return StatusReport {
                 format_version: 1,
-                condition: "no-state",
+                condition: Cow::Borrowed("no-state"),
                 role: None,
                 role_file: None,
                 cluster: None,
@@ -219,7 +221,7 @@ impl StatusReport {
             format_version: 1,
             cni,
             pod_cidr,
-            condition,
+            condition: Cow::Borrowed(condition),
             role: state.node.as_ref().map(|n| n.role.to_string()),
             role_file: state
                 .node
@@ -277,7 +279,7 @@ impl StatusReport {
 
     /// The exit code for this report.
     pub fn exit_code(&self) -> u8 {
-        match self.condition {
+        match &*self.condition {
             "ready" => EXIT_READY,
             "failed" => EXIT_FAILED,
             "no-state" => EXIT_NO_STATE,

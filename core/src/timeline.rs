@@ -11,13 +11,13 @@
 //! A file that is missing or not in that shape is reported as a note, never an error: the timeline is for reading.
 
 use crate::plan::{AgentState, Phase, WaitReason};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// cloud-init's stages, in the order they run.
 pub const CLOUD_INIT_STAGES: [&str; 4] = ["init-local", "init", "modules-config", "modules-final"];
 
 /// The whole timeline, in the shape `status --json` prints under `timeline`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     /// When the node booted (Unix ms: the kernel, or a container's PID 1), the zero of the `+` offsets.
     pub boot_at: Option<u64>,
@@ -32,7 +32,7 @@ pub struct Timeline {
 }
 
 /// One cloud-init stage.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudInitStage {
     pub stage: String,
     /// Unix ms; `None` when the stage has not started (or finished) yet.
@@ -44,14 +44,14 @@ pub struct CloudInitStage {
 }
 
 /// cloud-init's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudInitResult {
     pub datasource: Option<String>,
     pub errors: Vec<String>,
 }
 
 /// One phase of the agent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelinePhase {
     pub phase: Phase,
     /// Unix ms.

@@ -52,7 +52,7 @@ pub use values::{
 use crate::dns_update::{self, DnsUpdateConfig, TsigAlgorithmName};
 use crate::node_role::NodeRole;
 use crate::weave::ConsensusSize;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -1051,7 +1051,7 @@ pub fn drift(read_sha256: &str, now: Option<&[u8]>) -> Option<RoleFileDrift> {
 }
 
 /// A role file that is no longer what the agent read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RoleFileDrift {
     Changed { was: String, now: String },
