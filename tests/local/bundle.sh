@@ -8,7 +8,7 @@
 #     CONTENT: the token secret, every line of every PEM private key on the node (/etc/kubernetes/pki, kubelet's
 #     client key), every kubeconfig's client-key-data and token, and the base64 of each key file;
 #   - the role file in the bundle shows BOOTSTRAP_TOKEN=<redacted> and keeps its other keys.
-# Uses ok/bad/check/inside from e2e.sh.
+# Uses ok/bad/check/inside/field from e2e.sh.
 
 BUNDLE_MEMBERS="README.txt status.txt status.json state.json checks.json checks-now.txt dns.json lock.json
 versions.txt cloud-init/status.json metrics/k8s-agent.prom journal/k8s-agent.service.txt"
@@ -77,7 +77,7 @@ for n in master minion1; do
   done
   check "$n: the bundle has status, state, checks, DNS answers, lock, versions, cloud-init, metrics, journals, role file${missing:+ (missing:$missing)}" \
     [ -z "$missing" ]
-  units=$(inside "$n" /usr/bin/k8s-agent status --json --no-units | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["units_started"]))')
+  units=$(inside "$n" /usr/bin/k8s-agent status --json --no-units | field units_started.count)
   check "$n: a journal per role unit started ($units) plus the agent's" \
     [ "$(find "$extract/k8s-agent-bundle/journal" -name '*.txt' | wc -l)" -eq "$((units + 1))" ]
   secrets_file=/tmp/k8s-bundle-secrets-$n

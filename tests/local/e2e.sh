@@ -15,6 +15,7 @@
 # node_exporter and sees the blocked minions (tests/local/prometheus.sh); support bundles of a master and a minion
 # hold none of their secrets by content (tests/local/bundle.sh); `down` leaves no netns, cgroup, mount, state or
 # process.
+# Status JSON and the lock are read by tests/support (k8s-test-json, the agent's own types; tests/local/lib.sh).
 # Prints "N passed, M failed" and exits non-zero on any failure. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,7 +42,7 @@ up_pid=$!
 killed=no
 deadline=$(( $(date +%s) + 240 ))
 while [ "$(date +%s)" -lt "$deadline" ] && kill -0 "$up_pid" 2>/dev/null; do
-  if [ -s /run/k8s-local/minion1.leader ] && [ "$(json minion1 | field phase -)" = discovery ]; then
+  if [ -s /run/k8s-local/minion1.leader ] && [ "$(json minion1 | field phase)" = discovery ]; then
     pid=$(prop minion1 k8s-agent.service MainPID)
     inside minion1 sh -c "kill -9 $pid" && killed=yes
     break
@@ -55,9 +56,9 @@ tail -n +1 /tmp/k8s-local-up.log | grep -E 'all Ready|rootfs' || true
 
 for n in master minion1 minion2; do
   s=$(json "$n")
-  check "$n: status condition is ready" [ "$(field condition - <<<"$s")" = ready ]
+  check "$n: status condition is ready" [ "$(field condition <<<"$s")" = ready ]
 done
-check "minion1's agent restarted and resumed" [ "$(json minion1 | field restarts -)" -ge 1 ]
+check "minion1's agent restarted and resumed" [ "$(json minion1 | field restarts)" -ge 1 ]
 check "minion1's agent was restarted by systemd (NRestarts ≥ 1)" [ "$(prop minion1 k8s-agent.service NRestarts)" -ge 1 ]
 
 api_up=$(unix_us master kube-apiserver.service)
@@ -121,10 +122,10 @@ blocked_with() { # node text → the node's status says it within 30 s
   local deadline=$(( $(date +%s) + 30 )) s
   while [ "$(date +%s)" -lt "$deadline" ]; do
     s=$(json "$1")
-    if [ "$(field phase - <<<"$s")" = discovery ] && grep -qF "$2" <<<"$(field blocking - <<<"$s")"; then return 0; fi
+    if [ "$(field phase <<<"$s")" = discovery ] && grep -qF "$2" <<<"$(field blocking <<<"$s")"; then return 0; fi
     sleep 0.5
   done
-  echo "    $1: $(field phase - <<<"$s"): $(field blocking - <<<"$s")"
+  echo "    $1: $(field phase <<<"$s"): $(field blocking <<<"$s")"
   return 1
 }
 bad_token=$(MINION_BOOTSTRAP_TOKEN="${token%%.*}.ffffffffffffffff" $LC add-minion --no-wait 2>>/tmp/k8s-local-add.err | tail -n 1)
@@ -162,7 +163,7 @@ rotation_kept() {
   local deadline=$(( $(date +%s) + 30 )) s
   while [ "$(date +%s)" -lt "$deadline" ]; do
     s=$(json master)
-    if [ "$(field condition - <<<"$s")" = ready ] && grep -q 'published it before and it was deleted since' <<<"$s"; then
+    if [ "$(field condition <<<"$s")" = ready ] && grep -q 'published it before and it was deleted since' <<<"$s"; then
       return 0
     fi
     sleep 0.5

@@ -9,14 +9,10 @@
 #     PID namespace, and SIGTERM ends it with exit status 0;
 #   - a minion whose pause archive is corrupt (bind-mounted over the baked one) is refused at boot: the import fails
 #     with containerd's digest error in status, and kubelet never starts.
-# Uses ok/bad/check/inside/json/field/prop from e2e.sh.
+# Uses ok/bad/check/inside/json/field/prop from e2e.sh and $TEST_JSON (tests/local/lib.sh) for the image's lock.
 
 lock_images() { # node → "reference digest" lines from the node's lock
-  inside "$1" cat /usr/share/k8s-image/lock.json | python3 -c '
-import json, sys
-for a in json.load(sys.stdin)["artifacts"]:
-    if a.get("image"):
-        print(a["image"]["reference"], a["image"]["manifest_digest"])'
+  inside "$1" cat /usr/share/k8s-image/lock.json | "$TEST_JSON" lock images
 }
 ctr_ls() { inside "$1" ctr -n k8s.io images ls 2>/dev/null; }
 
@@ -31,12 +27,10 @@ for n in minion1 minion2; do
     check "$n: ctr images ls shows $ref with the locked digest" grep -qF "$digest" <<<"$line"
     check "$n: $ref is labelled io.cri-containerd.pinned=pinned" grep -q 'io.cri-containerd.pinned=pinned' <<<"$line"
   done
-  imported=$(json "$n" | python3 -c 'import json,sys; print(" ".join(i["outcome"] for i in json.load(sys.stdin)["join"]["images"]))')
+  imported=$(json "$n" | field join.images.outcome)
   check "$n: status reports every image imported ($imported)" bash -c "[ -n '$imported' ] && ! grep -qv imported <<<'$(tr ' ' '\n' <<<"$imported")'"
-  import_at=$(json "$n" | python3 -c '
-import json, sys
-t = {x["phase"]: x["at"] for x in json.load(sys.stdin)["transitions"]}
-print(t.get("import-images", 0), t.get("start-units", 0))')
+  s=$(json "$n")
+  import_at="$(field transition_at.import-images <<<"$s") $(field transition_at.start-units <<<"$s")"
   check "$n: the images were imported before weave and kubelet started ($import_at)" \
     bash -c "set -- $import_at; [ \"\$1\" -gt 0 ] && [ \"\$2\" -gt \"\$1\" ]"
 done
@@ -54,7 +48,7 @@ restarted_ok() {
   local deadline=$(( $(date +%s) + 20 )) s
   while [ "$(date +%s)" -lt "$deadline" ]; do
     s=$(json minion1)
-    if [ "$(field condition - <<<"$s")" = ready ] && [ "$(field restarts - <<<"$s")" -ge 2 ]; then return 0; fi
+    if [ "$(field condition <<<"$s")" = ready ] && [ "$(field restarts <<<"$s")" -ge 2 ]; then return 0; fi
     sleep 0.3
   done
   return 1
@@ -111,13 +105,13 @@ waits_in_import() { # node text → within 40 s the node waits in import-images 
   local deadline=$(( $(date +%s) + 40 )) s
   while [ "$(date +%s)" -lt "$deadline" ]; do
     s=$(json "$1")
-    if [ "$(field phase - <<<"$s")" = import-images ] && grep -qF "$2" <<<"$(field blocking - <<<"$s")"; then
-      echo "    $(field blocking - <<<"$s" | cut -c1-240)"
+    if [ "$(field phase <<<"$s")" = import-images ] && grep -qF "$2" <<<"$(field blocking <<<"$s")"; then
+      echo "    $(field blocking <<<"$s" | cut -c1-240)"
       return 0
     fi
     sleep 0.5
   done
-  echo "    $1: $(field phase - <<<"$s"): $(field blocking - <<<"$s")"
+  echo "    $1: $(field phase <<<"$s"): $(field blocking <<<"$s")"
   return 1
 }
 check "$bad_archive (corrupt pause archive) is refused at boot: the import fails, the node waits in import-images" \
@@ -133,7 +127,7 @@ target/release/imagebuilder oci-image --ref "$sandbox" --created 1 --out "$swapp
   --file demo/artifacts/.build/busybox:/pause:0755 --entrypoint /pause >/dev/null
 other_archive=$(MINION_NSPAWN_ARGS="--bind-ro=$swapped:/usr/share/k8s-image/images/pause.tar" $LC add-minion --no-wait 2>>/tmp/k8s-local-add.err | tail -n 1)
 check "$other_archive (pause archive swapped for another image) is blocked in import-images: the lock's digest is not the archive's" \
-  waits_in_import "$other_archive" "in its baked archive, the image's lock says $(field join.images.0.digest - <<<"$(json minion1)")"
+  waits_in_import "$other_archive" "in its baked archive, the image's lock says $(field join.images.0.digest <<<"$(json minion1)")"
 check "$other_archive: status shows the wrong digest" grep -q 'WRONG DIGEST' <<<"$(inside "$other_archive" k8s-agent status --no-units 2>/dev/null)"
 check "$other_archive: the other image was removed from containerd again" \
   [ -z "$(inside "$other_archive" ctr -n k8s.io images ls -q 2>/dev/null | grep -xF "$sandbox")" ]

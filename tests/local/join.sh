@@ -12,7 +12,7 @@
 #   - the cluster-info signature verifies with PyJWT (python3-jwt), an HS256 implementation that is not ours, with
 #     the token secret, and does not with another secret;
 #   - the objects the master created are there (kubectl get), the nodes registered, the CSRs approved.
-# Uses ok/bad/check/inside/json/field from e2e.sh.
+# Uses ok/bad/check/inside/json/field from e2e.sh and $TEST_JSON (tests/local/lib.sh) for the lock.
 
 PKI=/run/k8s-local/pki
 TOKEN=$(cat "$PKI/token")
@@ -113,7 +113,7 @@ check "kubectl get nodes: minion1 and minion2 registered ($nodes)" registered
 csrs=$(admin get csr -o jsonpath='{range .items[*]}{.spec.username}={.status.conditions[0].type}{"\n"}{end}' 2>/dev/null || true)
 approved() { [ "$(grep -c "^system:bootstrap:$TOKEN_ID=Approved$" <<<"$csrs")" -ge 2 ]; }
 check "kubectl get csr: the kubelets' CSRs were made by the token user and approved" approved
-want_version=v$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kubernetes_version"])' out/demo/lock.json)
+want_version=v$("$TEST_JSON" lock kubernetes_version <out/demo/lock.json)
 echo "--- kubectl get nodes (the real API server; kubelet $want_version expected)"
 admin get nodes -o wide 2>&1 | sed 's/^/    /' || true
 node_ready_at_version() { # node

@@ -3,8 +3,20 @@
 #   check DESCRIPTION COMMAND...   runs COMMAND, counts and prints ok/FAIL
 #   inside NODE COMMAND...         runs COMMAND in the node's namespaces (nsenter on its PID 1)
 #   json NODE                      the node's `k8s-agent status --json --no-units` (empty when it cannot answer)
-#   field PATH                     a field of the JSON on stdin (a.b.0.c; "" when missing)
+#   field NAME                     a field of the status JSON on stdin ("" when null), read by $TEST_JSON into the
+#                                  agent's own StatusReport (tests/support: the names it knows; an unknown one, or
+#                                  JSON of another shape, fails)
+#   TEST_JSON                      tests/support's k8s-test-json; unset: target/debug/k8s-test-json, built here
+#                                  with cargo when cargo is on PATH (a no-op when current; `cargo test --workspace`
+#                                  builds it too)
 LC=${LC:-demo/local-cluster.sh}
+if [ -z "${TEST_JSON:-}" ]; then
+  TEST_JSON=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/debug/k8s-test-json
+  if command -v cargo >/dev/null 2>&1; then
+    (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && cargo build --locked --quiet -p k8s-test-support)
+  fi
+fi
+[ -x "$TEST_JSON" ] || { echo "tests/local/lib.sh: no $TEST_JSON (cargo build -p k8s-test-support)" >&2; exit 2; }
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "ok   $*"; }
@@ -20,9 +32,4 @@ inside() {
   nsenter -t "$($LC leader "$n")" -a -- "$@"
 }
 json() { inside "$1" /usr/bin/k8s-agent status --json --no-units 2>/dev/null || true; }
-field() {
-  python3 -c 'import json,sys; v=json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    v = (v[int(k)] if int(k) < len(v) else None) if isinstance(v, list) else (v or {}).get(k)
-print("" if v is None else v)' "$1"
-}
+field() { "$TEST_JSON" status "$1"; }

@@ -94,7 +94,7 @@ check "Prometheus scrapes all $want_up nodes (up == 1) and sees each one's phase
 declare -A own_phase=()
 for entry in "${prom_nodes[@]}"; do
   n=${entry%% *}
-  own_phase[$n]=$(json "$n" | field phase -)
+  own_phase[$n]=$(json "$n" | field phase)
 done
 phases=$(promql_lines 'k8s_agent_phase == 1' node phase || true)
 indent <<<"$phases"
