@@ -17,7 +17,8 @@
 #   RESULTS=FILE bench/components.sh
 #
 # Prints one row per component: cold, relink and warm seconds (from imagebuilder's own "built in" lines), size, and
-# whether the sha256 matched. Needs the release imagebuilder (built here unless NO_BUILD=1), Go, the demo artifacts.
+# whether the sha256 matched. Needs the release imagebuilder and tests/support's k8s-test-json, which reads the locks
+# (both built here unless NO_BUILD=1), Go, the demo artifacts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IB=${IMAGEBUILDER:-target/release/imagebuilder}
@@ -25,6 +26,9 @@ cache=${K8S_TEST_CACHE:-/var/cache/k8s-image-test}
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then PATH=$PATH:/usr/local/go/bin; fi
 note() { printf 'bench/components.sh: %s\n' "$*" >&2; }
 [ "${NO_BUILD:-}" = 1 ] || cargo build --release --locked --quiet -p imagebuilder -p k8s-agent
+# The locks are read with tests/support's k8s-test-json (the lock's own type, core::image_info::ImageLock).
+TEST_JSON=${TEST_JSON:-target/debug/k8s-test-json}
+[ "${NO_BUILD:-}" = 1 ] || cargo build --locked --quiet -p k8s-test-support
 [ -f demo/artifacts/SHA256SUMS ] || ./demo/make-artifacts.sh >&2
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-components.XXXXXX")
@@ -65,25 +69,14 @@ seconds() { # label component → "123.4" or "cached"
 }
 # sha256 of every file an artifact installed, from a lock.
 files_of() { # lock artifact
-    python3 -c 'import json,sys
-lock = json.load(open(sys.argv[1]))
-for a in lock["artifacts"]:
-    if a["name"] == sys.argv[2]:
-        print(" ".join(f["path"] + "=" + f["sha256"] for f in a["files"]))' "$1" "$2"
+    "$TEST_JSON" lock files "$2" <"$1"
 }
 size_of() { # lock artifact → MB of its files in the layer tree
-    local dir=$work/out-cold/tree
-    python3 -c 'import json,os,sys
-lock = json.load(open(sys.argv[1]))
-for a in lock["artifacts"]:
-    if a["name"] == sys.argv[2]:
-        print("%.1f" % (sum(os.path.getsize(sys.argv[3] + f["path"]) for f in a["files"]) / 1e6))' "$1" "$2" "$dir"
+    "$TEST_JSON" lock size_mb "$2" "$work/out-cold/tree" <"$1"
 }
 mkdir -p "$work/out-cold/tree"
 tar -xzf "$work/out-cold/layer.tar.gz" -C "$work/out-cold/tree"
-mapfile -t components < <(python3 -c 'import json
-lock = json.load(open("'"$work"'/out-cold/lock.json"))
-print("\n".join(a["name"] for a in lock["artifacts"] if a.get("go")))')
+mapfile -t components < <("$TEST_JSON" lock go_artifacts <"$work/out-cold/lock.json")
 
 report=$work/report.md
 all_same=1
@@ -93,9 +86,7 @@ all_same=1
     echo "| component | module@version | cold s | relink s | warm | MB | same sha256 (cold = relink$([ -f out/demo/lock.json ] && echo ' = demo build')) |"
     echo "|---|---|---|---|---|---|---|"
     for c in "${components[@]}"; do
-        mod=$(python3 -c 'import json,sys
-for a in json.load(open(sys.argv[1]))["artifacts"]:
-    if a["name"] == sys.argv[2]: print(a["go"]["module"] + "@" + a["go"]["version"])' "$work/out-cold/lock.json" "$c")
+        mod=$("$TEST_JSON" lock go_module "$c" <"$work/out-cold/lock.json")
         cold=$(files_of "$work/out-cold/lock.json" "$c")
         same=yes
         [ "$cold" = "$(files_of "$work/out-relink/lock.json" "$c")" ] || same=NO
