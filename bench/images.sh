@@ -12,13 +12,18 @@
 # containerd 1.7 binary, own root/state/socket under /run, CRI plugin off) importing the same archives with plain
 # `ctr images import`, nothing else. For scale, the floor also imports a synthetic single-layer image of 85 MiB of
 # incompressible bytes (weave-kube 2.8.1's size; the demo's images are small, Weave's real image cannot be had here).
-# Needs root, the demo layer (./demo/build.sh) and the packages demo/ensure-packages.sh installs. Prints a table.
+# Needs root, the demo layer (./demo/build.sh) and the packages demo/ensure-packages.sh installs; the status is read
+# by tests/support's k8s-test-json (built here with cargo unless NO_BUILD=1). Prints a table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LC=demo/local-cluster.sh
 REPS=${1:-5}
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
 [ -f out/demo/layer.tar.gz ] || ./demo/build.sh
+# The status is read with tests/support's k8s-test-json (the agent's own StatusReport).
+TEST_JSON=${TEST_JSON:-target/debug/k8s-test-json}
+[ -n "${NO_BUILD:-}" ] || cargo build --locked --quiet -p k8s-test-support
+field() { "$TEST_JSON" status "$1"; }
 
 # The floor, inside the node: a private containerd, then one plain import per archive. Prints "<ms per archive…>".
 # shellcheck disable=SC2016 # expanded by the node's shell
@@ -48,15 +53,14 @@ run() {
   status=$(nsenter -t "$leader" -a -- /usr/bin/k8s-agent status --json --no-units)
   floor=$(nsenter -t "$leader" -a -- sh -c "$FLOOR")
   $LC down >/dev/null 2>&1
-  python3 -c '
-import json, sys
-s = json.loads(sys.argv[1])
-at = {t["phase"]: t["at"] for t in s["transitions"]}
-phase = at["start-units"] - at["import-images"]
-per = [i["millis"] if i["outcome"] == "imported" else -1 for i in s["join"]["images"]]
-names = [i["reference"] for i in s["join"]["images"]]
-print(phase, sum(per), *per, "|", *sys.argv[2].split(), "|", *names)
-' "$status" "$floor"
+  local imported started per sum=0 m
+  imported=$(field transition_at.import-images <<<"$status")
+  started=$(field transition_at.start-units <<<"$status")
+  if [ "$imported" = 0 ] || [ "$started" = 0 ]; then echo "no import-images or start-units transition" >&2; return 1; fi
+  per=$(field join.images.millis <<<"$status")
+  for m in $per; do sum=$((sum + m)); done
+  # shellcheck disable=SC2086,SC2046 # the lists are split into words, as the old Python print(*list) did
+  echo $((started - imported)) $sum $per "|" $floor "|" $(field join.images.reference <<<"$status")
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }

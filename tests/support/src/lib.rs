@@ -8,7 +8,7 @@
 //! null value is the empty string, a number in decimal, a phase or outcome by its JSON name. A list prints its
 //! items separated by one space (where Python printed its `repr`, the scripts only test for emptiness).
 
-use k8s_agent::plan::Phase;
+use k8s_agent::plan::{ImageOutcome, Phase};
 use k8s_agent::status::StatusReport;
 use k8s_core::image_info::{ImageLock, LockedArtifact};
 use serde::Serialize;
@@ -76,6 +76,8 @@ pub const STATUS_FIELDS: &[&str] = &[
     "join.pki_written",
     "join.images.outcome",
     "join.images.0.digest",
+    "join.images.reference",
+    "join.images.millis",
     "transition_at.PHASE",
 ];
 
@@ -106,6 +108,28 @@ pub fn status_field(r: &StatusReport, name: &str) -> Result<String, Error> {
                 j.images
                     .iter()
                     .map(|i| outcome_name(&i.outcome))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default(),
+        "join.images.reference" => join
+            .map(|j| {
+                j.images
+                    .iter()
+                    .map(|i| i.reference.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default(),
+        // The import time of each image (ms), -1 for one not imported on this boot.
+        "join.images.millis" => join
+            .map(|j| {
+                j.images
+                    .iter()
+                    .map(|i| match i.outcome {
+                        ImageOutcome::Imported { millis } => millis.to_string(),
+                        _ => "-1".to_string(),
+                    })
                     .collect::<Vec<_>>()
                     .join(" ")
             })
@@ -161,7 +185,7 @@ fn json_name<T: Serialize>(value: T) -> String {
 }
 
 /// An image import's outcome by its JSON name (`imported`, `present`, `wrong-digest`, `failed`).
-pub fn outcome_name(outcome: &k8s_agent::plan::ImageOutcome) -> String {
+pub fn outcome_name(outcome: &ImageOutcome) -> String {
     match serde_json::to_value(outcome) {
         Ok(v) => v
             .get("outcome")
