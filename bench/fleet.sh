@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/fleet.sh [--seed N] [OUT_DIR]: the fleet simulation (fleetsim: every node driven by k8s-agent's own
-# `plan::next`) for every default scenario, its Markdown table on stdout (the README's), and two plots (PNG, gnuplot):
+# `plan::next`) for every default scenario, its Markdown table on stdout (the one in docs/benchmarks.md), and two
+# plots (PNG, gnuplot):
 #   OUT_DIR/fleet-ready.png   Ready nodes over time, one line per scenario
 #   OUT_DIR/fleet-qps.png     resolver queries per second over time (log scale), one line per scenario
 # OUT_DIR defaults to docs/img. The CSVs the plots are drawn from stay in $FLEET_CSV_DIR (default /tmp/fleet-csv). About 40 s of

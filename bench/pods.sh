@@ -12,7 +12,7 @@
 # Then 20 pods at once (10 per minion, `kubectl apply` of one list), each timed from the apply to the first poll
 # (every 0.2 s) that shows it Running: p50, p95 and max. The floor beside it: the same image run by containerd and
 # runc on minion1 without kubelet (`ctr run --rm … /bin/true`, 10 in a row): what a pod's containers cost at least.
-# Weave's ring formation is not measured: the image has no Weave Net (README "Pod network").
+# Weave's ring formation is not measured: the image has no Weave Net (docs/agent.md "Pod network").
 # Anchor: kind makes a 1 + 2 cluster with its default CNI (kindnet) from a cached node image in about a minute; it
 # cannot run here (no registry), so it is not measured in the same run.
 # Needs root, the demo layer (./demo/build.sh) and the packages demo/ensure-packages.sh installs.

@@ -161,7 +161,7 @@ render() { # role core(0|1)
       fi
       if [ "$2" = 1 ]; then export DNS_UPDATE_RECORDS="minions weave-core"; fi
     fi
-    # The pod network: bridge (routes made by the agent) while the image has no Weave Net (README "Pod network").
+    # The pod network: bridge (routes made by the agent) while the image has no Weave Net (docs/agent.md "Pod network").
     export CNI=${CNI:-bridge}
     CLUSTER_NAME=$CLUSTER DNS_DOMAIN=$DOMAIN HOST_CHECKS=warn WEAVE_CONSENSUS=$(cat "$STATE/consensus") \
       WEAVE_PEERS_RECORD=weave-core KUBE_APISERVER_ARGS=${KUBE_APISERVER_ARGS:-} BOOTSTRAP_TOKEN=$BOOTSTRAP_TOKEN \
@@ -275,7 +275,7 @@ wire_node() { # node ip
 # The nodes are systemd-nspawn containers on a VM whose PID 1 is not systemd, with cgroup v1 controllers, no kernel
 # module loading and /proc/sys read-only inside a container (../shared/TESTING.md). The image stays right for a real
 # machine (cgroup v2, its own kernel); what the lab needs on top lives here, as systemd-nspawn arguments of every node
-# that runs kubelet and kube-proxy (README "Local cluster": the lab's differences):
+# that runs kubelet and kube-proxy (docs/local-cluster.md: the lab's differences):
 #   - /dev/kmsg bound in: kubelet's OOM watcher reads it (a container has none);
 #   - kubelet drop-in config.d/90-lab.conf: failCgroupV1: false (kubelet >= 1.35 refuses cgroup v1 otherwise; real
 #     nodes boot cgroup v2), and evictionHard in absolute sizes and image GC off (high threshold 100 %): the nodes

@@ -2,10 +2,10 @@
 # Render the example user data packer/user-data/ROLE.yaml (ROLE = master | minion): every @NAME@ placeholder outside
 # comments is replaced by the environment variable NAME; a placeholder NAME_B64 may instead come from a file named
 # by NAME_FILE (base64-encoded here, e.g. CA_CRT_FILE=pki/ca.crt fills @CA_CRT_B64@). Defaults: DNS_DOMAIN=k8s,
-# HOST_CHECKS=enforce, KUBE_APISERVER_ARGS empty, WEAVE_PEERS_RECORD=weave-core (the layout for any size: a core
-# group of 3 or 5 minions registered in weave-core.<cluster>.<domain> votes, every other minion observes; README
-# "Fleet simulation"). Lines between `#@if NAME` and `#@endif` are kept only when NAME (or, for NAME_B64, NAME_FILE)
-# is set and not empty: CNI (the pod network: weave, bridge or none; unset = the agent's default, weave);
+# HOST_CHECKS=enforce, KUBE_APISERVER_ARGS empty, WEAVE_PEERS_RECORD=weave-core (the layout for any size: a core group
+# of 3 or 5 minions registered in weave-core.<cluster>.<domain> votes, every other minion observes; docs/benchmarks.md
+# "Fleet simulation"). Lines between `#@if NAME` and `#@endif` are kept only when NAME (or, for NAME_B64, NAME_FILE) is
+# set and not empty: CNI (the pod network: weave, bridge or none; unset = the agent's default, weave);
 # self-registration (DNS_UPDATE_SERVER, DNS_UPDATE_TSIG_NAME, DNS_UPDATE_KEY_FILE =
 # `tsig-keygen` output, DNS_UPDATE_RECORDS) is rendered only when DNS_UPDATE_SERVER is set. Every missing value is named at once (exit 1); the output goes to
 # stdout, so keep it private when it holds secrets (bootstrap token, keys):

@@ -37,7 +37,7 @@ skip='\[Serial\]|\[Disruptive\]|\[Flaky\]'
 timeout=${CONFORMANCE_TIMEOUT:-3h}
 
 # The focused set: conformance tests of pods, services, DNS-free networking and the API a node's join depends on,
-# chosen to run in a few minutes here with the images above (README "Conformance").
+# chosen to run in a few minutes here with the images above (docs/testing.md "Conformance").
 FOCUS_TESTS=(
   'Pods should get a host IP'
   'Pods should be submitted and removed'

@@ -3,7 +3,7 @@
 # cloud-init, dnsmasq), each at the phase where it bites, asserting what the node ends in and that nothing was lost
 # or done twice: no unit that was active restarted (ActiveEnterTimestamp and NRestarts unchanged), the Weave decision
 # (weave.env) unchanged, state.json always a whole, parsable file. Prints the fault × phase × outcome table
-# (README "Faults") and "N passed, M failed"; exits non-zero on any failure. Needs root and the demo layer.
+# (docs/testing.md "Faults") and "N passed, M failed"; exits non-zero on any failure. Needs root and the demo layer.
 #
 #   DNS server killed while the minions wait for the master (its API port closed to
 #     them by a firewall rule in its network namespace), restarted 8 s later       → they converge, nothing twice
@@ -294,7 +294,7 @@ check "$killer: no unit restarted (NRestarts 0)" no_restarts "$killer"
 check "$killer: a Weave observer peering with the core" grep -q '^IPALLOC_INIT=observer' <(inside "$killer" cat /run/k8s-agent/weave.env)
 
 # --- 8. D-Bus restarted while a booting minion starts its units -------------------------------------------
-# Found a bug (README "Faults"): after `systemctl restart dbus` in import-images the next start failed with a
+# Found a bug (docs/testing.md "Faults"): after `systemctl restart dbus` in import-images the next start failed with a
 # bus-error and the plan went to Failed. Fixed (a bus-error is retried, the executor connects again).
 fault_while_booting "D-Bus restarted on its own" "the booting minion still reaches Ready, no unit started twice" \
   systemctl restart dbus.service

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/faults/soak.sh: the fault suite (tests/faults/run.sh) in a loop, outside CI, to find the faults that bite
 # only sometimes (a fault lands in a different phase, or between two D-Bus calls, each round). One CI run of the
-# suite is one sample; the daemon-reexec finding (README "Faults") failed about one run in ten.
+# suite is one sample; the daemon-reexec finding (docs/testing.md "Faults") failed about one run in ten.
 #
 #   tests/faults/soak.sh [--rounds N] [--until-fail] [--keep DIR]
 #

@@ -3,7 +3,7 @@
 # master and a booted minion:
 #   - secrets are first leaked on purpose into the journals the bundle packs (the bootstrap token and, on the
 #     master, the cluster CA's private key, logged as k8s-agent.service's messages with `logger --journald`);
-#   - `k8s-agent bundle --out FILE` writes one tar.gz (mode 0600) with the members the README lists;
+#   - `k8s-agent bundle --out FILE` writes one tar.gz (mode 0600) with the members docs/agent.md lists;
 #   - an independent scan (Python, not the agent's code) of every member finds none of the node's secrets BY
 #     CONTENT: the token secret, every line of every PEM private key on the node (/etc/kubernetes/pki, kubelet's
 #     client key), every kubeconfig's client-key-data and token, and the base64 of each key file;

@@ -141,7 +141,7 @@ for n in "$bad_token" "$bad_pin"; do
              ! nsenter -t $($LC leader "$n") -a -- test -e /etc/kubernetes/bootstrap-kubelet.conf"
 done
 
-# The metrics: node_exporter on every node, a real Prometheus scraping them, the README's query and its picture.
+# The metrics: node_exporter on every node, a real Prometheus scraping them, the query in docs/agent.md and its picture.
 # shellcheck source=tests/local/prometheus.sh
 . tests/local/prometheus.sh
 

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # tests/local/pods.sh: sourced by tests/local/e2e.sh while the local cluster (master + minion1..3) is up. A working
-# cluster, with the real kubelet, containerd and runc and the bridge pod network (CNI=bridge; README "Pod network"):
+# cluster, with the real kubelet, containerd and runc and the bridge pod network (CNI=bridge; docs/agent.md
+# "Pod network"):
 #   - every minion's Node has a podCIDR, its CNI configuration is the bridge on that range, Weave's is not written
 #     and weave.service never ran; status says the Weave decision is not applied;
 #   - a pod of the workload image (busybox, baked) runs on every minion, with an address from its node's podCIDR;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A cluster of the node image on real (virtual) machines: boot the qcow2 made by `packer build -only=qemu.node` three
 # times under QEMU — one master, two minions — each with its own kernel, cgroup v2 (systemd's default), a default route,
-# CAP_SYS_RESOURCE, systemd-resolved, and nothing of the local cluster's lab configuration (README "Local cluster": no
-# kubelet drop-in, no containerd override, no bind mounts), and check that the image is right as it is:
+# CAP_SYS_RESOURCE, systemd-resolved, and nothing of the local cluster's lab configuration
+# (docs/local-cluster.md, the lab's differences: no kubelet drop-in, no containerd override, no bind mounts), and
+# check that the image is right as it is:
 #   - the host checks pass with HOST_CHECKS=enforce on every machine (cgroup v2, overlay, br_netfilter, sysctls);
 #   - both minions join and are Ready, kubelet on cgroup v2 with the systemd cgroup driver (kubepods.slice);
 #   - a pod runs on each minion, its sandbox with the oom_score_adj kubelet asks for (-998: the lab must relax this);
