@@ -8,16 +8,16 @@
 #   - a real Prometheus (Debian's) in the hub network namespace scrapes every node; its HTTP API shows every node's
 #     phase as the node's own `status --json` says it, every Ready node's boot-to-Ready seconds (and none for the
 #     others), and the minions with a wrong token or CA pin in phase discovery, condition blocked;
-#   - the README's PromQL "which nodes are not Ready and why" answers exactly the nodes that are not Ready (the
+#   - docs/agent.md's PromQL "which nodes are not Ready and why" answers exactly the nodes that are not Ready (the
 #     blocked minions, and images.sh's minions with a corrupt or swapped image archive, in import-images);
-#   - a real browser (headless Chromium) screenshots Prometheus's graph page with that query (docs/img/, README).
+#   - a real browser (headless Chromium) screenshots Prometheus's graph page with that query (docs/img/, docs/agent.md).
 # Uses ok/bad/check/inside/json/field from e2e.sh and bad_token/bad_pin (the blocked minions' names).
 
 PROM_DIR=/run/k8s-local/prometheus
 PROM_ADDR=10.79.0.1:9090
 HUB_NS=k8s-local-hub
 PNG_OUT=${K8S_PROMETHEUS_PNG:-docs/img/prometheus-not-ready.png}
-# The README's query: the nodes that are not Ready, with the phase they are in and their condition (why).
+# The query in docs/agent.md: the nodes that are not Ready, with the phase they are in and their condition (why).
 NOT_READY_QUERY='(k8s_agent_phase == 1) * on(node) group_left(condition) (k8s_agent_condition{condition!="ready"} == 1)'
 
 in_hub() { ip netns exec "$HUB_NS" "$@"; }
@@ -132,7 +132,7 @@ check "... and the minions with a wrong token secret or CA pin as blocked" \
   bash -c "grep -qx 'node=$bad_token,phase=discovery,condition=blocked 1' <<<'$not_ready' &&
            grep -qx 'node=$bad_pin,phase=discovery,condition=blocked 1' <<<'$not_ready'"
 
-# The picture: Prometheus's own graph page (table tab) with the README's query, in a real browser.
+# The picture: Prometheus's own graph page (table tab) with that query, in a real browser.
 graph_url="http://$PROM_ADDR/graph?g0.expr=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' \
   "$NOT_READY_QUERY")&g0.tab=1&g0.range_input=5m"
 mkdir -p "$(dirname "$PNG_OUT")"
