@@ -10,9 +10,10 @@
 //! 4xx or a checksum mismatch is not.
 
 use crate::checksum::{Checksum, Hasher, find_in_checksum_file, sha256_hex};
+pub use crate::fetched::{FetchedArtifact, FetchedFrom};
 use crate::manifest::{Artifact, ChecksumPin, Install, Manifest};
 use crate::progress::Progress;
-use crate::{BuildError, checksum, gobuild, oci, registry};
+use crate::{BuildError, checksum, oci, registry};
 use futures_util::StreamExt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -170,13 +171,6 @@ impl Cache {
             Ok(false)
         }
     }
-}
-
-/// Where a fetched blob came from (for the progress line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchedFrom {
-    Cache,
-    Network,
 }
 
 /// Downloads and verifies.
@@ -606,18 +600,6 @@ async fn read_small_body(
 
 /// How many artifacts are fetched at once.
 pub const FETCH_CONCURRENCY: usize = 4;
-
-/// An artifact whose bytes are verified and in the cache.
-#[derive(Debug, Clone)]
-pub struct FetchedArtifact {
-    pub artifact: Artifact,
-    pub blob: PathBuf,
-    pub checksum: Checksum,
-    pub checksum_source: String,
-    pub from: FetchedFrom,
-    /// A program built from a Go module: the programs by name and the lock's record of the build.
-    pub go: Option<gobuild::GoBuilt>,
-}
 
 async fn fetch_one(
     fetcher: &Fetcher,

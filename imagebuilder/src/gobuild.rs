@@ -14,8 +14,9 @@
 //! to `go list -deps`) put in the module cache is used.
 
 use crate::checksum::sha256_hex;
-use crate::fetch::FetchedFrom;
-use crate::fetch::{FetchedArtifact, Fetcher};
+use crate::fetch::Fetcher;
+pub use crate::fetched::GoBuilt;
+use crate::fetched::{FetchedArtifact, FetchedFrom};
 use crate::gomod::{self, GoBuild};
 use crate::manifest::Manifest;
 use crate::manifest::{Artifact, Install};
@@ -140,15 +141,6 @@ pub fn default_go() -> PathBuf {
     } else {
         PathBuf::from("go")
     }
-}
-
-/// Programs built (or found built) for one artifact.
-#[derive(Debug, Clone)]
-pub struct GoBuilt {
-    /// Program name → its file in the cache.
-    pub programs: BTreeMap<String, PathBuf>,
-    pub lock: LockedGoBuild,
-    pub from: FetchedFrom,
 }
 
 /// The record kept next to cached programs.

@@ -10,6 +10,7 @@
 
 pub mod checksum;
 pub mod fetch;
+pub mod fetched;
 pub mod gobuild;
 pub mod gomod;
 pub mod layer;

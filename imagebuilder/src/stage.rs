@@ -6,7 +6,7 @@
 use crate::checksum::ChecksumAlgo;
 use crate::checksum::Hasher;
 use crate::checksum::sha256_hex;
-use crate::fetch::FetchedArtifact;
+use crate::fetched::FetchedArtifact;
 use crate::gobuild::pack_go_image;
 use crate::manifest::Install;
 use crate::manifest::Manifest;
