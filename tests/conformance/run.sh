@@ -134,12 +134,13 @@ porter=${GOMODCACHE:-$cache/go/mod}/k8s.io/kubernetes@$VERSION/test/images/agnho
 pack() { "$imagebuilder" oci-image --created 1767225600 --out "$@" >/dev/null; }
 # As upstream's Dockerfile lays it out: /agnhost (and /agnhost-2), porter's localhost.crt/key in the working
 # directory, entrypoint /agnhost, cmd pause; the usr-merged Debian root (/bin, /lib, /lib64 → usr/…).
-pack "$work/agnhost.tar" --ref localhost/k8s-image/e2e/agnhost:2.66.1 --file "$dir/agnhost:/agnhost:0755" \
-  --symlink /agnhost-2:agnhost --file "$porter/localhost.crt:/localhost.crt:0644" \
-  --file "$porter/localhost.key:/localhost.key:0644" "${tools[@]}" \
-  --file "$busybox:/usr/bin/busybox:0755" "${tool_links[@]}" --symlink /usr/bin/nc:nc.openbsd \
-  --symlink /bin:usr/bin --symlink /lib:usr/lib --symlink /lib64:usr/lib64 \
-  --env PATH=/usr/local/bin:/usr/bin:/bin:/ --entrypoint /agnhost --cmd pause
+# (One layout for every agnhost tag this run makes: agnhost:2.55 below is the same image.)
+agnhost_layout=(--file "$dir/agnhost:/agnhost:0755" --symlink /agnhost-2:agnhost
+  --file "$porter/localhost.crt:/localhost.crt:0644" --file "$porter/localhost.key:/localhost.key:0644" "${tools[@]}"
+  --file "$busybox:/usr/bin/busybox:0755" "${tool_links[@]}" --symlink /usr/bin/nc:nc.openbsd
+  --symlink /bin:usr/bin --symlink /lib:usr/lib --symlink /lib64:usr/lib64
+  --env PATH=/usr/local/bin:/usr/bin:/bin:/ --entrypoint /agnhost --cmd pause)
+pack "$work/agnhost.tar" --ref localhost/k8s-image/e2e/agnhost:2.66.1 "${agnhost_layout[@]}"
 # glibc-dns-testing: upstream's is Debian with dnsutils (dig); the DNS tests run `getent hosts` and dig in it: the
 # same Debian userland as agnhost's above.
 pack "$work/glibc-dns-testing.tar" --ref localhost/k8s-image/e2e/glibc-dns-testing:2.1.1 "${tools[@]}" \
@@ -166,12 +167,7 @@ if [ "$mode" = --full ]; then
   #     agnhost 2.66.1 under the older tag; building 2.55 would need an older k8s.io/kubernetes module.
   # Not made (their tests fail, counted as such): sample-apiserver, the volume servers, the node-perf images.
   images_dir=${GOMODCACHE:-$cache/go/mod}/k8s.io/kubernetes@$VERSION/test/images
-  "$imagebuilder" oci-image --created 1767225600 --out "$work/agnhost-prev.tar" \
-    --ref localhost/k8s-image/e2e/agnhost:2.55 --file "$dir/agnhost:/agnhost:0755" --symlink /agnhost-2:agnhost \
-    --file "$porter/localhost.crt:/localhost.crt:0644" --file "$porter/localhost.key:/localhost.key:0644" \
-    "${tools[@]}" --file "$busybox:/usr/bin/busybox:0755" "${tool_links[@]}" --symlink /usr/bin/nc:nc.openbsd \
-    --symlink /bin:usr/bin --symlink /lib:usr/lib --symlink /lib64:usr/lib64 \
-    --env PATH=/usr/local/bin:/usr/bin:/bin:/ --entrypoint /agnhost --cmd pause >/dev/null
+  pack "$work/agnhost-prev.tar" --ref localhost/k8s-image/e2e/agnhost:2.55 "${agnhost_layout[@]}"
   for pic in kitten nautilus; do
     pack "$work/$pic.tar" --ref "localhost/k8s-image/e2e/$pic:1.8" --file "$dir/agnhost:/agnhost:0755" \
       --file "$images_dir/$pic/html/$pic.jpg:/$pic.jpg:0644" --file "$images_dir/$pic/html/data.json:/data.json:0644" \
