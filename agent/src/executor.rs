@@ -524,6 +524,87 @@ async fn check_health<U: UnitControl>(
     Observation::HealthChecked(reports)
 }
 
+/// How long the agent waits for etcd.service's start job (etcd reports ready once it has joined; a member
+/// without quorum never does, and the step looks again instead of waiting for systemd's timeout).
+const ETCD_START_WAIT: Duration = Duration::from_secs(30);
+
+struct EtcdStarter<'a, U: UnitControl>(&'a U);
+
+impl<U: UnitControl> crate::edge::etcd::StartEtcd for EtcdStarter<'_, U> {
+    async fn start_etcd(&self) -> Result<(), String> {
+        match self
+            .0
+            .start_units(&["etcd.service".to_string()], ETCD_START_WAIT)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err((_, failure)) => Err(format!(
+                "{} {} ({}/{})",
+                failure.unit, failure.result, failure.active_state, failure.sub_state
+            )),
+        }
+    }
+}
+
+/// `EnsureEtcdMember`: look, decide ([`crate::pure::etcd_cluster::decide`]), do the one step.
+#[allow(clippy::too_many_arguments)]
+async fn ensure_etcd_member<U: UnitControl>(
+    cfg: &AgentConfig,
+    units: &U,
+    resolver: &DnsResolver,
+    masters: &str,
+    own: std::net::IpAddr,
+    name: &str,
+    cluster: &str,
+    size: u32,
+) -> Observation {
+    use crate::edge::etcd;
+    let client = match etcd::EtcdClient::load(&cfg.root, etcd::REQUEST_TIMEOUT) {
+        Ok(c) => c,
+        Err(reason) => return Observation::Etcd(plan::EtcdProgress::Error { reason }),
+    };
+    let addrs = match resolver.lookup_a(masters).await {
+        plan::DnsResult::Answers { addrs, .. } => addrs,
+        _ => Vec::new(),
+    };
+    let view = etcd::look(&cfg.root, &client, own, size, addrs).await;
+    let step = crate::pure::etcd_cluster::decide(&view);
+    tracing::info!(?step, "etcd step");
+    let progress = etcd::perform(
+        &cfg.root,
+        &client,
+        &EtcdStarter(units),
+        &view,
+        step,
+        name,
+        cluster,
+        now_secs().max(0) as u64,
+    )
+    .await;
+    Observation::Etcd(progress)
+}
+
+/// While Ready, a master of an HA control plane looks at its etcd membership and, as the leader's master, removes
+/// a member that has been dead long enough.
+async fn recheck_etcd(cfg: &AgentConfig, state: &AgentState) -> Option<Observation> {
+    use crate::edge::etcd;
+    let node = state.node.as_ref()?;
+    if node.role != crate::node_role::NodeRole::Master || !node.control_plane.is_ha() {
+        return None;
+    }
+    let client = etcd::EtcdClient::load(&cfg.root, etcd::REQUEST_TIMEOUT).ok()?;
+    let now = now_secs().max(0) as u64;
+    match etcd::membership(&client, state.etcd.as_ref(), now).await {
+        Ok(view) => Some(Observation::EtcdChecked(
+            etcd::remove_dead(&client, view, &node.control_plane, now).await,
+        )),
+        Err(e) => {
+            tracing::info!(error = %e, "etcd membership not readable");
+            None
+        }
+    }
+}
+
 /// Runs the agent until `shutdown` completes. Returns the last state.
 pub async fn run_agent<U: UnitControl>(
     cfg: &AgentConfig,
@@ -741,6 +822,16 @@ pub async fn run_agent<U: UnitControl>(
                 );
                 join::check_kubelet_credentials(&cfg.root, &name, now_secs())
             }
+            Action::EnsureEtcdMember {
+                masters,
+                own,
+                name,
+                cluster,
+                size,
+            } => {
+                ensure_etcd_member(cfg, units, &resolver, &masters, own, &name, &cluster, size)
+                    .await
+            }
             Action::StartUnits { units: names } => {
                 tracing::info!(units = ?names, "starting units");
                 match units.start_units(&names, cfg.unit_timeout).await {
@@ -785,6 +876,9 @@ pub async fn run_agent<U: UnitControl>(
                 tokio::select! {
                     () = tokio::time::sleep(recheck) => {}
                     () = &mut shutdown => return Ok(state),
+                }
+                if let Some(seen) = recheck_etcd(cfg, &state).await {
+                    (state, _) = plan::next(&state, seen, now_millis(), jitter.next());
                 }
                 let checks = state.health_checks();
                 let connect_to = match state.masters.as_ref().map(|l| &l.result) {

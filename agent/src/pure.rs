@@ -3,7 +3,7 @@
 //! ([`crate::edge`]) and the executor do.
 
 pub use k8s_core::{
-    addons, advertise, discovery, dns_update, health, images, join_objects, kubeconfig, metrics,
-    node_role, pki, plan, pod_network, pod_resolv, redact, role_file, timeline, unit_state, utc,
-    weave,
+    addons, advertise, atomic_file, discovery, dns_update, etcd_cluster, health, images,
+    join_objects, kubeconfig, metrics, node_role, pki, plan, pod_network, pod_resolv, redact,
+    role_file, timeline, unit_state, utc, weave,
 };

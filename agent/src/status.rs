@@ -49,6 +49,9 @@ pub struct StatusReport {
     /// The role file on disk is no longer the one the agent read (set by the caller, which reads the file).
     pub role_file_drift: Option<crate::role_file::RoleFileDrift>,
     pub weave: Option<WeaveView>,
+    /// A master of an HA control plane: its etcd membership as last seen, and `CONTROL_PLANE_SIZE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdView>,
     /// The pod network the role file chose (`weave`, `bridge`, `none`).
     #[serde(default)]
     pub cni: Option<String>,
@@ -123,6 +126,14 @@ pub struct WeaveView {
     pub after_reboot: Option<String>,
 }
 
+/// A master's etcd as shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EtcdView {
+    pub control_plane_size: u32,
+    #[serde(flatten)]
+    pub membership: crate::pure::etcd_cluster::EtcdMembership,
+}
+
 /// The image as shown.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageView {
@@ -173,6 +184,7 @@ impl StatusReport {
                 dns_registration: None,
                 role_file_drift: None,
                 weave: None,
+                etcd: None,
                 cni: None,
                 pod_cidr: None,
                 units_started: vec![],
@@ -259,6 +271,14 @@ impl StatusReport {
                 }),
             role_file_drift: None,
             weave,
+            etcd: state.etcd.clone().map(|membership| EtcdView {
+                control_plane_size: state
+                    .node
+                    .as_ref()
+                    .map(|n| n.control_plane.size)
+                    .unwrap_or(1),
+                membership,
+            }),
             units_started: state.units_started.clone(),
             units,
             units_error,
@@ -398,6 +418,63 @@ impl StatusReport {
             );
             if let Some(why) = &w.after_reboot {
                 line("weave", format!("after a reboot: {why}"));
+            }
+        }
+        if let Some(e) = &self.etcd {
+            let m = &e.membership;
+            let learners = m.members.len() - m.voters();
+            line(
+                "etcd",
+                format!(
+                    "{}{} — member {} of cluster {}; {} of {} voters healthy, {learners} learner(s) \
+                     (CONTROL_PLANE_SIZE {}){}; checked {}",
+                    if m.learner { "learner" } else { "voter" },
+                    if m.leader { ", LEADER" } else { "" },
+                    m.member_id,
+                    m.cluster_id,
+                    m.healthy_voters(),
+                    m.voters(),
+                    e.control_plane_size,
+                    m.started_by
+                        .as_deref()
+                        .map(|b| format!("; started by {b} on this boot"))
+                        .unwrap_or_default(),
+                    utc(m.checked_at_unix.saturating_mul(1000)),
+                ),
+            );
+            for member in &m.members {
+                let health = match member.unreachable_since {
+                    _ if member.healthy => "healthy".to_string(),
+                    Some(since) => format!("UNREACHABLE since {}", utc(since.saturating_mul(1000))),
+                    None => "UNREACHABLE".to_string(),
+                };
+                line(
+                    "member",
+                    format!(
+                        "{} {} {}{} {health}{}",
+                        member.name,
+                        member.peer_url,
+                        if member.learner { "learner" } else { "voter" },
+                        if member.leader { " leader" } else { "" },
+                        if member.own { " (this master)" } else { "" },
+                    ),
+                );
+            }
+            if let Some(note) = &m.note {
+                line("etcd", note.clone());
+            }
+            for r in &m.removals {
+                line(
+                    "removed",
+                    format!(
+                        "{} {} (member {}) at {}: {}",
+                        r.name,
+                        r.peer_url,
+                        r.id,
+                        utc(r.at_unix.saturating_mul(1000)),
+                        r.reason
+                    ),
+                );
             }
         }
         if let Some(j) = &self.join {

@@ -20,6 +20,7 @@ pub mod advertise;
 pub mod atomic_file;
 pub mod discovery;
 pub mod dns_update;
+pub mod etcd_cluster;
 pub mod health;
 pub mod image_info;
 pub mod images;

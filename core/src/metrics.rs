@@ -233,6 +233,56 @@ pub fn render(input: &MetricsInput<'_>) -> String {
         );
     }
 
+    if let Some(etcd) = &s.etcd {
+        e.family(
+            "k8s_agent_etcd_member_info",
+            Kind::Gauge,
+            "This master's etcd member (HA control plane): its role (voter or learner), whether it leads, and how it \
+             started on this boot (bootstrap, join, restart); always 1.",
+        );
+        e.sample(
+            "k8s_agent_etcd_member_info",
+            &[
+                ("role", if etcd.learner { "learner" } else { "voter" }),
+                ("leader", if etcd.leader { "true" } else { "false" }),
+                ("started_by", etcd.started_by.as_deref().unwrap_or("")),
+                ("member_id", &etcd.member_id),
+            ],
+            1.0,
+        );
+        e.family(
+            "k8s_agent_etcd_members",
+            Kind::Gauge,
+            "etcd members as this master last saw them, by role (voter, learner) and state (healthy, unreachable).",
+        );
+        for role in ["voter", "learner"] {
+            for state in ["healthy", "unreachable"] {
+                let n = etcd
+                    .members
+                    .iter()
+                    .filter(|m| {
+                        m.learner == (role == "learner") && m.healthy == (state == "healthy")
+                    })
+                    .count();
+                e.sample(
+                    "k8s_agent_etcd_members",
+                    &[("role", role), ("state", state)],
+                    n as f64,
+                );
+            }
+        }
+        e.family(
+            "k8s_agent_etcd_member_removals_total",
+            Kind::Counter,
+            "Dead etcd members this master's agent removed (as the etcd leader's master) on this boot.",
+        );
+        e.sample(
+            "k8s_agent_etcd_member_removals_total",
+            &[],
+            etcd.removals.len() as f64,
+        );
+    }
+
     e.family(
         "k8s_agent_phase",
         Kind::Gauge,

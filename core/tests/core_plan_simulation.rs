@@ -200,6 +200,7 @@ fn run_minion(world: &World, me: Ipv4Addr, boot: u64, consensus: u32, rng: &mut 
             Action::EnsurePki { .. } | Action::EnsureJoinObjects { .. } => {
                 panic!("a minion never does {action:?}")
             }
+            Action::EnsureEtcdMember { .. } => panic!("a minion never touches etcd"),
             Action::StartUnits { units } => {
                 if trace.start_units_at == 0 {
                     trace.start_units_at = now;

@@ -476,6 +476,13 @@ pub fn run(s: &Scenario) -> Report {
         }
         let (after, observation) = match action {
             Action::Wait { retry_after, .. } => (retry_after.as_millis() as u64, Observation::Tick),
+            // The simulated fleets have one master and no etcd across masters.
+            Action::EnsureEtcdMember { .. } => (
+                1000,
+                Observation::Etcd(k8s_core::plan::EtcdProgress::Blocked {
+                    reason: "fleetsim simulates no etcd".into(),
+                }),
+            ),
             Action::ReadRoleFile => (
                 1,
                 role_observation(s.groups[instance.group].consensus, s.core_record),

@@ -404,6 +404,24 @@ impl KubeApi {
         }
     }
 
+    /// POST `body` (JSON) to `path` (an RPC-style endpoint such as etcd's gateway): the body on 200, an error
+    /// with the server's `message` otherwise.
+    pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, KubeApiError> {
+        let url = self.url(path);
+        let response = self
+            .client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e, &url))?;
+        match response.status().as_u16() {
+            200 => self.read_body(response, &url).await,
+            _ => Err(self.status_error("POST", &url, response).await),
+        }
+    }
+
     /// POST a SelfSubjectReview (what `kubectl auth whoami` does): the user name and groups the server sees.
     pub async fn whoami(&self) -> Result<(String, Vec<String>), KubeApiError> {
         let path = "/apis/authentication.k8s.io/v1/selfsubjectreviews";

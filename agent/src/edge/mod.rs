@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod clock;
 pub mod dns;
 pub mod dns_update;
+pub mod etcd;
 pub mod health;
 pub mod images;
 pub mod join;

@@ -55,6 +55,7 @@ impl Step {
             Phase::Role
             | Phase::HostCheck
             | Phase::ControlPlanePki
+            | Phase::EtcdMember
             | Phase::ResolveMasters
             | Phase::Discovery
             | Phase::MasterHealthy
@@ -149,7 +150,20 @@ impl Step {
                         self.s.pki_written.push(path);
                     }
                 }
-                self.enter(Phase::StartControlPlane)
+                if self.node().is_some_and(|n| n.control_plane.is_ha()) {
+                    self.enter(Phase::EtcdMember)
+                } else {
+                    self.enter(Phase::StartControlPlane)
+                }
+            }
+            (Phase::EtcdMember, O::Etcd(progress)) => self.on_etcd(progress),
+            (_, O::EtcdChecked(membership)) => {
+                let started_by = self.s.etcd.as_ref().and_then(|e| e.started_by.clone());
+                self.s.etcd = Some(crate::etcd_cluster::EtcdMembership {
+                    started_by: membership.started_by.clone().or(started_by),
+                    ..membership
+                });
+                self.tick()
             }
             (Phase::ControlPlanePki, O::PkiInvalid { problem }) => {
                 let reason = format!(
@@ -378,6 +392,30 @@ impl Step {
                 }
                 None => self.lost_settings(),
             },
+            Phase::EtcdMember => match &self.s.node {
+                Some(node) => {
+                    let advertise =
+                        crate::advertise::choose(node.advertise_address, &self.s.local_addrs);
+                    match (advertise.address(), self.s.node_name.clone()) {
+                        (Some(own), Some(name)) => Action::EnsureEtcdMember {
+                            masters: node.master_endpoint.host.to_string(),
+                            own,
+                            name,
+                            cluster: node.cluster.as_str().to_string(),
+                            size: node.control_plane.size,
+                        },
+                        (None, _) => {
+                            let reason = format!(
+                                "blocked: etcd across the masters needs this master's address, and {} — set                                  ADVERTISE_ADDRESS in the role file",
+                                advertise.describe(node.role)
+                            );
+                            self.wait(RetryPolicy::Blocked, reason, None)
+                        }
+                        (_, None) => self.lost_settings(),
+                    }
+                }
+                None => self.lost_settings(),
+            },
             Phase::ApiServerReady => match &self.s.node {
                 Some(node) => Action::ProbeMaster {
                     url: format!("{}/readyz", own_server(node)),
@@ -445,6 +483,35 @@ impl Step {
                 Some(decision) => self.write_weave_env(decision),
                 None => self.weave_first_step(),
             },
+        }
+    }
+
+    fn on_etcd(&mut self, progress: super::EtcdProgress) -> Action {
+        use super::EtcdProgress as P;
+        match progress {
+            P::Ready { membership } => {
+                let started_by = self.s.etcd.as_ref().and_then(|e| e.started_by.clone());
+                self.s.etcd = Some(crate::etcd_cluster::EtcdMembership {
+                    started_by: membership.started_by.clone().or(started_by),
+                    ..membership
+                });
+                self.enter(Phase::StartControlPlane)
+            }
+            P::Acted { what, started_by } => {
+                if let Some(how) = started_by {
+                    self.s.etcd.get_or_insert_with(Default::default).started_by = Some(how);
+                }
+                // A step was taken: look again soon, without backing off.
+                self.s.attempt = 0;
+                self.wait(RetryPolicy::Watch, format!("etcd: {what}"), None)
+            }
+            P::Waiting { reason } => self.wait(RetryPolicy::Watch, format!("etcd: {reason}"), None),
+            P::Blocked { reason } => self.wait(
+                RetryPolicy::Blocked,
+                format!("blocked: etcd: {reason}"),
+                None,
+            ),
+            P::Error { reason } => self.wait(RetryPolicy::Error, format!("etcd: {reason}"), None),
         }
     }
 

@@ -5,7 +5,7 @@
 //! [`Observation::Tick`].
 //!
 //! ```text
-//! Role ─► HostCheck ─┬─ master ─► ControlPlanePki ─► StartControlPlane ─► ApiServerReady ─► JoinObjects ─(►RegisterDns)
+//! Role ─► HostCheck ─┬─ master ─► ControlPlanePki ─(►EtcdMember)─► StartControlPlane ─► ApiServerReady ─► JoinObjects ─(►RegisterDns)
 //!                    │                                                                 ─► ComponentsHealthy ─► Ready
 //!                    └─ minion ─(►RegisterDns)─► ResolveMasters ─► Discovery ─► MasterHealthy ─► WeavePeers ─► StartRuntime
 //!                                     ─► ImportImages ─► StartUnits ─► KubeletBootstrap ─(►PodNetwork)─► StartKubeProxy
@@ -21,6 +21,7 @@
 //! | `HostCheck` | [`Action::RunHostChecks`] | checks pass (and report this node's addresses); fail → retry (Error), `Failed` after [`HOST_CHECK_ATTEMPTS`] |
 //! | `RegisterDns` | [`Action::RegisterDns`] (only with `DNS_UPDATE_*`) | registered → `ResolveMasters` (minion) / `Ready` (master); key file or refusal → wait (Blocked) and say what to fix; no answer → wait (Error) |
 //! | `ControlPlanePki` | [`Action::EnsurePki`] | files checked and the missing ones written → `StartControlPlane`; a supplied file is wrong → wait (Blocked) and say which and what to fix |
+//! | `EtcdMember` (only with `CONTROL_PLANE_SIZE` > 1) | [`Action::EnsureEtcdMember`]: one step of [`crate::etcd_cluster::decide`] (bootstrap, add as learner and start, promote) | a voter in quorum → `StartControlPlane`; a step taken → look again in 1 s; nothing to do yet → wait (Watch); two clusters / a record with too many masters → wait (Blocked) |
 //! | `StartControlPlane` | [`Action::StartUnits`] master units | all started → `ApiServerReady`; a unit fails → `Failed` |
 //! | `ApiServerReady` | [`Action::ProbeMaster`] its own `/readyz` over loopback, verified against its CA | 200 → `JoinObjects`; HTTP status / unreachable → wait (Watch); untrusted → wait (Blocked) |
 //! | `JoinObjects` | [`Action::EnsureJoinObjects`] | every object created or already equal → `Ready`; one differs → wait (Blocked); an API error → wait (Error) |
@@ -85,6 +86,9 @@ pub enum Phase {
     RegisterDns,
     /// Master: check the supplied PKI and create what is missing (kubeadm's layout).
     ControlPlanePki,
+    /// Master with `CONTROL_PLANE_SIZE` > 1: bootstrap or join etcd across the masters, until this master's
+    /// member is a voter in quorum ([`crate::etcd_cluster`]).
+    EtcdMember,
     /// Master: start etcd and the control plane.
     StartControlPlane,
     /// Master: wait until its own API server answers `/readyz`.
@@ -122,11 +126,12 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 20] = [
+    pub const ALL: [Phase; 21] = [
         Phase::Role,
         Phase::HostCheck,
         Phase::RegisterDns,
         Phase::ControlPlanePki,
+        Phase::EtcdMember,
         Phase::StartControlPlane,
         Phase::ApiServerReady,
         Phase::JoinObjects,
@@ -152,6 +157,7 @@ impl Phase {
             Phase::HostCheck => "host-check",
             Phase::RegisterDns => "register-dns",
             Phase::ControlPlanePki => "control-plane-pki",
+            Phase::EtcdMember => "etcd-member",
             Phase::StartControlPlane => "start-control-plane",
             Phase::ApiServerReady => "api-server-ready",
             Phase::JoinObjects => "join-objects",
@@ -360,6 +366,27 @@ pub enum DnsUpdateOutcome {
     Unreachable { message: String },
 }
 
+/// The outcome of one [`Action::EnsureEtcdMember`] step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EtcdProgress {
+    /// This master's member is a voter in quorum.
+    Ready {
+        membership: crate::etcd_cluster::EtcdMembership,
+    },
+    /// A step was taken (`started_by`: bootstrap, join or restart when etcd was started by it); look again soon.
+    Acted {
+        what: String,
+        started_by: Option<String>,
+    },
+    /// Nothing to do yet.
+    Waiting { reason: String },
+    /// Only an operator can fix it.
+    Blocked { reason: String },
+    /// A request or a write failed.
+    Error { reason: String },
+}
+
 /// What an edge reports back: the outcome of the last action, or that time passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
@@ -403,6 +430,10 @@ pub enum Observation {
     },
     /// `RegisterDns` done.
     DnsUpdated(DnsUpdateOutcome),
+    /// `EnsureEtcdMember` done: what it did or why it waits.
+    Etcd(EtcdProgress),
+    /// The membership as a master's recheck saw it (while Ready; CONTROL_PLANE_SIZE > 1).
+    EtcdChecked(crate::etcd_cluster::EtcdMembership),
     /// `SetUpPodNetwork` done.
     PodNetworkSetUp(crate::pod_network::SetUpOutcome),
     /// `CheckHealth` done (also while Ready: the executor's recheck): one report per check.
@@ -499,6 +530,18 @@ pub enum Action {
     /// Minion: import every container image the image's lock lists into containerd (`k8s.io` namespace), pin it,
     /// and check the digest containerd shows; images already there with that digest are not imported again.
     ImportImages,
+    /// Master with `CONTROL_PLANE_SIZE` > 1: look at etcd (data directory, own member, `masters` answer, the other
+    /// masters' member lists) and take the one next step [`crate::etcd_cluster::decide`] names.
+    EnsureEtcdMember {
+        /// `masters.<cluster>.<domain>`.
+        masters: String,
+        /// This master's address (its peer URL).
+        own: IpAddr,
+        /// The member's name (the node name).
+        name: String,
+        cluster: String,
+        size: u32,
+    },
     /// Start these units, in this order, over systemd's D-Bus API; report the ones started.
     StartUnits { units: Vec<String> },
     /// Run the health checks ([`crate::health`]); the Node is read at one of `connect_to` (the masters).

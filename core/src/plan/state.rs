@@ -43,6 +43,9 @@ pub struct NodeSettings {
     /// `ADVERTISE_ADDRESS` (masters).
     #[serde(default)]
     pub advertise_address: Option<std::net::IpAddr>,
+    /// `CONTROL_PLANE_SIZE` and the etcd removal graces (masters).
+    #[serde(default)]
+    pub control_plane: crate::etcd_cluster::ControlPlane,
 }
 
 impl NodeSettings {
@@ -60,6 +63,7 @@ impl NodeSettings {
             dns_update: config.dns_update.clone(),
             role_file_sha256: config.content_sha256.clone(),
             advertise_address: config.advertise_address,
+            control_plane: config.control_plane,
         }
     }
 
@@ -247,6 +251,9 @@ pub struct AgentState {
     /// The Weave decision an earlier boot kept in `/var/lib/k8s-agent` (read once, when this boot's agent started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_weave: Option<KeptWeave>,
+    /// A master of an HA control plane: its etcd membership as last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<crate::etcd_cluster::EtcdMembership>,
 }
 
 /// What the Weave decision file of an earlier boot held ([`crate::weave::WEAVE_DECISION_FILE`]).
@@ -341,6 +348,7 @@ impl AgentState {
             dns_update_problem: None,
             dns_reassert: false,
             kept_weave: None,
+            etcd: None,
         }
     }
 

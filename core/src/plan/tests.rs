@@ -279,6 +279,7 @@ fn kind(action: &Action) -> &'static str {
         Action::ImportImages => "import-images",
         Action::CheckHealth { .. } => "check-health",
         Action::SetUpPodNetwork { .. } => "set-up-pod-network",
+        Action::EnsureEtcdMember { .. } => "ensure-etcd-member",
         Action::Done => "done",
         Action::Fail { .. } => "fail",
     }
@@ -2768,4 +2769,75 @@ fn the_master_advertises_the_role_files_address_or_its_only_one() {
         None,
         "two addresses: kube-apiserver decides"
     );
+}
+
+#[test]
+fn an_ha_master_joins_etcd_before_it_starts_the_control_plane() {
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    run.feed(Observation::RoleParsed(Box::new(config(
+        NodeRole::Master,
+        "CONTROL_PLANE_SIZE=3\n",
+    ))));
+    run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip("10.0.1.1")],
+    });
+    let action = run.feed(Observation::PkiEnsured {
+        node_name: "master-1".into(),
+        written: vec![],
+    });
+    assert_eq!(run.state.phase, Phase::EtcdMember);
+    assert_eq!(
+        action,
+        Action::EnsureEtcdMember {
+            masters: "masters.prod.k8s".into(),
+            own: ip("10.0.1.1"),
+            name: "master-1".into(),
+            cluster: "prod".into(),
+            size: 3,
+        }
+    );
+    // Waiting for the lowest master: a short watch, saying why.
+    let action = run.feed_then_wait(Observation::Etcd(EtcdProgress::Waiting {
+        reason: "waiting for 10.0.1.0".into(),
+    }));
+    assert!(wait_reason(&action).contains("etcd: waiting for 10.0.1.0"));
+    assert_eq!(kind(&run.feed(Observation::Tick)), "ensure-etcd-member");
+    // A step taken: looked at again soon, and how etcd started is kept.
+    let action = run.feed_then_wait(Observation::Etcd(EtcdProgress::Acted {
+        what: "added as learner".into(),
+        started_by: Some("join".into()),
+    }));
+    assert!(wait_ms(&action) <= 1000, "{action:?}");
+    assert_eq!(kind(&run.feed(Observation::Tick)), "ensure-etcd-member");
+    // Two clusters: blocked, nothing started.
+    let action = run.feed_then_wait(Observation::Etcd(EtcdProgress::Blocked {
+        reason: "two etcd clusters".into(),
+    }));
+    assert_eq!(wait_ms(&action), BLOCKED_RETRY.as_millis() as u64);
+    assert!(run.state.units_started.is_empty());
+    assert_eq!(kind(&run.feed(Observation::Tick)), "ensure-etcd-member");
+    let membership = crate::etcd_cluster::EtcdMembership {
+        member_id: "2".into(),
+        ..Default::default()
+    };
+    let action = run.feed(Observation::Etcd(EtcdProgress::Ready {
+        membership: membership.clone(),
+    }));
+    assert_eq!(run.state.phase, Phase::StartControlPlane);
+    assert_eq!(kind(&action), "start-units");
+    let kept = run.state.etcd.as_ref().expect("membership kept");
+    assert_eq!(kept.member_id, "2");
+    assert_eq!(kept.started_by.as_deref(), Some("join"));
+}
+
+#[test]
+fn a_single_master_never_touches_etcd_membership() {
+    let mut run = Run::new();
+    let kinds: Vec<&str> = happy_path(NodeRole::Master)
+        .into_iter()
+        .map(|o| kind(&run.feed(o)))
+        .collect();
+    assert!(!kinds.contains(&"ensure-etcd-member"));
+    assert!(run.state.etcd.is_none());
 }

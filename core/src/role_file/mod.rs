@@ -31,6 +31,9 @@
 //! | `DNS_UPDATE_TSIG_FILE` | with `DNS_UPDATE_SERVER`: required | absolute path of the key file (mode 0600): `tsig-keygen`'s clause or the base64 secret |
 //! | `DNS_UPDATE_RECORDS` | default `masters` / `minions` (the role's) | labels (comma- or space-separated) under `<cluster>.<domain>` this node adds its address to, e.g. `minions,weave-core` for a Weave core member |
 //! | `DNS_UPDATE_TTL` | default 30 | TTL in seconds of the records added |
+//! | `CONTROL_PLANE_SIZE` | master; default 1 | voting etcd members the control plane is built for: 1 (one master, etcd on loopback), 3, 5 or 7 (etcd across the masters over TLS; the same number in every master's user data; [`crate::etcd_cluster`]) |
+//! | `ETCD_DEAD_MEMBER_AFTER` | master; default 600 | seconds a voting etcd member must be unreachable before the agent on the etcd leader's master removes it (at least 120: a reboot never reaches it) |
+//! | `ETCD_REPLACED_MEMBER_AFTER` | master; default 60 | the same, once more voters than `CONTROL_PLANE_SIZE` exist (a replacement joined; at least 30) |
 //!
 //! A minion must be able to verify the masters: with `MASTER_PROBE=https` (the default) it needs `CA_CERT_HASH`
 //! or `CA_CERT_FILE`, otherwise the file is rejected here rather than the agent blocking later on a TLS error.
@@ -81,6 +84,9 @@ pub mod keys {
     pub const DNS_UPDATE_TSIG_FILE: &str = "DNS_UPDATE_TSIG_FILE";
     pub const DNS_UPDATE_RECORDS: &str = "DNS_UPDATE_RECORDS";
     pub const DNS_UPDATE_TTL: &str = "DNS_UPDATE_TTL";
+    pub const CONTROL_PLANE_SIZE: &str = "CONTROL_PLANE_SIZE";
+    pub const ETCD_DEAD_MEMBER_AFTER: &str = "ETCD_DEAD_MEMBER_AFTER";
+    pub const ETCD_REPLACED_MEMBER_AFTER: &str = "ETCD_REPLACED_MEMBER_AFTER";
     /// The self-registration keys (all but `DNS_UPDATE_SERVER` need it).
     pub const DNS_UPDATE: &[&str] = &[
         DNS_UPDATE_SERVER,
@@ -123,6 +129,9 @@ pub mod keys {
         DNS_UPDATE_TSIG_FILE,
         DNS_UPDATE_RECORDS,
         DNS_UPDATE_TTL,
+        CONTROL_PLANE_SIZE,
+        ETCD_DEAD_MEMBER_AFTER,
+        ETCD_REPLACED_MEMBER_AFTER,
     ];
 }
 
@@ -404,6 +413,8 @@ pub struct RoleConfig {
     pub metrics_dir: Option<PathBuf>,
     /// `DNS_UPDATE_*`: register this node's address over RFC 2136 (`None`: the records are made by others).
     pub dns_update: Option<DnsUpdateConfig>,
+    /// `CONTROL_PLANE_SIZE`, `ETCD_*_AFTER` (masters; the defaults on minions).
+    pub control_plane: crate::etcd_cluster::ControlPlane,
     /// sha256 (hex) of the file's text as read: `status` compares it with the file now (a role file edited or
     /// removed after the agent read it is reported, never applied silently).
     pub content_sha256: String,
@@ -734,9 +745,54 @@ impl RawRoleFile {
         };
 
         let dns_update = checker.dns_update(self.role, &dns_domain, &cluster_name)?;
+        let mut control_plane = crate::etcd_cluster::ControlPlane::default();
+        if let Some(entry) = checker.set(keys::CONTROL_PLANE_SIZE) {
+            control_plane.size = checker.value(keys::CONTROL_PLANE_SIZE, entry, |v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| v.bytes().all(|b| b.is_ascii_digit()) && [1, 3, 5, 7].contains(n))
+                    .ok_or(ValueProblem::NotControlPlaneSize)
+            })?;
+        }
+        for (key, min, slot) in [
+            (
+                keys::ETCD_DEAD_MEMBER_AFTER,
+                crate::etcd_cluster::MIN_DEAD_MEMBER_AFTER_SECS,
+                &mut control_plane.dead_member_after_secs,
+            ),
+            (
+                keys::ETCD_REPLACED_MEMBER_AFTER,
+                crate::etcd_cluster::MIN_REPLACED_MEMBER_AFTER_SECS,
+                &mut control_plane.replaced_member_after_secs,
+            ),
+        ] {
+            if let Some(entry) = checker.set(key) {
+                *slot = checker.value(key, entry, |v| {
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| {
+                            v.bytes().all(|b| b.is_ascii_digit()) && *n >= min && *n <= 86_400
+                        })
+                        .ok_or(ValueProblem::NotSeconds { min, max: 86_400 })
+                })?;
+            }
+        }
 
         match self.role {
             NodeRole::Minion => {
+                for key in [
+                    keys::CONTROL_PLANE_SIZE,
+                    keys::ETCD_DEAD_MEMBER_AFTER,
+                    keys::ETCD_REPLACED_MEMBER_AFTER,
+                ] {
+                    if let Some(entry) = checker.set(key) {
+                        warnings.push(RoleWarning::NotForRole {
+                            key,
+                            line: entry.line,
+                            role: self.role,
+                        });
+                    }
+                }
                 if weave_consensus.is_none() && cni == Cni::Weave {
                     return Err(checker.missing(keys::WEAVE_CONSENSUS));
                 }
@@ -806,6 +862,7 @@ impl RawRoleFile {
             cni,
             metrics_dir,
             dns_update,
+            control_plane,
             content_sha256: String::new(),
             extra,
             warnings,

@@ -62,6 +62,13 @@ pub enum ValueProblem {
     NotAdvertiseAddress,
     /// `DNS_UPDATE_TSIG_ALGORITHM` other than hmac-sha256/384/512.
     NotTsigAlgorithm,
+    /// `CONTROL_PLANE_SIZE` other than 1, 3, 5 or 7.
+    NotControlPlaneSize,
+    /// A number of seconds outside min..=max.
+    NotSeconds {
+        min: u32,
+        max: u32,
+    },
     /// `DNS_UPDATE_TTL` outside 1..=max.
     NotTtl {
         max: u32,
@@ -128,6 +135,13 @@ impl ValueProblem {
                 "use hmac-sha256 (the default, what `tsig-keygen` makes), hmac-sha384 or hmac-sha512".to_string()
             }
             ValueProblem::NotTtl { max } => format!("use a number of seconds from 1 to {max}, e.g. 30"),
+            ValueProblem::NotControlPlaneSize => {
+                "use 1 (one master), or 3, 5 or 7 masters with etcd across them, the same in every master's user data"
+                    .to_string()
+            }
+            ValueProblem::NotSeconds { min, max } => {
+                format!("use a number of seconds from {min} to {max}")
+            }
             ValueProblem::OutsideZone { zone, .. } => format!(
                 "set DNS_UPDATE_ZONE to the zone that holds the records (it is {zone}), or use record labels \
                  below it"
@@ -178,6 +192,12 @@ impl fmt::Display for ValueProblem {
                 f.write_str("is not a TSIG algorithm the agent signs with")
             }
             ValueProblem::NotTtl { max } => write!(f, "is not a TTL (1..={max} s)"),
+            ValueProblem::NotControlPlaneSize => {
+                f.write_str("is not a control plane size (1, 3, 5 or 7)")
+            }
+            ValueProblem::NotSeconds { min, max } => {
+                write!(f, "is not a number of seconds ({min}..={max})")
+            }
             ValueProblem::OutsideZone { name, zone } => {
                 write!(f, "makes {name}, which is not in the zone {zone}")
             }
