@@ -253,11 +253,7 @@ pub fn decide(view: &EtcdView) -> EtcdStep {
         }
         let (via, list) = *first;
         let own_url = peer_url(view.own);
-        return match list
-            .members
-            .iter()
-            .find(|m| m.peer_urls.contains(&own_url))
-        {
+        return match list.members.iter().find(|m| m.peer_urls.contains(&own_url)) {
             Some(m) if !m.started() => EtcdStep::StartLearner {
                 members: list.members.clone(),
             },
