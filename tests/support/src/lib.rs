@@ -78,8 +78,29 @@ pub const STATUS_FIELDS: &[&str] = &[
     "join.images.0.digest",
     "join.images.reference",
     "join.images.millis",
+    "etcd.role",
+    "etcd.leader",
+    "etcd.member_id",
+    "etcd.cluster_id",
+    "etcd.started_by",
+    "etcd.voters",
+    "etcd.healthy_voters",
+    "etcd.learners",
+    "etcd.removals",
+    "etcd.note",
     "transition_at.PHASE",
 ];
+
+/// A value of the etcd membership ("" when the node shows none: a minion, a single master).
+fn etcd(
+    r: &StatusReport,
+    value: impl Fn(&k8s_core::etcd_cluster::EtcdMembership) -> String,
+) -> String {
+    r.etcd
+        .as_ref()
+        .map(|e| value(&e.membership))
+        .unwrap_or_default()
+}
 
 /// One value of the status report, by name, printed as the scripts expect it.
 ///
@@ -89,6 +110,23 @@ pub fn status_field(r: &StatusReport, name: &str) -> Result<String, Error> {
     let join = r.join.as_ref();
     Ok(match name {
         "condition" => r.condition.to_string(),
+        "etcd.role" => etcd(r, |m| if m.learner { "learner" } else { "voter" }.to_string()),
+        "etcd.leader" => etcd(r, |m| m.leader.to_string()),
+        "etcd.member_id" => etcd(r, |m| m.member_id.clone()),
+        "etcd.cluster_id" => etcd(r, |m| m.cluster_id.clone()),
+        "etcd.started_by" => etcd(r, |m| m.started_by.clone().unwrap_or_default()),
+        "etcd.voters" => etcd(r, |m| m.voters().to_string()),
+        "etcd.healthy_voters" => etcd(r, |m| m.healthy_voters().to_string()),
+        "etcd.learners" => etcd(r, |m| (m.members.len() - m.voters()).to_string()),
+        // One line a removal: NAME PEER_URL REASON.
+        "etcd.removals" => etcd(r, |m| {
+            m.removals
+                .iter()
+                .map(|x| format!("{} {} {}", x.name, x.peer_url, x.reason))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }),
+        "etcd.note" => etcd(r, |m| m.note.clone().unwrap_or_default()),
         "phase" => r.phase.map(json_name).unwrap_or_default(),
         "blocking" => r.blocking.clone().unwrap_or_default(),
         "failure" => r.failure.clone().unwrap_or_default(),
