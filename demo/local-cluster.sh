@@ -8,9 +8,10 @@
 # Weave layout (packer/user-data/minion.yaml's default): the first min(3, MINIONS) minions are the core
 # (WEAVE_CONSENSUS = that number, listed in weave-core.<cluster>.k8s and minions.…); later minions observe.
 #
-#   demo/local-cluster.sh up [--masters N] [MINIONS]   boot N masters (1, the default, or 3 or 5: a highly available
-#                                          control plane, CONTROL_PLANE_SIZE=N) + MINIONS minions (default 2) and wait
-#                                          until all are Ready
+#   demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]   boot N masters (1, the default, or 3 or 5: a
+#                                          highly available control plane, CONTROL_PLANE_SIZE=N) + MINIONS minions
+#                                          (default 2) and wait until all are Ready (--no-wait: until all have booted;
+#                                          prints the node list "NODE ROLE IP")
 #   demo/local-cluster.sh add-minion [--no-wait]  boot one more minion (its DNS record first, as an ASG would);
 #                                          MINION_BOOTSTRAP_TOKEN / MINION_CA_CERT_HASH override its join values,
 #                                          MINION_NSPAWN_ARGS adds systemd-nspawn arguments (e.g. a --bind-ro);
@@ -450,25 +451,26 @@ cmd_up() {
   need_root
   need_commands ip openssl nsenter systemd-nspawn base64 sed
   if [ "$LOCAL_DNS" = bind ]; then need_commands named tsig-keygen; else need_commands dnsmasq; fi
-  local minions="" masters=1 t0 rootfs i
+  local minions="" masters=1 wait=1 t0 rootfs i
   while [ $# -gt 0 ]; do
     case $1 in
-      --masters) [ $# -ge 2 ] || die "up: --masters needs a number (1, 3 or 5)" "demo/local-cluster.sh up [--masters N] [MINIONS]"
+      --masters) [ $# -ge 2 ] || die "up: --masters needs a number (1, 3 or 5)" "demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]"
         masters=$2; shift 2 ;;
       --masters=*) masters=${1#--masters=}; shift ;;
-      -*) die "up: unknown option '$1'" "demo/local-cluster.sh up [--masters N] [MINIONS]" ;;
-      *) [ -z "$minions" ] || die "up: one MINIONS only, not '$minions' and '$1'" "demo/local-cluster.sh up [--masters N] [MINIONS]"
+      --no-wait) wait=0; shift ;;
+      -*) die "up: unknown option '$1'" "demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]" ;;
+      *) [ -z "$minions" ] || die "up: one MINIONS only, not '$minions' and '$1'" "demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]"
         minions=$1; shift ;;
     esac
   done
   minions=${minions:-2}
   if ! [[ "$minions" =~ ^[0-9]+$ ]] || [ "$minions" -gt 200 ]; then
-    die "MINIONS must be a number from 0 to 200, not '$minions'" "demo/local-cluster.sh up [--masters N] [MINIONS]"
+    die "MINIONS must be a number from 0 to 200, not '$minions'" "demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]"
   fi
   case $masters in
     1 | 3 | 5) ;;
     *) die "--masters must be 1, 3 or 5 (an etcd cluster of an odd size a lab can hold), not '$masters'" \
-      "demo/local-cluster.sh up [--masters N] [MINIONS]" ;;
+      "demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]" ;;
   esac
   [ ! -e "$STATE/nodes" ] || die "a local cluster is already up" "demo/local-cluster.sh down first"
   t0=$(ms)
@@ -518,6 +520,12 @@ cmd_up() {
   done
   local b; for b in "${boots[@]}"; do wait "$b"; done
   local nodes; nodes=$(cut -d' ' -f1 "$STATE/nodes")
+  if [ "$wait" = 0 ]; then
+    UP_DONE=1
+    log "all booted (not waiting for Ready): rootfs ${t_rootfs} ms, boot $(( $(ms) - t1 )) ms"
+    cat "$STATE/nodes"
+    return
+  fi
   step "waiting until every node is Ready"
   # shellcheck disable=SC2086 # one node a word
   wait_ready 60 $nodes
@@ -573,17 +581,18 @@ node_role() { # node: its role, or nothing for a node not in this cluster
 }
 node_ip() { awk -v n="$1" '$1 == n { print $3 }' "$STATE/nodes"; }
 
-# Pull the plug: node.sh kill (SIGKILL to nspawn and to every process of the node at once: no shutdown, no ExecStop=),
-# then its link down (a machine without power has no carrier; its netns would otherwise keep answering ARP and ping,
-# the kernel's, not the node's). Disk, netns, address, DNS records stay.
+# Pull the plug: its link down (a machine without power has no carrier; its netns, which stays, would otherwise keep
+# answering ARP and ping — the host kernel's answers, not the node's) and node.sh kill (SIGKILL to nspawn and to every
+# process of the node at once: no shutdown, no ExecStop=), in the same instant. Disk, netns, address, DNS records stay.
 cmd_poweroff() { # NODE
   need_root
   local node=${1:-} t0
   if [ -z "$node" ] || [ $# -ne 1 ]; then die "poweroff: which node?" "demo/local-cluster.sh poweroff NODE"; fi
   node_role "$node" >/dev/null || die "poweroff: no node '$node' in this cluster" "demo/local-cluster.sh status lists the nodes"
+  [ -f "$NODE_STATE/$node/leader" ] || die "poweroff: $node is not running" "demo/local-cluster.sh start $node"
   t0=$(ms)
-  "$NODE_SH" kill "$node"
   ip -n "$HUB" link set "v-$node" down 2>/dev/null || true
+  "$NODE_SH" kill "$node"
   rm -f "$STATE/$node.leader"
   log "$node: powered off in $(( $(ms) - t0 )) ms (its disk, netns, address and DNS records kept)"
 }
@@ -700,5 +709,5 @@ case "${1:-}" in
     leader "$2" ;;
   dns) shift; cmd_dns "$@" ;;
   rootfs) need_root; node_rootfs; echo "$NODE_ROOTFS" ;;
-  *) sed -n '10,36p' "$0" >&2; exit 2 ;;
+  *) sed -n '10,37p' "$0" >&2; exit 2 ;;
 esac
