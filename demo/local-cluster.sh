@@ -8,12 +8,23 @@
 # Weave layout (packer/user-data/minion.yaml's default): the first min(3, MINIONS) minions are the core
 # (WEAVE_CONSENSUS = that number, listed in weave-core.<cluster>.k8s and minions.…); later minions observe.
 #
-#   demo/local-cluster.sh up [MINIONS]     boot 1 master + MINIONS minions (default 2) and wait until all are Ready
+#   demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]   boot N masters (1, the default, or 3 or 5: a
+#                                          highly available control plane, CONTROL_PLANE_SIZE=N) + MINIONS minions
+#                                          (default 2) and wait until all are Ready (--no-wait: until all have booted;
+#                                          prints the node list "NODE ROLE IP")
 #   demo/local-cluster.sh add-minion [--no-wait]  boot one more minion (its DNS record first, as an ASG would);
 #                                          MINION_BOOTSTRAP_TOKEN / MINION_CA_CERT_HASH override its join values,
 #                                          MINION_NSPAWN_ARGS adds systemd-nspawn arguments (e.g. a --bind-ro);
 #                                          with K8S_LOCAL_DNS=bind, MINION_DNS_UPDATE_KEY_FILE gives it another
 #                                          TSIG key file (`none`: user data writes none)
+#   demo/local-cluster.sh add-master [--no-wait]  boot the next free masterK (a replacement or an extra master: a new
+#                                          machine and address, the same user data as the others), its address in
+#                                          the masters record first; waits until Ready (--no-wait: no); prints its name
+#   demo/local-cluster.sh poweroff NODE    pull the plug (tests/nspawn/node.sh kill: SIGKILL to the node and all in it,
+#                                          no shutdown, its link down); its disk, netns and address stay, and so does
+#                                          its DNS record (`dns set masters IP...` removes a dead master)
+#   demo/local-cluster.sh start NODE [--no-wait]  power a node on again (tests/nspawn/node.sh start: its disk kept)
+#                                          and wait until Ready (--no-wait: print its new leader PID)
 #   demo/local-cluster.sh reboot NODE [--no-wait]  reboot a node (tests/nspawn/node.sh reboot: `systemctl reboot`
 #                                          inside, a real shutdown; its disk, netns and address stay) and wait until
 #                                          its `k8s-agent status` is Ready again (--no-wait: print its new leader PID)
@@ -28,11 +39,13 @@
 # Nodes can run containers (K8S_TEST_CONTAINERS=1 for tests/nspawn/node.sh: their own cgroup controllers) and can
 # reboot (K8S_TEST_PERSISTENT=1: each node's root is an overlay of its own on the shared rootfs, kept across a reboot).
 # Layout: a hub network namespace `k8s-local-hub` with bridge br0 (10.79.0.1/24) and dnsmasq on 10.79.0.1:53; each
-# node is tests/nspawn/node.sh's container in its own netns (k8s-test-<node>) with eth0 (10.79.0.1x/24) on br0.
+# node is tests/nspawn/node.sh's container in its own netns (k8s-test-<node>) with eth0 on br0: `master` 10.79.0.10,
+# minionN 10.79.0.(10+N); with --masters N (or add-master) masterK 10.79.0.(K+1) for K = 2..8 (master2 10.79.0.3,
+# master3 10.79.0.4, …). masters.<cluster>.k8s lists every master (powered off or not) until `dns set` says otherwise.
 # The node root filesystem is cached: the Debian 13 base (tests/nspawn/rootfs.sh) + cloud-init + the lock's host
 # packages (apt in a chroot, once), + the layer (per layer sha256); `k8s-agent check --no-live --root` gates it.
 # State: /run/k8s-local (nodes, addresses, PKI, seeds, dnsmasq or named pid and log, the TSIG key).
-# KUBE_APISERVER_ARGS (environment) is passed into the master's role file (extra kube-apiserver flags).
+# KUBE_APISERVER_ARGS (environment) is passed into the masters' role file (extra kube-apiserver flags).
 # The nodes run real Kubernetes; what the lab configures on top of the image is under "the lab's differences" below.
 LIB_SCRIPT=local-cluster
 # shellcheck source=demo/lib.sh
@@ -161,6 +174,13 @@ render() { # role core(0|1)
       fi
       if [ "$2" = 1 ]; then export DNS_UPDATE_RECORDS="minions weave-core"; fi
     fi
+    # A highly available control plane: every master the same CONTROL_PLANE_SIZE and the shared keys (the *_FILE
+    # variables cluster.env exports); one master: neither, the user data of a single master.
+    unset CONTROL_PLANE_SIZE
+    if [ "$1" = master ] && [ "$(control_plane_size)" -gt 1 ]; then
+      export CONTROL_PLANE_SIZE
+      CONTROL_PLANE_SIZE=$(control_plane_size)
+    fi
     # The pod network: bridge (routes made by the agent) while the image has no Weave Net (docs/agent.md "Pod network").
     export CNI=${CNI:-bridge}
     CLUSTER_NAME=$CLUSTER DNS_DOMAIN=$DOMAIN HOST_CHECKS=warn WEAVE_CONSENSUS=$(cat "$STATE/consensus") \
@@ -168,6 +188,16 @@ render() { # role core(0|1)
       CA_CERT_HASH=$CA_CERT_HASH "$here/packer/render-user-data.sh" "$1"
   )
 }
+
+# The number of masters the cluster was started with (`up --masters N`; 1 for a cluster from before).
+control_plane_size() {
+  if [ -s "$STATE/control-plane-size" ]; then cat "$STATE/control-plane-size"; else echo 1; fi
+}
+
+# Master K's name and address: `master` 10.79.0.10 (as with one master), masterK 10.79.0.(K+1) for K = 2..8.
+MAX_MASTERS=8
+master_name() { if [ "$1" = 1 ]; then echo master; else echo "master$1"; fi; }
+master_ip() { if [ "$1" = 1 ]; then echo 10.79.0.10; else echo "10.79.0.$(($1 + 1))"; fi; }
 
 make_seed() { # node role core(0|1)
   local seed=$STATE/seed/$1
@@ -421,10 +451,27 @@ cmd_up() {
   need_root
   need_commands ip openssl nsenter systemd-nspawn base64 sed
   if [ "$LOCAL_DNS" = bind ]; then need_commands named tsig-keygen; else need_commands dnsmasq; fi
-  local minions=${1:-2} t0 rootfs i
+  local minions="" masters=1 wait=1 t0 rootfs i
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --masters) [ $# -ge 2 ] || die "up: --masters needs a number (1, 3 or 5)" "demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]"
+        masters=$2; shift 2 ;;
+      --masters=*) masters=${1#--masters=}; shift ;;
+      --no-wait) wait=0; shift ;;
+      -*) die "up: unknown option '$1'" "demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]" ;;
+      *) [ -z "$minions" ] || die "up: one MINIONS only, not '$minions' and '$1'" "demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]"
+        minions=$1; shift ;;
+    esac
+  done
+  minions=${minions:-2}
   if ! [[ "$minions" =~ ^[0-9]+$ ]] || [ "$minions" -gt 200 ]; then
-    die "MINIONS must be a number from 0 to 200, not '$minions'" "demo/local-cluster.sh up [MINIONS]"
+    die "MINIONS must be a number from 0 to 200, not '$minions'" "demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]"
   fi
+  case $masters in
+    1 | 3 | 5) ;;
+    *) die "--masters must be 1, 3 or 5 (an etcd cluster of an odd size a lab can hold), not '$masters'" \
+      "demo/local-cluster.sh up [--masters N] [--no-wait] [MINIONS]" ;;
+  esac
   [ ! -e "$STATE/nodes" ] || die "a local cluster is already up" "demo/local-cluster.sh down first"
   t0=$(ms)
   node_rootfs
@@ -436,6 +483,7 @@ cmd_up() {
   echo "$rootfs" > "$STATE/rootfs"
   lab_files "$rootfs"
   echo "$LOCAL_DNS" > "$STATE/dns-mode"
+  echo "$masters" > "$STATE/control-plane-size"
   # The Weave core: the first min(3, MINIONS) minions (WEAVE_CONSENSUS = its size; 1 when there are no minions).
   local core=$(( minions < 3 ? minions : 3 ))
   echo "$(( core > 0 ? core : 1 ))" > "$STATE/consensus"
@@ -443,7 +491,7 @@ cmd_up() {
   make_pki
   hub_up
   # DNS first, as the cloud's bookkeeping (the seeds' Lambda) would: every instance's record exists at boot.
-  dns_add 10.79.0.10 masters
+  for i in $(seq 1 "$masters"); do dns_add "$(master_ip "$i")" masters; done
   for i in $(seq 1 "$minions"); do
     dns_add "10.79.0.$((10 + i))" minions
     if [ "$i" -le "$core" ]; then dns_add "10.79.0.$((10 + i))" weave-core; fi
@@ -451,25 +499,33 @@ cmd_up() {
   # Every node's systemd (and journald, udev, …) takes inotify instances from the host's per-user limit (Debian's
   # default 128: about 15 nodes); measured, the 16th node's PID 1 exits with "Failed to create control group
   # inotify object: Too many open files". Raise it to what the cluster needs (the host's setting; said here).
-  local need_inotify=$(( (minions + 1) * 32 + 128 )) have_inotify
+  local need_inotify=$(( (minions + masters) * 32 + 128 )) have_inotify
   have_inotify=$(cat /proc/sys/fs/inotify/max_user_instances)
   if [ "$have_inotify" -lt "$need_inotify" ]; then
-    log "raising fs.inotify.max_user_instances from $have_inotify to $need_inotify for $((minions + 1)) nodes"
+    log "raising fs.inotify.max_user_instances from $have_inotify to $need_inotify for $((minions + masters)) nodes"
     echo "$need_inotify" > /proc/sys/fs/inotify/max_user_instances
   fi
   # Nodes boot in parallel: on a small machine many take longer than node.sh's default 30 s (2 cores, 50 nodes: up to
   # ~75 s). Unless set, allow 30 s + 2 s a node.
-  export K8S_TEST_BOOT_TIMEOUT=${K8S_TEST_BOOT_TIMEOUT:-$((30 + 2 * (minions + 1)))}
+  export K8S_TEST_BOOT_TIMEOUT=${K8S_TEST_BOOT_TIMEOUT:-$((30 + 2 * (minions + masters)))}
   step "booting the nodes" "each node's console log is in /run/k8s-test/<node>/console.log"
   local t1 boots=(); t1=$(ms)
-  boot_node master master 10.79.0.10 &
-  boots+=($!)
+  for i in $(seq 1 "$masters"); do
+    boot_node "$(master_name "$i")" master "$(master_ip "$i")" &
+    boots+=($!)
+  done
   for i in $(seq 1 "$minions"); do
     boot_node "minion$i" minion "10.79.0.$((10 + i))" "$(( i <= core ? 1 : 0 ))" &
     boots+=($!)
   done
   local b; for b in "${boots[@]}"; do wait "$b"; done
   local nodes; nodes=$(cut -d' ' -f1 "$STATE/nodes")
+  if [ "$wait" = 0 ]; then
+    UP_DONE=1
+    log "all booted (not waiting for Ready): rootfs ${t_rootfs} ms, boot $(( $(ms) - t1 )) ms"
+    cat "$STATE/nodes"
+    return
+  fi
   step "waiting until every node is Ready"
   # shellcheck disable=SC2086 # one node a word
   wait_ready 60 $nodes
@@ -493,6 +549,90 @@ cmd_add_minion() { # [--no-wait]
   fi
   wait_ready 60 "minion$n"
   node_status "minion$n"
+}
+
+cmd_add_master() { # [--no-wait]
+  need_root
+  [ -f "$STATE/nodes" ] || die "add-master: no local cluster is up" "demo/local-cluster.sh up --masters 3"
+  local size k name="" ip
+  size=$(control_plane_size)
+  [ "$size" -gt 1 ] || die "add-master: this cluster was started with one master (CONTROL_PLANE_SIZE unset): a second one would be a cluster of its own" \
+    "demo/local-cluster.sh up --masters 3 (or 5) for a highly available control plane"
+  # The next free masterK: a node that is powered off keeps its name and address (it may be started again).
+  for ((k = 2; k <= MAX_MASTERS; k++)); do
+    if ! awk -v n="$(master_name "$k")" '$1 == n { f = 1 } END { exit !f }' "$STATE/nodes"; then
+      name=$(master_name "$k")
+      break
+    fi
+  done
+  [ -n "$name" ] || die "add-master: master2..master$MAX_MASTERS are all taken (the lab has addresses for $MAX_MASTERS masters)" \
+    "demo/local-cluster.sh down, then up again"
+  ip=$(master_ip "$k")
+  export K8S_TEST_BOOT_TIMEOUT=${K8S_TEST_BOOT_TIMEOUT:-60}
+  # The record first, as the cloud's bookkeeping would for a new instance of the masters' group.
+  dns_add "$ip" masters
+  boot_node "$name" master "$ip"
+  if [ "${1:-}" != --no-wait ]; then wait_ready 120 "$name"; fi
+  echo "$name"
+}
+
+node_role() { # node: its role, or nothing for a node not in this cluster
+  [ -f "$STATE/nodes" ] && awk -v n="$1" '$1 == n { print $2; f = 1 } END { exit !f }' "$STATE/nodes"
+}
+node_ip() { awk -v n="$1" '$1 == n { print $3 }' "$STATE/nodes"; }
+
+# Pull the plug: its link down (a machine without power has no carrier; its netns, which stays, would otherwise keep
+# answering ARP and ping — the host kernel's answers, not the node's) and node.sh kill (SIGKILL to nspawn and to every
+# process of the node at once: no shutdown, no ExecStop=), in the same instant. Disk, netns, address, DNS records stay.
+cmd_poweroff() { # NODE
+  need_root
+  local node=${1:-} t0
+  if [ -z "$node" ] || [ $# -ne 1 ]; then die "poweroff: which node?" "demo/local-cluster.sh poweroff NODE"; fi
+  node_role "$node" >/dev/null || die "poweroff: no node '$node' in this cluster" "demo/local-cluster.sh status lists the nodes"
+  [ -f "$NODE_STATE/$node/leader" ] || die "poweroff: $node is not running" "demo/local-cluster.sh start $node"
+  t0=$(ms)
+  ip -n "$HUB" link set "v-$node" down 2>/dev/null || true
+  "$NODE_SH" kill "$node"
+  rm -f "$STATE/$node.leader"
+  log "$node: powered off in $(( $(ms) - t0 )) ms (its disk, netns, address and DNS records kept)"
+}
+
+cmd_start() { # NODE [--no-wait]
+  need_root
+  local node="" wait=1 arg role ip leader t0
+  for arg in "$@"; do
+    case $arg in
+      --no-wait) wait=0 ;;
+      *) [ -z "$node" ] || die "start: one NODE only" "demo/local-cluster.sh start NODE [--no-wait]"; node=$arg ;;
+    esac
+  done
+  [ -n "$node" ] || die "start: which node?" "demo/local-cluster.sh start NODE [--no-wait]"
+  role=$(node_role "$node") || die "start: no node '$node' in this cluster" "demo/local-cluster.sh status lists the nodes"
+  ip=$(node_ip "$node")
+  [ ! -f "$NODE_STATE/$node/leader" ] || die "start: $node is running (leader $(leader "$node"))" \
+    "demo/local-cluster.sh poweroff $node first"
+  export K8S_TEST_BOOT_TIMEOUT=${K8S_TEST_BOOT_TIMEOUT:-60}
+  step "starting $node (tests/nspawn/node.sh start)" "its console log is $NODE_STATE/$node/console.log"
+  t0=$(ms)
+  # Its wiring stays across a power-off; put back what is missing, then the link up again.
+  if ! ip -n "k8s-test-$node" -o addr show dev eth0 2>/dev/null | grep -q " $ip/24 "; then
+    ip link del "v-$node" 2>/dev/null || ip -n "$HUB" link del "v-$node" 2>/dev/null || true
+    wire_node "$node" "$ip"
+  fi
+  ip -n "$HUB" link set "v-$node" up
+  ip -n "k8s-test-$node" link set eth0 up
+  if [ "$role" = minion ]; then lab_net_sysctls "$node"; fi
+  leader=$("$NODE_SH" start "$node")
+  echo "$leader" > "$STATE/$node.leader"
+  if [ "$role" = minion ]; then lab_kernel_tunables "$leader"; fi
+  if [ "$wait" = 0 ]; then
+    echo "$leader"
+    return
+  fi
+  step "waiting until $node is Ready again"
+  wait_ready 120 "$node"
+  log "$node: started and Ready in $(( $(ms) - t0 )) ms"
+  node_status "$node"
 }
 
 cmd_reboot() { # NODE [--no-wait]
@@ -530,6 +670,7 @@ cmd_status() {
   local node role ip
   while read -r node role ip; do
     echo "== $node ($role, $ip)"
+    if [ ! -f "$NODE_STATE/$node/leader" ]; then echo "powered off"; continue; fi
     node_status "$node" || true
   done < "$STATE/nodes"
 }
@@ -557,6 +698,9 @@ cmd_down() {
 case "${1:-}" in
   up) shift; cmd_up "$@" ;;
   add-minion) shift; cmd_add_minion "$@" ;;
+  add-master) shift; cmd_add_master "$@" ;;
+  poweroff) shift; cmd_poweroff "$@" ;;
+  start) shift; cmd_start "$@" ;;
   status) cmd_status ;;
   down) cmd_down ;;
   reboot) shift; cmd_reboot "$@" ;;
@@ -565,5 +709,5 @@ case "${1:-}" in
     leader "$2" ;;
   dns) shift; cmd_dns "$@" ;;
   rootfs) need_root; node_rootfs; echo "$NODE_ROOTFS" ;;
-  *) sed -n '10,26p' "$0" >&2; exit 2 ;;
+  *) sed -n '10,37p' "$0" >&2; exit 2 ;;
 esac

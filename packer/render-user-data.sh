@@ -6,55 +6,103 @@
 # of 3 or 5 minions registered in weave-core.<cluster>.<domain> votes, every other minion observes; docs/benchmarks.md
 # "Fleet simulation"). Lines between `#@if NAME` and `#@endif` are kept only when NAME (or, for NAME_B64, NAME_FILE) is
 # set and not empty: CNI (the pod network: weave, bridge or none; unset = the agent's default, weave);
+# CONTROL_PLANE_SIZE (master only: 3 or 5 masters, the key in the role file and the six shared key files from
+# FRONT_PROXY_CA_CRT_FILE … ETCD_CA_KEY_FILE; unset = one master, rendered exactly as before);
 # self-registration (DNS_UPDATE_SERVER, DNS_UPDATE_TSIG_NAME, DNS_UPDATE_KEY_FILE =
 # `tsig-keygen` output, DNS_UPDATE_RECORDS) is rendered only when DNS_UPDATE_SERVER is set. Every missing value is named at once (exit 1); the output goes to
 # stdout, so keep it private when it holds secrets (bootstrap token, keys):
 #
 #   umask 077
 #   packer/render-user-data.sh new-cluster pki/        # once: the cluster CA and a bootstrap token (see below)
-#   . pki/cluster.env                                  # CA_CRT_FILE, CA_KEY_FILE, CA_CERT_HASH, BOOTSTRAP_TOKEN
+#   . pki/cluster.env                                  # CA_CRT_FILE, CA_KEY_FILE, CA_CERT_HASH, BOOTSTRAP_TOKEN, …
 #   CLUSTER_NAME=prod packer/render-user-data.sh master >master.yaml
+#   CLUSTER_NAME=prod CONTROL_PLANE_SIZE=3 packer/render-user-data.sh master >master.yaml   # HA: the same for all 3
 #   CLUSTER_NAME=prod WEAVE_CONSENSUS=3 packer/render-user-data.sh minion >minion.yaml
 #   aws ec2 run-instances ... --user-data file://minion.yaml
 #
 # `new-cluster DIR` makes, with openssl, what kubeadm's `init` would: DIR/ca.crt + DIR/ca.key (RSA 2048, CN
 # kubernetes, CA for 10 years, keyCertSign/cRLSign), DIR/token (a kubeadm token `[a-z0-9]{6}.[a-z0-9]{16}`), and
 # DIR/cluster.env with the four variables above (CA_CERT_HASH is kubeadm's pin: sha256 of the CA's public key).
-# DIR is made 0700; the key, the token and cluster.env are 0600. It refuses to overwrite an existing CA.
+# It also makes the keys every master of a highly available control plane must share (rendered into master.yaml only
+# when CONTROL_PLANE_SIZE is set; packer/user-data/master.yaml's header says why they travel in the user data):
+# DIR/front-proxy-ca.crt + .key (CN front-proxy-ca) and DIR/etcd-ca.crt + .key (CN etcd-ca), CAs with the same
+# profile as ca.crt; DIR/sa.key (the service-account signing key: RSA 2048, PKCS#8 PEM "BEGIN PRIVATE KEY") and
+# DIR/sa.pub (its public key, "BEGIN PUBLIC KEY"). cluster.env then also exports FRONT_PROXY_CA_CRT_FILE,
+# FRONT_PROXY_CA_KEY_FILE, SA_KEY_FILE, SA_PUB_FILE, ETCD_CA_CRT_FILE and ETCD_CA_KEY_FILE (absolute paths), which
+# fill the matching *_B64 placeholders. DIR is made 0700; the keys, the token and cluster.env are 0600, certificates
+# and sa.pub 0644. Everything is made in a temporary directory inside DIR and moved into place at the end (a failure
+# leaves nothing half made); it refuses to overwrite an existing CA or any of these files.
 # Rotating the token: make a new one (`kubeadm token create` on a master, or a new DIR/token), put it into the
 # minions' user data (launch template), then delete the old Secret kube-system/bootstrap-token-<old id>.
 set -euo pipefail
 
+# A CA certificate and key: RSA 2048, 10 years, CA:TRUE, keyCertSign/cRLSign (kubeadm's profile). Key 0600.
+make_ca() { # dir name cn
+  (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -subj "/CN=$3" \
+    -keyout "$1/$2.key" -out "$1/$2.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign,cRLSign" 2>/dev/null)
+  chmod 0600 "$1/$2.key"
+  chmod 0644 "$1/$2.crt"
+}
+
+NEW_CLUSTER_FILES=(ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key sa.key sa.pub etcd-ca.crt etcd-ca.key token
+  cluster.env)
+
 new_cluster() {
-  local dir=$1
+  local dir=$1 f
   [ ! -e "$dir/ca.key" ] || {
     echo "$0: $dir/ca.key exists; refusing to replace a cluster CA" >&2
     exit 1
   }
+  for f in "${NEW_CLUSTER_FILES[@]}"; do
+    [ ! -e "$dir/$f" ] || {
+      echo "$0: $dir/$f exists; refusing to replace a cluster's keys (use a new DIR)" >&2
+      exit 1
+    }
+  done
   command -v openssl >/dev/null || {
     echo "$0: openssl is needed (apt-get install openssl)" >&2
     exit 1
   }
   (umask 077 && mkdir -p "$dir")
   chmod 0700 "$dir"
-  local tmp
+  local tmp abs
+  abs=$(cd "$dir" && pwd)
   tmp=$(mktemp -d "$dir/.new.XXXXXX")
   # shellcheck disable=SC2064 # expand $tmp now: it is local
   trap "rm -rf '$tmp'" EXIT
-  (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -subj "/CN=kubernetes" \
-    -keyout "$tmp/ca.key" -out "$tmp/ca.crt" \
-    -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign,cRLSign" 2>/dev/null)
-  chmod 0644 "$tmp/ca.crt"
+  make_ca "$tmp" ca kubernetes
+  make_ca "$tmp" front-proxy-ca front-proxy-ca
+  make_ca "$tmp" etcd-ca etcd-ca
+  # The service-account key pair, as kubeadm makes it: sa.key PKCS#8 ("BEGIN PRIVATE KEY"), sa.pub SubjectPublicKeyInfo.
+  (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp/sa.key" 2>/dev/null)
+  chmod 0600 "$tmp/sa.key"
+  openssl pkey -in "$tmp/sa.key" -pubout -out "$tmp/sa.pub" 2>/dev/null
+  chmod 0644 "$tmp/sa.pub"
   local hash token
   hash="sha256:$(openssl x509 -pubkey -noout -in "$tmp/ca.crt" | openssl pkey -pubin -outform der |
     openssl dgst -sha256 -hex | sed 's/^.*= //')"
   token="$(openssl rand -hex 3).$(openssl rand -hex 8)"
   (umask 077 && printf '%s\n' "$token" >"$tmp/token")
-  (umask 077 && printf 'CA_CRT_FILE=%q\nCA_KEY_FILE=%q\nCA_CERT_HASH=%q\nBOOTSTRAP_TOKEN=%q\nexport CA_CRT_FILE CA_KEY_FILE CA_CERT_HASH BOOTSTRAP_TOKEN\n' \
-    "$(cd "$dir" && pwd)/ca.crt" "$(cd "$dir" && pwd)/ca.key" "$hash" "$token" >"$tmp/cluster.env")
-  mv "$tmp/ca.crt" "$tmp/ca.key" "$tmp/token" "$tmp/cluster.env" "$dir/"
-  echo "$0: made $dir/ca.crt, ca.key, token and cluster.env (CA_CERT_HASH=$hash)" >&2
+  (
+    umask 077
+    {
+      printf 'CA_CRT_FILE=%q\nCA_KEY_FILE=%q\nCA_CERT_HASH=%q\nBOOTSTRAP_TOKEN=%q\n' \
+        "$abs/ca.crt" "$abs/ca.key" "$hash" "$token"
+      printf 'FRONT_PROXY_CA_CRT_FILE=%q\nFRONT_PROXY_CA_KEY_FILE=%q\nSA_KEY_FILE=%q\nSA_PUB_FILE=%q\n' \
+        "$abs/front-proxy-ca.crt" "$abs/front-proxy-ca.key" "$abs/sa.key" "$abs/sa.pub"
+      printf 'ETCD_CA_CRT_FILE=%q\nETCD_CA_KEY_FILE=%q\n' "$abs/etcd-ca.crt" "$abs/etcd-ca.key"
+      printf 'export CA_CRT_FILE CA_KEY_FILE CA_CERT_HASH BOOTSTRAP_TOKEN\n'
+      printf 'export FRONT_PROXY_CA_CRT_FILE FRONT_PROXY_CA_KEY_FILE SA_KEY_FILE SA_PUB_FILE ETCD_CA_CRT_FILE ETCD_CA_KEY_FILE\n'
+    } >"$tmp/cluster.env"
+  )
+  # ca.key last: its presence is what marks DIR as holding a cluster.
+  mv "$tmp/ca.crt" "$tmp/front-proxy-ca.crt" "$tmp/front-proxy-ca.key" "$tmp/sa.key" "$tmp/sa.pub" \
+    "$tmp/etcd-ca.crt" "$tmp/etcd-ca.key" "$tmp/token" "$tmp/cluster.env" "$dir/"
+  mv "$tmp/ca.key" "$dir/"
+  echo "$0: made $dir/ca.crt, ca.key, front-proxy-ca.crt, front-proxy-ca.key, sa.key, sa.pub, etcd-ca.crt," \
+    "etcd-ca.key, token and cluster.env (CA_CERT_HASH=$hash)" >&2
 }
 
 if [ "${1:-}" = new-cluster ]; then

@@ -6,6 +6,8 @@
 #   tests/nspawn/node.sh reboot NAME                                      reboots a persistent node; prints the new leader
 #   tests/nspawn/node.sh down NAME                                        stops it and removes everything `up` made
 #   tests/nspawn/node.sh leader NAME                                      prints the leader PID of a running node
+#   tests/nspawn/node.sh kill NAME                                        pulls the plug: SIGKILL, no shutdown; keeps its disk
+#   tests/nspawn/node.sh start NAME                                       boots a killed persistent node; prints the new leader
 #
 # What `up` makes, all named after NAME (see ../../../shared/TESTING.md for why each piece is needed):
 #   - cgroups /sys/fs/cgroup/{systemd,unified}/k8s-test-NAME (cgroup v1 + unified hybrid; on a pure cgroup v2 host
@@ -35,6 +37,15 @@
 # the caller wired into it stays, like a machine's NIC) and cgroups, and waits for the boot as `up` does; the
 # `leader` and `nspawn` files then name the new processes (`leader` is absent while the node is down). A failed
 # `reboot` leaves the state dir for `down`.
+# `kill` pulls the plug: SIGKILL to systemd-nspawn and to everything in the node's cgroups at once (cgroup.kill where the
+# kernel has it, then SIGKILL to every PID left in any of the node's cgroups until none is left, bounded): nothing
+# inside shuts down, no ExecStop= runs, nothing is flushed by the node. It waits until nspawn and every process are
+# gone, removes `leader` and `nspawn` and the sub-cgroups of the dead boot, and keeps everything else: the state dir,
+# the persistent overlay (upper/, work/, root mounted) and `containerd`, the netns and what the caller wired into it,
+# the cgroups. `start` (persistent nodes that are not running: after `kill`, or after a `reboot` that ended in a
+# power-off) boots it again as the second half of `reboot` does — the same systemd-nspawn arguments and environment,
+# the same netns and cgroups — and prints the new leader. A volatile node cannot be killed and started (its root went
+# with nspawn): `kill` refuses it.
 # A failed `up` cleans up after itself (it runs `down`). `down` is idempotent and safe after a failed or half `up` or
 # `reboot`: SIGTERM to nspawn (the container powers off), bounded wait (K8S_TEST_STOP_TIMEOUT, default 10 s), SIGKILL,
 # kill leftovers in the cgroups, rmdir the cgroups depth-first, delete the netns, unmount what is mounted in the state
@@ -52,7 +63,7 @@ SHUTDOWN_TIMEOUT=${K8S_TEST_SHUTDOWN_TIMEOUT:-60}
 SELF=$(readlink -f "$0")
 
 usage() {
-  sed -n '3,7p' "$SELF" >&2
+  sed -n '3,9p' "$SELF" >&2
   exit 2
 }
 
@@ -429,6 +440,76 @@ cmd_reboot() {
   result "$LEADER"
 }
 
+# Empty the node's cgroups of a dead boot's sub-cgroups (what is left after its processes are gone).
+clear_sub_cgroups() { # name
+  local -a dirs
+  mapfile -t dirs <"$STATE_ROOT/$1/cgroups"
+  kill_cgroup_procs "$1" "${dirs[@]}"
+  local dir
+  for dir in "${dirs[@]}"; do
+    [ -d "$dir" ] || die "$1: its cgroup $dir is gone"
+    find "$dir" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+}
+
+cmd_kill() {
+  local name=$1 state=$STATE_ROOT/$1 pid="" i
+  [ -d "$state" ] || die "$name: no such node (no state dir $state)"
+  [ "$(cat "$state/mode" 2>/dev/null || true)" = persistent ] ||
+    die "$name: cannot kill and start a node booted without K8S_TEST_PERSISTENT=1 (its root is a tmpfs that goes with systemd-nspawn)"       "tests/nspawn/node.sh down $name"
+  if [ -f "$state/nspawn" ]; then pid=$(cat "$state/nspawn"); fi
+  is_our_nspawn "$pid" "$name" || die "$name: not running (systemd-nspawn ${pid:-?} is gone)" "tests/nspawn/node.sh start $name"
+  local -a dirs
+  mapfile -t dirs <"$state/cgroups"
+  local t0=${EPOCHREALTIME/./} dir left
+  # All at once: nspawn (in the node's cgroups itself) and the container, by the kernel where it can (cgroup v2's
+  # cgroup.kill, recursive), and by PID for the rest (cgroup v1 hierarchies).
+  kill -KILL "$pid" 2>/dev/null || true
+  for dir in "${dirs[@]}"; do
+    if [ -f "$dir/cgroup.kill" ]; then echo 1 >"$dir/cgroup.kill" 2>/dev/null || true; fi
+  done
+  left=$(cgroup_pids "${dirs[@]}")
+  # shellcheck disable=SC2086 # one PID a word
+  if [ -n "$left" ]; then kill -KILL $left 2>/dev/null || true; fi
+  kill_cgroup_procs "$name" "${dirs[@]}"
+  for ((i = 0; i < 100; i++)); do
+    is_our_nspawn "$pid" "$name" || break
+    sleep 0.05
+  done
+  ! is_our_nspawn "$pid" "$name" || die "$name: systemd-nspawn $pid survived SIGKILL"
+  left=$(cgroup_pids "${dirs[@]}")
+  [ -z "$left" ] || die "$name: processes still in its cgroups after SIGKILL: $(echo "$left" | tr '\n' ' ')"
+  rm -f "$state/leader" "$state/nspawn"
+  # The supervisor records "PID 137"; let it finish.
+  nspawn_exit_status "$state" "$pid" >/dev/null
+  # What a killed systemd-nspawn leaves on the host (as `down`): its propagation directory and its root's lock file.
+  rm -rf --one-file-system "/run/systemd/nspawn/propagate/$name"
+  if mountpoint -q "$state/root" 2>/dev/null; then
+    rm -f "/run/systemd/nspawn/locks/inode-$(stat -c %d:%i "$state/root")"
+  fi
+  clear_sub_cgroups "$name"
+  printf '\n=== node.sh kill: %s ===\n' "$(date -u +%FT%TZ)" >>"$state/console.log"
+  log "$name: killed in $(((${EPOCHREALTIME/./} - t0) / 1000)) ms (systemd-nspawn $pid and every process of the node)"
+}
+
+cmd_start() {
+  local name=$1 state=$STATE_ROOT/$1 pid=""
+  step "starting node $name" "see its console log: $state/console.log; tests/nspawn/node.sh down $name cleans up"
+  [ -d "$state" ] || die "$name: no such node (no state dir $state)" "boot it with K8S_TEST_PERSISTENT=1 tests/nspawn/node.sh up"
+  [ "$(cat "$state/mode" 2>/dev/null || true)" = persistent ] ||
+    die "$name: cannot start a node booted without K8S_TEST_PERSISTENT=1" "tests/nspawn/node.sh down $name, then up"
+  if [ -f "$state/nspawn" ]; then pid=$(cat "$state/nspawn"); fi
+  ! is_our_nspawn "$pid" "$name" || die "$name: already running (systemd-nspawn $pid)" "tests/nspawn/node.sh kill $name first"
+  mountpoint -q "$state/root" || die "$name: its overlay root $state/root is not mounted" "tests/nspawn/node.sh down $name, then up"
+  [ -e "/run/netns/$(cat "$state/netns")" ] || die "$name: its network namespace $(cat "$state/netns") is gone"
+  local t0=${EPOCHREALTIME/./}
+  clear_sub_cgroups "$name"
+  printf '\n=== node.sh start: %s ===\n' "$(date -u +%FT%TZ)" >>"$state/console.log"
+  launch "$name"
+  log "$name: started in $(((${EPOCHREALTIME/./} - t0) / 1000)) ms, leader $LEADER"
+  result "$LEADER"
+}
+
 cmd_leader() {
   local state=$STATE_ROOT/$1
   [ -f "$state/leader" ] || die "$1: not running (no $state/leader)"
@@ -454,6 +535,20 @@ case "$cmd" in
     need_commands systemd-nspawn nsenter pgrep timeout
     stdout_is_result
     cmd_reboot "$1"
+    ;;
+  kill)
+    [ $# -eq 1 ] || usage
+    check_name "$1"
+    need_root
+    cmd_kill "$1"
+    ;;
+  start)
+    [ $# -eq 1 ] || usage
+    check_name "$1"
+    need_root
+    need_commands systemd-nspawn nsenter pgrep timeout
+    stdout_is_result
+    cmd_start "$1"
     ;;
   down)
     [ $# -eq 1 ] || usage

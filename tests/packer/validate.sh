@@ -7,7 +7,9 @@
 #   - Debian's packer 1.6.6 rejects plugins.pkr.hcl's required_plugins (so 1.6.6 is pointed at node.pkr.hcl alone);
 #     with Packer 1.7 or later the directory (both files) is validated instead;
 #   - shellcheck of packer/scripts/*.sh and tests/packer/*.sh (when shellcheck is installed), and the lock parser of
-#     provision.sh against pretty and compact lock files.
+#     provision.sh against pretty and compact lock files;
+#   - packer/render-user-data.sh: both roles render, conditional blocks, new-cluster, and the HA control plane's
+#     master user data (CONTROL_PLANE_SIZE and the shared keys only when it is set, decoding to new-cluster's files).
 # Prints one line per check and a final "N passed, N failed" line; exits 1 if any check failed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -180,6 +182,38 @@ if out=$(packer/render-user-data.sh new-cluster "$work/pki" 2>&1) &&
   ok "render-user-data.sh new-cluster makes a CA + pin + token that render both roles, and never replaces a CA"
 else
   not_ok "render-user-data.sh new-cluster: $out"
+fi
+# --- HA control plane: new-cluster's shared keys, rendered (decoding to the same bytes) only with CONTROL_PLANE_SIZE
+ha_ok=1
+ha_why=""
+# b64 content of write_files entry PATH in a rendered file, decoded
+decoded() { awk -v p="  - path: $2" '$0 == p { f = 1; next } f && $1 == "content:" { print $2; exit }' "$1" | base64 -d; }
+# shellcheck disable=SC1091 # cluster.env is written by new-cluster above
+if ! (. "$work/pki/cluster.env" && CLUSTER_NAME=ci CONTROL_PLANE_SIZE=3 packer/render-user-data.sh master >"$work/m3.yaml"); then
+  ha_ok=0 ha_why="CONTROL_PLANE_SIZE=3 does not render"
+fi
+for pair in front-proxy-ca.crt:front-proxy-ca.crt front-proxy-ca.key:front-proxy-ca.key sa.key:sa.key sa.pub:sa.pub \
+  etcd/ca.crt:etcd-ca.crt etcd/ca.key:etcd-ca.key ca.key:ca.key; do
+  if ! cmp -s <(decoded "$work/m3.yaml" "/etc/kubernetes/pki/${pair%%:*}") "$work/pki/${pair#*:}"; then
+    ha_ok=0 ha_why+=" /etc/kubernetes/pki/${pair%%:*} is not DIR/${pair#*:};"
+  fi
+  if grep -q "path: /etc/kubernetes/pki/${pair%%:*}\$" "$work/m.yaml" && [ "${pair%%:*}" != ca.key ]; then
+    ha_ok=0 ha_why+=" ${pair%%:*} rendered without CONTROL_PLANE_SIZE;"
+  fi
+done
+grep -q '^      CONTROL_PLANE_SIZE=3$' "$work/m3.yaml" || { ha_ok=0 ha_why+=" no CONTROL_PLANE_SIZE=3 in the role file;"; }
+! grep -v '^#' "$work/m.yaml" | grep -q CONTROL_PLANE_SIZE || { ha_ok=0 ha_why+=" CONTROL_PLANE_SIZE without it set;"; }
+head -n 1 "$work/pki/sa.key" | grep -qx -- '-----BEGIN PRIVATE KEY-----' || { ha_ok=0 ha_why+=" sa.key is not PKCS#8;"; }
+[ "$(openssl pkey -in "$work/pki/sa.key" -pubout 2>/dev/null)" = "$(cat "$work/pki/sa.pub")" ] || { ha_ok=0 ha_why+=" sa.pub is not sa.key's;"; }
+for ca in front-proxy-ca etcd-ca; do
+  openssl x509 -in "$work/pki/$ca.crt" -noout -subject -ext basicConstraints 2>/dev/null | tr -d '\n' |
+    grep -q "CN = $ca.*CA:TRUE" || { ha_ok=0 ha_why+=" $ca.crt is not a CA named $ca;"; }
+  [ "$(stat -c %a "$work/pki/$ca.key")" = 600 ] || { ha_ok=0 ha_why+=" $ca.key is not 0600;"; }
+done
+if [ "$ha_ok" = 1 ]; then
+  ok "master.yaml with CONTROL_PLANE_SIZE=3: the role key and new-cluster's front-proxy CA, sa.key/sa.pub and etcd CA; without it: neither"
+else
+  not_ok "HA control plane user data:$ha_why"
 fi
 
 if out=$(env -u CLUSTER_NAME packer/render-user-data.sh minion 2>&1); then
