@@ -120,7 +120,10 @@ fi
 template=$(dirname "$0")/user-data/$1.yaml
 : "${DNS_DOMAIN:=k8s}" "${HOST_CHECKS:=enforce}" "${KUBE_APISERVER_ARGS:=}" "${WEAVE_PEERS_RECORD:=weave-core}"
 : "${DNS_UPDATE_RECORDS:=}"
+# An HA master's etcd removal graces (docs/agent.md "HA control plane"); the defaults are the agent's.
+: "${ETCD_DEAD_MEMBER_AFTER:=600}" "${ETCD_REPLACED_MEMBER_AFTER:=60}"
 export DNS_DOMAIN HOST_CHECKS KUBE_APISERVER_ARGS WEAVE_PEERS_RECORD DNS_UPDATE_RECORDS
+export ETCD_DEAD_MEMBER_AFTER ETCD_REPLACED_MEMBER_AFTER
 
 # Conditional blocks first: `#@if NAME` … `#@endif` (not nested).
 is_set() { # NAME

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# tests/local/ha.sh: the highly available control plane end to end. A local cluster with three masters
+# (demo/local-cluster.sh up --masters 3 2: CONTROL_PLANE_SIZE=3, the shared keys in every master's user data, etcd
+# across the masters over TLS) and two minions, then the etcd leader's master loses power.
+#
+# Asserts, with real etcd, kube-apiserver, kubelet and etcdctl/kubectl from the image:
+#   - exactly one master bootstrapped etcd, the other two joined as learners and were promoted; one cluster ID,
+#     3 voters, `etcdctl endpoint health` 3 of 3; every master's status shows its membership;
+#   - the etcd leader's master powered off (the plug pulled, nothing stops cleanly): kubectl through
+#     masters.local.k8s still works, every minion stays Ready, a new pod is scheduled and runs, etcdctl shows 2 of 3
+#     healthy; the surviving leader's agent says when it will remove the dead member;
+#   - a replacement (a new machine, the same user data; the dead address taken out of the record) joins as a learner,
+#     is promoted, and the leader's agent removes the dead member: 3 voting members again, all healthy;
+#   - a master that reboots keeps its member ID and data;
+#   - two of three masters off: the API is unavailable; one back: quorum, and an object written before reads back.
+# Measures (printed as "measure NAME VALUE", collected by bench/ha.sh): the third master's boot → 3 voters, the API's
+# unavailability seen by a client looping through the masters name while the leader's master is powered off, the
+# replacement's boot → 3 healthy voters. `etcdctl member list` before, during and after is printed.
+# Prints "N passed, M failed" and exits non-zero on any failure. Needs root and the demo layer (./demo/build.sh).
+# shellcheck disable=SC2016 # within() takes code to eval later: single quotes on purpose
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+# shellcheck source=tests/local/lib.sh
+. tests/local/lib.sh
+STATE=/run/k8s-local
+# Short removal graces for the test (the role file's minimums are 120 s and 30 s; defaults 600 s and 60 s).
+export ETCD_DEAD_MEMBER_AFTER=${ETCD_DEAD_MEMBER_AFTER:-120} ETCD_REPLACED_MEMBER_AFTER=${ETCD_REPLACED_MEMBER_AFTER:-30}
+work=$(mktemp -d)
+loop_pid=""
+cleanup() {
+  if [ -n "$loop_pid" ]; then kill "$loop_pid" 2>/dev/null || true; fi
+  [ -n "${KEEP_CLUSTER:-}" ] || $LC down >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+$LC down >/dev/null 2>&1 || true
+
+within() {
+  local deadline=$(($(date +%s) + $2))
+  until eval "$1"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+}
+ms() { date +%s%3N; }
+measure() { echo "measure $1 $2"; }
+ETCD_TLS=(--cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt
+  --key=/etc/kubernetes/pki/etcd/healthcheck-client.key --command-timeout=3s --dial-timeout=2s)
+etcdctl_on() { # master args...
+  local n=$1
+  shift
+  inside "$n" /usr/bin/etcdctl --endpoints=https://127.0.0.1:2379 "${ETCD_TLS[@]}" "$@"
+}
+# kubectl in a minion with the admin kubeconfig: its server is https://masters.local.k8s:6443, resolved by the
+# minion (all masters), as any client outside the control plane.
+kc() { inside minion1 /usr/bin/kubectl --kubeconfig /run/ha-admin.conf --request-timeout=10s "$@"; }
+voters() { etcdctl_on "$1" member list -w json 2>/dev/null | python3 -c 'import json,sys
+m=json.load(sys.stdin)["members"]; print(sum(1 for x in m if not x.get("isLearner")), sum(1 for x in m if x.get("isLearner")))' 2>/dev/null; }
+addr_of() { awk -v n="$1" '$1 == n { print $3 }' "$STATE/nodes"; }
+up_masters() { awk '$2 == "master" { print $1 }' "$STATE/nodes"; }
+
+# --- 1. Three masters and two minions boot together ----------------------------------------------------------
+t0=$(ms)
+if $LC up --masters 3 2 >"$work/up.log" 2>&1; then ok "3 masters + 2 minions up and Ready in $(($(ms) - t0)) ms"; else
+  bad "3 masters + 2 minions up"
+  tail -n 40 "$work/up.log"
+  for n in master master2 master3; do inside "$n" /usr/bin/k8s-agent status 2>/dev/null | sed "s/^/    $n: /" || true; done
+  exit 1
+fi
+# When the last master's systemd started (its console's first line) → 3 voters (a poll of the member list every
+# 0.2 s would race `up`, which already waited for Ready; the agents' own transitions say when each became a voter).
+masters=(master master2 master3)
+boots=()
+for n in "${masters[@]}"; do boots+=("$(json "$n" | field transition_at.role)"); done
+last_boot=$(printf '%s\n' "${boots[@]}" | sort -n | tail -1)
+voter_at=0
+for n in "${masters[@]}"; do
+  t=$(json "$n" | field transition_at.start-control-plane)
+  [ "$t" -gt "$voter_at" ] && voter_at=$t
+done
+measure third_master_boot_to_3_voters_ms $((voter_at - last_boot))
+bootstrappers=0
+for n in "${masters[@]}"; do
+  s=$(json "$n")
+  check "$n: ready, an etcd voter" [ "$(field condition <<<"$s")" = ready ] && [ "$(field etcd.role <<<"$s")" = voter ]
+  by=$(field etcd.started_by <<<"$s")
+  echo "    $n: etcd started by $by, member $(field etcd.member_id <<<"$s"), cluster $(field etcd.cluster_id <<<"$s")"
+  [ "$by" != bootstrap ] || bootstrappers=$((bootstrappers + 1))
+done
+check "exactly one master bootstrapped etcd, the others joined" [ "$bootstrappers" = 1 ]
+check "the three agents agree on one cluster ID" \
+  [ "$(for n in "${masters[@]}"; do json "$n" | field etcd.cluster_id; done | sort -u | wc -l)" = 1 ]
+check "etcd: 3 voters, 0 learners" [ "$(voters master)" = "3 0" ]
+echo "--- etcdctl member list, before"
+etcdctl_on master member list -w table | tee "$work/members-before.txt"
+eps=$(for n in "${masters[@]}"; do printf 'https://%s:2379,' "$(addr_of "$n")"; done)
+eps=${eps%,}
+check "etcdctl endpoint health: 3 of 3 healthy" \
+  [ "$(inside master /usr/bin/etcdctl --endpoints="$eps" "${ETCD_TLS[@]}" endpoint health 2>&1 | grep -c 'is healthy')" = 3 ]
+check "kube-apiserver talks to its own member over TLS with its own client certificate" \
+  inside master2 grep -q -- '--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt' /run/k8s-agent/apiserver-etcd.env
+check "etcd refuses a client without a certificate" \
+  bash -c "! nsenter -t $($LC leader master) -a -- /usr/bin/etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --command-timeout=3s member list >/dev/null 2>&1"
+inside master cat /etc/kubernetes/admin.conf | inside minion1 sh -c 'umask 077; cat >/run/ha-admin.conf'
+check "kubectl through masters.local.k8s from a minion" kc get nodes
+kc create configmap ha-canary --from-literal=written=before-the-loss >/dev/null
+check "a ConfigMap written before any master is lost" kc get configmap ha-canary
+check "status on a master shows its etcd membership" \
+  bash -c "nsenter -t $($LC leader master) -a -- /usr/bin/k8s-agent status --no-units | grep -q '^etcd .*3 of 3 voters healthy'"
+check "metrics carry the membership" \
+  inside master grep -q '^k8s_agent_etcd_members{role="voter",state="healthy"} 3' /var/lib/prometheus/node-exporter/k8s-agent.prom
+
+# --- 2. The etcd leader's master loses power -------------------------------------------------------------------
+leader=""
+for n in "${masters[@]}"; do [ "$(json "$n" | field etcd.leader)" = true ] && leader=$n; done
+check "one master's status says its member leads ($leader)" [ -n "$leader" ]
+[ -n "$leader" ] || exit 1
+survivor=$(for n in "${masters[@]}"; do [ "$n" = "$leader" ] || echo "$n"; done | head -1)
+dead_addr=$(addr_of "$leader")
+# A client looping through the masters name: one kubectl a time (a new connection, a fresh lookup of all three
+# addresses), 5 s request timeout, every 0.2 s; a line "ms ok|fail" each.
+inside minion1 sh -c 'while :; do t=$(date +%s%3N); if /usr/bin/kubectl --kubeconfig /run/ha-admin.conf --request-timeout=5s get --raw /readyz >/dev/null 2>&1; then echo "$t ok"; else echo "$t fail"; fi; sleep 0.2; done' >"$work/loop.log" 2>/dev/null &
+loop_pid=$!
+sleep 10
+t_kill=$(ms)
+$LC poweroff "$leader" >/dev/null
+echo "    powered off $leader ($dead_addr), the etcd leader's master"
+check "kubectl through masters.local.k8s works with $leader off" within 'kc get nodes >/dev/null 2>&1' 60
+# Watch the minions' Ready condition for 90 s: never anything but True.
+not_ready=0
+for _ in $(seq 18); do
+  conds=$(kc get nodes minion1 minion2 -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}' 2>/dev/null || echo "unknown")
+  case $conds in *=True*=True*) ;; *) not_ready=$((not_ready + 1)); echo "    minions not both Ready: $conds" ;; esac
+  sleep 5
+done
+check "every minion stayed Ready for 90 s after the loss" [ "$not_ready" = 0 ]
+kill "$loop_pid" 2>/dev/null || true
+wait "$loop_pid" 2>/dev/null || true
+loop_pid=""
+# The window after the loss (from the last success before it), and beside it the 10 s before (the baseline: all
+# three masters up, the same client).
+window() { # from to
+  awk -v a="$1" -v b="$2" '$1 >= a && $1 < b { n++; if ($2 == "ok") { if (last && $1 - last > g) g = $1 - last; last = $1 } else f++ } END { printf "%d %d %d\n", g, f, n }' "$work/loop.log"
+}
+read -r base_gap base_fail base_n < <(window $((t_kill - 10000)) "$t_kill")
+last_ok=$(awk -v k="$t_kill" '$1 < k && $2 == "ok" { t = $1 } END { print t + 0 }' "$work/loop.log")
+read -r gap fail n < <(window "$last_ok" 99999999999999)
+measure api_longest_gap_ms_before_loss "$base_gap"
+measure api_failed_requests_before_loss "$base_fail/$base_n"
+measure api_longest_gap_ms_after_loss "$gap"
+measure api_failed_requests_after_loss "$fail/$n"
+kc run ha-after-loss --image=localhost/k8s-image/busybox:1.37.0 --image-pull-policy=Never \
+  --overrides='{"spec":{"terminationGracePeriodSeconds":1}}' --command -- sleep 3600 >/dev/null
+check "a new pod is scheduled and Running with the leader's master off" \
+  within '[ "$(kc get pod ha-after-loss -o jsonpath={.status.phase} 2>/dev/null)" = Running ]' 120
+check "etcdctl endpoint health: 2 of 3 healthy" \
+  [ "$(inside "$survivor" /usr/bin/etcdctl --endpoints="$eps" "${ETCD_TLS[@]}" endpoint health 2>&1 | grep -c 'is healthy')" = 2 ]
+echo "--- etcdctl member list, during ($leader off)"
+etcdctl_on "$survivor" member list -w table | tee "$work/members-during.txt"
+new_leader=""
+check "a new etcd leader among the survivors" \
+  within 'for n in "${masters[@]}"; do [ "$n" != "$leader" ] && [ "$(json "$n" | field etcd.leader)" = true ] && new_leader=$n; done; [ -n "$new_leader" ]' 60
+check "the new leader's agent says when it removes the dead member" \
+  within '[ -n "$(json "$new_leader" | field etcd.note)" ]' 60
+echo "    $new_leader: $(json "$new_leader" | field etcd.note)"
+
+# --- 3. A replacement: a new machine, the same user data; the dead address out of the record --------------------
+read -r -a keep < <(for n in "${masters[@]}"; do [ "$n" = "$leader" ] || addr_of "$n"; done | xargs)
+t_add=$(ms)
+$LC dns set masters "${keep[@]}"
+newm=$($LC add-master --no-wait | tail -1)
+$LC dns set masters "${keep[@]}" "$(addr_of "$newm")"
+check "the replacement $newm joined as a learner" within '[ "$(json "$newm" | field etcd.started_by)" = join ]' 240
+check "the replacement is a voter and Ready" within '[ "$(json "$newm" | field condition)" = ready ] && [ "$(json "$newm" | field etcd.role)" = voter ]' 240
+check "the leader's agent removed the dead member: 3 voters, 0 learners" within '[ "$(voters "$survivor")" = "3 0" ]' 240
+measure replacement_boot_to_3_healthy_voters_ms $(($(ms) - t_add))
+check "the removal is in the leader's status, with its reason" \
+  within 'for n in "${masters[@]}" "$newm"; do [ "$n" = "$leader" ] && continue; json "$n" | field etcd.removals | grep -q "$dead_addr" && exit 0; done; false' 60
+for n in "${masters[@]}" "$newm"; do
+  [ "$n" = "$leader" ] && continue
+  r=$(json "$n" | field etcd.removals)
+  [ -z "$r" ] || echo "    $n removed: $r"
+done
+eps_now=$(for n in "${masters[@]}" "$newm"; do [ "$n" = "$leader" ] || printf 'https://%s:2379,' "$(addr_of "$n")"; done)
+check "etcdctl endpoint health: 3 of 3 healthy again" \
+  [ "$(inside "$survivor" /usr/bin/etcdctl --endpoints="${eps_now%,}" "${ETCD_TLS[@]}" endpoint health 2>&1 | grep -c 'is healthy')" = 3 ]
+echo "--- etcdctl member list, after the replacement"
+etcdctl_on "$survivor" member list -w table | tee "$work/members-after.txt"
+check "the object written before the loss reads back" [ "$(kc get configmap ha-canary -o jsonpath='{.data.written}')" = before-the-loss ]
+
+# --- 4. A master that reboots keeps its member and its data --------------------------------------------------------
+id_before=$(json "$survivor" | field etcd.member_id)
+$LC reboot "$survivor" >/dev/null
+check "$survivor rebooted: Ready, the same member ($id_before), started on its data" \
+  within '[ "$(json "$survivor" | field condition)" = ready ] && [ "$(json "$survivor" | field etcd.member_id)" = "$id_before" ] && [ "$(json "$survivor" | field etcd.started_by)" = restart ]' 180
+check "3 voters after the reboot" within '[ "$(voters "$newm")" = "3 0" ]' 60
+
+# --- 5. Two of three off: no API; one back: quorum and the data -------------------------------------------------
+alive=()
+for n in "${masters[@]}" "$newm"; do [ "$n" = "$leader" ] || alive+=("$n"); done
+$LC poweroff "${alive[0]}" >/dev/null
+$LC poweroff "${alive[1]}" >/dev/null
+check "with 2 of 3 masters off the API is unavailable (no etcd quorum)" \
+  within '! inside "${alive[2]}" /usr/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=5s get configmap ha-canary >/dev/null 2>&1' 60
+$LC start "${alive[0]}" --no-wait >/dev/null
+check "one master back: quorum, and the ConfigMap written before reads back" \
+  within '[ "$(inside "${alive[2]}" /usr/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=5s get configmap ha-canary -o jsonpath={.data.written} 2>/dev/null)" = before-the-loss ]' 180
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
