@@ -771,6 +771,7 @@ pub async fn run_agent<U: UnitControl>(
                     &advertise_addrs,
                     name,
                     now_secs(),
+                    1,
                 )
             }
             Action::EnsureJoinObjects { server, connect_to } => {

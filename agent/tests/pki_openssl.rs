@@ -76,6 +76,7 @@ fn spec() -> ControlPlaneSpec {
         advertise_addrs: vec![ip("10.0.0.5"), ip("fd00::5")],
         service_ip: ip("10.96.0.1"),
         now_unix: now(),
+        control_plane_size: 1,
     }
 }
 
@@ -373,12 +374,12 @@ fn generate_and_check(kind: CaKind) -> TempDir {
     let spec = spec();
     let now = spec.now_unix;
 
-    let existing = read_existing(root.path()).expect("read the PKI files");
+    let existing = read_existing(root.path(), 1).expect("read the PKI files");
     assert_eq!(existing.len(), 2);
     let planned = plan_control_plane(&existing, &spec).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
     assert_eq!(planned.len(), 14, "{kind:?}");
     write_planned(root.path(), &planned).expect("write the PKI files");
-    let again = read_existing(root.path()).expect("read the PKI files");
+    let again = read_existing(root.path(), 1).expect("read the PKI files");
     assert_eq!(again.len(), 16);
     assert_eq!(
         plan_control_plane(&again, &spec),
@@ -769,7 +770,7 @@ fn an_apiserver_certificate_made_by_openssl_is_kept_or_rejected_by_its_sans() {
         root.path(),
         "DNS:masters.prod.k8s,IP:10.96.0.1,IP:127.0.0.1",
     );
-    let existing = read_existing(root.path()).unwrap();
+    let existing = read_existing(root.path(), 1).unwrap();
     let planned = plan_control_plane(&existing, &spec()).unwrap();
     assert!(
         !planned.iter().any(|f| f.path.contains("apiserver.")),
@@ -780,7 +781,7 @@ fn an_apiserver_certificate_made_by_openssl_is_kept_or_rejected_by_its_sans() {
     let root = tempfile::tempdir().unwrap();
     openssl_ca(root.path(), CaKind::EcSec1);
     openssl_apiserver_cert(root.path(), "DNS:master-1,IP:10.0.0.5");
-    let existing = read_existing(root.path()).unwrap();
+    let existing = read_existing(root.path(), 1).unwrap();
     assert_eq!(
         plan_control_plane(&existing, &spec()),
         Err(PkiError::MissingSans {
@@ -817,7 +818,7 @@ fn kubectl_reads_every_kubeconfig() {
     let kubectl = kubectl.as_str();
     let root = tempfile::tempdir().unwrap();
     openssl_ca(root.path(), CaKind::EcSec1);
-    let existing = read_existing(root.path()).unwrap();
+    let existing = read_existing(root.path(), 1).unwrap();
     write_planned(
         root.path(),
         &plan_control_plane(&existing, &spec()).unwrap(),

@@ -60,8 +60,9 @@ pub fn ensure_pki(
     advertise_addrs: &[IpAddr],
     node_name: String,
     now_unix: i64,
+    control_plane_size: u32,
 ) -> Observation {
-    let existing = match pki_files::read_existing(root) {
+    let existing = match pki_files::read_existing(root, control_plane_size) {
         Ok(existing) => existing,
         Err(e) => {
             return Observation::PkiInvalid {
@@ -79,6 +80,7 @@ pub fn ensure_pki(
             .collect(),
         service_ip: IpAddr::V4(SERVICE_IP),
         now_unix,
+        control_plane_size,
     };
     let planned = match pki::plan_control_plane(&existing, &spec) {
         Ok(planned) => planned,

@@ -2,14 +2,15 @@
 //! [`ExistingFiles`] for [`crate::pure::pki::plan_control_plane`], and writing its [`PlannedFile`]s. Every
 //! error names the file; nothing read or written is logged (only paths, modes and sizes).
 //!
-//! - [`read_existing`] reads exactly the files of [`CONTROL_PLANE_FILES`] that exist, each at most
-//!   [`MAX_FILE_BYTES`]; a missing file is simply absent from the map, anything else unreadable is an error.
+//! - [`read_existing`] reads exactly the files of [`control_plane_files`] (the control plane's size decides
+//!   whether etcd's are among them) that exist, each at most [`MAX_FILE_BYTES`]; a missing file is simply absent
+//!   from the map, anything else unreadable is an error.
 //! - [`write_planned`] writes each file atomically ([`k8s_core::atomic_file::atomic_write`]: temp file, fsync,
 //!   rename) with its mode (0600 for keys and kubeconfigs: the mode is set before the contents are written).
 //!   Missing directories are created 0755, as kubeadm creates `/etc/kubernetes/pki`; existing ones are left as
 //!   they are. The plan only lists missing files, so nothing the user supplied is overwritten.
 
-use crate::pure::pki::{CONTROL_PLANE_FILES, ExistingFiles, PlannedFile};
+use crate::pure::pki::{ExistingFiles, PlannedFile, control_plane_files};
 use k8s_core::atomic_file::atomic_write;
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -18,11 +19,12 @@ use std::path::{Path, PathBuf};
 /// The largest PKI file read (certificates, keys and kubeconfigs are a few KiB).
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
-/// Reads the files of the PKI table that exist under `root`. Errors name the file: unreadable, not a regular
+/// Reads the files of the PKI table for a control plane of `control_plane_size` masters that exist under
+/// `root` (with 1, etcd's files are not read even if present). Errors name the file: unreadable, not a regular
 /// file, or larger than [`MAX_FILE_BYTES`].
-pub fn read_existing(root: &Path) -> io::Result<ExistingFiles> {
+pub fn read_existing(root: &Path, control_plane_size: u32) -> io::Result<ExistingFiles> {
     let mut files = ExistingFiles::new();
-    for rel in CONTROL_PLANE_FILES {
+    for rel in control_plane_files(control_plane_size) {
         let path = root.join(rel);
         if let Some(bytes) = read_bounded(&path)? {
             files.insert(rel.to_string(), bytes);
@@ -137,7 +139,7 @@ mod tests {
         std::fs::write(pki.join("ca.key"), b"key").unwrap();
         std::fs::write(pki.join("unrelated.crt"), b"x").unwrap();
         std::fs::write(root.path().join("etc/kubernetes/admin.conf"), b"conf").unwrap();
-        let files = read_existing(root.path()).unwrap();
+        let files = read_existing(root.path(), 1).unwrap();
         assert_eq!(
             files.keys().collect::<Vec<_>>(),
             [
@@ -148,10 +150,42 @@ mod tests {
         );
         assert_eq!(files["etc/kubernetes/pki/ca.key"], b"key");
         assert!(
-            read_existing(&root.path().join("nowhere"))
+            read_existing(&root.path().join("nowhere"), 1)
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn etcd_files_are_read_only_for_an_ha_control_plane() {
+        let root = tempfile::tempdir().unwrap();
+        let etcd = root.path().join("etc/kubernetes/pki/etcd");
+        std::fs::create_dir_all(&etcd).unwrap();
+        std::fs::write(root.path().join("etc/kubernetes/pki/ca.crt"), b"cert").unwrap();
+        std::fs::write(etcd.join("ca.crt"), b"etcd cert").unwrap();
+        std::fs::write(etcd.join("ca.key"), b"etcd key").unwrap();
+        std::fs::write(
+            root.path()
+                .join("etc/kubernetes/pki/apiserver-etcd-client.crt"),
+            b"client",
+        )
+        .unwrap();
+        let single = read_existing(root.path(), 1).unwrap();
+        assert_eq!(
+            single.keys().collect::<Vec<_>>(),
+            ["etc/kubernetes/pki/ca.crt"]
+        );
+        let ha = read_existing(root.path(), 3).unwrap();
+        assert_eq!(
+            ha.keys().collect::<Vec<_>>(),
+            [
+                "etc/kubernetes/pki/apiserver-etcd-client.crt",
+                "etc/kubernetes/pki/ca.crt",
+                "etc/kubernetes/pki/etcd/ca.crt",
+                "etc/kubernetes/pki/etcd/ca.key",
+            ]
+        );
+        assert_eq!(ha["etc/kubernetes/pki/etcd/ca.key"], b"etcd key");
     }
 
     #[test]
@@ -164,7 +198,7 @@ mod tests {
             vec![b'a'; MAX_FILE_BYTES as usize + 1],
         )
         .unwrap();
-        let err = read_existing(root.path()).unwrap_err();
+        let err = read_existing(root.path(), 1).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(
             err.to_string().contains("etc/kubernetes/pki/apiserver.crt"),
@@ -175,14 +209,14 @@ mod tests {
             vec![b'a'; MAX_FILE_BYTES as usize],
         )
         .unwrap();
-        assert_eq!(read_existing(root.path()).unwrap().len(), 1);
+        assert_eq!(read_existing(root.path(), 1).unwrap().len(), 1);
     }
 
     #[test]
     fn a_directory_in_place_of_a_file_is_an_error_naming_it() {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("etc/kubernetes/pki/sa.key")).unwrap();
-        let err = read_existing(root.path()).unwrap_err();
+        let err = read_existing(root.path(), 1).unwrap_err();
         assert!(
             err.to_string().contains("etc/kubernetes/pki/sa.key"),
             "{err}"
@@ -219,7 +253,7 @@ mod tests {
             .filter(|n| n.to_string_lossy().contains(".tmp-"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
-        assert_eq!(read_existing(root.path()).unwrap().len(), 2);
+        assert_eq!(read_existing(root.path(), 1).unwrap().len(), 2);
     }
 
     #[test]

@@ -286,6 +286,9 @@ pub(crate) fn check_valid_at(path: &str, cert_der: &[u8], now: i64) -> Result<()
 pub(crate) enum Usage {
     Server,
     Client,
+    /// Both: etcd's server and peer certificates (etcd dials its peers with its peer certificate, and since 3.2
+    /// wants clientAuth on the server certificate too).
+    ServerAndClient,
 }
 
 impl Usage {
@@ -293,6 +296,7 @@ impl Usage {
         match self {
             Usage::Server => "serverAuth",
             Usage::Client => "clientAuth",
+            Usage::ServerAndClient => "serverAuth and clientAuth",
         }
     }
 }
@@ -306,6 +310,7 @@ pub(crate) fn allows(cert_der: &[u8], usage: Usage) -> bool {
                 || match usage {
                     Usage::Server => eku.value.server_auth,
                     Usage::Client => eku.value.client_auth,
+                    Usage::ServerAndClient => eku.value.server_auth && eku.value.client_auth,
                 }
         }
         Err(_) => false,

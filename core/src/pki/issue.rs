@@ -171,10 +171,14 @@ impl Signer {
         if key.algorithm() == &rcgen::PKCS_RSA_SHA256 {
             params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
         }
-        params.extended_key_usages = vec![match leaf.usage {
-            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
-            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
-        }];
+        params.extended_key_usages = match leaf.usage {
+            Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Usage::ServerAndClient => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        };
         params.use_authority_key_identifier_extension = true;
         for name in leaf.dns {
             let ia5 = name

@@ -5,9 +5,10 @@
 //!
 //! # What [`plan_control_plane`] does
 //!
-//! 1. **Checks every file that exists**, in the order of [`CONTROL_PLANE_FILES`], and stops at the first
-//!    problem ([`PkiError`], one variant per kind of problem). Nothing that exists is ever replaced: fixing a
-//!    file, or removing it to have it generated, is the operator's decision.
+//! 1. **Checks every file that exists**, in the order of [`control_plane_files`] ([`CONTROL_PLANE_FILES`], then
+//!    [`ETCD_FILES`] on an HA control plane), and stops at the first problem ([`PkiError`], one variant per kind
+//!    of problem). Nothing that exists is ever replaced: fixing a file, or removing it to have it generated, is
+//!    the operator's decision.
 //! 2. **Generates what is missing** and returns it as [`PlannedFile`]s, in the same order. Planning again with
 //!    those files written returns nothing.
 //!
@@ -36,6 +37,28 @@
 //! ([`crate::kubeconfig`]). An existing kubeconfig must embed ca.crt, a client certificate signed by it
 //! with the CN above and the matching key.
 //!
+//! # A highly available control plane
+//!
+//! [`ControlPlaneSpec::control_plane_size`] 1 is the single master above: etcd listens on loopback without
+//! TLS, and nothing of etcd's is read, checked or generated (files under `pki/etcd` are ignored). Above 1 the
+//! masters share their CAs and the service-account key, and etcd runs across them over mutual TLS:
+//!
+//! | file (under `etc/kubernetes/pki`) | CN | usage | signed by | if missing |
+//! |---|---|---|---|---|
+//! | ca, front-proxy-ca, sa.key / sa.pub, etcd/ca ([`SHARED_FILES`]) | (the cluster's) | | | error ([`PkiError::SharedFileMissing`], ca: [`PkiError::CaMissing`]): every master's user data carries the same files; never generated |
+//! | etcd/server | node name | serverAuth, clientAuth | etcd/ca | generated; SANs below |
+//! | etcd/peer | node name | serverAuth, clientAuth | etcd/ca | generated; SANs below |
+//! | etcd/healthcheck-client | kube-etcd-healthcheck-client | clientAuth | etcd/ca | generated |
+//! | apiserver-etcd-client | kube-apiserver-etcd-client | clientAuth | etcd/ca | generated |
+//!
+//! The other leaves and the kubeconfigs are as above (front-proxy-client signed by the shared front-proxy-ca).
+//! etcd/server.crt's and etcd/peer.crt's SANs (kubeadm's `GetEtcdAltNames`): DNS node name, `localhost`; IP
+//! every advertise address, `127.0.0.1`, `::1`. An existing one must be signed by etcd/ca, valid now, allow
+//! serverAuth and clientAuth, match its key and name every advertise address of this node as an IP SAN
+//! (otherwise it was made for another node or address: [`PkiError::MissingSans`]). An existing etcd client
+//! certificate must be signed by etcd/ca, carry the CN above ([`PkiError::WrongIdentity`]) and match its key.
+//! sa.pub must hold sa.key's public key, as on a single master.
+//!
 //! New keys are ECDSA P-256 (kubeadm's alternative to RSA 2048; ring cannot generate RSA), PKCS#8 PEM.
 //! Validity: leaves one year, CAs ten years, notBefore = now − 5 minutes; the certificate profiles (key usages,
 //! key identifiers, basic constraints) are kubeadm's, spelled out in `issue.rs`.
@@ -61,7 +84,7 @@ use inspect::{PrivateKey, Usage};
 use issue::{Leaf, Signer};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const PKI_DIR: &str = "etc/kubernetes/pki";
 pub const CA_CRT: &str = "etc/kubernetes/pki/ca.crt";
@@ -80,6 +103,16 @@ pub const ADMIN_CONF: &str = "etc/kubernetes/admin.conf";
 pub const SUPER_ADMIN_CONF: &str = "etc/kubernetes/super-admin.conf";
 pub const CONTROLLER_MANAGER_CONF: &str = "etc/kubernetes/controller-manager.conf";
 pub const SCHEDULER_CONF: &str = "etc/kubernetes/scheduler.conf";
+pub const ETCD_CA_CRT: &str = "etc/kubernetes/pki/etcd/ca.crt";
+pub const ETCD_CA_KEY: &str = "etc/kubernetes/pki/etcd/ca.key";
+pub const ETCD_SERVER_CRT: &str = "etc/kubernetes/pki/etcd/server.crt";
+pub const ETCD_SERVER_KEY: &str = "etc/kubernetes/pki/etcd/server.key";
+pub const ETCD_PEER_CRT: &str = "etc/kubernetes/pki/etcd/peer.crt";
+pub const ETCD_PEER_KEY: &str = "etc/kubernetes/pki/etcd/peer.key";
+pub const ETCD_HEALTHCHECK_CLIENT_CRT: &str = "etc/kubernetes/pki/etcd/healthcheck-client.crt";
+pub const ETCD_HEALTHCHECK_CLIENT_KEY: &str = "etc/kubernetes/pki/etcd/healthcheck-client.key";
+pub const APISERVER_ETCD_CLIENT_CRT: &str = "etc/kubernetes/pki/apiserver-etcd-client.crt";
+pub const APISERVER_ETCD_CLIENT_KEY: &str = "etc/kubernetes/pki/apiserver-etcd-client.key";
 
 /// Every file [`plan_control_plane`] reads or writes, relative to the node root, in the order it checks and
 /// plans them.
@@ -101,6 +134,50 @@ pub const CONTROL_PLANE_FILES: [&str; 16] = [
     CONTROLLER_MANAGER_CONF,
     SCHEDULER_CONF,
 ];
+
+/// The files an HA control plane (`control_plane_size > 1`) adds, in the order [`plan_control_plane`] checks
+/// and plans them after [`CONTROL_PLANE_FILES`]: the etcd CA (shared, supplied) and the four leaves it signs.
+/// With a single master none of them is read.
+pub const ETCD_FILES: [&str; 10] = [
+    ETCD_CA_CRT,
+    ETCD_CA_KEY,
+    ETCD_SERVER_CRT,
+    ETCD_SERVER_KEY,
+    ETCD_PEER_CRT,
+    ETCD_PEER_KEY,
+    ETCD_HEALTHCHECK_CLIENT_CRT,
+    ETCD_HEALTHCHECK_CLIENT_KEY,
+    APISERVER_ETCD_CLIENT_CRT,
+    APISERVER_ETCD_CLIENT_KEY,
+];
+
+/// The files every master of an HA control plane must be given (the same bytes on each) and that are never
+/// generated there, in the order they are checked. ca.crt and ca.key are required on a single master too.
+pub const SHARED_FILES: [&str; 8] = [
+    CA_CRT,
+    CA_KEY,
+    FRONT_PROXY_CA_CRT,
+    FRONT_PROXY_CA_KEY,
+    SA_KEY,
+    SA_PUB,
+    ETCD_CA_CRT,
+    ETCD_CA_KEY,
+];
+
+/// Every file [`plan_control_plane`] reads or writes for a control plane of `control_plane_size` masters, in
+/// the order it checks and plans them: [`CONTROL_PLANE_FILES`], then [`ETCD_FILES`] when the size is above 1.
+pub fn control_plane_files(control_plane_size: u32) -> Vec<&'static str> {
+    let mut files = CONTROL_PLANE_FILES.to_vec();
+    if is_ha(control_plane_size) {
+        files.extend(ETCD_FILES);
+    }
+    files
+}
+
+/// Whether a control plane of this size is highly available: more than one master, etcd across them over TLS.
+fn is_ha(control_plane_size: u32) -> bool {
+    control_plane_size > 1
+}
 
 /// Leaf validity: one year (kubeadm's `CertificateValidityPeriod`).
 pub const LEAF_VALIDITY_SECS: i64 = 365 * 24 * 3600;
@@ -131,6 +208,10 @@ pub struct ControlPlaneSpec {
     pub service_ip: IpAddr,
     /// Now, Unix seconds: certificates are checked against it and issued from it.
     pub now_unix: i64,
+    /// How many masters the control plane is built for (`CONTROL_PLANE_SIZE`). 1: a single master, etcd local
+    /// without TLS, no etcd files. Above 1: the shared files ([`SHARED_FILES`]) must be supplied, and the etcd
+    /// leaves ([`ETCD_FILES`]) are checked and generated.
+    pub control_plane_size: u32,
 }
 
 /// Files that exist, keyed by path relative to the node root (`etc/kubernetes/pki/ca.crt`). Holds keys: do
@@ -207,6 +288,9 @@ impl fmt::Display for Content {
 pub enum PkiError {
     /// ca.crt or ca.key is missing: the cluster CA is the user's.
     CaMissing { path: String },
+    /// A file every master of an HA control plane must be given is missing ([`SHARED_FILES`]: front-proxy-ca,
+    /// sa.key / sa.pub, etcd/ca): generating it would give this master keys the others do not have.
+    SharedFileMissing { path: String },
     /// A certificate without its key, or a key without its certificate (or sa.pub without sa.key).
     HalfPair { present: String, missing: String },
     /// front-proxy-client exists but front-proxy-ca does not: it cannot be checked, nor would a new CA match.
@@ -266,25 +350,44 @@ fn is_cluster_ca(path: &str) -> bool {
     path == CA_CRT || path == CA_KEY
 }
 
+/// etcd/server.crt or etcd/peer.crt: made for one node and its addresses.
+fn is_etcd_member(path: &str) -> bool {
+    path == ETCD_SERVER_CRT || path == ETCD_PEER_CRT
+}
+
 /// "or remove … to have it generated", for the file `path` names (a kubeconfig field names its kubeconfig).
 fn remedy(path: &str) -> String {
     let file = path.split_once(" (").map_or(path, |(file, _)| file);
     if is_cluster_ca(file) {
         return "the cluster CA cannot be generated: supply ca.crt and ca.key in the master's user data".to_string();
     }
-    if file == SA_KEY || file == SA_PUB {
-        return format!("or remove {SA_KEY} and {SA_PUB} to have both generated");
+    if file == ETCD_CA_CRT || file == ETCD_CA_KEY {
+        return format!(
+            "the etcd CA cannot be generated: supply the cluster's {ETCD_CA_CRT} and {ETCD_CA_KEY} in the \
+             master's user data"
+        );
     }
+    const HA_NOTE: &str = " (on a single master; the masters of an HA control plane all need the same files, from \
+                           their user data)";
+    if file == SA_KEY || file == SA_PUB {
+        return format!("or remove {SA_KEY} and {SA_PUB} to have both generated{HA_NOTE}");
+    }
+    let known = CONTROL_PLANE_FILES.contains(&file) || ETCD_FILES.contains(&file);
+    let note = if file == FRONT_PROXY_CA_CRT || file == FRONT_PROXY_CA_KEY {
+        HA_NOTE
+    } else {
+        ""
+    };
     let pair = if let Some(stem) = file.strip_suffix(".crt") {
         Some(format!("{stem}.key"))
     } else {
         file.strip_suffix(".key").map(|stem| format!("{stem}.crt"))
     };
     match pair {
-        Some(pair) if CONTROL_PLANE_FILES.contains(&file) => {
-            format!("or remove {file} and {pair} to have both generated")
+        Some(pair) if known => {
+            format!("or remove {file} and {pair} to have both generated{note}")
         }
-        _ if CONTROL_PLANE_FILES.contains(&file) => {
+        _ if known => {
             format!("or remove {file} to have it written anew")
         }
         // A generic label from a helper function: the caller knows what to do with the file.
@@ -300,6 +403,7 @@ impl PkiError {
                 path
             }
             PkiError::CaMissing { path }
+            | PkiError::SharedFileMissing { path }
             | PkiError::IssuerMissing { path, .. }
             | PkiError::Unparsable { path, .. }
             | PkiError::NotSignedBy { path, .. }
@@ -345,6 +449,7 @@ impl PkiError {
                 relabel(ca);
             }
             PkiError::CaMissing { path }
+            | PkiError::SharedFileMissing { path }
             | PkiError::Unparsable { path, .. }
             | PkiError::NotACa { path }
             | PkiError::Expired { path, .. }
@@ -369,6 +474,11 @@ impl PkiError {
                                            in the master's user data; `openssl req -x509 -newkey rsa:2048 -nodes \
                                            -subj /CN=kubernetes -days 3650 -keyout ca.key -out ca.crt` makes one"
                 .to_string(),
+            PkiError::SharedFileMissing { path } => format!(
+                "every master of an HA control plane (CONTROL_PLANE_SIZE above 1 in the role file) needs the same \
+                 {path} in its user data, as it has ca.crt and ca.key; `packer/render-user-data.sh new-cluster` \
+                 makes the shared files once per cluster"
+            ),
             PkiError::HalfPair { present, missing } => {
                 format!("supply {missing} as well, or remove {present} to have both generated")
             }
@@ -395,6 +505,11 @@ impl PkiError {
             PkiError::NotYetValid { .. } => {
                 "check the node's clock (`timedatectl`); certificates from the future are not trusted".to_string()
             }
+            PkiError::MissingSans { path, .. } if is_etcd_member(path) => format!(
+                "it was made for another node or address: etcd's peers and clients reach this master at every \
+                 advertise address; {}",
+                remove(path)
+            ),
             PkiError::MissingSans { path, .. } => format!(
                 "reissue it with these names (the controller manager and scheduler connect over 127.0.0.1, pods \
                  over the service IP, everything else over the endpoint), {}",
@@ -410,6 +525,9 @@ impl PkiError {
             PkiError::WrongCaData { path } => format!(
                 "its certificate-authority-data must be ca.crt; remove {path} to have it written anew"
             ),
+            PkiError::WrongIdentity { path, expected, .. } if path.ends_with(".crt") => {
+                format!("reissue it for {expected}, {}", remove(path))
+            }
             PkiError::WrongIdentity { path, expected, .. } => {
                 format!("remove {path} to have it written for {expected}")
             }
@@ -427,6 +545,10 @@ impl fmt::Display for PkiError {
             PkiError::CaMissing { path } => {
                 write!(f, "{path} is missing; the cluster CA is not generated")?
             }
+            PkiError::SharedFileMissing { path } => write!(
+                f,
+                "{path} is missing; a highly available control plane does not generate it"
+            )?,
             PkiError::HalfPair { present, missing } => {
                 write!(f, "{present} exists but {missing} does not")?
             }
@@ -500,45 +622,138 @@ impl std::error::Error for PkiError {}
 
 /// Which CA signs a leaf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IssuedBy {
-    ClusterCa,
-    FrontProxyCa,
+enum Ca {
+    Cluster,
+    FrontProxy,
+    Etcd,
+}
+
+impl Ca {
+    /// The CA's certificate file.
+    fn cert_path(self) -> &'static str {
+        match self {
+            Ca::Cluster => CA_CRT,
+            Ca::FrontProxy => FRONT_PROXY_CA_CRT,
+            Ca::Etcd => ETCD_CA_CRT,
+        }
+    }
+
+    /// This CA among the three (a checked pair or a signer), if there is one.
+    fn pick<T>(self, cluster: Option<T>, front_proxy: Option<T>, etcd: Option<T>) -> Option<T> {
+        match self {
+            Ca::Cluster => cluster,
+            Ca::FrontProxy => front_proxy,
+            Ca::Etcd => etcd,
+        }
+    }
+}
+
+/// A leaf's common name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cn {
+    Fixed(&'static str),
+    /// The node name (kubeadm's `setCommonNameToNodeName`, for etcd's server and peer certificates).
+    NodeName,
+}
+
+/// What a leaf's subject alternative names are made of, and what an existing one must cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sans {
+    None,
+    /// See [`apiserver_sans`]; an existing one must cover the endpoint, the service IP and 127.0.0.1.
+    Apiserver,
+    /// See [`etcd_member_sans`]; an existing one must name every advertise address as an IP SAN.
+    EtcdMember,
 }
 
 /// A leaf certificate of the table.
 struct LeafFile {
     cert: &'static str,
     key: &'static str,
-    cn: &'static str,
+    cn: Cn,
     org: Option<&'static str>,
     usage: Usage,
-    issued_by: IssuedBy,
+    issued_by: Ca,
+    sans: Sans,
+}
+
+impl LeafFile {
+    /// The leaf exists (or is to be issued) but its CA does not.
+    fn issuer_missing(&self) -> PkiError {
+        PkiError::IssuerMissing {
+            path: self.cert.to_string(),
+            issuer: self.issued_by.cert_path().to_string(),
+        }
+    }
 }
 
 const LEAVES: [LeafFile; 3] = [
     LeafFile {
         cert: APISERVER_CRT,
         key: APISERVER_KEY,
-        cn: "kube-apiserver",
+        cn: Cn::Fixed("kube-apiserver"),
         org: None,
         usage: Usage::Server,
-        issued_by: IssuedBy::ClusterCa,
+        issued_by: Ca::Cluster,
+        sans: Sans::Apiserver,
     },
     LeafFile {
         cert: APISERVER_KUBELET_CLIENT_CRT,
         key: APISERVER_KUBELET_CLIENT_KEY,
-        cn: "kube-apiserver-kubelet-client",
+        cn: Cn::Fixed("kube-apiserver-kubelet-client"),
         org: Some("kubeadm:cluster-admins"),
         usage: Usage::Client,
-        issued_by: IssuedBy::ClusterCa,
+        issued_by: Ca::Cluster,
+        sans: Sans::None,
     },
     LeafFile {
         cert: FRONT_PROXY_CLIENT_CRT,
         key: FRONT_PROXY_CLIENT_KEY,
-        cn: "front-proxy-client",
+        cn: Cn::Fixed("front-proxy-client"),
         org: None,
         usage: Usage::Client,
-        issued_by: IssuedBy::FrontProxyCa,
+        issued_by: Ca::FrontProxy,
+        sans: Sans::None,
+    },
+];
+
+/// The leaves etcd/ca signs on an HA control plane (kubeadm's `KubeadmCertEtcd*` profiles).
+const ETCD_LEAVES: [LeafFile; 4] = [
+    LeafFile {
+        cert: ETCD_SERVER_CRT,
+        key: ETCD_SERVER_KEY,
+        cn: Cn::NodeName,
+        org: None,
+        usage: Usage::ServerAndClient,
+        issued_by: Ca::Etcd,
+        sans: Sans::EtcdMember,
+    },
+    LeafFile {
+        cert: ETCD_PEER_CRT,
+        key: ETCD_PEER_KEY,
+        cn: Cn::NodeName,
+        org: None,
+        usage: Usage::ServerAndClient,
+        issued_by: Ca::Etcd,
+        sans: Sans::EtcdMember,
+    },
+    LeafFile {
+        cert: ETCD_HEALTHCHECK_CLIENT_CRT,
+        key: ETCD_HEALTHCHECK_CLIENT_KEY,
+        cn: Cn::Fixed("kube-etcd-healthcheck-client"),
+        org: None,
+        usage: Usage::Client,
+        issued_by: Ca::Etcd,
+        sans: Sans::None,
+    },
+    LeafFile {
+        cert: APISERVER_ETCD_CLIENT_CRT,
+        key: APISERVER_ETCD_CLIENT_KEY,
+        cn: Cn::Fixed("kube-apiserver-etcd-client"),
+        org: None,
+        usage: Usage::Client,
+        issued_by: Ca::Etcd,
+        sans: Sans::None,
     },
 ];
 
@@ -597,6 +812,7 @@ pub fn plan_control_plane(
     spec: &ControlPlaneSpec,
 ) -> Result<Vec<PlannedFile>, PkiError> {
     let now = spec.now_unix;
+    let ha = is_ha(spec.control_plane_size);
 
     // 1. Check everything that exists.
     let ca = match check_ca_pair(existing, CA_CRT, CA_KEY, now) {
@@ -607,20 +823,31 @@ pub fn plan_control_plane(
             path: CA_CRT.to_string(),
         })?,
     };
+    if ha && let Some(path) = SHARED_FILES.iter().find(|p| !existing.contains_key(**p)) {
+        return Err(PkiError::SharedFileMissing {
+            path: path.to_string(),
+        });
+    }
     let front_proxy_ca = check_ca_pair(existing, FRONT_PROXY_CA_CRT, FRONT_PROXY_CA_KEY, now)?;
-    let (apiserver_dns, apiserver_ips) = apiserver_sans(spec);
     for leaf in &LEAVES {
-        let issuer = match leaf.issued_by {
-            IssuedBy::ClusterCa => Some((CA_CRT, ca.cert_der.as_slice())),
-            IssuedBy::FrontProxyCa => front_proxy_ca
-                .as_ref()
-                .map(|c| (c.cert_path, c.cert_der.as_slice())),
-        };
+        let issuer = leaf
+            .issued_by
+            .pick(Some(&ca), front_proxy_ca.as_ref(), None);
         check_leaf_pair(existing, leaf, issuer, spec)?;
     }
     check_service_account(existing)?;
     for kubeconfig in &KUBECONFIGS {
         check_kubeconfig(existing, kubeconfig, &ca.cert_der, now)?;
+    }
+    // With a single master nothing of etcd's is read: etcd listens on loopback without TLS.
+    let etcd_ca = match ha {
+        true => check_ca_pair(existing, ETCD_CA_CRT, ETCD_CA_KEY, now)?,
+        false => None,
+    };
+    if let Some(etcd_ca) = &etcd_ca {
+        for leaf in &ETCD_LEAVES {
+            check_leaf_pair(existing, leaf, Some(etcd_ca), spec)?;
+        }
     }
 
     // 2. Generate what is missing.
@@ -640,31 +867,10 @@ pub fn plan_control_plane(
         }
     };
     for leaf in &LEAVES {
-        if existing.contains_key(leaf.cert) {
-            continue;
-        }
-        let signer = match leaf.issued_by {
-            IssuedBy::ClusterCa => &ca_signer,
-            IssuedBy::FrontProxyCa => &front_proxy_signer,
-        };
-        let (dns, ips): (&[String], &[IpAddr]) = if leaf.cert == APISERVER_CRT {
-            (&apiserver_dns, &apiserver_ips)
-        } else {
-            (&[], &[])
-        };
-        let issued = signer.issue(
-            leaf.cert,
-            &Leaf {
-                cn: leaf.cn,
-                org: leaf.org,
-                usage: leaf.usage,
-                dns,
-                ips,
-            },
-            now,
-        )?;
-        planned.push(PlannedFile::public_file(leaf.cert, issued.cert_pem));
-        planned.push(PlannedFile::secret_file(leaf.key, issued.key_pem));
+        let signer = leaf
+            .issued_by
+            .pick(Some(&ca_signer), Some(&front_proxy_signer), None);
+        issue_missing_leaf(existing, leaf, signer, spec, &mut planned)?;
     }
     match existing.get(SA_KEY) {
         None => {
@@ -712,8 +918,75 @@ pub fn plan_control_plane(
             kubeconfig::render(&config),
         ));
     }
-    planned.sort_by_key(|file| CONTROL_PLANE_FILES.iter().position(|p| *p == file.path));
+    if let Some(etcd_ca) = etcd_ca {
+        let etcd_signer = Signer::existing(etcd_ca.cert_path, etcd_ca.cert_der, etcd_ca.key)?;
+        for leaf in &ETCD_LEAVES {
+            issue_missing_leaf(existing, leaf, Some(&etcd_signer), spec, &mut planned)?;
+        }
+    }
+    let order = control_plane_files(spec.control_plane_size);
+    planned.sort_by_key(|file| order.iter().position(|p| *p == file.path));
     Ok(planned)
+}
+
+/// The leaf's certificate and key, issued by `signer`, appended to `planned` — unless the certificate exists
+/// (then it was checked, key included).
+fn issue_missing_leaf(
+    existing: &ExistingFiles,
+    leaf: &LeafFile,
+    signer: Option<&Signer>,
+    spec: &ControlPlaneSpec,
+    planned: &mut Vec<PlannedFile>,
+) -> Result<(), PkiError> {
+    if existing.contains_key(leaf.cert) {
+        return Ok(());
+    }
+    let signer = signer.ok_or_else(|| leaf.issuer_missing())?;
+    let cn = match leaf.cn {
+        Cn::Fixed(cn) => cn,
+        Cn::NodeName => spec.node_name.as_str(),
+    };
+    let (dns, ips) = match leaf.sans {
+        Sans::None => (vec![], vec![]),
+        Sans::Apiserver => apiserver_sans(spec),
+        Sans::EtcdMember => etcd_member_sans(spec),
+    };
+    let issued = signer.issue(
+        leaf.cert,
+        &Leaf {
+            cn,
+            org: leaf.org,
+            usage: leaf.usage,
+            dns: &dns,
+            ips: &ips,
+        },
+        spec.now_unix,
+    )?;
+    planned.push(PlannedFile::public_file(leaf.cert, issued.cert_pem));
+    planned.push(PlannedFile::secret_file(leaf.key, issued.key_pem));
+    Ok(())
+}
+
+/// etcd/server.crt's and etcd/peer.crt's SANs (kubeadm's `GetEtcdAltNames` / `GetEtcdPeerAltNames`): DNS the node
+/// name and `localhost`; IP every advertise address, `127.0.0.1`, `::1`; without duplicates.
+fn etcd_member_sans(spec: &ControlPlaneSpec) -> (Vec<String>, Vec<IpAddr>) {
+    let mut dns: Vec<String> = Vec::new();
+    for name in [spec.node_name.as_str(), "localhost"] {
+        if !name.is_empty() && !dns.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            dns.push(name.to_string());
+        }
+    }
+    let mut ips: Vec<IpAddr> = Vec::new();
+    let loopbacks = [
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ];
+    for ip in spec.advertise_addrs.iter().chain(loopbacks.iter()) {
+        if !ips.contains(ip) {
+            ips.push(*ip);
+        }
+    }
+    (dns, ips)
 }
 
 /// apiserver.crt's SANs: DNS names and IP addresses, in kubeadm's order, without duplicates.
@@ -781,12 +1054,13 @@ fn half_pair(present: &str, missing: &str) -> PkiError {
     }
 }
 
-/// A leaf pair that exists: parsed, the key matching, issued by its CA, valid now, the usage allowed, and for
-/// apiserver.crt the names clients connect with covered.
+/// A leaf pair that exists: parsed, the key matching, issued by its CA, valid now, the usage allowed; for
+/// apiserver.crt the names clients connect with covered, for etcd's server and peer certificates every advertise
+/// address, for etcd's clients the common name of the table.
 fn check_leaf_pair(
     existing: &ExistingFiles,
     leaf: &LeafFile,
-    issuer: Option<(&str, &[u8])>,
+    issuer: Option<&CheckedCa>,
     spec: &ControlPlaneSpec,
 ) -> Result<(), PkiError> {
     let (cert, key) = match (existing.get(leaf.cert), existing.get(leaf.key)) {
@@ -795,11 +1069,8 @@ fn check_leaf_pair(
         (None, Some(_)) => return Err(half_pair(leaf.key, leaf.cert)),
         (Some(cert), Some(key)) => (cert, key),
     };
-    let Some((issuer_path, issuer_der)) = issuer else {
-        return Err(PkiError::IssuerMissing {
-            path: leaf.cert.to_string(),
-            issuer: FRONT_PROXY_CA_CRT.to_string(),
-        });
+    let Some(issuer) = issuer else {
+        return Err(leaf.issuer_missing());
     };
     let cert_der = inspect::first_cert_der(leaf.cert, cert)?;
     let key = inspect::private_key(leaf.key, key)?;
@@ -808,26 +1079,47 @@ fn check_leaf_pair(
         leaf.key,
         &cert_der,
         &key,
-        issuer_path,
-        issuer_der,
+        issuer.cert_path,
+        &issuer.cert_der,
         leaf.usage,
         spec.now_unix,
     )?;
-    if leaf.cert == APISERVER_CRT {
-        let (dns, ips) = inspect::sans(&cert_der);
-        let mut missing = Vec::new();
-        if !inspect::dns_covers(&dns, &spec.endpoint_host) {
-            missing.push(spec.endpoint_host.clone());
-        }
-        for ip in [spec.service_ip, IpAddr::V4(Ipv4Addr::LOCALHOST)] {
-            if !ips.contains(&ip) {
-                missing.push(ip.to_string());
+    let (dns, ips) = inspect::sans(&cert_der);
+    let mut missing = Vec::new();
+    match leaf.sans {
+        Sans::None => {}
+        Sans::Apiserver => {
+            if !inspect::dns_covers(&dns, &spec.endpoint_host) {
+                missing.push(spec.endpoint_host.clone());
+            }
+            for ip in [spec.service_ip, IpAddr::V4(Ipv4Addr::LOCALHOST)] {
+                if !ips.contains(&ip) {
+                    missing.push(ip.to_string());
+                }
             }
         }
-        if !missing.is_empty() {
-            return Err(PkiError::MissingSans {
+        Sans::EtcdMember => {
+            for ip in &spec.advertise_addrs {
+                if !ips.contains(ip) {
+                    missing.push(ip.to_string());
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(PkiError::MissingSans {
+            path: leaf.cert.to_string(),
+            missing,
+        });
+    }
+    // etcd's clients are told apart by their common name; the cluster CA's leaves keep today's checks.
+    if let (Ca::Etcd, Cn::Fixed(expected)) = (leaf.issued_by, leaf.cn) {
+        let (cn, _) = inspect::identity_of(&cert_der);
+        if cn != expected {
+            return Err(PkiError::WrongIdentity {
                 path: leaf.cert.to_string(),
-                missing,
+                expected: expected.to_string(),
+                found: cn,
             });
         }
     }

@@ -26,6 +26,7 @@ fn spec() -> ControlPlaneSpec {
         advertise_addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5))],
         service_ip: IpAddr::V4(Ipv4Addr::new(10, 96, 0, 1)),
         now_unix: NOW,
+        control_plane_size: 1,
     }
 }
 
@@ -1053,6 +1054,9 @@ fn every_error_names_its_file_and_has_a_hint() {
         PkiError::CaMissing {
             path: CA_CRT.into(),
         },
+        PkiError::SharedFileMissing {
+            path: ETCD_CA_KEY.into(),
+        },
         PkiError::HalfPair {
             present: APISERVER_CRT.into(),
             missing: APISERVER_KEY.into(),
@@ -1096,6 +1100,15 @@ fn every_error_names_its_file_and_has_a_hint() {
         PkiError::MissingSans {
             path: APISERVER_CRT.into(),
             missing: vec!["127.0.0.1".into()],
+        },
+        PkiError::MissingSans {
+            path: ETCD_SERVER_CRT.into(),
+            missing: vec!["10.0.0.5".into()],
+        },
+        PkiError::WrongIdentity {
+            path: APISERVER_ETCD_CLIENT_CRT.into(),
+            expected: "a".into(),
+            found: "b".into(),
         },
         PkiError::WrongUsage {
             path: APISERVER_CRT.into(),
@@ -1255,4 +1268,444 @@ fn debug_output_and_errors_never_show_key_material() {
         assert!(!debug.contains(secret.as_str()), "{secret} in {debug}");
     }
     assert!(debug.contains("redacted"), "{debug}");
+}
+
+// An HA control plane (`control_plane_size` 3): the shared files supplied, etcd's leaves made here.
+
+fn ha_spec() -> ControlPlaneSpec {
+    ControlPlaneSpec {
+        advertise_addrs: vec![
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5)),
+            "fd00::5".parse().unwrap(),
+        ],
+        control_plane_size: 3,
+        ..spec()
+    }
+}
+
+fn ha_plan(existing: &ExistingFiles) -> Result<Vec<PlannedFile>, PkiError> {
+    plan_control_plane(existing, &ha_spec())
+}
+
+/// The cluster CA (fixture), the front-proxy CA, the service-account pair and the etcd CA: what every master's
+/// user data carries.
+fn ha_shared() -> ExistingFiles {
+    let mut all = ec_ca();
+    let (fp_crt, fp_key) = new_ca("front-proxy-ca");
+    let (etcd_crt, etcd_key) = new_ca("etcd-ca");
+    let (sa_key, sa_pub) = issue::key_pair_pems(SA_KEY).unwrap();
+    for (path, contents) in [
+        (FRONT_PROXY_CA_CRT, fp_crt),
+        (FRONT_PROXY_CA_KEY, fp_key),
+        (SA_KEY, sa_key),
+        (SA_PUB, sa_pub),
+        (ETCD_CA_CRT, etcd_crt),
+        (ETCD_CA_KEY, etcd_key),
+    ] {
+        all.insert(path.to_string(), contents.into_bytes());
+    }
+    all
+}
+
+fn etcd_ca_of(all: &ExistingFiles) -> (Vec<u8>, Vec<u8>) {
+    (all[ETCD_CA_CRT].clone(), all[ETCD_CA_KEY].clone())
+}
+
+fn with(mut all: ExistingFiles, pairs: &[(&str, &[u8])]) -> ExistingFiles {
+    for (path, contents) in pairs {
+        all.insert(path.to_string(), contents.to_vec());
+    }
+    all
+}
+
+/// etcd/server.crt's (and peer.crt's) SANs for [`ha_spec`].
+fn etcd_member_ips() -> Vec<IpAddr> {
+    ["10.0.0.5", "fd00::5", "127.0.0.1", "::1"]
+        .iter()
+        .map(|ip| ip.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn control_plane_files_add_etcds_only_above_one_master() {
+    assert_eq!(control_plane_files(1), CONTROL_PLANE_FILES);
+    assert_eq!(control_plane_files(0), CONTROL_PLANE_FILES);
+    let ha = control_plane_files(3);
+    assert_eq!(ha[..16], CONTROL_PLANE_FILES);
+    assert_eq!(ha[16..], ETCD_FILES);
+    for shared in SHARED_FILES {
+        assert!(ha.contains(&shared), "{shared}");
+    }
+}
+
+#[test]
+fn ha_plans_the_etcd_leaves_and_the_usual_files_and_nothing_again() {
+    let existing = ha_shared();
+    let planned = ha_plan(&existing).unwrap();
+    let paths: Vec<&str> = planned.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            APISERVER_CRT,
+            APISERVER_KEY,
+            APISERVER_KUBELET_CLIENT_CRT,
+            APISERVER_KUBELET_CLIENT_KEY,
+            FRONT_PROXY_CLIENT_CRT,
+            FRONT_PROXY_CLIENT_KEY,
+            ADMIN_CONF,
+            SUPER_ADMIN_CONF,
+            CONTROLLER_MANAGER_CONF,
+            SCHEDULER_CONF,
+            ETCD_SERVER_CRT,
+            ETCD_SERVER_KEY,
+            ETCD_PEER_CRT,
+            ETCD_PEER_KEY,
+            ETCD_HEALTHCHECK_CLIENT_CRT,
+            ETCD_HEALTHCHECK_CLIENT_KEY,
+            APISERVER_ETCD_CLIENT_CRT,
+            APISERVER_ETCD_CLIENT_KEY,
+        ]
+    );
+    for file in &planned {
+        let secret = file.path.ends_with(".key") || file.path.ends_with(".conf");
+        assert_eq!(file.secret, secret, "{}", file.path);
+        assert_eq!(
+            file.mode,
+            if secret { 0o600 } else { 0o644 },
+            "{}",
+            file.path
+        );
+    }
+    let all = written(&existing, &planned);
+    assert_eq!(ha_plan(&all), Ok(vec![]));
+    // The shared front-proxy CA signs front-proxy-client: no second front-proxy CA was made.
+    assert_eq!(
+        inspect::issued_by(
+            &cert_of(&all, FRONT_PROXY_CLIENT_CRT),
+            &cert_of(&all, FRONT_PROXY_CA_CRT)
+        ),
+        Ok(())
+    );
+}
+
+#[test]
+fn ha_needs_every_shared_file_and_generates_none() {
+    for path in SHARED_FILES {
+        let mut existing = ha_shared();
+        existing.remove(path);
+        let err = ha_plan(&existing).unwrap_err();
+        if path == CA_CRT || path == CA_KEY {
+            assert_eq!(
+                err,
+                PkiError::CaMissing {
+                    path: path.to_string()
+                }
+            );
+            continue;
+        }
+        assert_eq!(
+            err,
+            PkiError::SharedFileMissing {
+                path: path.to_string()
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains(path), "{text}");
+        assert!(text.contains("user data"), "{text}");
+        assert!(text.contains("CONTROL_PLANE_SIZE"), "{text}");
+        assert!(text.contains("render-user-data.sh new-cluster"), "{text}");
+    }
+    // A single master still generates the front-proxy CA and sa.key and needs no etcd CA.
+    let mut single = ha_shared();
+    for path in [
+        FRONT_PROXY_CA_CRT,
+        FRONT_PROXY_CA_KEY,
+        SA_KEY,
+        SA_PUB,
+        ETCD_CA_CRT,
+        ETCD_CA_KEY,
+    ] {
+        single.remove(path);
+    }
+    assert_eq!(
+        plan(&single).unwrap().len(),
+        ALL_GENERATED.len(),
+        "size 1 is today's plan"
+    );
+}
+
+#[test]
+fn ha_checks_the_shared_service_account_pair() {
+    let (_, other_pub) = issue::key_pair_pems(SA_KEY).unwrap();
+    let existing = with(ha_shared(), &[(SA_PUB, other_pub.as_bytes())]);
+    assert_eq!(
+        ha_plan(&existing),
+        Err(PkiError::KeyMismatch {
+            key: SA_KEY.to_string(),
+            cert: SA_PUB.to_string()
+        })
+    );
+}
+
+#[test]
+fn etcd_leaves_follow_kubeadms_profiles() {
+    let existing = ha_shared();
+    let all = written(&existing, &ha_plan(&existing).unwrap());
+    let etcd_ca_der = cert_of(&all, ETCD_CA_CRT);
+    let etcd_ca = inspect::parsed(&etcd_ca_der);
+    for (cert_path, key_path, cn, server) in [
+        (ETCD_SERVER_CRT, ETCD_SERVER_KEY, "master-1", true),
+        (ETCD_PEER_CRT, ETCD_PEER_KEY, "master-1", true),
+        (
+            ETCD_HEALTHCHECK_CLIENT_CRT,
+            ETCD_HEALTHCHECK_CLIENT_KEY,
+            "kube-etcd-healthcheck-client",
+            false,
+        ),
+        (
+            APISERVER_ETCD_CLIENT_CRT,
+            APISERVER_ETCD_CLIENT_KEY,
+            "kube-apiserver-etcd-client",
+            false,
+        ),
+    ] {
+        let der = cert_of(&all, cert_path);
+        let cert = inspect::parsed(&der);
+        let key = inspect::private_key(key_path, &all[key_path]).unwrap();
+        assert!(inspect::key_matches_cert_der(&key, &der), "{key_path}");
+        assert_eq!(
+            inspect::identity_of(&der),
+            (cn.to_string(), vec![]),
+            "{cert_path}"
+        );
+        assert_eq!(
+            inspect::issued_by(&der, &etcd_ca_der),
+            Ok(()),
+            "{cert_path}"
+        );
+        assert!(
+            inspect::issued_by(&der, &cert_of(&all, CA_CRT)).is_err(),
+            "{cert_path}: not the cluster CA's"
+        );
+        assert_eq!(
+            inspect::validity_of(&der),
+            (NOW - 300, NOW + 365 * DAY),
+            "{cert_path}"
+        );
+        assert_eq!(key_usage(&cert), ["digitalSignature"], "{cert_path}");
+        assert_eq!(eku(&cert), (server, true), "{cert_path}");
+        let bc = cert.basic_constraints().unwrap().expect("basicConstraints");
+        assert!(bc.critical && !bc.value.ca, "{cert_path}");
+        assert_eq!(
+            aki(&cert),
+            ski(&etcd_ca),
+            "{cert_path}: AKI is etcd/ca's SKI"
+        );
+        let (dns, ips) = inspect::sans(&der);
+        if server {
+            assert_eq!(dns, ["master-1", "localhost"], "{cert_path}");
+            assert_eq!(ips, etcd_member_ips(), "{cert_path}");
+        } else {
+            assert_eq!((dns, ips), (vec![], vec![]), "{cert_path}");
+        }
+    }
+}
+
+#[test]
+fn an_etcd_member_certificate_made_for_another_address_is_an_error() {
+    let shared = ha_shared();
+    let ca = etcd_ca_of(&shared);
+    let other_ips: Vec<IpAddr> = ["10.0.0.9", "127.0.0.1", "::1"]
+        .iter()
+        .map(|ip| ip.parse().unwrap())
+        .collect();
+    for (crt, key) in [
+        (ETCD_SERVER_CRT, ETCD_SERVER_KEY),
+        (ETCD_PEER_CRT, ETCD_PEER_KEY),
+    ] {
+        let (cert, k) = leaf(
+            (&ca.0, &ca.1),
+            "master-2",
+            Usage::ServerAndClient,
+            &["master-2", "localhost"],
+            &other_ips,
+        );
+        let err = ha_plan(&with(shared.clone(), &[(crt, &cert), (key, &k)])).unwrap_err();
+        assert_eq!(
+            err,
+            PkiError::MissingSans {
+                path: crt.to_string(),
+                missing: vec!["10.0.0.5".to_string(), "fd00::5".to_string()],
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains("another node or address"), "{text}");
+        assert!(text.contains(&format!("remove {crt} and {key}")), "{text}");
+
+        // The same certificate made for this node's addresses is kept.
+        let (cert, k) = leaf(
+            (&ca.0, &ca.1),
+            "master-1",
+            Usage::ServerAndClient,
+            &["master-1", "localhost"],
+            &etcd_member_ips(),
+        );
+        let planned = ha_plan(&with(shared.clone(), &[(crt, &cert), (key, &k)])).unwrap();
+        assert!(
+            !planned.iter().any(|f| f.path == crt || f.path == key),
+            "{crt} kept"
+        );
+        assert_eq!(planned.len(), 16);
+    }
+}
+
+#[test]
+fn an_etcd_member_certificate_needs_server_and_client_auth() {
+    let shared = ha_shared();
+    let ca = etcd_ca_of(&shared);
+    let (cert, key) = leaf(
+        (&ca.0, &ca.1),
+        "master-1",
+        Usage::Server,
+        &["master-1"],
+        &etcd_member_ips(),
+    );
+    assert_eq!(
+        ha_plan(&with(
+            shared,
+            &[(ETCD_PEER_CRT, &cert), (ETCD_PEER_KEY, &key)]
+        )),
+        Err(PkiError::WrongUsage {
+            path: ETCD_PEER_CRT.to_string(),
+            needed: "serverAuth and clientAuth",
+        })
+    );
+}
+
+#[test]
+fn etcd_leaves_signed_by_the_cluster_ca_are_not_signed_by_etcds() {
+    let shared = ha_shared();
+    let cluster = (fixture("ec-ca.crt"), fixture("ec-ca.sec1.key"));
+    let (server, server_key) = leaf(
+        (&cluster.0, &cluster.1),
+        "master-1",
+        Usage::ServerAndClient,
+        &["master-1", "localhost"],
+        &etcd_member_ips(),
+    );
+    let (client, client_key) = leaf(
+        (&cluster.0, &cluster.1),
+        "kube-apiserver-etcd-client",
+        Usage::Client,
+        &[],
+        &[],
+    );
+    for (crt, key, cert_pem, key_pem) in [
+        (ETCD_SERVER_CRT, ETCD_SERVER_KEY, &server, &server_key),
+        (
+            APISERVER_ETCD_CLIENT_CRT,
+            APISERVER_ETCD_CLIENT_KEY,
+            &client,
+            &client_key,
+        ),
+    ] {
+        match ha_plan(&with(shared.clone(), &[(crt, cert_pem), (key, key_pem)])) {
+            Err(PkiError::NotSignedBy { path, ca, .. }) => {
+                assert_eq!((path.as_str(), ca.as_str()), (crt, ETCD_CA_CRT));
+            }
+            other => panic!("{crt}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_etcd_client_certificate_for_another_name_is_an_error() {
+    let shared = ha_shared();
+    let ca = etcd_ca_of(&shared);
+    let (cert, key) = leaf((&ca.0, &ca.1), "root", Usage::Client, &[], &[]);
+    let err = ha_plan(&with(
+        shared,
+        &[
+            (ETCD_HEALTHCHECK_CLIENT_CRT, &cert),
+            (ETCD_HEALTHCHECK_CLIENT_KEY, &key),
+        ],
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err,
+        PkiError::WrongIdentity {
+            path: ETCD_HEALTHCHECK_CLIENT_CRT.to_string(),
+            expected: "kube-etcd-healthcheck-client".to_string(),
+            found: "root".to_string(),
+        }
+    );
+    assert!(
+        err.hint().contains(&format!(
+            "remove {ETCD_HEALTHCHECK_CLIENT_CRT} and {ETCD_HEALTHCHECK_CLIENT_KEY}"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn etcd_half_pairs_and_swapped_keys_are_errors() {
+    let shared = ha_shared();
+    let all = written(&shared, &ha_plan(&shared).unwrap());
+    let mut half = all.clone();
+    half.remove(ETCD_PEER_KEY);
+    assert_eq!(
+        ha_plan(&half),
+        Err(PkiError::HalfPair {
+            present: ETCD_PEER_CRT.to_string(),
+            missing: ETCD_PEER_KEY.to_string()
+        })
+    );
+    let swapped = with(all.clone(), &[(ETCD_SERVER_KEY, &all[ETCD_PEER_KEY])]);
+    assert_eq!(
+        ha_plan(&swapped),
+        Err(PkiError::KeyMismatch {
+            key: ETCD_SERVER_KEY.to_string(),
+            cert: ETCD_SERVER_CRT.to_string()
+        })
+    );
+    let not_a_ca = with(
+        all.clone(),
+        &[
+            (ETCD_CA_CRT, &all[ETCD_SERVER_CRT]),
+            (ETCD_CA_KEY, &all[ETCD_SERVER_KEY]),
+        ],
+    );
+    assert_eq!(
+        ha_plan(&not_a_ca),
+        Err(PkiError::NotACa {
+            path: ETCD_CA_CRT.to_string()
+        })
+    );
+    let mismatch = PkiError::KeyMismatch {
+        key: ETCD_CA_KEY.to_string(),
+        cert: ETCD_CA_CRT.to_string(),
+    };
+    assert!(
+        mismatch.hint().contains("the etcd CA cannot be generated"),
+        "{mismatch}"
+    );
+}
+
+#[test]
+fn a_single_master_ignores_etcd_files() {
+    let garbage: &[u8] = b"not a certificate";
+    let existing = with(
+        ec_ca(),
+        &[
+            (ETCD_CA_CRT, garbage),
+            (ETCD_SERVER_CRT, garbage),
+            (ETCD_PEER_KEY, garbage),
+            (APISERVER_ETCD_CLIENT_CRT, garbage),
+        ],
+    );
+    let planned = plan(&existing).unwrap();
+    let paths: Vec<&str> = planned.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ALL_GENERATED);
+    let all = written(&existing, &planned);
+    assert_eq!(plan(&all), Ok(vec![]));
 }
