@@ -771,7 +771,7 @@ pub async fn run_agent<U: UnitControl>(
                     &advertise_addrs,
                     name,
                     now_secs(),
-                    1,
+                    state.node.as_ref().map_or(1, |n| n.control_plane.size),
                 )
             }
             Action::EnsureJoinObjects { server, connect_to } => {

@@ -110,7 +110,9 @@ pub fn status_field(r: &StatusReport, name: &str) -> Result<String, Error> {
     let join = r.join.as_ref();
     Ok(match name {
         "condition" => r.condition.to_string(),
-        "etcd.role" => etcd(r, |m| if m.learner { "learner" } else { "voter" }.to_string()),
+        "etcd.role" => etcd(r, |m| {
+            if m.learner { "learner" } else { "voter" }.to_string()
+        }),
         "etcd.leader" => etcd(r, |m| m.leader.to_string()),
         "etcd.member_id" => etcd(r, |m| m.member_id.clone()),
         "etcd.cluster_id" => etcd(r, |m| m.cluster_id.clone()),
