@@ -4,9 +4,10 @@
 //! `etc/kubernetes/pki` and the client certificates embedded in every kubeconfig — checked with openssl:
 //! `verify -x509_strict -purpose` against its CA, subject, key usage, extended key usage, exact SANs, basic
 //! constraints, key identifiers, validity, and the key matching the certificate. A tampered certificate and a
-//! wrong CA must fail `openssl verify`, so these checks can fail. A real kubectl (Debian 13's) must read every
-//! kubeconfig (`config view`; the authenticated requests are in tests/local/join.sh). Skipped, with a message, only
-//! where openssl is not installed.
+//! wrong CA must fail `openssl verify`, so these checks can fail. For an HA control plane (size 3, the shared CAs
+//! and sa pair made by openssl) the four etcd leaves must verify against etcd/ca.crt and not against ca.crt. A
+//! real kubectl (Debian 13's) must read every kubeconfig (`config view`; the authenticated requests are in
+//! tests/local/join.sh). Skipped, with a message, only where openssl is not installed.
 
 use base64::Engine as _;
 use k8s_agent::edge::pki_files::{read_existing, write_planned};
@@ -869,4 +870,163 @@ fn kubectl_reads_every_kubeconfig() {
             "{name}"
         );
     }
+}
+
+/// A self-signed CA `cn` made by openssl at `<root>/<crt>` and `<root>/<key>`: RSA 2048 (PKCS#8) or ECDSA
+/// P-256 (SEC1), as `packer/render-user-data.sh new-cluster` would make the shared CAs.
+fn openssl_shared_ca(root: &Path, crt: &str, key: &str, cn: &str, rsa: bool) {
+    let (crt, key) = (root.join(crt), root.join(key));
+    std::fs::create_dir_all(crt.parent().expect("a parent")).expect("create a directory");
+    let subj = format!("/CN={cn}");
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-nodes",
+        "-keyout",
+        p(&key),
+        "-out",
+        p(&crt),
+    ];
+    if rsa {
+        args.extend(["-newkey", "rsa:2048"]);
+    } else {
+        openssl(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            p(&key),
+        ]);
+        args = vec!["req", "-x509", "-key", p(&key), "-out", p(&crt)];
+    }
+    args.extend([
+        "-subj",
+        &subj,
+        "-days",
+        "3650",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    ]);
+    openssl(&args);
+}
+
+#[test]
+fn ha_etcd_certificates_verify_with_openssl_against_the_etcd_ca() {
+    require_openssl!();
+    let root = tempfile::tempdir().expect("a temporary directory");
+    let r = root.path();
+    openssl_ca(r, CaKind::EcSec1);
+    openssl_shared_ca(
+        r,
+        pki::FRONT_PROXY_CA_CRT,
+        pki::FRONT_PROXY_CA_KEY,
+        "front-proxy-ca",
+        false,
+    );
+    openssl_shared_ca(r, pki::ETCD_CA_CRT, pki::ETCD_CA_KEY, "etcd-ca", true);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        p(&r.join(pki::SA_KEY)),
+    ]);
+    openssl(&[
+        "pkey",
+        "-in",
+        p(&r.join(pki::SA_KEY)),
+        "-pubout",
+        "-out",
+        p(&r.join(pki::SA_PUB)),
+    ]);
+    let spec = ControlPlaneSpec {
+        control_plane_size: 3,
+        ..spec()
+    };
+    let now = spec.now_unix;
+
+    assert_eq!(read_existing(r, 1).expect("read the PKI files").len(), 6);
+    let existing = read_existing(r, 3).expect("read the PKI files");
+    assert_eq!(existing.len(), 8);
+    let planned = plan_control_plane(&existing, &spec).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(planned.len(), 18);
+    write_planned(r, &planned).expect("write the PKI files");
+    let again = read_existing(r, 3).expect("read the PKI files");
+    assert_eq!(again.len(), 26);
+    assert_eq!(plan_control_plane(&again, &spec), Ok(vec![]), "idempotent");
+
+    let etcd_ca = r.join(pki::ETCD_CA_CRT);
+    let cluster_ca = r.join(pki::CA_CRT);
+    let member_sans = "DNS:master-1, DNS:localhost, IP Address:10.0.0.5, IP Address:FD00:0:0:0:0:0:0:5, \
+                       IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1";
+    let both = "TLS Web Server Authentication, TLS Web Client Authentication";
+    for (crt, key, subject, server, sans) in [
+        (
+            pki::ETCD_SERVER_CRT,
+            pki::ETCD_SERVER_KEY,
+            "CN = master-1",
+            true,
+            Some(member_sans),
+        ),
+        (
+            pki::ETCD_PEER_CRT,
+            pki::ETCD_PEER_KEY,
+            "CN = master-1",
+            true,
+            Some(member_sans),
+        ),
+        (
+            pki::ETCD_HEALTHCHECK_CLIENT_CRT,
+            pki::ETCD_HEALTHCHECK_CLIENT_KEY,
+            "CN = kube-etcd-healthcheck-client",
+            false,
+            None,
+        ),
+        (
+            pki::APISERVER_ETCD_CLIENT_CRT,
+            pki::APISERVER_ETCD_CLIENT_KEY,
+            "CN = kube-apiserver-etcd-client",
+            false,
+            None,
+        ),
+    ] {
+        let cert = r.join(crt);
+        check_leaf(
+            &cert,
+            &r.join(key),
+            &etcd_ca,
+            &Expect {
+                subject,
+                issuer: "CN = etcd-ca",
+                purpose: if server { "sslserver" } else { "sslclient" },
+                eku: if server {
+                    both
+                } else {
+                    "TLS Web Client Authentication"
+                },
+                sans,
+            },
+            now,
+        );
+        verify(&etcd_ca, &cert, "sslclient").unwrap_or_else(|e| panic!("{crt}: {e}"));
+        assert!(
+            verify(&cluster_ca, &cert, "any").is_err(),
+            "{crt} must not verify against the cluster CA"
+        );
+        assert_eq!(mode(&r.join(key)), 0o600, "{key}");
+        assert_eq!(mode(&cert), 0o644, "{crt}");
+    }
+    // The shared front-proxy CA signs front-proxy-client.
+    verify(
+        &r.join(pki::FRONT_PROXY_CA_CRT),
+        &r.join(pki::FRONT_PROXY_CLIENT_CRT),
+        "sslclient",
+    )
+    .expect("front-proxy-client.crt verifies against the shared front-proxy CA");
 }

@@ -475,12 +475,15 @@ mod tests {
         let r = root.path();
         let key = rcgen::KeyPair::generate().expect("key").serialize_pem();
         let kubelet_key = rcgen::KeyPair::generate().expect("key").serialize_pem();
+        // An HA master's etcd CA key, one directory further down.
+        let etcd_key = rcgen::KeyPair::generate().expect("key").serialize_pem();
         let write = |rel: &str, text: &str| {
             let path = r.join(rel);
             std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
             std::fs::write(path, text).expect("write");
         };
         write("etc/kubernetes/pki/ca.key", &key);
+        write("etc/kubernetes/pki/etcd/ca.key", &etcd_key);
         write(
             "etc/kubernetes/admin.conf",
             &format!(
@@ -502,10 +505,12 @@ mod tests {
         write("etc/hostname", "minion7\n");
         // Leaks into what the bundle packs: cloud-init's result and the persisted checks.
         let key_line = key.lines().nth(2).expect("pem line").to_string();
+        let etcd_key_line = etcd_key.lines().nth(1).expect("pem line").to_string();
         write(
             "run/cloud-init/result.json",
             &format!(
-                "{{\"v1\": {{\"datasource\": \"x\", \"errors\": [\"failed with --token {TOKEN} and {key_line}\"]}}}}"
+                "{{\"v1\": {{\"datasource\": \"x\", \"errors\": [\"failed with --token {TOKEN} and {key_line} \
+                 {etcd_key_line}\"]}}}}"
             ),
         );
         write(
@@ -516,7 +521,7 @@ mod tests {
             ),
         );
         let secret = TOKEN.split('.').nth(1).expect("secret").to_string();
-        let mut needles = vec![secret, key_line];
+        let mut needles = vec![secret, key_line, etcd_key_line];
         needles.extend(
             kubelet_key
                 .lines()

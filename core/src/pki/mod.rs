@@ -476,7 +476,7 @@ impl PkiError {
                 .to_string(),
             PkiError::SharedFileMissing { path } => format!(
                 "every master of an HA control plane (CONTROL_PLANE_SIZE above 1 in the role file) needs the same \
-                 {path} in its user data, as it has ca.crt and ca.key; `packer/render-user-data.sh new-cluster` \
+                 {path} in its user data, like ca.crt and ca.key; `packer/render-user-data.sh new-cluster` \
                  makes the shared files once per cluster"
             ),
             PkiError::HalfPair { present, missing } => {
@@ -508,7 +508,7 @@ impl PkiError {
             PkiError::MissingSans { path, .. } if is_etcd_member(path) => format!(
                 "it was made for another node or address: etcd's peers and clients reach this master at every \
                  advertise address; {}",
-                remove(path)
+                remove(path).trim_start_matches("or ")
             ),
             PkiError::MissingSans { path, .. } => format!(
                 "reissue it with these names (the controller manager and scheduler connect over 127.0.0.1, pods \

@@ -1415,6 +1415,16 @@ fn ha_needs_every_shared_file_and_generates_none() {
         assert!(text.contains("CONTROL_PLANE_SIZE"), "{text}");
         assert!(text.contains("render-user-data.sh new-cluster"), "{text}");
     }
+    assert_eq!(
+        PkiError::SharedFileMissing {
+            path: ETCD_CA_KEY.into()
+        }
+        .to_string(),
+        "etc/kubernetes/pki/etcd/ca.key is missing; a highly available control plane does not generate it — hint: \
+         every master of an HA control plane (CONTROL_PLANE_SIZE above 1 in the role file) needs the same \
+         etc/kubernetes/pki/etcd/ca.key in its user data, like ca.crt and ca.key; \
+         `packer/render-user-data.sh new-cluster` makes the shared files once per cluster"
+    );
     // A single master still generates the front-proxy CA and sa.key and needs no etcd CA.
     let mut single = ha_shared();
     for path in [
