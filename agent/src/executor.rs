@@ -504,6 +504,12 @@ async fn check_health<U: UnitControl>(
                     Err(crate::edge::pod_network::SyncError::Other(why)) => (false, false, why),
                 }
             }
+            // No minion in DNS (none yet, or a cluster of masters only): no route to make.
+            plan::DnsResult::NxDomain { .. } | plan::DnsResult::NoRecords { .. } => (
+                true,
+                false,
+                format!("{minions} has no records: no pod routes to make"),
+            ),
             other => (
                 false,
                 true,
