@@ -20,8 +20,10 @@ use std::time::Duration;
 pub const ETCD_CA: &str = "etc/kubernetes/pki/etcd/ca.crt";
 pub const CLIENT_CRT: &str = "etc/kubernetes/pki/etcd/healthcheck-client.crt";
 pub const CLIENT_KEY: &str = "etc/kubernetes/pki/etcd/healthcheck-client.key";
-/// Every request to a member ends within this (a powered-off master must not stall a step).
+/// Every read of a member ends within this (a powered-off master must not stall a step).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// A membership change goes through raft (a proposal, applied by a quorum): more time than a read.
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a call gave nothing to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +37,7 @@ pub enum EtcdError {
 impl std::fmt::Display for EtcdError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EtcdError::Refused(Refusal::Other(m)) => f.write_str(m),
-            EtcdError::Refused(r) => write!(f, "{r:?}"),
+            EtcdError::Refused(r) => f.write_str(&r.describe()),
             EtcdError::Transport(m) => f.write_str(m),
         }
     }
@@ -66,7 +67,7 @@ impl EtcdClient {
         })
     }
 
-    fn api(&self, addr: IpAddr) -> Result<KubeApi, EtcdError> {
+    fn api(&self, addr: IpAddr, timeout: Duration) -> Result<KubeApi, EtcdError> {
         KubeApi::new(
             &etcd::client_url(addr),
             &[],
@@ -75,7 +76,7 @@ impl EtcdClient {
                 cert_pem: self.cert.clone(),
                 key_pem: self.key.clone(),
             },
-            self.timeout,
+            timeout,
         )
         .map_err(|e| EtcdError::Transport(e.to_string()))
     }
@@ -86,7 +87,13 @@ impl EtcdClient {
         path: &str,
         body: serde_json::Value,
     ) -> Result<T, EtcdError> {
-        let api = self.api(addr)?;
+        let change = path.starts_with("/v3/cluster/member/") && path != "/v3/cluster/member/list";
+        let timeout = if change {
+            self.timeout.max(CHANGE_TIMEOUT)
+        } else {
+            self.timeout
+        };
+        let api = self.api(addr, timeout)?;
         match api.post(path, body.to_string().into_bytes()).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 EtcdError::Transport(format!(
@@ -391,9 +398,12 @@ pub async fn perform<S: StartEtcd>(
                 )
                 .await
             }
-            Err(EtcdError::Refused(Refusal::TooManyLearners)) => P::Waiting {
+            Err(EtcdError::Refused(
+                refusal @ (Refusal::TooManyLearners | Refusal::NotEnoughStartedMembers),
+            )) => P::Waiting {
                 reason: format!(
-                    "another master is joining etcd now ({via}: too many learners); trying again"
+                    "another master is joining etcd now ({via}: {}); trying again",
+                    refusal.describe()
                 ),
             },
             Err(EtcdError::Refused(Refusal::AlreadyMember)) => P::Acted {

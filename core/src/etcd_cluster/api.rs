@@ -142,6 +142,23 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// In words, for `status`.
+    pub fn describe(&self) -> String {
+        match self {
+            Refusal::TooManyLearners => "etcd has a learner still joining (one at a time)".to_string(),
+            Refusal::LearnerNotInSync => "the learner is not in sync with the leader yet".to_string(),
+            Refusal::NotLearner => "the member is a voter already".to_string(),
+            Refusal::MemberNotFound => "no such member (removed already)".to_string(),
+            Refusal::NotEnoughStartedMembers => {
+                "etcd refuses the change: a member added before has not started yet, or it would cost quorum"
+                    .to_string()
+            }
+            Refusal::NotSupportedForLearner => "a learner cannot answer this".to_string(),
+            Refusal::AlreadyMember => "the peer URL is a member already".to_string(),
+            Refusal::Other(m) => m.clone(),
+        }
+    }
+
     /// Reads etcd's message.
     pub fn from_message(message: &str) -> Refusal {
         let m = message.to_ascii_lowercase();
