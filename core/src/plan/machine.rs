@@ -694,6 +694,9 @@ impl Step {
         self.s.local_addrs = local_addrs;
         self.s.failed_checks.clear();
         match self.node().map(|n| n.role) {
+            // A master of an HA control plane registers first: the other masters find it in the masters record
+            // before etcd exists (until its API server runs, a client's connection is refused and it tries the next).
+            Some(NodeRole::Master) if self.registers() && self.ha() => self.enter(Phase::RegisterDns),
             Some(NodeRole::Master) => self.enter(Phase::ControlPlanePki),
             Some(NodeRole::Minion) if self.registers() => self.enter(Phase::RegisterDns),
             Some(NodeRole::Minion) => self.enter(Phase::ResolveMasters),
@@ -706,9 +709,21 @@ impl Step {
         self.node().is_some_and(|n| n.dns_update.is_some())
     }
 
-    /// Where `RegisterDns` leads: a minion goes on to find the masters, a master is done.
+    /// A master of an HA control plane (`CONTROL_PLANE_SIZE` > 1).
+    fn ha(&self) -> bool {
+        self.node().is_some_and(|n| n.control_plane.is_ha())
+    }
+
+    /// Where `RegisterDns` leads: a minion goes on to find the masters; an HA master (registered early) to its PKI
+    /// and etcd; a single master is done.
     fn after_registration(&self) -> Phase {
         match self.node().map(|n| n.role) {
+            Some(NodeRole::Master)
+                if self.ha()
+                    && !self.s.transitions.iter().any(|t| t.phase == Phase::ControlPlanePki) =>
+            {
+                Phase::ControlPlanePki
+            }
             Some(NodeRole::Master) => Phase::ComponentsHealthy,
             _ => Phase::ResolveMasters,
         }
@@ -1006,7 +1021,7 @@ impl Step {
             );
             return self.wait(RetryPolicy::Blocked, reason, None);
         }
-        if self.registers() {
+        if self.registers() && self.s.dns_registration.is_none() {
             self.enter(Phase::RegisterDns)
         } else {
             self.enter(Phase::ComponentsHealthy)

@@ -2841,3 +2841,33 @@ fn a_single_master_never_touches_etcd_membership() {
     assert!(!kinds.contains(&"ensure-etcd-member"));
     assert!(run.state.etcd.is_none());
 }
+
+#[test]
+fn an_ha_master_that_registers_itself_does_so_before_etcd_and_only_once() {
+    let mut run = Run::new();
+    run.feed(Observation::Tick);
+    run.feed(Observation::RoleParsed(Box::new(config(
+        NodeRole::Master,
+        &format!("CONTROL_PLANE_SIZE=3\n{DNS_UPDATE}"),
+    ))));
+    // The other masters must find it in the record before etcd exists: registered right after the host checks.
+    let action = run.feed(Observation::HostChecksPassed {
+        local_addrs: vec![ip("10.0.1.1")],
+    });
+    assert_eq!(kind(&action), "register-dns");
+    let action = run.feed(registered(&["masters"]));
+    assert_eq!(run.state.phase, Phase::ControlPlanePki);
+    assert_eq!(kind(&action), "ensure-pki");
+    run.feed(Observation::PkiEnsured {
+        node_name: "master-1".into(),
+        written: vec![],
+    });
+    run.feed(Observation::Etcd(EtcdProgress::Ready {
+        membership: Default::default(),
+    }));
+    run.feed(Observation::UnitsStarted(units(NodeRole::Master)));
+    run.feed(Observation::MasterProbe(ProbeResult::Healthy));
+    // Registered already: from the join objects straight on to the health checks.
+    let action = run.feed(objects(ObjectOutcome::Created));
+    assert_eq!(kind(&action), "check-health");
+}
