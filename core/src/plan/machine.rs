@@ -696,7 +696,9 @@ impl Step {
         match self.node().map(|n| n.role) {
             // A master of an HA control plane registers first: the other masters find it in the masters record
             // before etcd exists (until its API server runs, a client's connection is refused and it tries the next).
-            Some(NodeRole::Master) if self.registers() && self.ha() => self.enter(Phase::RegisterDns),
+            Some(NodeRole::Master) if self.registers() && self.ha() => {
+                self.enter(Phase::RegisterDns)
+            }
             Some(NodeRole::Master) => self.enter(Phase::ControlPlanePki),
             Some(NodeRole::Minion) if self.registers() => self.enter(Phase::RegisterDns),
             Some(NodeRole::Minion) => self.enter(Phase::ResolveMasters),
@@ -720,7 +722,11 @@ impl Step {
         match self.node().map(|n| n.role) {
             Some(NodeRole::Master)
                 if self.ha()
-                    && !self.s.transitions.iter().any(|t| t.phase == Phase::ControlPlanePki) =>
+                    && !self
+                        .s
+                        .transitions
+                        .iter()
+                        .any(|t| t.phase == Phase::ControlPlanePki) =>
             {
                 Phase::ControlPlanePki
             }
