@@ -37,6 +37,9 @@ pub trait UnitControl {
     /// The units' current states (for the metrics' start durations); empty when systemd cannot be asked.
     fn unit_states(&self, units: &[String])
     -> impl Future<Output = Vec<crate::systemd::UnitState>>;
+
+    /// Stop `unit` and wait until it is down (only etcd, before its data of a removed member is moved aside).
+    fn stop_unit(&self, unit: &str, timeout: Duration) -> impl Future<Output = Result<(), String>>;
 }
 
 impl UnitControl for crate::systemd::SystemdClient {
@@ -53,6 +56,10 @@ impl UnitControl for crate::systemd::SystemdClient {
         units: &[String],
     ) -> impl Future<Output = Vec<crate::systemd::UnitState>> {
         crate::systemd::SystemdClient::unit_states(self, units)
+    }
+
+    fn stop_unit(&self, unit: &str, timeout: Duration) -> impl Future<Output = Result<(), String>> {
+        crate::systemd::SystemdClient::stop_unit(self, unit, timeout)
     }
 }
 
@@ -96,6 +103,13 @@ impl UnitControl for LazySystemd {
         match self.client().await {
             Ok(client) => client.unit_states(units).await,
             Err(_) => Vec::new(),
+        }
+    }
+
+    async fn stop_unit(&self, unit: &str, timeout: Duration) -> Result<(), String> {
+        match self.client().await {
+            Ok(client) => client.stop_unit(unit, timeout).await,
+            Err(e) => Err(format!("cannot reach systemd: {e}")),
         }
     }
 
@@ -537,6 +551,10 @@ const ETCD_START_WAIT: Duration = Duration::from_secs(30);
 struct EtcdStarter<'a, U: UnitControl>(&'a U);
 
 impl<U: UnitControl> crate::edge::etcd::StartEtcd for EtcdStarter<'_, U> {
+    async fn stop_etcd(&self) -> Result<(), String> {
+        self.0.stop_unit("etcd.service", ETCD_START_WAIT).await
+    }
+
     async fn start_etcd(&self) -> Result<(), String> {
         match self
             .0

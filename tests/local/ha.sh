@@ -11,6 +11,8 @@
 #     healthy; the surviving leader's agent says when it will remove the dead member;
 #   - a replacement (a new machine, the same user data; the dead address taken out of the record) joins as a learner,
 #     is promoted, and the leader's agent removes the dead member: 3 voting members again, all healthy;
+#   - the removed master powered on again with its old data: its agent moves the data aside and it joins again (4
+#     voters); powered off again, the leader's agent removes it (3 voters);
 #   - a master that reboots keeps its member ID and data;
 #   - two of three masters off: the API is unavailable; one back: quorum, and an object written before reads back.
 # Measures (printed as "measure NAME VALUE", collected by bench/ha.sh): the third master's boot → 3 voters, the API's
@@ -211,6 +213,17 @@ check "etcdctl endpoint health: 3 of 3 healthy again" \
 echo "--- etcdctl member list, after the replacement"
 etcdctl_on "$survivor" member list -w table | tee "$work/members-after.txt"
 check "the object written before the loss reads back" [ "$(kc get configmap ha-canary -o jsonpath='{.data.written}')" = before-the-loss ]
+
+# --- 3b. The removed master comes back with its old data: the cluster no longer lists it, so its agent moves the
+# data aside (kept, renamed) and it joins again as a new member; powered off for good, it is removed again.
+$LC start "$leader" --no-wait >/dev/null
+check "the removed master $leader comes back: its data moved aside, joined again as a learner, a voter" \
+  within '[ "$(json "$leader" | field etcd.started_by)" = join ] && [ "$(json "$leader" | field etcd.role)" = voter ]' 240
+check "its old data is kept under another name" bash -c "nsenter -t \$($LC leader $leader) -a -- sh -c 'ls -d /var/lib/etcd.removed-*' >/dev/null"
+check "4 voters while it is back (more than CONTROL_PLANE_SIZE)" within '[ "$(voters "$survivor")" = "4 0" ]' 60
+$LC poweroff "$leader" >/dev/null
+$LC dns set masters "${keep[@]}" "$(addr_of "$newm")"
+check "powered off again: removed again after ETCD_REPLACED_MEMBER_AFTER (3 voters)" within '[ "$(voters "$survivor")" = "3 0" ]' 150
 
 # --- 4. A master that reboots keeps its member and its data --------------------------------------------------------
 id_before=$(json "$survivor" | field etcd.member_id)

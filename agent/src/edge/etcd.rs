@@ -315,6 +315,21 @@ pub async fn remove_dead(
 /// The actions a step needs from the host, besides etcd's API (starting etcd.service).
 pub trait StartEtcd {
     fn start_etcd(&self) -> impl std::future::Future<Output = Result<(), String>>;
+    fn stop_etcd(&self) -> impl std::future::Future<Output = Result<(), String>>;
+}
+
+/// Stops etcd and renames its data directory to `/var/lib/etcd.removed-<unix seconds>` (never deletes it).
+async fn move_data_aside<S: StartEtcd>(
+    root: &Path,
+    starter: &S,
+    now_unix: u64,
+) -> Result<String, String> {
+    starter.stop_etcd().await?;
+    let from = root.join(etcd::DATA_DIR);
+    let to = root.join(format!("{}.removed-{now_unix}", etcd::DATA_DIR));
+    std::fs::rename(&from, &to)
+        .map_err(|e| format!("cannot move {} to {}: {e}", from.display(), to.display()))?;
+    Ok(format!("/{}.removed-{now_unix}", etcd::DATA_DIR))
 }
 
 /// Performs `step` (the decision for `view`); returns what happened in words, for the phase machine.
@@ -455,6 +470,22 @@ pub async fn perform<S: StartEtcd>(
                 reason: format!("promoting learner {id:x} through {via}: {e}"),
             },
         },
+        EtcdStep::MoveDataAside { reason } => {
+            match move_data_aside(root, starter, now_unix).await {
+                Ok(kept) => {
+                    tracing::warn!(%reason, %kept, "etcd data moved aside");
+                    P::Acted {
+                        what: format!(
+                            "{reason}; its data moved to {kept}, joining again as a new member"
+                        ),
+                        started_by: None,
+                    }
+                }
+                Err(e) => P::Error {
+                    reason: format!("{reason}; moving its data aside failed: {e}"),
+                },
+            }
+        }
         EtcdStep::Wait { reason } => P::Waiting { reason },
         EtcdStep::Blocked { reason } => P::Blocked { reason },
     }

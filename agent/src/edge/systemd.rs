@@ -323,6 +323,32 @@ impl SystemdClient {
         Ok(started)
     }
 
+    /// `StopUnit(name, "replace")`, then wait (at most `timeout`) until the unit is neither active nor activating
+    /// nor deactivating. Only for etcd's data to be moved aside after its member was removed from the cluster.
+    pub async fn stop_unit(&self, unit: &str, timeout: Duration) -> Result<(), String> {
+        self.manager
+            .stop_unit(unit, Mode::Replace)
+            .await
+            .map_err(|e| format!("StopUnit {unit}: {e}"))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let props = self.unit_props(unit).await.map_err(|e| e.to_string())?;
+            if !matches!(
+                props.active_state.as_str(),
+                "active" | "activating" | "deactivating" | "reloading"
+            ) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{unit} is still {} after {timeout:?}",
+                    props.active_state
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Current state of each unit (for `k8s-agent status`). Units systemd cannot be asked about are reported with
     /// `unknown` states.
     pub async fn unit_states(&self, units: &[String]) -> Vec<UnitState> {

@@ -12,6 +12,7 @@
 //! | its own member answers, a voter, `/readyz` 200 | [`EtcdStep::Ready`]: the control plane may start |
 //! | its own member answers, a voter, not ready | wait |
 //! | another master answers with another `cluster_id` than its own member | [`EtcdStep::Blocked`] (two clusters: an operator must choose) |
+//! | its data directory holds a WAL, and a voter answers without this master in its member list | [`EtcdStep::MoveDataAside`]: it was removed while away; stop etcd, keep the data under another name, join again |
 //! | its data directory holds a WAL | [`EtcdStep::Restart`]: etcd reads its WAL and ignores the `initial-*` settings |
 //! | masters answer with different `cluster_id`s | [`EtcdStep::Blocked`] |
 //! | a master answers; its member list has this master's peer URL, never started | [`EtcdStep::StartLearner`] (an earlier add whose start was lost) |
@@ -156,6 +157,9 @@ pub enum EtcdStep {
     RemoveStale { via: IpAddr, id: u64, name: String },
     /// `member/promote` this master's learner `id` at the voter `via`.
     Promote { via: IpAddr, id: u64 },
+    /// This master has data, but the cluster no longer lists it (it was removed while it was away): stop etcd and
+    /// move its data aside (kept, never deleted); it then joins again as a new learner.
+    MoveDataAside { reason: String },
     /// Nothing to do yet; the sentence says for what.
     Wait { reason: String },
     /// Only an operator can fix this.
@@ -237,6 +241,21 @@ pub fn decide(view: &EtcdView) -> EtcdStep {
         };
     }
     if view.has_data {
+        let own_url = peer_url(view.own);
+        // A voter of this cluster answers and does not list this master: it was removed while away. (etcd itself
+        // would stop with "the member has been permanently removed from the cluster", again and again.)
+        if let Some((via, list)) = peers.iter().find(|(_, l)| {
+            l.answering().is_some_and(|m| !m.is_learner)
+                && !l.members.iter().any(|m| m.peer_urls.contains(&own_url))
+        }) {
+            return EtcdStep::MoveDataAside {
+                reason: format!(
+                    "this master has etcd data, but {via} (cluster {}) no longer lists its peer URL {own_url}: it \
+                     was removed from the cluster while it was away",
+                    hex(list.header.cluster_id)
+                ),
+            };
+        }
         return EtcdStep::Restart;
     }
     if let Some((first, rest)) = peers.split_first() {

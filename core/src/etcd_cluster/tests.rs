@@ -138,6 +138,40 @@ fn data_on_disk_restarts_and_two_cluster_ids_block() {
 }
 
 #[test]
+fn a_master_removed_while_away_moves_its_data_aside_and_one_still_listed_restarts() {
+    let voter = |members| PeerProbe {
+        addr: ip(3),
+        answer: PeerAnswer::Members(list(7, 1, members)),
+    };
+    let mut v = view(
+        4,
+        &[3, 4, 10],
+        vec![voter(vec![
+            member(1, "a", ip(3), false),
+            member(3, "c", ip(10), false),
+        ])],
+    );
+    v.has_data = true;
+    match decide(&v) {
+        EtcdStep::MoveDataAside { reason } => {
+            assert!(
+                reason.contains("no longer lists its peer URL https://10.79.0.4:2380"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    v.peers = vec![voter(vec![
+        member(1, "a", ip(3), false),
+        member(2, "b", ip(4), false),
+    ])];
+    assert_eq!(decide(&v), EtcdStep::Restart);
+    // Nobody answers (a whole-cluster power cut): restart on the data, never move it.
+    v.peers = vec![refused(3), refused(10)];
+    assert_eq!(decide(&v), EtcdStep::Restart);
+}
+
+#[test]
 fn an_unstarted_learner_starts_and_a_stale_member_is_removed_first() {
     let unstarted = Member {
         name: String::new(),
