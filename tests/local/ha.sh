@@ -61,6 +61,12 @@ voters() { etcdctl_on "$1" member list -w json 2>/dev/null | python3 -c 'import 
 m=json.load(sys.stdin)["members"]; print(sum(1 for x in m if not x.get("isLearner")), sum(1 for x in m if x.get("isLearner")))' 2>/dev/null; }
 addr_of() { awk -v n="$1" '$1 == n { print $3 }' "$STATE/nodes"; }
 up_masters() { awk '$2 == "master" { print $1 }' "$STATE/nodes"; }
+# Why a master is where it is, after a failed check: its status, its agent's and etcd's last lines.
+explain() { # master
+  inside "$1" /usr/bin/k8s-agent status --no-units 2>&1 | sed "s/^/    $1: /" | head -n 30 || true
+  inside "$1" journalctl -u k8s-agent -n 15 --no-pager 2>&1 | cut -c1-300 | sed "s/^/    $1 agent: /" || true
+  inside "$1" journalctl -u etcd -n 8 --no-pager 2>&1 | cut -c1-300 | sed "s/^/    $1 etcd: /" || true
+}
 
 # --- 1. Three masters and two minions boot together ----------------------------------------------------------
 t0=$(ms)
@@ -223,8 +229,13 @@ check "the object written before the loss reads back" [ "$(kc get configmap ha-c
 # --- 3b. The removed master comes back with its old data: the cluster no longer lists it, so its agent moves the
 # data aside (kept, renamed) and it joins again as a new member; powered off for good, it is removed again.
 $LC start "$leader" --no-wait >/dev/null
-check "the removed master $leader comes back: its data moved aside, joined again as a learner, a voter" \
-  within '[ "$(json "$leader" | field etcd.started_by)" = join ] && [ "$(json "$leader" | field etcd.role)" = voter ]' 240
+what="the removed master $leader comes back: its data moved aside, joined again as a learner, a voter"
+if within '[ "$(json "$leader" | field etcd.started_by)" = join ] && [ "$(json "$leader" | field etcd.role)" = voter ]' 240; then
+  ok "$what"
+else
+  bad "$what"
+  explain "$leader"
+fi
 check "its old data is kept under another name" bash -c "nsenter -t \$($LC leader $leader) -a -- sh -c 'ls -d /var/lib/etcd.removed-*' >/dev/null"
 check "4 voters while it is back (more than CONTROL_PLANE_SIZE)" within '[ "$(voters "$survivor")" = "4 0" ]' 60
 $LC poweroff "$leader" >/dev/null
@@ -252,10 +263,8 @@ if within '[ "$(inside "${alive[2]}" /usr/bin/kubectl --kubeconfig /etc/kubernet
   ok "one master back: quorum, and the ConfigMap written before reads back"
 else
   bad "one master back: quorum, and the ConfigMap written before reads back"
-  for n in "${alive[0]}" "${alive[2]}"; do
-    inside "$n" /usr/bin/k8s-agent status --no-units 2>&1 | sed "s/^/    $n: /" | head -n 30 || true
-    inside "$n" journalctl -u etcd -n 5 --no-pager 2>&1 | cut -c1-300 | sed "s/^/    $n etcd: /" || true
-  done
+  explain "${alive[0]}"
+  explain "${alive[2]}"
 fi
 
 echo "$passed passed, $failed failed"
