@@ -13,6 +13,7 @@
 //! | ClusterRoleBinding `k8s-image:node-proxier` (system:node-proxier → system:nodes) | kube-proxy, a host unit on minions, runs with the kubelet's own client certificate (see below) |
 //! | ConfigMap `kube-public/cluster-info` (key `kubeconfig`: server + CA) | token discovery; the bootstrapsigner adds `jws-kubeconfig-<id>` |
 //! | Role + RoleBinding `kube-public/kubeadm:bootstrap-signer-clusterinfo` (get configmaps/cluster-info → system:anonymous) | joining nodes read it before they have any credential |
+//! | ConfigMap `kube-system/k8s-agent-published-bootstrap-token-<id>` (the token ID only; made after the Secret) | the cluster remembers that a master published the token: one the operator or tokencleaner deleted is never made again, by any master ([`published_token_record`]) |
 //!
 //! kube-proxy's credentials: kubeadm runs kube-proxy as a DaemonSet with a service-account token; here it is a
 //! systemd unit on every minion. The two ways JOIN.md lists each have a price: a separate `system:kube-proxy`
@@ -142,6 +143,35 @@ pub fn bootstrap_token_secret(token: &BootstrapToken, expiration: Option<&str>) 
         data: Some(data),
         ..Secret::default()
     }))
+}
+
+/// The prefix of the cluster's record that a bootstrap-token Secret was published ([`published_token_record`]).
+pub const PUBLISHED_TOKEN_RECORD_PREFIX: &str = "k8s-agent-published-";
+
+/// The cluster's own record that a master of this cluster published `secret` (a bootstrap-token Secret): ConfigMap
+/// `kube-system/k8s-agent-published-bootstrap-token-<id>`, holding only the token ID (public: it is the Secret's
+/// name). Every master looks for it before it makes the Secret, so a token the operator deleted (rotated) or
+/// tokencleaner removed (expired) stays deleted even when a new master — a replacement, with the same user data and
+/// none of the first master's files — starts. `None` for any other object.
+pub fn published_token_record(secret: &JoinObject) -> Option<JoinObject> {
+    let JoinObject::Secret(s) = secret else {
+        return None;
+    };
+    let name = s.metadata.name.as_deref()?;
+    let id = name.strip_prefix("bootstrap-token-")?;
+    let mut metadata = meta(
+        &format!("{PUBLISHED_TOKEN_RECORD_PREFIX}{name}"),
+        s.metadata.namespace.as_deref(),
+    );
+    metadata.labels = Some(BTreeMap::from([(
+        "app.kubernetes.io/managed-by".to_string(),
+        "k8s-agent".to_string(),
+    )]));
+    Some(JoinObject::ConfigMap(Box::new(ConfigMap {
+        metadata,
+        data: Some(BTreeMap::from([("token-id".to_string(), id.to_string())])),
+        ..ConfigMap::default()
+    })))
 }
 
 /// Every object, in the order the master creates them.
@@ -351,6 +381,28 @@ mod tests {
             cluster_info_kubeconfig: "apiVersion: v1\nkind: Config\n".to_string(),
             token_expiration: None,
         }
+    }
+
+    #[test]
+    fn the_published_record_names_the_token_and_holds_no_secret() {
+        let t = token();
+        let secret = bootstrap_token_secret(&t, None);
+        let record = published_token_record(&secret).expect("a record for a token Secret");
+        assert_eq!(
+            record.describe(),
+            "ConfigMap kube-system/k8s-agent-published-bootstrap-token-abcdef"
+        );
+        assert_eq!(
+            record.object_path(),
+            "/api/v1/namespaces/kube-system/configmaps/k8s-agent-published-bootstrap-token-abcdef"
+        );
+        assert!(!record.is_secret());
+        let json = String::from_utf8(record.to_json()).expect("utf-8");
+        assert!(json.contains("\"token-id\": \"abcdef\""), "{json}");
+        assert!(!json.contains(t.secret_part()), "the record must not hold the secret: {json}");
+        assert!(json.contains("\"app.kubernetes.io/managed-by\": \"k8s-agent\""), "{json}");
+        // Only for a token Secret.
+        assert!(published_token_record(&cluster_admins_binding()).is_none());
     }
 
     #[test]

@@ -10,7 +10,8 @@
 #     masters.local.k8s still works, every minion stays Ready, a new pod is scheduled and runs, etcdctl shows 2 of 3
 #     healthy; the surviving leader's agent says when it will remove the dead member;
 #   - a replacement (a new machine, the same user data; the dead address taken out of the record) joins as a learner,
-#     is promoted, and the leader's agent removes the dead member: 3 voting members again, all healthy;
+#     is promoted, and the leader's agent removes the dead member: 3 voting members again, all healthy; the join
+#     token's Secret, deleted before it came (rotated), is not published again by it (the cluster's record);
 #   - the removed master powered on again with its old data: its agent moves the data aside and it joins again (4
 #     voters); powered off again, the leader's agent removes it (3 voters);
 #   - a master that reboots keeps its member ID and data;
@@ -197,6 +198,12 @@ echo "    $new_leader: $(json "$new_leader" | field etcd.note)"
 
 # --- 3. A replacement: a new machine, the same user data; the dead address out of the record --------------------
 read -r -a keep < <(for n in "${masters[@]}"; do [ "$n" = "$leader" ] || addr_of "$n"; done | xargs)
+# The join token is rotated first: the operator deletes its Secret. The replacement has the same user data (the same
+# BOOTSTRAP_TOKEN) and none of the first masters' files; the cluster's own record keeps it from publishing it again.
+token_secret=$(kc -n kube-system get secrets --field-selector type=bootstrap.kubernetes.io/token -o name | head -n 1)
+check "the cluster records that the token Secret was published (${token_secret#secret/})" \
+  kc -n kube-system get configmap "k8s-agent-published-${token_secret#secret/}" -o name
+kc -n kube-system delete "$token_secret" >/dev/null
 t_add=$(ms)
 $LC dns set masters "${keep[@]}"
 newm=$($LC add-master --no-wait | tail -1)
@@ -205,6 +212,12 @@ check "the replacement $newm joined as a learner" within '[ "$(json "$newm" | fi
 check "the replacement is a voter and Ready" within '[ "$(json "$newm" | field condition)" = ready ] && [ "$(json "$newm" | field etcd.role)" = voter ]' 240
 check "the leader's agent removed the dead member: 3 voters, 0 learners" within '[ "$(voters "$survivor")" = "3 0" ]' 240
 measure replacement_boot_to_3_healthy_voters_ms $(($(ms) - t_add))
+token_not_back() {
+  local names
+  names=$(kc -n kube-system get secrets -o name) || return 1
+  ! grep -qx "$token_secret" <<<"$names" && json "$newm" | grep -q 'a master of this cluster published it before and it was deleted since'
+}
+check "the replacement did not publish the deleted token again (the cluster's record)" token_not_back
 removed_by() { # the master whose status records the removal of the dead member
   local n
   for n in "${masters[@]}" "$newm"; do

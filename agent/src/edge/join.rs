@@ -165,6 +165,24 @@ async fn ensure_object(api: &KubeApi, object: &JoinObject) -> Result<ObjectOutco
     }
 }
 
+/// Records that the token Secret is published: this master's marker file and the cluster's ConfigMap
+/// ([`join_objects::published_token_record`]), both kept if already there. A failure is logged, not fatal: the
+/// Secret is in place, and the next pass records it again.
+async fn record_published(admin: &KubeApi, marker: &Path, record: Option<&JoinObject>) {
+    if !marker.exists()
+        && let Err(e) = atomic_write(marker, b"", 0o600)
+    {
+        tracing::warn!(path = %marker.display(), error = %e, "cannot record the published token");
+    }
+    if let Some(record) = record
+        && let Err(e) = admin
+            .create(&record.collection_path(), record.to_json())
+            .await
+    {
+        tracing::warn!(object = %record.describe(), error = %e, "cannot record the published token in the cluster");
+    }
+}
+
 fn report(object: &JoinObject, outcome: ObjectOutcome) -> ObjectReport {
     ObjectReport {
         object: object.describe(),
@@ -227,23 +245,52 @@ pub async fn ensure_join_objects(
             continue;
         }
         // The token is published once: a Secret the operator (or tokencleaner) deleted after that stays deleted,
-        // or rotating the token would be undone by the next reboot of this master.
+        // or rotating the token would be undone by the next reboot of this master — or by a new master (an HA
+        // replacement has the same user data and none of this master's files), hence the cluster's own record too.
         let published_marker = root.join(PUBLISHED_TOKENS_DIR).join(object.name());
-        if object.is_secret() && published_marker.exists() {
+        let record = join_objects::published_token_record(object);
+        let published_before = match (&record, published_marker.exists()) {
+            (Some(_), true) => Ok(Some(format!(
+                "this master published it before and it was deleted since (rotated or expired): not made again — \
+                 remove /{PUBLISHED_TOKENS_DIR}/{} and {} to publish it again",
+                object.name(),
+                record.as_ref().map(|r| r.describe()).unwrap_or_default()
+            ))),
+            (Some(r), false) => match admin.get(&r.object_path()).await {
+                Ok(Some(_)) => Ok(Some(format!(
+                    "a master of this cluster published it before and it was deleted since (rotated or expired; \
+                     {} records it): not made again — delete that ConfigMap to publish it again",
+                    r.describe()
+                ))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            },
+            (None, _) => Ok(None),
+        };
+        let published_before = match published_before {
+            Ok(p) => p,
+            Err(e) => {
+                reports.push(report(
+                    object,
+                    ObjectOutcome::Failed {
+                        reason: e.to_string(),
+                    },
+                ));
+                continue;
+            }
+        };
+        if let Some(why) = published_before {
             let outcome = match admin.get(&object.object_path()).await {
                 Ok(Some(_)) => ensure_object(&admin, object).await,
-                Ok(None) => Ok(ObjectOutcome::Skipped {
-                    why: format!(
-                        "this master published it before and it was deleted since (rotated or expired): not made \
-                         again — remove /{PUBLISHED_TOKENS_DIR}/{} to publish it again",
-                        object.name()
-                    ),
-                }),
+                Ok(None) => Ok(ObjectOutcome::Skipped { why }),
                 Err(e) => Err(e),
             };
             let outcome = outcome.unwrap_or_else(|e| ObjectOutcome::Failed {
                 reason: e.to_string(),
             });
+            if matches!(outcome, ObjectOutcome::Created | ObjectOutcome::Unchanged) {
+                record_published(&admin, &published_marker, record.as_ref()).await;
+            }
             reports.push(report(object, outcome));
             continue;
         }
@@ -268,11 +315,8 @@ pub async fn ensure_join_objects(
             reason: e.to_string(),
         });
         tracing::info!(object = %object.describe(), ?outcome, "join object");
-        if object.is_secret()
-            && matches!(outcome, ObjectOutcome::Created | ObjectOutcome::Unchanged)
-            && let Err(e) = atomic_write(&published_marker, b"", 0o600)
-        {
-            tracing::warn!(path = %published_marker.display(), error = %e, "cannot record the published token");
+        if object.is_secret() && matches!(outcome, ObjectOutcome::Created | ObjectOutcome::Unchanged) {
+            record_published(&admin, &published_marker, record.as_ref()).await;
         }
         reports.push(report(object, outcome));
     }
