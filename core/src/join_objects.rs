@@ -399,8 +399,14 @@ mod tests {
         assert!(!record.is_secret());
         let json = String::from_utf8(record.to_json()).expect("utf-8");
         assert!(json.contains("\"token-id\": \"abcdef\""), "{json}");
-        assert!(!json.contains(t.secret_part()), "the record must not hold the secret: {json}");
-        assert!(json.contains("\"app.kubernetes.io/managed-by\": \"k8s-agent\""), "{json}");
+        assert!(
+            !json.contains(t.secret_part()),
+            "the record must not hold the secret: {json}"
+        );
+        assert!(
+            json.contains("\"app.kubernetes.io/managed-by\": \"k8s-agent\""),
+            "{json}"
+        );
         // Only for a token Secret.
         assert!(published_token_record(&cluster_admins_binding()).is_none());
     }

@@ -315,7 +315,9 @@ pub async fn ensure_join_objects(
             reason: e.to_string(),
         });
         tracing::info!(object = %object.describe(), ?outcome, "join object");
-        if object.is_secret() && matches!(outcome, ObjectOutcome::Created | ObjectOutcome::Unchanged) {
+        if object.is_secret()
+            && matches!(outcome, ObjectOutcome::Created | ObjectOutcome::Unchanged)
+        {
             record_published(&admin, &published_marker, record.as_ref()).await;
         }
         reports.push(report(object, outcome));
