@@ -63,11 +63,18 @@ m=json.load(sys.stdin)["members"]; print(sum(1 for x in m if not x.get("isLearne
 addr_of() { awk -v n="$1" '$1 == n { print $3 }' "$STATE/nodes"; }
 up_masters() { awk '$2 == "master" { print $1 }' "$STATE/nodes"; }
 # Why a master is where it is, after a failed check: its status, its agent's and etcd's last lines.
+# The gist (phase, etcd line, the agent's last lines) is printed again at the end, where a cut log still shows it.
 explain() { # master
   inside "$1" /usr/bin/k8s-agent status --no-units 2>&1 | sed "s/^/    $1: /" | head -n 30 || true
   inside "$1" journalctl -u k8s-agent -n 15 --no-pager 2>&1 | cut -c1-300 | sed "s/^/    $1 agent: /" || true
   inside "$1" journalctl -u etcd -n 8 --no-pager 2>&1 | cut -c1-300 | sed "s/^/    $1 etcd: /" || true
+  {
+    echo "  $1 (leader $($LC leader "$1" 2>&1), $(date +%T)):"
+    inside "$1" /usr/bin/k8s-agent status --no-units 2>&1 | grep -E '^(phase|etcd|error)' | cut -c1-240 | sed 's/^/    /' || true
+    inside "$1" journalctl -u k8s-agent -n 3 --no-pager -o cat 2>&1 | cut -c1-240 | sed 's/^/    agent: /' || true
+  } >>"$work/gist"
 }
+has_record() { kc -n kube-system get configmap "k8s-agent-published-$1" -o name >/dev/null; }
 
 # --- 1. Three masters and two minions boot together ----------------------------------------------------------
 t0=$(ms)
@@ -201,8 +208,7 @@ read -r -a keep < <(for n in "${masters[@]}"; do [ "$n" = "$leader" ] || addr_of
 # The join token is rotated first: the operator deletes its Secret. The replacement has the same user data (the same
 # BOOTSTRAP_TOKEN) and none of the first masters' files; the cluster's own record keeps it from publishing it again.
 token_secret=$(kc -n kube-system get secrets --field-selector type=bootstrap.kubernetes.io/token -o name | head -n 1)
-check "the cluster records that the token Secret was published (${token_secret#secret/})" \
-  kc -n kube-system get configmap "k8s-agent-published-${token_secret#secret/}" -o name
+check "the cluster records that the token Secret was published (${token_secret#secret/})" has_record "${token_secret#secret/}"
 kc -n kube-system delete "$token_secret" >/dev/null
 t_add=$(ms)
 $LC dns set masters "${keep[@]}"
@@ -280,5 +286,9 @@ else
   explain "${alive[2]}"
 fi
 
+if [ -s "$work/gist" ]; then
+  echo "--- the masters that failed a check, again:"
+  cat "$work/gist"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
