@@ -113,6 +113,17 @@ impl EtcdClient {
             .await
     }
 
+    /// `member/list` as a linearizable read: the membership as the cluster's leader has it now (fails without a
+    /// leader), not the answering member's possibly older copy.
+    pub async fn member_list_linearizable(&self, addr: IpAddr) -> Result<MemberList, EtcdError> {
+        self.call(
+            addr,
+            "/v3/cluster/member/list",
+            serde_json::json!({ "linearizable": true }),
+        )
+        .await
+    }
+
     pub async fn status(&self, addr: IpAddr) -> Result<Status, EtcdError> {
         self.call(addr, "/v3/maintenance/status", serde_json::json!({}))
             .await
@@ -470,7 +481,25 @@ pub async fn perform<S: StartEtcd>(
                 reason: format!("promoting learner {id:x} through {via}: {e}"),
             },
         },
-        EtcdStep::MoveDataAside { reason } => {
+        EtcdStep::MoveDataAside { via, reason } => {
+            match client.member_list_linearizable(via).await {
+                Ok(list) if etcd::confirm_removed(view, via, list.clone()) => {}
+                Ok(_) => {
+                    return P::Waiting {
+                        reason: format!(
+                            "{reason} — but a linearizable read at {via} lists it (that answer was old): data kept, \
+                             looking again"
+                        ),
+                    };
+                }
+                Err(e) => {
+                    return P::Waiting {
+                        reason: format!(
+                            "{reason} — not confirmed by a linearizable read at {via} ({e}): data kept, looking again"
+                        ),
+                    };
+                }
+            }
             match move_data_aside(root, starter, now_unix).await {
                 Ok(kept) => {
                     tracing::warn!(%reason, %kept, "etcd data moved aside");

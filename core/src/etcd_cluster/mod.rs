@@ -8,11 +8,12 @@
 //!
 //! | what the master sees | step |
 //! |---|---|
+//! | its own member answers, not ready, and a voter of its cluster answers without its member ID | [`EtcdStep::MoveDataAside`]: removed while away (etcd exits when told, systemd starts it again) |
 //! | its own member answers and is a learner | [`EtcdStep::Promote`] through a voter that answers (etcd refuses until the learner is in sync) |
 //! | its own member answers, a voter, `/readyz` 200 | [`EtcdStep::Ready`]: the control plane may start |
 //! | its own member answers, a voter, not ready | wait |
 //! | another master answers with another `cluster_id` than its own member | [`EtcdStep::Blocked`] (two clusters: an operator must choose) |
-//! | its data directory holds a WAL, and a voter answers without this master in its member list | [`EtcdStep::MoveDataAside`]: it was removed while away; stop etcd, keep the data under another name, join again |
+//! | its data directory holds a WAL, and a voter answers without this master in its member list | [`EtcdStep::MoveDataAside`]: it was removed while away; stop etcd, keep the data under another name, join again — only once a linearizable read at that voter says so too ([`confirm_removed`]) |
 //! | its data directory holds a WAL | [`EtcdStep::Restart`]: etcd reads its WAL and ignores the `initial-*` settings |
 //! | masters answer with different `cluster_id`s | [`EtcdStep::Blocked`] |
 //! | a master answers; its member list has this master's peer URL, never started | [`EtcdStep::StartLearner`] (an earlier add whose start was lost) |
@@ -158,12 +159,35 @@ pub enum EtcdStep {
     /// `member/promote` this master's learner `id` at the voter `via`.
     Promote { via: IpAddr, id: u64 },
     /// This master has data, but the cluster no longer lists it (it was removed while it was away): stop etcd and
-    /// move its data aside (kept, never deleted); it then joins again as a new learner.
-    MoveDataAside { reason: String },
+    /// move its data aside (kept, never deleted); it then joins again as a new learner. `via` is the voter whose
+    /// list said so; the executor asks it again with a linearizable read ([`confirm_removed`]) before it moves
+    /// anything, since a voter that is itself catching up may answer from an old membership.
+    MoveDataAside { via: IpAddr, reason: String },
     /// Nothing to do yet; the sentence says for what.
     Wait { reason: String },
     /// Only an operator can fix this.
     Blocked { reason: String },
+}
+
+/// Whether `linearizable`, the member list `via` gave to a linearizable read (the current membership, as its
+/// leader has it), still says what made [`decide`] choose [`EtcdStep::MoveDataAside`]: the same cluster as `via`'s
+/// first answer (and as its own member's, when that answers), and this master not in it. Only then is the data
+/// moved aside.
+pub fn confirm_removed(view: &EtcdView, via: IpAddr, linearizable: MemberList) -> bool {
+    let same_cluster = answers(view)
+        .iter()
+        .any(|(addr, l)| *addr == via && l.header.cluster_id == linearizable.header.cluster_id);
+    if !same_cluster {
+        return false;
+    }
+    let again = EtcdView {
+        peers: vec![PeerProbe {
+            addr: via,
+            answer: PeerAnswer::Members(linearizable),
+        }],
+        ..view.clone()
+    };
+    matches!(decide(&again), EtcdStep::MoveDataAside { via: v, .. } if v == via)
 }
 
 /// The lowest address, the one that bootstraps (numeric order, IPv4 before IPv6).
@@ -212,6 +236,24 @@ pub fn decide(view: &EtcdView) -> EtcdStep {
             };
         }
         let id = local.header.member_id;
+        // Its etcd runs on old data while the cluster removed it (etcd exits once a peer tells it, and systemd
+        // starts it again): a voter of this cluster that answers and does not list its member ID.
+        if !view.local_ready
+            && let Some((via, list)) = peers.iter().find(|(_, l)| {
+                l.answering().is_some_and(|m| !m.is_learner)
+                    && !l.members.iter().any(|m| m.id == id)
+            })
+        {
+            return EtcdStep::MoveDataAside {
+                via: *via,
+                reason: format!(
+                    "etcd member {} runs on this master's data, but {via} (cluster {}) no longer lists it: it was \
+                     removed from the cluster while it was away",
+                    hex(id),
+                    hex(list.header.cluster_id)
+                ),
+            };
+        }
         if local.is_learner {
             let voter = peers
                 .iter()
@@ -249,6 +291,7 @@ pub fn decide(view: &EtcdView) -> EtcdStep {
                 && !l.members.iter().any(|m| m.peer_urls.contains(&own_url))
         }) {
             return EtcdStep::MoveDataAside {
+                via: *via,
                 reason: format!(
                     "this master has etcd data, but {via} (cluster {}) no longer lists its peer URL {own_url}: it \
                      was removed from the cluster while it was away",

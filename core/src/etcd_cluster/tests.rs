@@ -153,7 +153,8 @@ fn a_master_removed_while_away_moves_its_data_aside_and_one_still_listed_restart
     );
     v.has_data = true;
     match decide(&v) {
-        EtcdStep::MoveDataAside { reason } => {
+        EtcdStep::MoveDataAside { via, reason } => {
+            assert_eq!(via, ip(3));
             assert!(
                 reason.contains("no longer lists its peer URL https://10.79.0.4:2380"),
                 "{reason}"
@@ -169,6 +170,95 @@ fn a_master_removed_while_away_moves_its_data_aside_and_one_still_listed_restart
     // Nobody answers (a whole-cluster power cut): restart on the data, never move it.
     v.peers = vec![refused(3), refused(10)];
     assert_eq!(decide(&v), EtcdStep::Restart);
+}
+
+#[test]
+fn a_removed_member_whose_etcd_runs_again_is_moved_aside_only_while_not_ready() {
+    // Its etcd (member 5, cluster 7) answers on loopback for the moment systemd has it running again; the voter at
+    // .3 lists members 1 and 3 only.
+    let voter = PeerProbe {
+        addr: ip(3),
+        answer: PeerAnswer::Members(list(
+            7,
+            1,
+            vec![member(1, "a", ip(3), false), member(3, "c", ip(10), false)],
+        )),
+    };
+    let mut v = view(4, &[3, 4, 10], vec![voter.clone()]);
+    v.has_data = true;
+    v.local = Some(status(7, 5, 0, false));
+    match decide(&v) {
+        EtcdStep::MoveDataAside { via, reason } => {
+            assert_eq!(via, ip(3));
+            assert!(
+                reason.contains("etcd member 5 runs on this master's data"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Ready (a leader, in quorum): never moved, whatever an answer says.
+    v.local_ready = true;
+    assert!(matches!(decide(&v), EtcdStep::Ready { .. }));
+    // Still listed: wait for it to be ready.
+    v.local_ready = false;
+    v.peers = vec![PeerProbe {
+        addr: ip(3),
+        answer: PeerAnswer::Members(list(
+            7,
+            1,
+            vec![member(1, "a", ip(3), false), member(5, "b", ip(4), false)],
+        )),
+    }];
+    assert!(matches!(decide(&v), EtcdStep::Wait { .. }));
+    // A learner that answers from another member's list is promoted through it, not moved.
+    v.local = Some(status(7, 5, 0, true));
+    v.peers = vec![PeerProbe {
+        addr: ip(3),
+        answer: PeerAnswer::Members(list(
+            7,
+            1,
+            vec![member(1, "a", ip(3), false), member(5, "b", ip(4), true)],
+        )),
+    }];
+    assert_eq!(decide(&v), EtcdStep::Promote { via: ip(3), id: 5 });
+}
+
+#[test]
+fn data_is_moved_aside_only_when_a_linearizable_read_confirms_the_removal() {
+    let mut v = view(
+        4,
+        &[3, 4, 10],
+        vec![PeerProbe {
+            addr: ip(3),
+            answer: PeerAnswer::Members(list(7, 1, vec![member(1, "a", ip(3), false)])),
+        }],
+    );
+    v.has_data = true;
+    assert!(matches!(decide(&v), EtcdStep::MoveDataAside { .. }));
+    // The leader's membership lists this master: the first answer was an old copy (the voter was catching up).
+    let current = list(
+        7,
+        1,
+        vec![member(1, "a", ip(3), false), member(2, "b", ip(4), false)],
+    );
+    assert!(!confirm_removed(&v, ip(3), current));
+    // It does not list it: confirmed.
+    let current = list(
+        7,
+        1,
+        vec![member(1, "a", ip(3), false), member(3, "c", ip(10), false)],
+    );
+    assert!(confirm_removed(&v, ip(3), current.clone()));
+    // Another cluster answering: not a confirmation (blocked instead).
+    let other = list(8, 1, vec![member(1, "a", ip(3), false)]);
+    assert!(!confirm_removed(&v, ip(3), other));
+    // A learner's answer is no voter's word.
+    let learner = list(7, 1, vec![member(1, "a", ip(3), true)]);
+    assert!(!confirm_removed(&v, ip(3), learner));
+    // The running-again case too (by member ID).
+    v.local = Some(status(7, 5, 0, false));
+    assert!(confirm_removed(&v, ip(3), current));
 }
 
 #[test]
